@@ -1,0 +1,84 @@
+"""The error kinds of the VM.
+
+Each carries the spec's wording as its message, because the spec runner matches messages the way
+the reference interpreter does: the expected text must be a prefix of ours.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+
+class WasmError(Exception):
+    """Base of every error the VM raises on purpose (anything else is a bug in wcr)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class MalformedModule(WasmError):
+    """The binary cannot be decoded.  ``offset`` is the byte offset in the module where it failed."""
+
+    def __init__(self, message: str, offset: Optional[int] = None):
+        super().__init__(message)
+        self.offset = offset
+
+    def __str__(self) -> str:
+        if self.offset is None:
+            return self.message
+        return f"{self.message} (at byte offset {self.offset:#x})"
+
+
+class Unsupported(WasmError):
+    """The module (or a command) uses a Wasm feature that wcr does not implement yet.
+
+    ``feature`` is a short proposal name such as ``"simd"``, ``"gc"``, ``"exceptions"``; the spec
+    runner reports these as *skipped* and lists the features that caused them.
+    """
+
+    def __init__(self, feature: str, detail: str = ""):
+        super().__init__(f"unsupported feature {feature}" + (f": {detail}" if detail else ""))
+        self.feature = feature
+
+
+class InvalidModule(WasmError):
+    """The module decodes but does not validate.  ``func``/``offset`` locate it when known."""
+
+    def __init__(self, message: str, func: Optional[int] = None, offset: Optional[int] = None):
+        super().__init__(message)
+        self.func = func
+        self.offset = offset
+
+    def __str__(self) -> str:
+        where = []
+        if self.func is not None:
+            where.append(f"func {self.func}")
+        if self.offset is not None:
+            where.append(f"byte offset {self.offset:#x}")
+        return self.message + (f" ({', '.join(where)})" if where else "")
+
+
+class LinkError(WasmError):
+    """Instantiation failed while resolving imports (``assert_unlinkable``)."""
+
+
+class Trap(WasmError):
+    """A Wasm trap.  ``kind`` is the spec's message, e.g. ``"integer divide by zero"``."""
+
+    @property
+    def kind(self) -> str:
+        return self.message
+
+
+class Exhaustion(Trap):
+    """Resource exhaustion (``assert_exhaustion``): ``"call stack exhausted"``."""
+
+
+class WasmException(WasmError):
+    """An uncaught Wasm exception escaping an invocation (``assert_exception``)."""
+
+    def __init__(self, tag, payload):
+        super().__init__("uncaught exception")
+        self.tag = tag
+        self.payload = payload
