@@ -1,1 +1,36 @@
+"""The validator (spec appendix "Validation Algorithm") and the type-matching helpers.
 
+Public API::
+
+    validate_module(m) -> ModuleInfo          # raises InvalidModule / Unsupported
+    canonical_types(m) -> list[key]           # iso-recursive type equivalence across modules
+    match_valtype / match_heaptype / match_limits / match_externtype / equal_valtype
+"""
+
+from __future__ import annotations
+
+from .canon import canonical_types, heap_sub_c, valtype_sub_c
+from .info import ControlInfo, FuncInfo, ModuleInfo
+from .match import (
+    equal_valtype,
+    match_externtype,
+    match_functype_key,
+    match_heaptype,
+    match_limits,
+    match_valtype,
+)
+from .validate import validate_module
+
+
+def subtype(module, t1, t2, keys=None) -> bool:
+    """``t1 <: t2`` for two value types of ``module`` (pass ``keys`` to avoid recomputing them)."""
+    if keys is None:
+        keys = canonical_types(module)
+    return match_valtype(t1, t2, keys)
+
+
+__all__ = [
+    "validate_module", "canonical_types", "ModuleInfo", "FuncInfo", "ControlInfo",
+    "match_valtype", "match_heaptype", "match_limits", "match_externtype", "equal_valtype",
+    "match_functype_key", "heap_sub_c", "valtype_sub_c", "subtype",
+]

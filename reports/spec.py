@@ -1,0 +1,101 @@
+"""Reports of a spec-test run: JUnit XML (via ``junit-xml``) and the JSON summary automation reads.
+
+JSON summary shape (stable; automation depends on it)::
+
+    {"totals": {"passed": N, "failed": N, "skipped": N},
+     "files": {"i32.wast": {"passed": N, "failed": N, "skipped": N}, ...},
+     "skipped_features": {"simd": N, ...},
+     "failures": [{"file", "line", "command", "name", "message", "expected", "actual", ...}, ...],
+     "failures_total": N, "elapsed_s": X, "asserts_per_s": X, "instructions": N}
+
+File keys are paths relative to the testsuite directory (``custom/branch_hint.wast``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from spec_tests.runner import FAILED, SKIPPED, FileResult
+
+MAX_FAILURES_IN_JSON = 200
+
+
+def counts(r: FileResult) -> Dict[str, int]:
+    return {"passed": r.passed, "failed": r.failed, "skipped": r.skipped}
+
+
+def totals(results: Sequence[FileResult]) -> Dict[str, int]:
+    t = {"passed": 0, "failed": 0, "skipped": 0}
+    for r in results:
+        for k, v in counts(r).items():
+            t[k] += v
+    return t
+
+
+def skipped_features(results: Sequence[FileResult]) -> Dict[str, int]:
+    c: Counter = Counter()
+    for r in results:
+        for case in r.cases:
+            if case.status == SKIPPED:
+                c[case.feature or "unknown"] += 1
+    return dict(c.most_common())
+
+
+def failures(results: Sequence[FileResult], limit: Optional[int] = None) -> List[Dict[str, Any]]:
+    out = []
+    for r in results:
+        for case in r.cases:
+            if case.status == FAILED:
+                out.append(case.to_dict())
+                if limit is not None and len(out) >= limit:
+                    return out
+    return out
+
+
+def summary(results: Sequence[FileResult], elapsed: float, max_failures: int = MAX_FAILURES_IN_JSON) -> Dict[str, Any]:
+    t = totals(results)
+    n = sum(t.values())
+    return {
+        "totals": t,
+        "files": {r.file: counts(r) for r in results},
+        "skipped_features": skipped_features(results),
+        "failures": failures(results, max_failures),
+        "failures_total": t["failed"],
+        "elapsed_s": round(elapsed, 3),
+        "asserts_per_s": round(n / elapsed, 1) if elapsed > 0 else None,
+        "instructions": sum(r.instructions for r in results),
+    }
+
+
+def write_json(path: Path, results: Sequence[FileResult], elapsed: float) -> None:
+    Path(path).write_text(json.dumps(summary(results, elapsed), indent=1) + "\n", encoding="utf-8")
+
+
+def junit_suites(results: Sequence[FileResult]) -> list:
+    from junit_xml import TestCase, TestSuite
+
+    suites = []
+    for r in results:
+        cases = []
+        for c in r.cases:
+            tc = TestCase(c.name, classname=r.file.replace("/", ".").rsplit(".wast", 1)[0],
+                          elapsed_sec=c.elapsed, file=r.file, line=c.line)
+            if c.status == FAILED:
+                detail = f"expected: {c.expected}\nactual: {c.actual}"
+                if c.traceback:
+                    detail += "\n" + c.traceback
+                tc.add_failure_info(message=c.message, output=detail, failure_type=c.command)
+            elif c.status == SKIPPED:
+                tc.add_skipped_info(message=f"unsupported feature: {c.feature}")
+            cases.append(tc)
+        suites.append(TestSuite(r.file, cases, file=r.file))
+    return suites
+
+
+def write_junit(path: Path, results: Sequence[FileResult]) -> None:
+    from junit_xml import to_xml_report_string
+
+    Path(path).write_text(to_xml_report_string(junit_suites(results), encoding="utf-8"), encoding="utf-8")

@@ -1,0 +1,330 @@
+"""The ``wcr`` command line.
+
+Subcommands are registered in :data:`COMMANDS` as ``(name, help, add_arguments, run)``; adding one
+(snapshot, restore, convert, fuzz, bench ...) means writing those two functions and appending a row.
+
+Exit codes: 0 = success (``spec``: nothing failed), 1 = ``spec`` had failures, 2 = bad input (missing
+file, bad argument, unknown export, malformed/invalid module: one line on stderr, never a traceback),
+3 = the module needs a feature wcr does not support.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import struct
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, List, Optional, Sequence, Tuple
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNSUPPORTED = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit 2."""
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("wcr")
+    except Exception:
+        return "0+unknown"
+
+
+# ==================================================================================================
+# wcr spec
+# ==================================================================================================
+def _add_spec(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", nargs="*", metavar="FILE|GLOB",
+                   help="scripts relative to the testsuite dir, or globs (i32.wast, 'simd_*.wast', "
+                        "'custom/*.wast'); default: all .wast files, recursively")
+    p.add_argument("--testsuite", metavar="DIR",
+                   help="testsuite directory (default: $WASM_TESTSUITE, ../shared/wasm-testsuite, "
+                        "else download of the pinned commit)")
+    p.add_argument("--list", metavar="NAME", help="a named file list from spec_tests/data (e.g. core-1-2)")
+    p.add_argument("--json", metavar="PATH", help="write the JSON summary here")
+    p.add_argument("--junit", metavar="PATH", help="write JUnit XML here")
+    p.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="worker processes (default 1)")
+    p.add_argument("--max-failures", type=int, default=10, metavar="N",
+                   help="how many failures to show in detail (default 10)")
+    p.add_argument("--quiet", action="store_true", help="no per-file table")
+
+
+def _run_spec(args: argparse.Namespace) -> int:
+    from reports.spec import failures, skipped_features, totals, write_json, write_junit
+    from spec_tests.parallel import run_files
+    from spec_tests.testsuite import TestsuiteError, locate_testsuite, read_list, select_files
+
+    if args.jobs < 1:
+        raise UsageError(f"-j {args.jobs}: must be at least 1")
+    try:
+        root = locate_testsuite(args.testsuite)
+        patterns = list(args.files)
+        if args.list:
+            patterns += read_list(args.list)
+        files = select_files(root, patterns)
+    except TestsuiteError as e:
+        raise UsageError(str(e)) from None
+    if not files:
+        raise UsageError(f"no .wast files in {root}")
+
+    tty = sys.stderr.isatty()
+    start = time.perf_counter()
+    state = {"cases": 0}
+
+    def progress(r: Any, i: int, n: int) -> None:
+        state["cases"] += len(r.cases)
+        if tty:
+            el = time.perf_counter() - start
+            rate = state["cases"] / el if el > 0 else 0.0
+            sys.stderr.write(f"\r\x1b[K[{i}/{n}] {r.file}  {state['cases']} asserts, {rate:.0f}/s")
+            sys.stderr.flush()
+
+    results = run_files(root, files, jobs=args.jobs, progress=progress)
+    elapsed = time.perf_counter() - start
+    if tty:
+        sys.stderr.write("\r\x1b[K")
+        sys.stderr.flush()
+
+    out = sys.stdout
+    if not args.quiet:
+        w = max([len(r.file) for r in results] + [5])
+        out.write(f"{'file':<{w}}  {'passed':>7} {'failed':>7} {'skipped':>7}\n")
+        for r in results:
+            out.write(f"{r.file:<{w}}  {r.passed:>7} {r.failed:>7} {r.skipped:>7}\n")
+    t = totals(results)
+    n = sum(t.values())
+    feats = skipped_features(results)
+    if feats:
+        out.write("skipped (unsupported features): "
+                  + ", ".join(f"{k} {v}" for k, v in feats.items()) + "\n")
+    fails = failures(results, args.max_failures)
+    if fails:
+        out.write(f"first {len(fails)} of {t['failed']} failures:\n")
+        for f in fails:
+            out.write(f"  {f['file']}:{f['line']} {f['name'].split(' ', 1)[-1]}: {f['message']}\n")
+            if f.get("expected") or f.get("actual"):
+                out.write(f"      expected: {f.get('expected', '')}\n      actual:   {f.get('actual', '')}\n")
+            tb = f.get("traceback")
+            if tb:
+                last = [ln for ln in tb.strip().splitlines() if ln.strip().startswith("File ")][-1:]
+                for ln in last:
+                    out.write(f"      at {ln.strip()}\n")
+    rate = n / elapsed if elapsed > 0 else 0.0
+    out.write(f"{len(results)} files: {t['passed']} passed, {t['failed']} failed, {t['skipped']} skipped"
+              f" in {elapsed:.1f}s ({rate:.0f} asserts/s)\n")
+    if args.json:
+        write_json(Path(args.json), results, elapsed)
+    if args.junit:
+        write_junit(Path(args.junit), results)
+    return EXIT_OK if t["failed"] == 0 else EXIT_FAIL
+
+
+# ==================================================================================================
+# wcr run
+# ==================================================================================================
+_INT_BITS = {"i32": 32, "i64": 64}
+
+
+def parse_arg(text: str) -> Tuple[str, Any]:
+    """``TYPE:VALUE`` → (type, runtime value).
+
+    i32/i64: decimal (negative allowed) or 0x hex; f32/f64: ``0x...`` raw bits, or a decimal float /
+    ``nan`` / ``inf`` / ``-inf`` converted to bits; v128: an integer (0x hex allowed); externref: N or
+    ``null``; funcref: ``null``.
+    """
+    typ, sep, val = text.partition(":")
+    if not sep or not val:
+        raise UsageError(f"argument {text!r}: expected TYPE:VALUE (e.g. i32:7, f64:1.5, externref:null)")
+    try:
+        if typ in _INT_BITS:
+            bits = _INT_BITS[typ]
+            n = int(val, 0)
+            if not -(1 << (bits - 1)) <= n < (1 << bits):
+                raise UsageError(f"argument {text!r}: out of range for {typ}")
+            return typ, n & ((1 << bits) - 1)
+        if typ in ("f32", "f64"):
+            bits = 32 if typ == "f32" else 64
+            if val.lower().startswith(("0x", "-0x", "+0x")) and "." not in val and "p" not in val.lower():
+                n = int(val, 16)
+                if not 0 <= n < (1 << bits):
+                    raise UsageError(f"argument {text!r}: bit pattern out of range for {typ}")
+                return typ, n
+            x = float(val)
+            if typ == "f32":
+                if math.isfinite(x) and abs(x) > 3.4028235677973366e38:
+                    raise UsageError(f"argument {text!r}: out of range for f32")
+                return typ, struct.unpack("<I", struct.pack("<f", x))[0]
+            return typ, struct.unpack("<Q", struct.pack("<d", x))[0]
+        if typ == "v128":
+            n = int(val, 0)
+            if not 0 <= n < (1 << 128):
+                raise UsageError(f"argument {text!r}: out of range for v128")
+            return typ, n
+        if typ == "externref":
+            if val == "null":
+                return typ, None
+            from vm.runtime import ExternRef
+
+            return typ, ExternRef(int(val, 0))
+        if typ in ("funcref", "anyref", "exnref", "ref"):
+            if val == "null":
+                return typ, None
+            raise UsageError(f"argument {text!r}: only null can be passed for {typ}")
+    except ValueError:
+        raise UsageError(f"argument {text!r}: bad {typ} value {val!r}") from None
+    raise UsageError(f"argument {text!r}: unknown type {typ!r} (i32 i64 f32 f64 v128 externref funcref)")
+
+
+def format_result(v: Any, t: Any) -> str:
+    """Canonical text of a result: i32/i64 unsigned decimal, f32/f64/v128 hex bits, refs by kind."""
+    from vm.types import RefType
+
+    if isinstance(t, str):
+        if t in ("i32", "i64"):
+            return f"{t}:{v}"
+        if t == "f32":
+            return f"f32:0x{v:08x}"
+        if t == "f64":
+            return f"f64:0x{v:016x}"
+        if t == "v128":
+            return f"v128:0x{v:032x}"
+    name = repr(t) if isinstance(t, RefType) else str(t)
+    if v is None:
+        return f"{name}:null"
+    if type(v).__name__ == "ExternRef":
+        return f"externref:{getattr(v, 'value', getattr(v, 'n', '?'))}"
+    kind = getattr(v, "kind", None)
+    if kind is None and type(v).__name__ == "FuncInst":
+        kind = "func"
+    return f"{name}:{kind or type(v).__name__}"
+
+
+def _add_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument("module", metavar="MODULE.wasm")
+    p.add_argument("--invoke", required=True, metavar="NAME", help="exported function to call")
+    p.add_argument("args", nargs="*", metavar="TYPE:VALUE",
+                   help="arguments, e.g. i32:7 i64:-3 f32:0x7fc00000 f64:1.5 externref:3 funcref:null")
+
+
+def _run_run(args: argparse.Namespace) -> int:
+    from vm.errors import InvalidModule, LinkError, MalformedModule, Trap, Unsupported, WasmException
+
+    path = Path(args.module)
+    if not path.is_file():
+        raise UsageError(f"{args.module}: no such file")
+    parsed = [parse_arg(a) for a in args.args]
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise UsageError(f"{args.module}: cannot read: {e.strerror}") from None
+    try:
+        from vm.binary import decode_module
+        from vm.runtime import FuncInst, Store
+        from vm.runtime.spectest import spectest_exports
+        from vm.valid import validate_module
+
+        module = decode_module(data)
+        info = validate_module(module)
+        store = Store(max_call_depth=1000)
+        host = {"spectest": spectest_exports(store)}
+        imports = []
+        for imp in module.imports:
+            src = host.get(imp.module, {})
+            if imp.name not in src:
+                raise UsageError(f"{args.module}: unknown import {imp.module}.{imp.name} "
+                                 "(only the spectest host module is available)")
+            imports.append(src[imp.name])
+        inst = store.instantiate(module, info, imports)
+        func = inst.exports.get(args.invoke)
+        if func is None:
+            funcs = sorted(k for k, v in inst.exports.items() if isinstance(v, FuncInst))
+            raise UsageError(f"{args.module}: no exported function {args.invoke!r} "
+                             f"(exported functions: {', '.join(funcs) or 'none'})")
+        if not isinstance(func, FuncInst):
+            raise UsageError(f"{args.module}: export {args.invoke!r} is not a function")
+        params = list(func.type.params)
+        if len(params) != len(parsed):
+            raise UsageError(f"{args.invoke}: expects {len(params)} arguments "
+                             f"({' '.join(map(str, params)) or 'none'}), got {len(parsed)}")
+        for i, (p, (t, _)) in enumerate(zip(params, parsed)):
+            if isinstance(p, str) and p != t:
+                raise UsageError(f"{args.invoke}: argument {i} must be {p}, got {t}")
+            if not isinstance(p, str) and t in _INT_BITS.keys() | {"f32", "f64", "v128"}:
+                raise UsageError(f"{args.invoke}: argument {i} must be {p!r}, got {t}")
+        trap = None
+        results: List[str] = []
+        try:
+            res = store.invoke(func, [v for _, v in parsed])
+            results = [format_result(v, t) for v, t in zip(res, func.type.results)]
+        except Trap as e:
+            trap = e.kind
+        except WasmException as e:
+            trap = e.message
+        out = {"results": results, "trap": trap, "instructions": int(getattr(store, "instructions", 0) or 0)}
+    except MalformedModule as e:
+        raise UsageError(f"{args.module}: malformed module: {e}") from None
+    except InvalidModule as e:
+        raise UsageError(f"{args.module}: invalid module: {e}") from None
+    except LinkError as e:
+        raise UsageError(f"{args.module}: link error: {e}") from None
+    except Trap as e:  # start function / segment initialisation
+        out = {"results": [], "trap": e.kind, "instructions": int(getattr(store, "instructions", 0) or 0)}
+    except Unsupported as e:
+        print(f"wcr: {args.module}: {e}", file=sys.stderr)
+        return EXIT_UNSUPPORTED
+    print(json.dumps(out))
+    return EXIT_OK
+
+
+# ==================================================================================================
+# entry point
+# ==================================================================================================
+Command = Tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
+
+COMMANDS: List[Command] = [
+    ("spec", "run the official .wast spec tests strictly", _add_spec, _run_spec),
+    ("run", "instantiate a module and invoke one export, print JSON", _add_run, _run_run),
+]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports errors in one line with exit code 2 (its default prints usage too)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"wcr: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="wcr", description="WebAssembly checkpoint/restore conformance suite")
+    parser.add_argument("--version", action="version", version=f"wcr {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, help_, add, run in COMMANDS:
+        p = sub.add_parser(name, help=help_, description=help_)
+        add(p)
+        p.set_defaults(_run=run)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "_run", None) is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args._run(args))
+    except UsageError as e:
+        print(f"wcr: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("wcr: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Runtime objects of the store: function, table, memory, global and tag instances, module instances.
+
+They are deliberately plain: every piece of execution state is an attribute that the snapshot code
+can read and rebuild, and nothing refers to Python-level execution state (no generators, no closures
+holding values).  Compiled code (``FuncInst.code``) is a cache derived from the module and is never part
+of a snapshot.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Optional
+
+from ..errors import Trap
+from ..types import FuncType, GlobalType, MemType, TableType
+
+PAGE_SIZE = 65536
+
+
+class ExternRef:
+    """A host reference (``ref.extern N`` in the spec scripts).  Equal when the host values are."""
+
+    __slots__ = ("value",)
+    kind = "extern"
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ExternRef) and other.value == self.value
+
+    def __hash__(self) -> int:
+        return hash(("extern", self.value))
+
+    def __repr__(self) -> str:
+        return f"ExternRef({self.value!r})"
+
+
+class FuncInst:
+    """A function: either defined by a module instance (``module``/``index``/``func``) or a host
+    function (``host`` is a callable taking a list of argument values and returning a list)."""
+
+    __slots__ = ("type", "canon", "module", "index", "func", "info", "code", "host", "name", "defaults")
+    kind = "func"
+
+    def __init__(
+        self,
+        type: FuncType,
+        canon: Any,
+        module: Optional[ModuleInst] = None,
+        index: int = -1,
+        func: Any = None,
+        info: Any = None,
+        host: Optional[Callable[[List[Any]], List[Any]]] = None,
+        name: str = "",
+    ):
+        self.type = type
+        self.canon = canon  # canonical type key: call_indirect compares these across modules
+        self.module = module
+        self.index = index  # index in the defining module's function index space
+        self.func = func  # vm.module.Func for defined functions
+        self.info = info  # vm.valid FuncInfo
+        self.code: Optional[list] = None  # compiled form, built by the engine
+        self.host = host
+        self.name = name
+        self.defaults: list = []  # initial values of the declared (non-parameter) locals
+
+    def __repr__(self) -> str:
+        if self.host is not None:
+            return f"<host func {self.name}>"
+        return f"<func {self.index}>"
+
+
+class TableInst:
+    __slots__ = ("type", "elements", "owner")
+    kind = "table"
+
+    def __init__(self, type: TableType, init: Any = None, owner: Any = None):
+        self.type = type
+        self.owner = owner  # defining ModuleInst (its canonical type keys interpret type indices)
+        self.elements: List[Any] = [init] * type.limits.min
+
+    def grow(self, n: int, init: Any) -> int:
+        """Returns the old size, or -1 when the table cannot grow (the spec lets grow fail)."""
+        old = len(self.elements)
+        new = old + n
+        mx = self.type.limits.max
+        cap = (1 << 64) - 1 if self.type.is64 else 0xFFFFFFFF
+        if new > cap or (mx is not None and new > mx) or new > 10_000_000:
+            return -1
+        self.elements.extend([init] * n)
+        return old
+
+
+class MemInst:
+    __slots__ = ("type", "data", "max_pages")
+    kind = "memory"
+
+    def __init__(self, type: MemType, max_pages_cap: int):
+        self.type = type
+        self.data = bytearray(type.limits.min * PAGE_SIZE)
+        hard = 1 << 48 if type.is64 else 65536
+        mx = type.limits.max if type.limits.max is not None else hard
+        self.max_pages = min(mx, hard, max_pages_cap)
+
+    @property
+    def pages(self) -> int:
+        return len(self.data) // PAGE_SIZE
+
+    def grow(self, n: int) -> int:
+        old = len(self.data) // PAGE_SIZE
+        if old + n > self.max_pages:
+            return -1
+        if n:
+            self.data.extend(bytes(n * PAGE_SIZE))
+        return old
+
+
+class GlobalInst:
+    __slots__ = ("type", "value", "owner")
+    kind = "global"
+
+    def __init__(self, type: GlobalType, value: Any, owner: Any = None):
+        self.type = type
+        self.value = value
+        self.owner = owner
+
+
+class TagInst:
+    __slots__ = ("type", "canon")
+    kind = "tag"
+
+    def __init__(self, type: FuncType, canon: Any):
+        self.type = type
+        self.canon = canon
+
+
+class ModuleInst:
+    """An instantiated module: its index spaces resolved to store objects."""
+
+    def __init__(self, module: Any, info: Any, sha256: str = ""):
+        self.module = module
+        self.info = info
+        self.sha256 = sha256
+        self.canon: List[Any] = []  # canonical key of each type index
+        self.funcs: List[FuncInst] = []
+        self.tables: List[TableInst] = []
+        self.mems: List[MemInst] = []
+        self.globals: List[GlobalInst] = []
+        self.tags: List[TagInst] = []
+        self.elems: List[List[Any]] = []  # element segments' references; [] once dropped
+        self.datas: List[bytes] = []  # data segments' bytes; b"" once dropped
+        self.elem_dropped: List[bool] = []
+        self.data_dropped: List[bool] = []
+        self.exports: Dict[str, Any] = {}
+        self.name: Optional[str] = None  # registered name, when the spec script registers it
+
+    def drop_elem(self, i: int) -> None:
+        self.elems[i] = []
+        self.elem_dropped[i] = True
+
+    def drop_data(self, i: int) -> None:
+        self.datas[i] = b""
+        self.data_dropped[i] = True
+
+
+def trap(kind: str) -> Trap:
+    return Trap(kind)

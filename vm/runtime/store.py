@@ -1,0 +1,231 @@
+"""The store: instantiation (linking, segment initialisation, start function) and invocation.
+
+A :class:`Store` owns every instance created in it, the host state (the ``spectest`` print log) and the
+engine.  Everything it holds is explicit data so that the snapshot code can serialise and rebuild it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Callable, List, Optional, Sequence
+
+from ..errors import LinkError, Trap, Unsupported
+from ..module import Expr, Module
+from ..types import FuncType, GlobalType, Limits, RefType, default_value
+from .objects import (
+    PAGE_SIZE,
+    ExternRef,
+    FuncInst,
+    GlobalInst,
+    MemInst,
+    ModuleInst,
+    TableInst,
+    TagInst,
+)
+
+__all__ = ["Store", "ExternRef"]
+
+
+def _canonical_keys(module: Module) -> List[Any]:
+    from ..valid.canon import canonical_types
+
+    return canonical_types(module)
+
+
+class Store:
+    """A set of instances sharing one engine.
+
+    ``max_call_depth`` bounds the explicit frame stack ("call stack exhausted"); ``max_memory_pages``
+    caps what ``memory.grow`` will allocate (the spec lets grow fail at any size), so that a test cannot
+    make the host allocate gigabytes.
+    """
+
+    def __init__(self, max_call_depth: int = 1000, max_memory_pages: int = 16384, engine: str = "reference"):
+        from ..exec.engine import Machine
+
+        self.max_call_depth = max_call_depth
+        self.max_memory_pages = max_memory_pages
+        self.instances: List[ModuleInst] = []
+        self.host_log: List[tuple] = []
+        self.instructions = 0  # retired instructions of the last invocation
+        self.engine_name = engine
+        self.machine = Machine(self)
+
+    # -- types ---------------------------------------------------------------------------------
+    def canon_match(self, actual: Any, expected: Any) -> bool:
+        """Is the canonical type ``actual`` a subtype of ``expected``?  (call_indirect, call_ref)"""
+        from ..valid.canon import heap_sub_c
+
+        return actual == expected or heap_sub_c(actual, expected)
+
+    # -- instantiation ------------------------------------------------------------------------
+    def instantiate(self, module: Module, info: Any, imports: Sequence[Any], sha256: str = "") -> ModuleInst:
+        """Instantiate ``module`` (already validated; ``info`` is its ModuleInfo) with ``imports`` given
+        as extern values in the order of ``module.imports``."""
+        from ..valid.canon import heap_sub_c
+        from ..valid.match import match_externtype
+
+        if len(imports) != len(module.imports):
+            raise LinkError(f"wrong number of imports: expected {len(module.imports)}, got {len(imports)}")
+        inst = ModuleInst(module, info, sha256)
+        inst.canon = _canonical_keys(module)
+
+        # imports
+        for imp, ext in zip(module.imports, imports):
+            kind = imp.desc.kind
+            where = f"{imp.module}.{imp.name}"
+            if getattr(ext, "kind", None) != kind:
+                raise LinkError(f"incompatible import type for {where}: expected a {kind}")
+            if kind in ("func", "tag"):
+                ok = heap_sub_c(ext.canon, inst.canon[imp.desc.type]) if kind == "func" else (
+                    ext.canon == inst.canon[imp.desc.type])
+            elif kind == "table":
+                actual = ext.type._replace(limits=Limits(len(ext.elements), ext.type.limits.max))
+                ok = match_externtype(kind, actual, imp.desc.type, ext_canon(ext), inst.canon)
+            elif kind == "memory":
+                actual = ext.type._replace(limits=Limits(ext.pages, ext.type.limits.max))
+                ok = match_externtype(kind, actual, imp.desc.type, [], inst.canon)
+            else:
+                ok = match_externtype(kind, ext.type, imp.desc.type, ext_canon(ext), inst.canon)
+            if not ok:
+                raise LinkError(f"incompatible import type for {where}")
+            {"func": inst.funcs, "table": inst.tables, "memory": inst.mems, "global": inst.globals,
+             "tag": inst.tags}[kind].append(ext)
+
+        # defined functions
+        nimp = len(inst.funcs)
+        for j, f in enumerate(module.funcs):
+            ft = module.types[f.typeidx].comp
+            fi = FuncInst(ft, inst.canon[f.typeidx], inst, nimp + j, f, info.funcs[j])
+            defaults = []
+            for n, t in f.locals:
+                defaults.extend([default_value(t)] * n)
+            fi.defaults = defaults
+            inst.funcs.append(fi)
+
+        # globals (3.0: initialisers may read earlier globals)
+        for g in module.globals:
+            inst.globals.append(GlobalInst(g.type, self.eval_const(inst, g.init), inst))
+        for t in module.tables:
+            init = self.eval_const(inst, t.init) if t.init is not None else None
+            inst.tables.append(TableInst(t.type, init, inst))
+        for m in module.memories:
+            inst.mems.append(MemInst(m.type, self.max_memory_pages))
+        for tg in module.tags:
+            inst.tags.append(TagInst(module.types[tg.typeidx].comp, inst.canon[tg.typeidx]))
+        for e in module.elems:
+            inst.elems.append([self.eval_const(inst, x) for x in e.init])
+            inst.elem_dropped.append(False)
+        for d in module.datas:
+            inst.datas.append(bytes(d.init))
+            inst.data_dropped.append(False)
+        spaces = {"func": inst.funcs, "table": inst.tables, "memory": inst.mems, "global": inst.globals,
+                  "tag": inst.tags}
+        for ex in module.exports:
+            inst.exports[ex.name] = spaces[ex.kind][ex.index]
+
+        # compile eagerly: an unsupported instruction makes the whole module unsupported
+        for f in inst.funcs[nimp:]:
+            self.machine.ensure_compiled(f)
+        self.instances.append(inst)
+
+        # active and declarative segments, in order
+        for i, e in enumerate(module.elems):
+            if e.mode == "active":
+                tab = inst.tables[e.table]
+                off = self.eval_const(inst, e.offset)
+                seg = inst.elems[i]
+                if off + len(seg) > len(tab.elements):
+                    raise Trap("out of bounds table access")
+                tab.elements[off:off + len(seg)] = seg
+                inst.drop_elem(i)
+            elif e.mode == "declarative":
+                inst.drop_elem(i)
+        for i, d in enumerate(module.datas):
+            if d.mode == "active":
+                mem = inst.mems[d.memory]
+                off = self.eval_const(inst, d.offset)
+                seg = inst.datas[i]
+                if off + len(seg) > len(mem.data):
+                    raise Trap("out of bounds memory access")
+                mem.data[off:off + len(seg)] = seg
+                inst.drop_data(i)
+        if module.start is not None:
+            self.invoke(inst.funcs[module.start], [])
+        return inst
+
+    def eval_const(self, inst: ModuleInst, expr: Optional[Expr]) -> Any:
+        """Evaluate a constant expression (incl. extended-const arithmetic)."""
+        if expr is None:
+            return None
+        st: List[Any] = []
+        for ins in expr:
+            op = ins.op
+            if op in ("i32.const", "i64.const", "f32.const", "f64.const", "v128.const"):
+                st.append(ins.imm)
+            elif op == "ref.null":
+                st.append(None)
+            elif op == "ref.func":
+                st.append(inst.funcs[ins.imm])
+            elif op == "global.get":
+                st.append(inst.globals[ins.imm].value)
+            elif op in ("i32.add", "i32.sub", "i32.mul", "i64.add", "i64.sub", "i64.mul"):
+                b = st.pop()
+                a = st.pop()
+                mask = 0xFFFFFFFF if op[1] == "3" else (1 << 64) - 1
+                if op.endswith("add"):
+                    st.append((a + b) & mask)
+                elif op.endswith("sub"):
+                    st.append((a - b) & mask)
+                else:
+                    st.append((a * b) & mask)
+            elif op == "end":
+                break
+            else:
+                from ..exec.engine import feature_of
+
+                raise Unsupported(feature_of(op), f"{op} in a constant expression")
+        return st[-1] if st else None
+
+    # -- invocation ---------------------------------------------------------------------------
+    def invoke(self, func: FuncInst, args: Sequence[Any]) -> List[Any]:
+        """Call ``func`` with ``args`` (runtime representation) and return its results."""
+        th = None
+        try:
+            th = self.machine.invoke(func, list(args))
+        finally:
+            self.instructions = th.count if th is not None else self.instructions
+        return th.results or []
+
+    def host_func(self, name: str, ft: FuncType, fn: Callable[[List[Any]], List[Any]]) -> FuncInst:
+        """A host function with a structural canonical type (host types never contain type indices)."""
+        from ..types import SubType
+
+        key = _canonical_keys(Module(types=[SubType(True, (), ft)], rec_sizes=[1]))[0]
+        return FuncInst(ft, key, host=fn, name=name)
+
+    def host_global(self, t: GlobalType, value: Any) -> GlobalInst:
+        return GlobalInst(t, value)
+
+    def host_table(self, elem: RefType, limits: Limits) -> TableInst:
+        from ..types import TableType
+
+        return TableInst(TableType(elem, limits), None)
+
+    def host_memory(self, limits: Limits) -> MemInst:
+        from ..types import MemType
+
+        return MemInst(MemType(limits), self.max_memory_pages)
+
+
+def ext_canon(ext: Any) -> List[Any]:
+    """The canonical type keys of the module that defined a table/global (host ones have none)."""
+    owner = getattr(ext, "owner", None)
+    return owner.canon if owner is not None else []
+
+
+def module_sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+__all__ += ["PAGE_SIZE", "module_sha256"]
