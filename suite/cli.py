@@ -206,9 +206,10 @@ def format_result(v: Any, t: Any) -> str:
 
 def _add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("module", metavar="MODULE.wasm")
-    p.add_argument("--invoke", required=True, metavar="NAME", help="exported function to call")
-    p.add_argument("args", nargs="*", metavar="TYPE:VALUE",
-                   help="arguments, e.g. i32:7 i64:-3 f32:0x7fc00000 f64:1.5 externref:3 funcref:null")
+    p.add_argument("--invoke", required=True, nargs="+", metavar=("NAME", "TYPE:VALUE"),
+                   help="exported function to call, then its arguments, e.g. i32:7 i64:-3 "
+                        "f32:0x7fc00000 f64:1.5 externref:3 funcref:null")
+    p.add_argument("args", nargs="*", metavar="TYPE:VALUE", help=argparse.SUPPRESS)
 
 
 def _run_run(args: argparse.Namespace) -> int:
@@ -217,7 +218,9 @@ def _run_run(args: argparse.Namespace) -> int:
     path = Path(args.module)
     if not path.is_file():
         raise UsageError(f"{args.module}: no such file")
-    parsed = [parse_arg(a) for a in args.args]
+    name, *rest = args.invoke
+    args.invoke = name
+    parsed = [parse_arg(a) for a in list(args.args) + rest]
     try:
         data = path.read_bytes()
     except OSError as e:

@@ -85,15 +85,21 @@ class Machine:
         locs.extend(f.defaults)
         return Frame(f, locs)
 
-    def invoke(self, f: FuncInst, args: list, stop_at: Optional[int] = None) -> Thread:
-        """Start an invocation of ``f`` and run it to completion (or until ``stop_at`` instructions)."""
+    def start(self, f: FuncInst, args: list) -> Thread:
+        """A thread about to execute the first instruction of ``f`` (host functions run at once)."""
         th = Thread()
         if f.host is not None:
             th.results = list(f.host(list(args)))
             th.done = True
             return th
         th.frames.append(self.new_frame(f, args))
-        self.run(th, stop_at)
+        return th
+
+    def invoke(self, f: FuncInst, args: list, stop_at: Optional[int] = None) -> Thread:
+        """Start an invocation of ``f`` and run it to completion (or until ``stop_at`` instructions)."""
+        th = self.start(f, args)
+        if not th.done:
+            self.run(th, stop_at)
         return th
 
     def run(self, th: Thread, stop_at: Optional[int] = None) -> None:
@@ -529,10 +535,10 @@ class _CallH:
         i = st.pop()
         el = tab.elements
         if i >= len(el):
-            raise Trap("undefined element")
+            raise Trap(f"undefined element {i}")
         f = el[i]
         if f is None:
-            raise Trap("uninitialized element")
+            raise Trap(f"uninitialized element {i}")
         if f.canon != canon and not match(f.canon, canon):
             raise Trap("indirect call type mismatch")
         self.m.callee = f

@@ -59,9 +59,12 @@ class Store:
         return actual == expected or heap_sub_c(actual, expected)
 
     # -- instantiation ------------------------------------------------------------------------
-    def instantiate(self, module: Module, info: Any, imports: Sequence[Any], sha256: str = "") -> ModuleInst:
-        """Instantiate ``module`` (already validated; ``info`` is its ModuleInfo) with ``imports`` given
-        as extern values in the order of ``module.imports``."""
+    def allocate(self, module: Module, info: Any, imports: Sequence[Any], sha256: str = "") -> ModuleInst:
+        """Link and allocate an instance without running segments or the start function.
+
+        Restoring a snapshot uses this and then overwrites the allocated state; ``instantiate`` adds
+        the initialisation steps.
+        """
         from ..valid.canon import heap_sub_c
         from ..valid.match import match_externtype
 
@@ -128,7 +131,13 @@ class Store:
         for f in inst.funcs[nimp:]:
             self.machine.ensure_compiled(f)
         self.instances.append(inst)
+        return inst
 
+    def instantiate(self, module: Module, info: Any, imports: Sequence[Any], sha256: str = "") -> ModuleInst:
+        """Instantiate ``module`` (already validated; ``info`` is its ModuleInfo) with ``imports`` given
+        as extern values in the order of ``module.imports``: allocate, then run the active/declarative
+        segments and the start function."""
+        inst = self.allocate(module, info, imports, sha256)
         # active and declarative segments, in order
         for i, e in enumerate(module.elems):
             if e.mode == "active":
@@ -190,11 +199,12 @@ class Store:
     # -- invocation ---------------------------------------------------------------------------
     def invoke(self, func: FuncInst, args: Sequence[Any]) -> List[Any]:
         """Call ``func`` with ``args`` (runtime representation) and return its results."""
-        th = None
+        th = self.machine.start(func, list(args))
         try:
-            th = self.machine.invoke(func, list(args))
+            if not th.done:
+                self.machine.run(th)
         finally:
-            self.instructions = th.count if th is not None else self.instructions
+            self.instructions = th.count
         return th.results or []
 
     def host_func(self, name: str, ft: FuncType, fn: Callable[[List[Any]], List[Any]]) -> FuncInst:

@@ -155,7 +155,7 @@ class FuncValidator:
 
     # -- errors --
     def err(self, msg: str):
-        off = self.ins.offset if self.ins is not None else None
+        off = self.ins.offset if self.ins is not None and self.ins.offset >= 0 else None
         raise InvalidModule(msg, func=self.fidx, offset=off)
 
     # -- operand stack --

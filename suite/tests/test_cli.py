@@ -1,0 +1,162 @@
+"""The ``wcr`` command line: exit codes, one-line errors for bad input, ``run`` output, reports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any, List, Tuple
+
+import pytest
+
+from spec_tests.convert import wasm_tools_exe
+from suite.cli import main, parse_arg
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WCR_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "wcr-cache"))
+
+
+def wcr(capsys: pytest.CaptureFixture, *argv: str) -> Tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as e:  # argparse: --version, usage errors
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def wat(tmp_path: Path, text: str, name: str = "m.wasm") -> Path:
+    src = tmp_path / (name + ".wat")
+    src.write_text(text)
+    out = tmp_path / name
+    subprocess.run([wasm_tools_exe(), "parse", str(src), "-o", str(out)], check=True)
+    return out
+
+
+MOD = """(module
+  (import "spectest" "print_i32" (func $p (param i32)))
+  (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1)))
+  (func (export "sub64") (param i64 i64) (result i64) (i64.sub (local.get 0) (local.get 1)))
+  (func (export "fneg") (param f32) (result f32) (f32.neg (local.get 0)))
+  (func (export "d") (param f64) (result f64) (local.get 0))
+  (func (export "ext") (param externref) (result externref) (local.get 0))
+  (func (export "div") (param i32) (result i32) (i32.div_u (i32.const 1) (local.get 0)))
+  (func (export "pr") (call $p (i32.const 7)))
+  (global (export "g") i32 (i32.const 0))
+)"""
+
+
+def test_version(capsys: pytest.CaptureFixture) -> None:
+    code, out, _ = wcr(capsys, "--version")
+    assert code == 0 and out.startswith("wcr ")
+
+
+def test_python_dash_m(tmp_path: Path) -> None:
+    p = subprocess.run([sys.executable, "-m", "suite", "--version"], capture_output=True, text=True,
+                       cwd=Path(__file__).resolve().parents[2])
+    assert p.returncode == 0 and p.stdout.startswith("wcr ")
+
+
+def test_run_results(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    m = str(wat(tmp_path, MOD))
+    cases: List[Tuple[List[str], List[str], Any]] = [
+        (["add", "i32:2", "i32:3"], ["i32:5"], None),
+        (["add", "i32:-1", "i32:0"], ["i32:4294967295"], None),
+        (["sub64", "i64:-3", "i64:1"], ["i64:18446744073709551612"], None),
+        (["fneg", "f32:0x7fc00000"], ["f32:0xffc00000"], None),
+        (["d", "f64:1.5"], ["f64:0x3ff8000000000000"], None),
+        (["ext", "externref:3"], ["externref:3"], None),
+        (["ext", "externref:null"], ["externref:null"], None),
+        (["div", "i32:0"], [], "integer divide by zero"),
+        (["pr"], [], None),
+    ]
+    for (name, *args), results, trap in cases:
+        code, out, err = wcr(capsys, "run", m, "--invoke", name, *args)
+        assert code == 0, err
+        doc = json.loads(out)
+        assert doc["results"] == results and doc["trap"] == trap
+        assert isinstance(doc["instructions"], int)
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["run", "{dir}/missing.wasm", "--invoke", "f"], "missing.wasm: no such file"),
+    (["run", "{m}", "--invoke", "add", "i32"], "expected TYPE:VALUE"),
+    (["run", "{m}", "--invoke", "add", "i32:x", "i32:1"], "bad i32 value"),
+    (["run", "{m}", "--invoke", "add", "i32:99999999999", "i32:1"], "out of range"),
+    (["run", "{m}", "--invoke", "add", "q32:1", "i32:1"], "unknown type"),
+    (["run", "{m}", "--invoke", "nope"], "no exported function 'nope'"),
+    (["run", "{m}", "--invoke", "g"], "is not a function"),
+    (["run", "{m}", "--invoke", "add", "i32:1"], "expects 2 arguments"),
+    (["run", "{m}", "--invoke", "add", "i64:1", "i32:1"], "argument 0 must be i32"),
+    (["run", "{bad}", "--invoke", "f"], "malformed module"),
+    (["run", "{inv}", "--invoke", "f"], "invalid module"),
+    (["run", "{imp}", "--invoke", "f"], "unknown import env.f"),
+    (["run", "{m}"], "--invoke"),
+    (["spec", "--testsuite", "{dir}/nowhere"], "not a directory"),
+    (["spec", "--testsuite", "{dir}", "nope.wast"], "nope.wast: no such file"),
+    (["spec", "--testsuite", "{dir}", "zz*.wast"], "no .wast file"),
+    (["spec", "--testsuite", "{dir}", "--list", "nolist"], "no such list"),
+    (["spec", "--testsuite", "{dir}", "-j", "0"], "at least 1"),
+    (["bogus"], "invalid choice"),
+])
+def test_bad_input_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture, argv: List[str], needle: str) -> None:
+    m = wat(tmp_path, MOD)
+    bad = tmp_path / "bad.wasm"
+    bad.write_bytes(b"\0asm\x01\0\0\0\x01\x05")
+    inv = wat(tmp_path, "(module (func (export \"f\") (result i32) (i64.const 0)))", "inv.wasm")
+    imp = wat(tmp_path, "(module (import \"env\" \"f\" (func)) (func (export \"f\")))", "imp.wasm")
+    (tmp_path / "a.wast").write_text("(module)")
+    subst = {"dir": str(tmp_path), "m": str(m), "bad": str(bad), "inv": str(inv), "imp": str(imp)}
+    argv = [a.format(**subst) for a in argv]
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse errors
+        code = e.code
+    out, err = capsys.readouterr()
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("wcr: "), err
+    assert needle in lines[0]
+    assert "Traceback" not in err
+
+
+def test_parse_arg_floats() -> None:
+    assert parse_arg("f32:1.5") == ("f32", 0x3FC00000)
+    assert parse_arg("f32:-0") == ("f32", 0x80000000)
+    assert parse_arg("f64:-inf") == ("f64", 0xFFF0000000000000)
+    assert parse_arg("f32:0x7fa00001") == ("f32", 0x7FA00001)
+    assert parse_arg("i64:0xffffffffffffffff") == ("i64", (1 << 64) - 1)
+    assert parse_arg("i32:-2147483648") == ("i32", 0x80000000)
+
+
+def test_spec_exit_codes_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    suite = tmp_path / "ts"
+    (suite / "custom").mkdir(parents=True)
+    good = '(module (func (export "f") (result i32) (i32.const 1)))\n(assert_return (invoke "f") (i32.const 1))\n'
+    (suite / "good.wast").write_text(good)
+    (suite / "custom" / "also.wast").write_text(good)
+    (suite / "bad.wast").write_text(good + '(assert_return (invoke "f") (i32.const 2))\n')
+    code, out, err = wcr(capsys, "spec", "--testsuite", str(suite), "good.wast", "custom/*.wast")
+    assert code == 0, out + err
+    assert "2 files: 4 passed, 0 failed, 0 skipped" in out
+    js, xml = tmp_path / "s.json", tmp_path / "s.xml"
+    code, out, err = wcr(capsys, "spec", "--testsuite", str(suite), "-j", "2", "--json", str(js), "--junit", str(xml))
+    assert code == 1
+    assert "bad.wast:3 assert_return f: result 0 mismatch" in out
+    assert "expected: [i32:2]" in out and "actual:   [i32:1]" in out
+    doc = json.loads(js.read_text())
+    assert doc["totals"] == {"passed": 6, "failed": 1, "skipped": 0}
+    assert set(doc["files"]) == {"bad.wast", "custom/also.wast", "good.wast"}
+    assert doc["files"]["bad.wast"] == {"passed": 2, "failed": 1, "skipped": 0}
+    assert len(ET.parse(xml).getroot().findall("testsuite")) == 3
+
+
+def test_spec_env_var(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "x.wast").write_text("(module)\n")
+    monkeypatch.setenv("WASM_TESTSUITE", str(tmp_path))
+    code, out, _ = wcr(capsys, "spec")
+    assert code == 0 and "x.wast" in out
