@@ -5,6 +5,7 @@ JSON summary shape (stable; automation depends on it)::
     {"totals": {"passed": N, "failed": N, "skipped": N},
      "files": {"i32.wast": {"passed": N, "failed": N, "skipped": N}, ...},
      "skipped_features": {"simd": N, ...},
+     "failure_components": {"runtime": N, "validator": N, ...},   (a triage guess, see component_of)
      "failures": [{"file", "line", "command", "name", "message", "expected", "actual", ...}, ...],
      "failures_total": N, "elapsed_s": X, "asserts_per_s": X, "instructions": N}
 
@@ -44,15 +45,56 @@ def skipped_features(results: Sequence[FileResult]) -> Dict[str, int]:
     return dict(c.most_common())
 
 
+def component_of(case: Any) -> str:
+    """A best guess at which part of wcr a failure points to (for triage, not for pass/fail).
+
+    An unexpected exception is charged to the package of its innermost ``vm``/``spec_tests`` frame;
+    otherwise the command kind decides (malformed → decoder, invalid → validator, results and traps
+    → runtime, conversion/worker problems → runner).
+    """
+    tb = case.traceback or ""
+    if tb:
+        frames = [ln for ln in tb.splitlines() if ln.strip().startswith("File ")]
+        for ln in reversed(frames):
+            for needle, comp in (("vm/binary", "decoder"), ("vm/valid", "validator"),
+                                 ("vm/exec/numerics", "numerics"), ("vm/exec", "runtime"),
+                                 ("vm/runtime", "runtime"), ("spec_tests", "runner"), ("reports", "runner")):
+                if needle in ln:
+                    return comp
+        return "runner"
+    cmd, msg = case.command, case.message
+    if cmd in ("convert", "worker"):
+        return "runner"
+    if cmd.startswith("assert_malformed"):
+        return "decoder"
+    if cmd.startswith("assert_invalid"):
+        return "decoder" if "got malformed" in msg else "validator"
+    if msg.startswith("malformed") or "got malformed" in msg or "unusable: malformed" in msg:
+        return "decoder"
+    if msg.startswith("invalid") or "unusable: invalid" in msg or (
+            "module rejected before" in msg and "InvalidModule" in msg):
+        return "validator"
+    if "module rejected before" in msg:
+        return "decoder"
+    return "runtime"
+
+
 def failures(results: Sequence[FileResult], limit: Optional[int] = None) -> List[Dict[str, Any]]:
     out = []
     for r in results:
         for case in r.cases:
             if case.status == FAILED:
-                out.append(case.to_dict())
+                d = case.to_dict()
+                d["component"] = component_of(case)
+                out.append(d)
                 if limit is not None and len(out) >= limit:
                     return out
     return out
+
+
+def failure_components(results: Sequence[FileResult]) -> Dict[str, int]:
+    c: Counter = Counter(component_of(case) for r in results for case in r.cases if case.status == FAILED)
+    return dict(c.most_common())
 
 
 def summary(results: Sequence[FileResult], elapsed: float, max_failures: int = MAX_FAILURES_IN_JSON) -> Dict[str, Any]:
@@ -62,6 +104,7 @@ def summary(results: Sequence[FileResult], elapsed: float, max_failures: int = M
         "totals": t,
         "files": {r.file: counts(r) for r in results},
         "skipped_features": skipped_features(results),
+        "failure_components": failure_components(results),
         "failures": failures(results, max_failures),
         "failures_total": t["failed"],
         "elapsed_s": round(elapsed, 3),

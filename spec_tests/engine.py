@@ -29,6 +29,10 @@ class Engine:
     def validate(self, module: Any) -> Any:
         raise NotImplementedError
 
+    def validate_custom(self, module: Any) -> None:
+        """Check the custom sections the engine understands (``assert_*_custom``); default: none."""
+        raise NotImplementedError
+
     def new_store(self) -> Any:
         raise NotImplementedError
 
@@ -83,6 +87,11 @@ class VmEngine(Engine):
         from vm.valid import validate_module
 
         return validate_module(module)
+
+    def validate_custom(self, module: Any) -> None:
+        from vm.valid.custom import validate_custom_sections
+
+        validate_custom_sections(module)
 
     def new_store(self) -> Any:
         from vm.runtime import Store

@@ -394,19 +394,23 @@ class ScriptRunner:
 
     def _custom(self, cmd: Dict[str, Any]) -> None:
         """``assert_{malformed,invalid}_custom``: about custom sections/annotations, which wcr does not
-        interpret.  Text: wasm-tools must reject it.  Binary: pass if our decoder/validator reject it
-        with the right message; if they accept it, the check is not implemented (skipped)."""
+        interpret.  Text: wasm-tools must reject it.  Binary: the module itself must load, and our
+        custom-section checks (``Engine.validate_custom``) must reject it with the right message; an
+        engine without such checks skips."""
         text = cmd.get("text", "")
         if cmd.get("module_type") == "text" and "binary_filename" not in cmd:
             self._text_verdict(cmd)
             return
+        module, _info = self.load(cmd)
         try:
-            self.load(cmd)
+            self.engine.validate_custom(module)
+        except NotImplementedError:
+            raise _Skip("custom-annotations", "custom section checks are not implemented") from None
         except (MalformedModule, InvalidModule) as e:
             if not _prefix_ok(text, e.message):
                 raise _Fail("wrong message", text, str(e)) from None
             return
-        raise _Skip("custom-annotations", "custom section checks are not implemented")
+        raise _Fail("expected the custom section to be rejected", text, "accepted")
 
     cmd_assert_malformed_custom = _custom
     cmd_assert_invalid_custom = _custom

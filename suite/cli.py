@@ -55,7 +55,7 @@ def _add_spec(p: argparse.ArgumentParser) -> None:
 
 
 def _run_spec(args: argparse.Namespace) -> int:
-    from reports.spec import failures, skipped_features, totals, write_json, write_junit
+    from reports.spec import failure_components, failures, skipped_features, totals, write_json, write_junit
     from spec_tests.parallel import run_files
     from spec_tests.testsuite import TestsuiteError, locate_testsuite, read_list, select_files
 
@@ -104,9 +104,12 @@ def _run_spec(args: argparse.Namespace) -> int:
                   + ", ".join(f"{k} {v}" for k, v in feats.items()) + "\n")
     fails = failures(results, args.max_failures)
     if fails:
+        comps = failure_components(results)
+        out.write("failures by component (guess): " + ", ".join(f"{k} {v}" for k, v in comps.items()) + "\n")
         out.write(f"first {len(fails)} of {t['failed']} failures:\n")
         for f in fails:
-            out.write(f"  {f['file']}:{f['line']} {f['name'].split(' ', 1)[-1]}: {f['message']}\n")
+            out.write(f"  {f['file']}:{f['line']} {f['name'].split(' ', 1)[-1]}: {f['message']}"
+                      f" [{f['component']}]\n")
             if f.get("expected") or f.get("actual"):
                 out.write(f"      expected: {f.get('expected', '')}\n      actual:   {f.get('actual', '')}\n")
             tb = f.get("traceback")

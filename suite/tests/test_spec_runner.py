@@ -240,6 +240,7 @@ def test_reports_shape_and_junit(tmp_path: Path, conv_cache: Path) -> None:
                           "sub/b.wast": {"passed": 1, "failed": 1, "skipped": 0}}
     f = s["failures"][0]
     assert (f["file"], f["command"], f["expected"], f["actual"]) == ("sub/b.wast", "assert_return", "[i32:3]", "[i32:2]")
+    assert s["failure_components"] == {"runtime": 1} and f["component"] == "runtime"
     json.dumps(s)
     out = tmp_path / "r.xml"
     write_junit(out, results)

@@ -313,7 +313,7 @@ def encode_module(m: Module) -> bytes:
     """Canonical binary of ``m``."""
     forced = {c.after for c in m.customs}
     present = {
-        1: bool(m.types), 2: bool(m.imports), 3: bool(m.funcs), 4: bool(m.tables),
+        1: bool(m.types or m.rec_sizes), 2: bool(m.imports), 3: bool(m.funcs), 4: bool(m.tables),
         5: bool(m.memories), 13: bool(m.tags), 6: bool(m.globals), 7: bool(m.exports),
         8: m.start is not None, 9: bool(m.elems), 12: m.data_count is not None,
         10: bool(m.funcs), 11: bool(m.datas),

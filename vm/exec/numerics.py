@@ -88,6 +88,11 @@ _pack_Q = _Q.pack
 _unpack_Q = _Q.unpack
 _pack_D = _D.pack
 _unpack_D = _D.unpack
+# Both operands of a binary op converted in one pack + one unpack (fewer C calls on the hot path).
+_pack_II = struct.Struct("<II").pack
+_unpack_FF = struct.Struct("<ff").unpack
+_pack_QQ = struct.Struct("<QQ").pack
+_unpack_DD = struct.Struct("<dd").unpack
 
 _TRAP_DIV0 = "integer divide by zero"
 _TRAP_OVERFLOW = "integer overflow"
@@ -309,7 +314,14 @@ def f32_add(a: int, b: int) -> int:
         return a | QUIET32
     if (b & ABS32) > INF32:
         return b | QUIET32
-    return _r32(_unpack_F(_pack_I(a))[0] + _unpack_F(_pack_I(b))[0])
+    x, y = _unpack_FF(_pack_II(a, b))
+    r = x + y
+    if r != r:
+        return CANONICAL_NAN32
+    try:
+        return _unpack_I(_pack_F(r))[0]
+    except OverflowError:
+        return INF32 if r > 0 else NEGINF32
 
 
 def f32_sub(a: int, b: int) -> int:
@@ -317,7 +329,14 @@ def f32_sub(a: int, b: int) -> int:
         return a | QUIET32
     if (b & ABS32) > INF32:
         return b | QUIET32
-    return _r32(_unpack_F(_pack_I(a))[0] - _unpack_F(_pack_I(b))[0])
+    x, y = _unpack_FF(_pack_II(a, b))
+    r = x - y
+    if r != r:
+        return CANONICAL_NAN32
+    try:
+        return _unpack_I(_pack_F(r))[0]
+    except OverflowError:
+        return INF32 if r > 0 else NEGINF32
 
 
 def f32_mul(a: int, b: int) -> int:
@@ -325,7 +344,14 @@ def f32_mul(a: int, b: int) -> int:
         return a | QUIET32
     if (b & ABS32) > INF32:
         return b | QUIET32
-    return _r32(_unpack_F(_pack_I(a))[0] * _unpack_F(_pack_I(b))[0])
+    x, y = _unpack_FF(_pack_II(a, b))
+    r = x * y
+    if r != r:
+        return CANONICAL_NAN32
+    try:
+        return _unpack_I(_pack_F(r))[0]
+    except OverflowError:
+        return INF32 if r > 0 else NEGINF32
 
 
 def f32_div(a: int, b: int) -> int:
@@ -337,7 +363,8 @@ def f32_div(a: int, b: int) -> int:
         if a & ABS32 == 0:
             return CANONICAL_NAN32
         return INF32 | ((a ^ b) & S32)
-    return _r32(_unpack_F(_pack_I(a))[0] / _unpack_F(_pack_I(b))[0])
+    x, y = _unpack_FF(_pack_II(a, b))
+    return _r32(x / y)
 
 
 def f32_sqrt(a: int) -> int:
@@ -432,7 +459,8 @@ def f64_add(a: int, b: int) -> int:
         return a | QUIET64
     if (b & ABS64) > INF64:
         return b | QUIET64
-    r = _unpack_D(_pack_Q(a))[0] + _unpack_D(_pack_Q(b))[0]
+    x, y = _unpack_DD(_pack_QQ(a, b))
+    r = x + y
     return CANONICAL_NAN64 if r != r else _unpack_Q(_pack_D(r))[0]
 
 
@@ -441,7 +469,8 @@ def f64_sub(a: int, b: int) -> int:
         return a | QUIET64
     if (b & ABS64) > INF64:
         return b | QUIET64
-    r = _unpack_D(_pack_Q(a))[0] - _unpack_D(_pack_Q(b))[0]
+    x, y = _unpack_DD(_pack_QQ(a, b))
+    r = x - y
     return CANONICAL_NAN64 if r != r else _unpack_Q(_pack_D(r))[0]
 
 
@@ -450,7 +479,8 @@ def f64_mul(a: int, b: int) -> int:
         return a | QUIET64
     if (b & ABS64) > INF64:
         return b | QUIET64
-    r = _unpack_D(_pack_Q(a))[0] * _unpack_D(_pack_Q(b))[0]
+    x, y = _unpack_DD(_pack_QQ(a, b))
+    r = x * y
     return CANONICAL_NAN64 if r != r else _unpack_Q(_pack_D(r))[0]
 
 
@@ -463,7 +493,8 @@ def f64_div(a: int, b: int) -> int:
         if a & ABS64 == 0:
             return CANONICAL_NAN64
         return INF64 | ((a ^ b) & S64)
-    r = _unpack_D(_pack_Q(a))[0] / _unpack_D(_pack_Q(b))[0]
+    x, y = _unpack_DD(_pack_QQ(a, b))
+    r = x / y
     return CANONICAL_NAN64 if r != r else _unpack_Q(_pack_D(r))[0]
 
 

@@ -58,7 +58,12 @@ _intern: Dict[Any, Any] = {}
 
 
 def _i(x):
-    """Intern a key so that equal keys are usually the same object (fast ``==``)."""
+    """Intern a key so that equal keys are usually the same object (fast ``==``).
+
+    Only a speed-up: equality never depends on it, so the table is simply dropped when it grows large.
+    """
+    if len(_intern) > 200_000:
+        _intern.clear()
     return _intern.setdefault(x, x)
 
 

@@ -28,7 +28,20 @@ class ControlInfo(NamedTuple):
 
 
 class FuncInfo:
-    """Validation metadata of one defined function; lists are indexed like ``func.body``."""
+    """Validation metadata of one defined function; lists are indexed like ``func.body``.
+
+    * ``heights[i]``: operand-stack height (values of this frame) before ``body[i]``; in dead
+      (stack-polymorphic) code the height of the current control frame's base instead.
+    * ``stack_types[i]``: operand types before ``body[i]``, bottom to top; ``"bot"`` marks an unknown
+      type, which only occurs in dead code.  Equal tuples are shared.
+    * ``reachable[i]``: False in dead code (after ``unreachable``/``br``/``return``/``throw``... up to
+      the end of the enclosing block).
+    * ``controls[i]``: the control stack before ``body[i]``, outermost (the function) first; shared.
+    * ``block_end``: ``block``/``loop``/``if``/``try_table``/``try`` index -> its ``end`` (for a legacy
+      ``try ... delegate`` the ``delegate``); ``block_else``: ``if`` index -> its ``else``;
+      ``catches``: legacy ``try`` index -> its ``catch``/``catch_all`` indices.
+    * ``max_height``: the largest operand height reached.
+    """
 
     __slots__ = ("type", "local_types", "heights", "stack_types", "reachable", "controls",
                  "block_end", "block_else", "catches", "max_height")

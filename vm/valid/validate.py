@@ -37,9 +37,6 @@ CONST_OPS = frozenset((
     "any.convert_extern", "extern.convert_any", "end",
 ))
 
-_INTERN: Dict[tuple, tuple] = {}
-
-
 def _fmt_type(t) -> str:
     if t == BOT:
         return "bot"
@@ -86,6 +83,8 @@ class Context:
         self.elems = [e.type for e in m.elems]
         self.ndatas = m.data_count if m.data_count is not None else len(m.datas)
         self.refs: frozenset = frozenset()
+        #: shared stack-type tuples of this module (per module, so nothing outlives the ModuleInfo)
+        self.intern: Dict[tuple, tuple] = {}
 
     # -- lookups with the spec's messages --
     def type_(self, x):
@@ -316,7 +315,7 @@ class FuncValidator:
         stypes = info.stack_types
         reach = info.reachable
         controls = info.controls
-        intern = _INTERN
+        intern = self.ctx.intern
         stack = self.stack
         self.push_ctrl("func", -1, (), tuple(ft.results))
         ctrls = self.ctrls

@@ -1,0 +1,161 @@
+"""Hosts: where a snapshot of our VM is resumed.
+
+* ``inproc`` — a fresh store in this process.
+* ``python:PATH`` — a subprocess of any Python interpreter (CPython 3.9–3.13, PyPy) running our VM from
+  this source tree: ``PATH -m runners.child`` with ``PYTHONPATH`` set to the repository root, so a bare
+  interpreter works without installing wcr (vm/ and runners/ import the standard library only).  The
+  snapshot and module bytes go in as JSON on stdin, the outcome JSON (with the final-state digest) comes
+  back on stdout.  A crash or timeout of the subprocess raises :class:`HostError` with ``kind`` "crash" /
+  "timeout"; it never hangs.
+
+Every host has ``name``, ``available() -> (bool, reason)`` and
+``restore_and_finish(snapshot_bytes, modules) -> dict`` (:meth:`vm.snapshot.Outcome.to_dict`); a bad
+snapshot raises :class:`vm.snapshot.SnapshotError` on every host.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from vm.snapshot.model import SnapshotError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_TIMEOUT = 120.0
+
+
+class HostError(Exception):
+    """A host failed for a reason other than the snapshot: ``kind`` is "crash", "timeout",
+    "unavailable" or "protocol"."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+        self.message = message
+
+
+class Host:
+    name = "abstract"
+
+    def available(self) -> Tuple[bool, str]:
+        return True, ""
+
+    def restore_and_finish(self, snapshot: bytes, modules: Dict[str, bytes]) -> Dict[str, Any]:
+        raise NotImplementedError
+
+
+class InProcHost(Host):
+    """Restore into a fresh store of this process."""
+
+    name = "inproc"
+
+    def restore_and_finish(self, snapshot: bytes, modules: Dict[str, bytes]) -> Dict[str, Any]:
+        from vm.snapshot import decode, finish, restore
+
+        store, run = restore(decode(snapshot), modules)
+        if run is None:
+            raise SnapshotError("snapshot has no thread to resume")
+        return finish(store, run).to_dict()
+
+
+class PythonHost(Host):
+    """Restore in a subprocess: ``PATH -m runners.child``."""
+
+    def __init__(self, path: str, timeout: float = DEFAULT_TIMEOUT):
+        self.path = path
+        self.timeout = timeout
+        self.name = f"python:{path}"
+
+    def _exe(self) -> Optional[str]:
+        if os.sep in self.path or (os.altsep and os.altsep in self.path):
+            return self.path if os.path.isfile(self.path) and os.access(self.path, os.X_OK) else None
+        return shutil.which(self.path)
+
+    def available(self) -> Tuple[bool, str]:
+        exe = self._exe()
+        if exe is None:
+            return False, f"{self.path}: not found"
+        try:
+            p = subprocess.run([exe, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                               capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return False, f"{self.path}: cannot run: {e}"
+        if p.returncode != 0:
+            return False, f"{self.path}: exits with {p.returncode}"
+        major, minor = (int(x) for x in p.stdout.strip().split("."))
+        if (major, minor) < (3, 9):
+            return False, f"{self.path}: Python {major}.{minor} is older than 3.9"
+        return True, ""
+
+    def restore_and_finish(self, snapshot: bytes, modules: Dict[str, bytes]) -> Dict[str, Any]:
+        exe = self._exe()
+        if exe is None:
+            raise HostError("unavailable", f"{self.path}: not found")
+        request = json.dumps({
+            "snapshot_b64": base64.b64encode(snapshot).decode("ascii"),
+            "modules_b64": {sha: base64.b64encode(b).decode("ascii") for sha, b in modules.items()},
+        })
+        env = dict(os.environ)
+        env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env.pop("PYTHONHOME", None)
+        try:
+            p = subprocess.run([exe, "-m", "runners.child"], input=request.encode("ascii"),
+                               capture_output=True, timeout=self.timeout, env=env, cwd=str(REPO_ROOT))
+        except subprocess.TimeoutExpired:
+            raise HostError("timeout", f"{self.name} did not finish within {self.timeout:g} s") from None
+        except OSError as e:
+            raise HostError("crash", f"{self.name} cannot start: {e}") from None
+        return parse_child_output(self.name, p.returncode, p.stdout, p.stderr)
+
+
+def parse_child_output(name: str, rc: int, stdout: bytes, stderr: bytes) -> Dict[str, Any]:
+    tail = stderr.decode("utf-8", "replace").strip().splitlines()[-5:]
+    try:
+        reply = json.loads(stdout.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise HostError("crash", f"{name} exited with status {rc} without a result: "
+                        f"{' / '.join(tail) or 'no output'}") from None
+    if not isinstance(reply, dict):
+        raise HostError("protocol", f"{name} replied {reply!r}")
+    err = reply.get("error")
+    if err:
+        if err.get("type") == "SnapshotError":
+            raise SnapshotError(err.get("message", ""))
+        raise HostError("crash", f"{name}: {err.get('type')}: {err.get('message')}")
+    if rc != 0 or "outcome" not in reply:
+        raise HostError("crash", f"{name} exited with status {rc}: {' / '.join(tail)}")
+    return reply["outcome"]
+
+
+def get_host(spec: str, timeout: float = DEFAULT_TIMEOUT) -> Host:
+    """``"inproc"`` or ``"python:PATH"`` → a host (what ``--host`` / ``--restore-on`` take)."""
+    if spec == "inproc":
+        return InProcHost()
+    if spec.startswith("python:") and len(spec) > len("python:"):
+        return PythonHost(spec[len("python:"):], timeout)
+    raise ValueError(f"unknown host {spec!r} (expected inproc or python:PATH)")
+
+
+def parse_hosts(specs: str, timeout: float = DEFAULT_TIMEOUT) -> List[Host]:
+    """A comma-separated host list (``inproc,python:/usr/bin/python3.12``)."""
+    return [get_host(s.strip(), timeout) for s in specs.split(",") if s.strip()]
+
+
+def known_python_hosts() -> List[str]:
+    """Host specs for the interpreters on this machine (pyenv CPython 3.9+ and pypy3 if present)."""
+    out = []
+    for p in sorted(Path("/root/.pyenv/versions").glob("3.*/bin/python")):
+        try:
+            minor = int(p.parent.parent.name.split(".")[1])
+        except (IndexError, ValueError):
+            continue
+        if minor >= 9:
+            out.append(f"python:{p}")
+    if shutil.which("pypy3"):
+        out.append("python:pypy3")
+    return out

@@ -1,0 +1,579 @@
+"""The snapshot container: ``encode(State) -> bytes`` and ``decode(bytes) -> State``.
+
+The layout is documented field by field in docs/snapshot-format.md; keep the two in sync.  Nothing in
+a snapshot is ever executed or evaluated: the reader only parses integers, byte strings and UTF-8
+names with bounds checks, and every failure (corruption, truncation, foreign version, limits) raises
+:class:`SnapshotError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import zlib
+from typing import Dict, List, Optional, Tuple
+
+from ..runtime.objects import PAGE_SIZE
+from .model import (
+    KINDS,
+    STATUSES,
+    FrameState,
+    HostObject,
+    InstanceState,
+    Label,
+    MemoryState,
+    SnapshotError,
+    State,
+    ThreadState,
+    Value,
+)
+
+MAGIC = b"WCRSNAP\x00"
+VERSION = 1
+FLAG_ZLIB = 1
+_HEADER = struct.Struct("<8sIIQ32s")  # magic, version, flags, body length, sha256(body)
+HEADER_SIZE = _HEADER.size  # 56
+
+#: decompressed bodies larger than this are refused (a decompression bomb is a corrupt snapshot)
+MAX_BODY = 1 << 31
+
+# section ids (< 0x80: required, >= 0x80: optional, skipped by readers that do not know them)
+SEC_META = 1
+SEC_MODULES = 2
+SEC_ADDRS = 3
+SEC_HOSTS = 4
+SEC_INSTANCES = 5
+SEC_TABLES = 6
+SEC_MEMORIES = 7
+SEC_GLOBALS = 8
+SEC_HOSTLOG = 9
+SEC_THREAD = 10
+SEC_NAMES = 0x80
+REQUIRED = (SEC_META, SEC_MODULES, SEC_ADDRS, SEC_HOSTS, SEC_INSTANCES, SEC_TABLES, SEC_MEMORIES,
+            SEC_GLOBALS, SEC_HOSTLOG)
+
+# value tags (Wasm valtype bytes where one exists)
+T_I32, T_I64, T_F32, T_F64, T_V128 = 0x7F, 0x7E, 0x7D, 0x7C, 0x7B
+T_NULL, T_FUNC, T_EXTERN, T_INT = 0xD0, 0x70, 0x6F, 0x01
+_NUM = {"i32": (T_I32, 4), "i64": (T_I64, 8), "f32": (T_F32, 4), "f64": (T_F64, 8), "v128": (T_V128, 16)}
+_NUM_BY_TAG = {tag: (name, size) for name, (tag, size) in _NUM.items()}
+_KIND_CODE = {k: i for i, k in enumerate(KINDS)}
+_STATUS_CODE = {s: i for i, s in enumerate(STATUSES)}
+
+
+# ------------------------------------------------------------------------------------------------
+# Writing
+# ------------------------------------------------------------------------------------------------
+
+class _W:
+    __slots__ = ("buf",)
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+
+    def u(self, n: int) -> None:
+        if n < 0:
+            raise SnapshotError(f"cannot encode negative number {n}")
+        buf = self.buf
+        while True:
+            b = n & 0x7F
+            n >>= 7
+            if n:
+                buf.append(b | 0x80)
+            else:
+                buf.append(b)
+                return
+
+    def s(self, n: int) -> None:  # signed, zigzag
+        self.u((n << 1) if n >= 0 else ((-n << 1) - 1))
+
+    def byte(self, b: int) -> None:
+        self.buf.append(b)
+
+    def raw(self, b: bytes) -> None:
+        self.buf += b
+
+    def bytes_(self, b: bytes) -> None:
+        self.u(len(b))
+        self.buf += b
+
+    def str_(self, s: str) -> None:
+        self.bytes_(s.encode("utf-8"))
+
+    def opt_str(self, s: Optional[str]) -> None:
+        if s is None:
+            self.byte(0)
+        else:
+            self.byte(1)
+            self.str_(s)
+
+    def value(self, v: Value) -> None:
+        tag, x = v
+        num = _NUM.get(tag)
+        if num is not None:
+            code, size = num
+            if type(x) is not int or not 0 <= x < (1 << (8 * size)):
+                raise SnapshotError(f"bad {tag} value {x!r}")
+            self.byte(code)
+            self.raw(x.to_bytes(size, "little"))
+        elif tag == "ref.null":
+            self.byte(T_NULL)
+        elif tag == "ref.func":
+            self.byte(T_FUNC)
+            self.u(x)
+        elif tag == "ref.extern":
+            self.byte(T_EXTERN)
+            self.u(x)
+        elif tag == "int":
+            self.byte(T_INT)
+            self.u(x)
+        else:
+            raise SnapshotError(f"cannot encode value tag {tag!r}")
+
+    def values(self, vs: List[Value]) -> None:
+        self.u(len(vs))
+        for v in vs:
+            self.value(v)
+
+    def bools(self, bs: List[bool]) -> None:
+        self.u(len(bs))
+        self.raw(bytes(1 if b else 0 for b in bs))
+
+
+def _section(out: _W, sid: int, w: _W) -> None:
+    out.byte(sid)
+    out.bytes_(bytes(w.buf))
+
+
+def encode_store_sections(state: State, out: _W, digest_only: bool = False) -> None:
+    """The store part of the body.  With ``digest_only`` only what the state digest covers is
+    written (no module identities, names, configuration): the canonical input of ``state_digest``."""
+    if not digest_only:
+        w = _W()
+        cfg = state.config
+        w.str_("wcr")
+        w.u(int(cfg.get("max_call_depth", 1000)))
+        w.u(int(cfg.get("max_memory_pages", 16384)))
+        w.str_(str(cfg.get("engine", "reference")))
+        _section(out, SEC_META, w)
+        w = _W()
+        w.u(len(state.modules))
+        for sha in state.modules:
+            try:
+                raw = bytes.fromhex(sha)
+            except ValueError:
+                raw = b""
+            if len(raw) != 32:
+                raise SnapshotError(f"module sha256 {sha!r} is not 64 hex digits")
+            w.raw(raw)
+        _section(out, SEC_MODULES, w)
+    w = _W()
+    for k in KINDS:
+        w.u(state.counts[k])
+    _section(out, SEC_ADDRS, w)
+    if not digest_only:
+        w = _W()
+        w.u(len(state.hosts))
+        for h in state.hosts:
+            w.byte(_KIND_CODE[h.kind])
+            w.u(h.addr)
+            w.str_(h.module)
+            w.str_(h.name)
+        _section(out, SEC_HOSTS, w)
+    w = _W()
+    w.u(len(state.instances))
+    for ist in state.instances:
+        if not digest_only:
+            w.u(ist.module)
+            w.opt_str(ist.name)
+            for k in KINDS:
+                sp = ist.space(k)
+                w.u(len(sp))
+                for a in sp:
+                    w.u(a)
+        w.bools(ist.elem_dropped)
+        w.bools(ist.data_dropped)
+    _section(out, SEC_INSTANCES, w)
+    w = _W()
+    w.u(len(state.tables))
+    for elems in state.tables:
+        # run-length: (repeat, value) pairs, so large null tables stay small
+        runs: List[Tuple[int, Value]] = []
+        for v in elems:
+            if runs and runs[-1][1] == v:
+                runs[-1] = (runs[-1][0] + 1, v)
+            else:
+                runs.append((1, v))
+        w.u(len(elems))
+        w.u(len(runs))
+        for n, v in runs:
+            w.u(n)
+            w.value(v)
+    _section(out, SEC_TABLES, w)
+    w = _W()
+    w.u(len(state.mems))
+    for ms in state.mems:
+        w.u(ms.pages)
+        w.u(len(ms.nonzero))
+        for p in sorted(ms.nonzero):
+            data = ms.nonzero[p]
+            if len(data) != PAGE_SIZE:
+                raise SnapshotError(f"memory page {p} is not {PAGE_SIZE} bytes")
+            w.u(p)
+            w.raw(data)
+    _section(out, SEC_MEMORIES, w)
+    w = _W()
+    w.values(state.globals)
+    _section(out, SEC_GLOBALS, w)
+    w = _W()
+    w.u(len(state.host_log))
+    for name, vals in state.host_log:
+        w.str_(name)
+        w.values(vals)
+    _section(out, SEC_HOSTLOG, w)
+
+
+def _encode_thread(ts: ThreadState) -> _W:
+    w = _W()
+    if ts.status not in _STATUS_CODE:
+        raise SnapshotError(f"unknown thread status {ts.status!r}")
+    w.byte(_STATUS_CODE[ts.status])
+    w.u(ts.count)
+    w.u(ts.entry)
+    w.values(ts.args)
+    w.values(ts.results)
+    w.opt_str(ts.trap)
+    w.u(len(ts.frames))
+    for fr in ts.frames:
+        w.u(fr.func)
+        w.u(fr.pc)
+        w.values(fr.locals)
+        w.values(fr.stack)
+        w.u(len(fr.labels))
+        for lb in fr.labels:
+            w.str_(lb.kind)
+            w.s(lb.start)
+            w.u(lb.nparams)
+            w.u(lb.nresults)
+            w.u(lb.height)
+    return w
+
+
+def encode_body(state: State) -> bytes:
+    """The uncompressed body: the sections in order."""
+    out = _W()
+    encode_store_sections(state, out)
+    if state.thread is not None:
+        _section(out, SEC_THREAD, _encode_thread(state.thread))
+    if state.names:
+        w = _W()
+        w.u(len(state.names))
+        for a in sorted(state.names):
+            w.u(a)
+            w.str_(state.names[a])
+        _section(out, SEC_NAMES, w)
+    return bytes(out.buf)
+
+
+def pack(body: bytes, compress: bool = True, version: int = VERSION) -> bytes:
+    """Wrap a body in the container (header + optional zlib); exposed for tests that craft bodies."""
+    stored = zlib.compress(body, 6) if compress else body
+    flags = FLAG_ZLIB if compress else 0
+    return _HEADER.pack(MAGIC, version, flags, len(stored), hashlib.sha256(stored).digest()) + stored
+
+
+def encode(state: State, compress: bool = True) -> bytes:
+    """State → snapshot bytes."""
+    return pack(encode_body(state), compress)
+
+
+# ------------------------------------------------------------------------------------------------
+# Reading
+# ------------------------------------------------------------------------------------------------
+
+class _R:
+    __slots__ = ("data", "pos", "end", "what")
+
+    def __init__(self, data: bytes, what: str, pos: int = 0, end: Optional[int] = None):
+        self.data = data
+        self.pos = pos
+        self.end = len(data) if end is None else end
+        self.what = what
+
+    def fail(self, msg: str) -> SnapshotError:
+        return SnapshotError(f"corrupt snapshot: {self.what}: {msg} (at body offset {self.pos})")
+
+    def byte(self) -> int:
+        if self.pos >= self.end:
+            raise self.fail("unexpected end")
+        b = self.data[self.pos]
+        self.pos += 1
+        return b
+
+    def u(self, limit: int = 1 << 64) -> int:
+        r = shift = 0
+        while True:
+            b = self.byte()
+            r |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                break
+            if shift > 70:
+                raise self.fail("integer too long")
+        if r > limit:
+            raise self.fail(f"number {r} exceeds {limit}")
+        return r
+
+    def s(self) -> int:
+        z = self.u()
+        return (z >> 1) if not z & 1 else -((z + 1) >> 1)
+
+    def count(self, min_item_size: int = 1) -> int:
+        """A vector length: each item takes at least ``min_item_size`` bytes, so a length larger
+        than what is left is corrupt (and never makes us allocate)."""
+        n = self.u()
+        if n * min_item_size > self.end - self.pos:
+            raise self.fail(f"count {n} exceeds the remaining bytes")
+        return n
+
+    def raw(self, n: int) -> bytes:
+        if n > self.end - self.pos:
+            raise self.fail("unexpected end")
+        b = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return b
+
+    def bytes_(self) -> bytes:
+        return self.raw(self.count())
+
+    def str_(self) -> str:
+        b = self.bytes_()
+        try:
+            return b.decode("utf-8")
+        except UnicodeDecodeError:
+            raise self.fail("invalid UTF-8") from None
+
+    def opt_str(self) -> Optional[str]:
+        flag = self.byte()
+        if flag == 0:
+            return None
+        if flag != 1:
+            raise self.fail("bad option flag")
+        return self.str_()
+
+    def value(self) -> Value:
+        tag = self.byte()
+        num = _NUM_BY_TAG.get(tag)
+        if num is not None:
+            name, size = num
+            return (name, int.from_bytes(self.raw(size), "little"))
+        if tag == T_NULL:
+            return ("ref.null", None)
+        if tag == T_FUNC:
+            return ("ref.func", self.u())
+        if tag == T_EXTERN:
+            return ("ref.extern", self.u())
+        if tag == T_INT:
+            return ("int", self.u())
+        raise self.fail(f"unknown value tag 0x{tag:02x}")
+
+    def values(self) -> List[Value]:
+        return [self.value() for _ in range(self.count())]
+
+    def bools(self) -> List[bool]:
+        raw = self.raw(self.count())
+        if any(b > 1 for b in raw):
+            raise self.fail("bad flag byte")
+        return [b == 1 for b in raw]
+
+    def done(self) -> None:
+        if self.pos != self.end:
+            raise self.fail(f"{self.end - self.pos} unexpected trailing bytes")
+
+
+def unpack(data: bytes) -> bytes:
+    """Check the container and return the (decompressed) body."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise SnapshotError("snapshot must be bytes")
+    data = bytes(data)
+    if len(data) < HEADER_SIZE:
+        if not MAGIC.startswith(data[:len(MAGIC)]):
+            raise SnapshotError("not a wcr snapshot (bad magic)")
+        raise SnapshotError(f"truncated snapshot: {len(data)} bytes, the header alone is {HEADER_SIZE}")
+    magic, version, flags, length, digest = _HEADER.unpack_from(data, 0)
+    if magic != MAGIC:
+        raise SnapshotError("not a wcr snapshot (bad magic)")
+    if version != VERSION:
+        raise SnapshotError(f"unsupported snapshot format version {version} (this wcr reads version "
+                            f"{VERSION})")
+    if flags & ~FLAG_ZLIB:
+        raise SnapshotError(f"unknown snapshot flags 0x{flags:x}")
+    stored = data[HEADER_SIZE:]
+    if len(stored) != length:
+        what = "truncated" if len(stored) < length else "trailing bytes after"
+        raise SnapshotError(f"{what} snapshot: body is {len(stored)} bytes, header says {length}")
+    if hashlib.sha256(stored).digest() != digest:
+        raise SnapshotError("corrupt snapshot: sha256 of the body does not match the header")
+    if not flags & FLAG_ZLIB:
+        return stored
+    try:
+        d = zlib.decompressobj()
+        body = d.decompress(stored, MAX_BODY)
+        if d.unconsumed_tail:
+            raise SnapshotError(f"snapshot body larger than {MAX_BODY} bytes")
+        body += d.flush()
+        if not d.eof or d.unused_data:
+            raise SnapshotError("corrupt snapshot: bad compressed body")
+    except zlib.error as e:
+        raise SnapshotError(f"corrupt snapshot: bad compressed body ({e})") from None
+    return body
+
+
+def decode(data: bytes) -> State:
+    """Snapshot bytes → State.  Raises SnapshotError, and nothing else, on any bad input."""
+    body = unpack(data)
+    try:
+        return _decode_body(body)
+    except SnapshotError:
+        raise
+    except (ValueError, KeyError, IndexError, OverflowError, MemoryError) as e:  # defensive
+        raise SnapshotError(f"corrupt snapshot: {type(e).__name__}: {e}") from None
+
+
+def _decode_body(body: bytes) -> State:
+    r = _R(body, "body")
+    sections: Dict[int, _R] = {}
+    order: List[int] = []
+    while r.pos < r.end:
+        sid = r.byte()
+        size = r.count()
+        start = r.pos
+        r.pos += size
+        if sid in sections:
+            raise r.fail(f"duplicate section {sid}")
+        if order and sid < 0x80 and order[-1] < 0x80 and sid < order[-1]:
+            raise r.fail(f"section {sid} out of order")
+        if sid < 0x80 and sid not in REQUIRED and sid != SEC_THREAD:
+            raise r.fail(f"unknown required section {sid} (written by a newer wcr?)")
+        order.append(sid)
+        sections[sid] = _R(body, f"section {sid}", start, start + size)
+    for sid in REQUIRED:
+        if sid not in sections:
+            raise SnapshotError(f"corrupt snapshot: missing section {sid}")
+
+    s = sections[SEC_META]
+    if s.str_() != "wcr":
+        raise s.fail("unknown producer")
+    config = {"max_call_depth": s.u(1 << 32), "max_memory_pages": s.u(1 << 48), "engine": s.str_()}
+    s.done()
+
+    s = sections[SEC_MODULES]
+    modules = [s.raw(32).hex() for _ in range(s.count(32))]
+    s.done()
+
+    s = sections[SEC_ADDRS]
+    counts = {k: s.u(1 << 32) for k in KINDS}
+    s.done()
+
+    s = sections[SEC_HOSTS]
+    hosts = []
+    for _ in range(s.count(4)):
+        code = s.byte()
+        if code >= len(KINDS):
+            raise s.fail("bad kind")
+        kind = KINDS[code]
+        addr = s.u(counts[kind])
+        hosts.append(HostObject(kind, addr, s.str_(), s.str_()))
+    s.done()
+
+    s = sections[SEC_INSTANCES]
+    instances = []
+    for _ in range(s.count(3)):
+        ist = InstanceState(s.u(len(modules)), s.opt_str())
+        for k in KINDS:
+            sp = ist.space(k)
+            for _ in range(s.count()):
+                a = s.u()
+                if a >= counts[k]:
+                    raise s.fail(f"{k} address {a} out of range")
+                sp.append(a)
+        ist.elem_dropped = s.bools()
+        ist.data_dropped = s.bools()
+        instances.append(ist)
+    s.done()
+
+    s = sections[SEC_TABLES]
+    tables = []
+    total = 0
+    for _ in range(s.count(2)):
+        size = s.u(10_000_000)
+        total += size
+        if total > 20_000_000:
+            raise s.fail("tables too large")
+        elems: List[Value] = []
+        for _ in range(s.count(2)):
+            n = s.u(size - len(elems))
+            elems.extend([s.value()] * n)
+        if len(elems) != size:
+            raise s.fail("table runs do not add up to its size")
+        tables.append(elems)
+    s.done()
+
+    s = sections[SEC_MEMORIES]
+    mems = []
+    for _ in range(s.count(2)):
+        ms = MemoryState(s.u(1 << 48))
+        last = -1
+        for _ in range(s.count(PAGE_SIZE + 1)):
+            if not ms.pages:
+                raise s.fail("page of an empty memory")
+            p = s.u(ms.pages - 1)
+            if p <= last:
+                raise s.fail("memory pages out of order")
+            last = p
+            ms.nonzero[p] = s.raw(PAGE_SIZE)
+        mems.append(ms)
+    s.done()
+
+    s = sections[SEC_GLOBALS]
+    globs = s.values()
+    s.done()
+
+    s = sections[SEC_HOSTLOG]
+    log = []
+    for _ in range(s.count(2)):
+        name = s.str_()
+        log.append((name, s.values()))
+    s.done()
+
+    thread = None
+    s = sections.get(SEC_THREAD)
+    if s is not None:
+        code = s.byte()
+        if code >= len(STATUSES):
+            raise s.fail("bad thread status")
+        thread = ThreadState(STATUSES[code], s.u(), s.u(1 << 32))
+        thread.args = s.values()
+        thread.results = s.values()
+        thread.trap = s.opt_str()
+        for _ in range(s.count(5)):
+            fr = FrameState(s.u(1 << 32), s.u(1 << 32))
+            fr.locals = s.values()
+            fr.stack = s.values()
+            for _ in range(s.count(5)):
+                fr.labels.append(Label(s.str_(), s.s(), s.u(1 << 32), s.u(1 << 32), s.u(1 << 32)))
+            thread.frames.append(fr)
+        s.done()
+
+    names: Dict[int, str] = {}
+    s = sections.get(SEC_NAMES)
+    if s is not None:
+        for _ in range(s.count(2)):
+            a = s.u()
+            names[a] = s.str_()
+        s.done()
+
+    state = State(config, modules, counts, hosts, instances, tables, mems, globs, log, thread, names)
+    if len(tables) != counts["table"] or len(mems) != counts["memory"] or len(globs) != counts["global"]:
+        raise SnapshotError("corrupt snapshot: tables/memories/globals disagree with the address counts")
+    return state

@@ -1,0 +1,164 @@
+"""The canonical state model of a checkpoint: plain data, independent of the engine's Python objects.
+
+A :class:`State` is what a snapshot file holds.  It describes the store the way the spec does, as
+*address tables*: every function, table, memory, global and tag reachable from the store's instances
+gets an address (its position in the table of its kind, in order of first appearance while walking
+``store.instances`` in creation order and each instance's index spaces in index order).  An instance is
+then just the addresses of its index spaces, so an imported object is the *same address* as the
+exporting instance's (sharing survives restore), and a reference value is an address, never a Python
+object id.
+
+Values are tagged tuples ``(tag, payload)`` so that every value is self-describing and bit-exact:
+
+======================  =================================================================
+``("i32", u)``          unsigned 32-bit int
+``("i64", u)``          unsigned 64-bit int
+``("f32", bits)``       IEEE bit pattern (NaN payloads survive: never a Python float)
+``("f64", bits)``       IEEE bit pattern
+``("v128", u)``         128-bit unsigned int, lane 0 in the low bits
+``("ref.null", None)``  a null reference (of any type: the type comes from the context)
+``("ref.func", addr)``  function address
+``("ref.extern", n)``   host reference ``ref.extern n`` (n: unsigned int)
+``("int", u)``          an untyped unsigned int (host data whose Wasm type is unknown)
+======================  =================================================================
+
+Later proposals add tags (GC object ids, exception objects, WASI state) and sections; the codec keeps
+unknown *optional* sections skippable and refuses unknown *required* ones, so old readers fail clearly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+from ..errors import WasmError
+
+Value = Tuple[str, Any]
+
+#: the kinds of store objects, in the order address tables are listed everywhere
+KINDS = ("func", "table", "memory", "global", "tag")
+NUM_TAGS = ("i32", "i64", "f32", "f64", "v128")
+NUM_BITS = {"i32": 32, "i64": 64, "f32": 32, "f64": 64, "v128": 128}
+
+RUNNING = "running"
+DONE = "done"
+TRAPPED = "trapped"
+STATUSES = (RUNNING, DONE, TRAPPED)
+
+
+class SnapshotError(WasmError):
+    """A snapshot cannot be decoded or restored (corrupt, truncated, foreign version, wrong module,
+    inconsistent with the module's validation metadata).  The CLI maps it to exit status 2."""
+
+
+@dataclass
+class HostObject:
+    """A store object provided by a host module (e.g. ``spectest.memory``), re-created on restore by
+    the host module's factory and looked up by ``(module, name)``."""
+
+    kind: str
+    addr: int
+    module: str
+    name: str
+
+
+@dataclass
+class InstanceState:
+    """One module instance: which module (index into ``State.modules``), its registered name, the
+    address of every entry of its index spaces (imports first, as in the module), and the dropped flags
+    of its element and data segments."""
+
+    module: int
+    name: Optional[str]
+    funcs: List[int] = field(default_factory=list)
+    tables: List[int] = field(default_factory=list)
+    mems: List[int] = field(default_factory=list)
+    globals: List[int] = field(default_factory=list)
+    tags: List[int] = field(default_factory=list)
+    elem_dropped: List[bool] = field(default_factory=list)
+    data_dropped: List[bool] = field(default_factory=list)
+
+    def space(self, kind: str) -> List[int]:
+        return {"func": self.funcs, "table": self.tables, "memory": self.mems,
+                "global": self.globals, "tag": self.tags}[kind]
+
+
+@dataclass
+class MemoryState:
+    """A memory: its size in pages and the contents of its non-zero pages only (page index → 64 KiB)."""
+
+    pages: int
+    nonzero: Dict[int, bytes] = field(default_factory=dict)
+
+
+@dataclass
+class Label:
+    """One entry of a frame's label stack (outermost first).  ``start`` is the byte offset (like a pc)
+    of the opening instruction, -1 for the function's own label; ``height`` is the operand height below
+    the label's parameters.  Restore checks these against the validator's metadata at the pc."""
+
+    kind: str
+    start: int
+    nparams: int
+    nresults: int
+    height: int
+
+
+@dataclass
+class FrameState:
+    """One activation: function address, ``pc`` as the byte offset of the next instruction in the
+    function's code entry (for a non-top frame: its pending call), locals, operand stack, labels."""
+
+    func: int
+    pc: int
+    locals: List[Value] = field(default_factory=list)
+    stack: List[Value] = field(default_factory=list)
+    labels: List[Label] = field(default_factory=list)
+
+
+@dataclass
+class ThreadState:
+    """The invocation: status (``running``/``done``/``trapped``), the exact retired-instruction count,
+    the entry function and arguments, frames bottom→top (running), results (done) or trap kind."""
+
+    status: str
+    count: int
+    entry: int
+    args: List[Value] = field(default_factory=list)
+    frames: List[FrameState] = field(default_factory=list)
+    results: List[Value] = field(default_factory=list)
+    trap: Optional[str] = None
+
+
+@dataclass
+class State:
+    """A whole checkpoint: store configuration, modules by sha256, address tables, host state, thread."""
+
+    config: Dict[str, Any]
+    modules: List[str]  # sha256 hex of each distinct module, referenced by InstanceState.module
+    counts: Dict[str, int]  # number of addresses of each kind (KINDS)
+    hosts: List[HostObject]
+    instances: List[InstanceState]
+    tables: List[List[Value]]  # elements of table address i
+    mems: List[MemoryState]
+    globals: List[Value]
+    host_log: List[Tuple[str, List[Value]]]
+    thread: Optional[ThreadState] = None
+    #: optional debug info: function address → name (name section or export), for ``snapshot show``
+    names: Dict[int, str] = field(default_factory=dict)
+
+
+def format_value(v: Value) -> str:
+    """A stable text form used in outcome JSON and the YAML view (``i32:7``, ``f32:0x7fc00000``)."""
+    tag, x = v
+    if tag in ("i32", "i64", "int"):
+        return f"{tag}:{x}"
+    if tag == "f32":
+        return f"f32:0x{x:08x}"
+    if tag == "f64":
+        return f"f64:0x{x:016x}"
+    if tag == "v128":
+        return f"v128:0x{x:032x}"
+    if tag == "ref.null":
+        return "ref.null"
+    return f"{tag}:{x}"
