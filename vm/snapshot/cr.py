@@ -24,7 +24,7 @@ from .checkpoint import Outcome, Run, advance, checkpoint, finish, restore, run_
 from .codec import decode, encode
 from .model import SnapshotError
 
-_HOSTS: "weakref.WeakKeyDictionary[Any, Dict[str, Any]]" = weakref.WeakKeyDictionary()
+_HOSTS: weakref.WeakKeyDictionary[Any, Dict[str, Any]] = weakref.WeakKeyDictionary()
 
 FIELDS = ("results", "trap", "instructions", "host_log", "digest")
 
