@@ -29,14 +29,22 @@ from .checkpoint import (
     start,
 )
 from .codec import decode, encode
-from .cr import CrResult, compare_outcomes, cr_check, cr_check_store, instantiate_bytes, restore_bytes
+from .cr import (
+    CrResult,
+    compare_outcomes,
+    cr_chain,
+    cr_check,
+    cr_check_store,
+    instantiate_bytes,
+    restore_bytes,
+)
 from .digest import digest_of_state, state_digest
 from .model import SnapshotError, State
 from .view import show, view
 
 __all__ = [
     "Outcome", "Run", "SnapshotError", "State", "CrResult", "advance", "capture_store", "checkpoint",
-    "compare_outcomes", "cr_check", "cr_check_store", "decode", "digest_of_state", "encode", "finish",
+    "compare_outcomes", "cr_chain", "cr_check", "cr_check_store", "decode", "digest_of_state", "encode", "finish",
     "function_names", "instantiate_bytes", "restore", "restore_bytes", "run_to", "show", "start",
     "state_digest", "view",
 ]

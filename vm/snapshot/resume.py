@@ -1,0 +1,680 @@
+"""Snapshot → *resume module*: a plain Wasm module that, instantiated in any runtime with the same
+imports, *is the rest of the execution* when its export ``resume`` is called.
+
+A native runtime cannot be handed our frames, so we hand it a program instead (ARCHITECTURE.md,
+"Resume modules").  For a snapshot of one instance with frames F0..Fn::
+
+    make_resume_module(state, {sha256_hex: module_bytes}) -> ResumeModule(bytes, module, manifest)
+
+builds a copy of the original module where
+
+* memories are declared with ``min`` = their current size and filled by active data segments
+  (non-zero runs only); imported memories/tables/mutable globals are set by a prologue in ``resume``
+  (grow, fill, ``memory.init``/``table.set``/``global.set``), because their size at instantiation is
+  whatever the import provides;
+* defined globals get the snapshot values as their initialisers; defined tables get ``min`` = their
+  current size and one active element segment per run of non-null entries;
+* original data/elem segments keep their indices: a dropped one becomes an *empty passive* segment
+  (``memory.init``/``table.init`` then behave exactly like on a dropped segment: length 0 succeeds,
+  anything else traps), a live passive one stays; declarative ones stay; an extra declarative segment
+  declares every function the original could take a ``ref.func`` of (the originally-active segments no
+  longer do);
+* the original functions stay, unchanged, at their indices (tables, ``call_indirect``, ``ref.func`` keep
+  working), the start function is removed (it ran), and one *specialized function* per frame is appended:
+  no params, the frame's function's results, every original local (params included) as a declared local,
+  set from the snapshot by a prologue; then the frame's control structure rebuilt outermost-first,
+  pushing each label's slice of the operand stack as constants at its depth:
+
+  - ``block``/``if``/``else``/``try_table`` → a block (``[] -> results``) holding the rest of the current
+    arm; the code after the original ``end`` follows the rebuilt block's ``end``;
+  - ``loop`` → ``block $exit (block $cont <rest of iteration> br $exit) (loop <full body>)``: a branch to
+    the loop label becomes a branch to ``$cont`` so a later iteration runs the original loop;
+  - every branch depth is remapped through an explicit label map (original label → rebuilt label);
+  - in a non-top frame the pending ``call``/``call_indirect``/``call_ref`` becomes ``call`` of the next
+    frame's specialized function (its arguments are not on the snapshot's stack: they are that frame's
+    locals already), so the stack unwinds into the remaining code of each caller as it would have.
+
+  Frame 0's specialized function (with the store prologue in front) is exported as ``resume``.
+
+Every memory, global and table of the original index spaces is exported for the oracle as
+``wcr:mem:N``/``wcr:global:N``/``wcr:table:N`` unless the original exports it already (the manifest
+records the name either way).  Instruction counts are not preserved (native runtimes do not count);
+results, trap kinds, host calls (prints) and the final memories/globals/tables are.
+
+What cannot be converted raises :class:`NotConvertible` with a short stable ``reason`` (callers count
+them); nothing is guessed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+from ..module import Data, Elem, Export, Func, Instr, Module
+from ..types import FuncType, Limits, RefType, SubType, ValType
+from .model import DONE, RUNNING, TRAPPED, State, Value
+
+__all__ = [
+    "NotConvertible", "Manifest", "ResumeModule", "ResumeOutcome", "make_resume_module",
+    "run_resume_on_vm", "instance_final_state", "REASONS",
+]
+
+RESUME_EXPORT = "resume"
+PAGE = 65536
+#: zero bytes tolerated inside one data segment before a run is split (fewer, larger segments)
+_GAP = 32
+
+#: every reason string :class:`NotConvertible` is raised with (stable: callers count them)
+REASONS = (
+    "no thread",                # a store-only state: nothing to resume
+    "trapped",                  # the run had already trapped at the checkpoint
+    "multiple instances",       # v1: exactly one Wasm instance may be reachable
+    "module missing",           # the module bytes of the snapshot were not given
+    "module not decodable",     # the given bytes do not decode/validate
+    "host externref",           # a live non-null externref on the stack/locals/globals/tables
+    "unsupported value",        # GC/exception references, unknown tags
+    "unsupported type",         # e.g. a value slot of unknown type
+    "legacy exceptions",        # a frame inside (or code using) legacy try/catch/delegate/rethrow
+    "export name taken",        # the original already exports a `resume`
+    "foreign function",         # a frame or reference to a function not in the instance
+    "inconsistent state",       # the state does not fit the module (labels, heights, pcs)
+    "memory shrink",            # an imported memory/table would have to be larger than the snapshot
+)
+
+
+class NotConvertible(Exception):
+    """The state cannot be turned into a resume module.  ``reason`` is one of :data:`REASONS`."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(reason + (f": {detail}" if detail else ""))
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class Manifest:
+    """Where the oracle finds things in the resume module: export name of each memory/global/table
+    index of the original index spaces, the entry export and the types ``resume`` returns."""
+
+    entry: str = RESUME_EXPORT
+    memories: Dict[int, str] = field(default_factory=dict)
+    globals: Dict[int, str] = field(default_factory=dict)
+    tables: Dict[int, str] = field(default_factory=dict)
+    results: Tuple[ValType, ...] = ()
+    imports: List[Tuple[str, str, str]] = field(default_factory=list)  # (module, name, kind)
+    frames: int = 0  # number of specialized functions
+    sha256: str = ""  # of the resume module bytes
+
+
+class ResumeModule(NamedTuple):
+    bytes: bytes
+    module: Module
+    manifest: Manifest
+
+
+# ------------------------------------------------------------------------------------------------
+# Building
+# ------------------------------------------------------------------------------------------------
+
+def _end() -> Instr:
+    return Instr("end")
+
+
+class _Builder:
+    def __init__(self, state: State, m: Module, info: Any):
+        self.state = state
+        self.m = m
+        self.info = info
+        self.ist = state.instances[0]
+        self.types: List[SubType] = list(m.types)
+        self.rec_sizes: List[int] = list(m.rec_sizes) if sum(m.rec_sizes) == len(m.types) else \
+            [1] * len(m.types)
+        self.nimp_funcs = len(m.imported("func"))
+        self.fidx: Dict[int, int] = {}
+        for i, a in enumerate(self.ist.funcs):
+            self.fidx.setdefault(a, i)
+        self.refs = set(info.refs)  # functions a ref.func may name (declared)
+
+    # -- types -----------------------------------------------------------------------------------
+    def functype(self, params: Sequence[ValType], results: Sequence[ValType]) -> int:
+        ft = FuncType(tuple(params), tuple(results))
+        for i, st in enumerate(self.types):
+            if st.comp == ft and st.final and not st.supers:
+                return i
+        self.types.append(SubType(True, (), ft))
+        self.rec_sizes.append(1)
+        return len(self.types) - 1
+
+    def blocktype(self, params: Sequence[ValType], results: Sequence[ValType]) -> Any:
+        if not params and not results:
+            return None
+        if not params and len(results) == 1:
+            return results[0]
+        return self.functype(params, results)
+
+    # -- values ----------------------------------------------------------------------------------
+    def const(self, v: Value, t: Any) -> Instr:
+        """One constant instruction producing ``v`` (of static type ``t``)."""
+        tag, x = v
+        if tag in ("i32", "i64", "f32", "f64", "v128"):
+            if t != tag:
+                raise NotConvertible("inconsistent state", f"{tag} value where {t!r} is expected")
+            return Instr(f"{tag}.const", x)
+        if not isinstance(t, RefType):
+            raise NotConvertible("unsupported type", repr(t))
+        if tag == "ref.null":
+            return Instr("ref.null", t.heap)
+        if tag == "ref.func":
+            i = self.fidx.get(x)
+            if i is None:
+                raise NotConvertible("foreign function", f"function address {x}")
+            self.refs.add(i)
+            return Instr("ref.func", i)
+        if tag == "ref.extern":
+            raise NotConvertible("host externref")
+        raise NotConvertible("unsupported value", tag)
+
+    def const_expr(self, v: Value, t: Any) -> List[Instr]:
+        return [self.const(v, t), _end()]
+
+
+def _is_default(v: Value) -> bool:
+    tag, x = v
+    return tag == "ref.null" or (tag in ("i32", "i64", "f32", "f64", "v128") and x == 0)
+
+
+def _runs(page_data: Dict[int, bytes]) -> List[Tuple[int, bytes]]:
+    """Non-zero runs (offset, bytes) of a sparse memory; zero gaps shorter than ``_GAP`` are kept
+    inside a run so that the segment count stays small."""
+    out: List[Tuple[int, bytes]] = []
+    cur_start = -1
+    cur = bytearray()
+    zeros = 0
+    for p in sorted(page_data):
+        chunk = page_data[p]
+        base = p * PAGE
+        i = 0
+        n = len(chunk)
+        while i < n:
+            b = chunk[i]
+            if b:
+                addr = base + i
+                if cur_start >= 0 and addr - (cur_start + len(cur)) <= _GAP:
+                    cur.extend(bytes(addr - (cur_start + len(cur))))
+                    cur.append(b)
+                else:
+                    if cur_start >= 0:
+                        out.append((cur_start, bytes(cur)))
+                    cur_start = addr
+                    cur = bytearray((b,))
+                zeros = 0
+            i += 1
+    del zeros
+    if cur_start >= 0:
+        out.append((cur_start, bytes(cur)))
+    return out
+
+
+def _body_index(f: Func, pc: int) -> int:
+    base = f.body_offset
+    for i, ins in enumerate(f.body):
+        if ins.offset - base == pc:
+            return i
+    raise NotConvertible("inconsistent state", f"pc {pc} is not an instruction boundary")
+
+
+_BRANCH1 = ("br", "br_if", "br_on_null", "br_on_non_null")
+_LEGACY = ("try", "catch", "catch_all", "delegate", "rethrow")
+
+
+class _FrameGen:
+    """Emits the specialized copy of one frame's function."""
+
+    def __init__(self, b: _Builder, fidx: int, fs: Any, callee: Optional[int], prologue: List[Instr]):
+        self.b = b
+        m = b.m
+        self.fidx = fidx
+        self.func = m.funcs[fidx - b.nimp_funcs]
+        self.fi = b.info.funcs[fidx - b.nimp_funcs]
+        self.fs = fs
+        self.callee = callee  # function index of the next frame's specialized function
+        self.out: List[Instr] = list(prologue)
+
+    def emit(self, op: str, imm: Any = None) -> None:
+        self.out.append(Instr(op, imm))
+
+    def copy(self, lo: int, hi: int, L0: int, outer: List[int], new_len: int) -> None:
+        """Copy ``body[lo:hi]`` whose control context has ``L0`` original labels (mapped to new label
+        indices ``outer``) while ``new_len`` new labels are open, remapping branch depths."""
+        body = self.func.body
+        controls = self.fi.controls
+        for i in range(lo, hi):
+            ins = body[i]
+            op = ins.op
+            here = len(controls[i])
+            new_here = new_len + (here - L0)
+
+            def remap(d: int, here: int = here, new_here: int = new_here) -> int:
+                t = here - 1 - d
+                ni = outer[t] if t < L0 else new_len + (t - L0)
+                return new_here - 1 - ni
+
+            imm = ins.imm
+            if op in _BRANCH1:
+                imm = remap(imm)
+            elif op == "br_table":
+                imm = (tuple(remap(x) for x in imm[0]), remap(imm[1]))
+            elif op in ("br_on_cast", "br_on_cast_fail"):
+                imm = (remap(imm[0]), imm[1], imm[2])
+            elif op == "try_table":
+                imm = (imm[0], tuple(c._replace(label=remap(c.label)) for c in imm[1]))
+            elif op in _LEGACY:
+                raise NotConvertible("legacy exceptions")
+            self.out.append(Instr(op, imm))
+
+    def build(self) -> Func:
+        b = self.b
+        fs = self.fs
+        fi = self.fi
+        body = self.func.body
+        idx = _body_index(self.func, fs.pc)
+        ctrls = fi.controls[idx]
+        if not fi.reachable[idx] or len(fs.labels) != len(ctrls):
+            raise NotConvertible("inconsistent state", "labels do not match the pc")
+        for lab, c in zip(fs.labels, ctrls):
+            if lab.height != c.height or lab.kind != c.kind:
+                raise NotConvertible("inconsistent state", "labels do not match the pc")
+        local_types = fi.local_types
+        if len(fs.locals) != len(local_types):
+            raise NotConvertible("inconsistent state", "local count")
+        for i, (t, v) in enumerate(zip(local_types, fs.locals)):
+            if _is_default(v):
+                continue  # declared locals start at their default (null: a non-defaultable local unset)
+            self.out.append(b.const(v, t))
+            self.emit("local.set", i)
+        stypes = fi.stack_types[idx]
+        stack = fs.stack
+        if len(stack) > len(stypes):
+            raise NotConvertible("inconsistent state", "operand stack too deep")
+
+        def push(lo: int, hi: int) -> None:
+            for k in range(lo, hi):
+                self.out.append(b.const(stack[k], stypes[k]))
+
+        L = len(ctrls)
+        newidx = [0]
+        new_len = 1
+        for j in range(1, L):
+            c = ctrls[j]
+            push(ctrls[j - 1].height if j > 1 else 0, c.height)
+            if c.kind in ("block", "if", "else"):
+                self.emit("block", b.blocktype((), c.results))
+                new_len += 1
+            elif c.kind == "loop":
+                self.emit("block", b.blocktype((), c.results))  # $exit
+                self.emit("block", b.blocktype((), c.params))  # $cont
+                new_len += 2
+            elif c.kind == "try_table":
+                bt, catches = body[c.start].imm
+                ctx = j  # labels 0..j-1 are the context of the try_table instruction
+                nc = []
+                for cat in catches:
+                    t = ctx - 1 - cat.label
+                    nc.append(cat._replace(label=(new_len - 1) - newidx[t]))
+                self.emit("try_table", (b.blocktype((), c.results), tuple(nc)))
+                new_len += 1
+            elif c.kind in _LEGACY:
+                raise NotConvertible("legacy exceptions")
+            else:
+                raise NotConvertible("inconsistent state", f"label kind {c.kind}")
+            newidx.append(new_len - 1)
+        push(ctrls[L - 1].height if L > 1 else 0, len(stack))
+
+        start = idx
+        if self.callee is not None:
+            if body[idx].op not in ("call", "call_indirect", "call_ref"):
+                raise NotConvertible("inconsistent state", "non-top frame not at a call")
+            self.emit("call", self.callee)
+            start = idx + 1
+        for j in range(L - 1, -1, -1):
+            c = ctrls[j]
+            if j == 0:
+                self.copy(start, len(body), 1, newidx[:1], new_len)
+                break
+            end = fi.block_end[c.start]
+            stop = fi.block_else.get(c.start, end) if c.kind == "if" else end
+            self.copy(start, stop, j + 1, newidx[:j + 1], new_len)
+            if c.kind == "loop":
+                self.emit("br", 1)  # fell off the loop body: its results leave through $exit
+                self.emit("end")  # $cont: a branch to the loop label lands here, params on the stack
+                new_len -= 1
+                self.copy(c.start, end + 1, j, newidx[:j], new_len)
+                self.emit("end")  # $exit
+            else:
+                self.emit("end")
+            new_len -= 1
+            newidx.pop()
+            start = end + 1
+        locs: List[Tuple[int, ValType]] = []
+        for t in local_types:
+            if locs and locs[-1][1] == t:
+                locs[-1] = (locs[-1][0] + 1, t)
+            else:
+                locs.append((1, t))
+        results = b.m.func_type(self.func.typeidx).results
+        return Func(b.functype((), results), locs, self.out)
+
+
+def _const_offset(is64: bool, off: int) -> List[Instr]:
+    return [Instr("i64.const" if is64 else "i32.const", off), _end()]
+
+
+def make_resume_module(state: State, modules: Dict[str, bytes]) -> ResumeModule:
+    """Build the resume module of ``state`` (see the module docstring).  ``modules`` maps sha256 hex
+    of the original module → its bytes.  Raises :class:`NotConvertible`."""
+    from ..binary import decode_module, encode_module
+    from ..errors import WasmError
+    from ..valid import validate_module
+
+    th = state.thread
+    if th is None:
+        raise NotConvertible("no thread")
+    if th.status == TRAPPED:
+        raise NotConvertible("trapped", th.trap or "")
+    if len(state.instances) != 1:
+        raise NotConvertible("multiple instances", f"{len(state.instances)} instances")
+    ist = state.instances[0]
+    sha = state.modules[ist.module]
+    data = modules.get(sha)
+    if data is None:
+        raise NotConvertible("module missing", sha)
+    try:
+        orig = decode_module(bytes(data))
+        info = validate_module(orig)
+    except WasmError as e:
+        raise NotConvertible("module not decodable", str(e)) from None
+    if any(ex.name == RESUME_EXPORT for ex in orig.exports):
+        raise NotConvertible("export name taken", RESUME_EXPORT)
+
+    b = _Builder(state, orig, info)
+    m = orig
+    nfuncs = b.nimp_funcs + len(m.funcs)
+    imp = {k: m.imported(k) for k in ("table", "memory", "global")}
+    prologue: List[Instr] = []
+
+    # -- globals ---------------------------------------------------------------------------------
+    gtypes = m.global_types()
+    new_globals = []
+    nimp_g = len(imp["global"])
+    for gi, gt in enumerate(gtypes):
+        v = state.globals[ist.globals[gi]]
+        if gi < nimp_g:
+            if gt.mutable:
+                prologue.append(b.const(v, gt.type))
+                prologue.append(Instr("global.set", gi))
+            elif v[0] == "ref.extern":
+                raise NotConvertible("host externref")
+        else:
+            g = m.globals[gi - nimp_g]
+            new_globals.append(type(g)(g.type, b.const_expr(v, gt.type)))
+
+    # -- memories ----------------------------------------------------------------------------------
+    new_datas: List[Data] = []
+    for i, d in enumerate(m.datas):
+        if ist.data_dropped[i]:
+            new_datas.append(Data("passive", b""))
+        else:
+            new_datas.append(Data("passive", bytes(d.init)))
+    mtypes = m.mem_types()
+    nimp_m = len(imp["memory"])
+    new_mems = []
+    for mi, mt in enumerate(mtypes):
+        ms = state.mems[ist.mems[mi]]
+        runs = _runs(ms.nonzero)
+        if mi < nimp_m:
+            # the import's size at instantiation is the provider's: grow, clear, init in the prologue
+            c = "i64.const" if mt.is64 else "i32.const"
+            sub = "i64.sub" if mt.is64 else "i32.sub"
+            ne = "i64.ne" if mt.is64 else "i32.ne"
+            prologue += [Instr(c, ms.pages), Instr("memory.size", mi), Instr(sub),
+                         Instr("memory.grow", mi), Instr("drop"),
+                         Instr("memory.size", mi), Instr(c, ms.pages), Instr(ne),
+                         Instr("if", None), Instr("unreachable"), _end(),
+                         Instr(c, 0), Instr("i32.const", 0), Instr(c, ms.pages * PAGE),
+                         Instr("memory.fill", mi)]
+            for off, chunk in runs:
+                k = len(new_datas)
+                new_datas.append(Data("passive", chunk))
+                prologue += [Instr(c, off), Instr("i32.const", 0), Instr("i32.const", len(chunk)),
+                             Instr("memory.init", (mi, k)), Instr("data.drop", k)]
+        else:
+            mem = m.memories[mi - nimp_m]
+            lim = mt.limits
+            if lim.max is not None and ms.pages > lim.max:
+                raise NotConvertible("inconsistent state", "memory larger than its maximum")
+            new_mems.append(type(mem)(mt._replace(limits=Limits(ms.pages, lim.max))))
+            for off, chunk in runs:
+                new_datas.append(Data("active", chunk, mi, _const_offset(mt.is64, off)))
+
+    # -- tables ------------------------------------------------------------------------------------
+    new_elems: List[Elem] = []
+    for i, e in enumerate(m.elems):
+        if e.mode == "declarative":
+            new_elems.append(e)
+        elif ist.elem_dropped[i]:
+            new_elems.append(Elem("passive", e.type, []))
+        else:
+            new_elems.append(Elem("passive", e.type, list(e.init)))
+    ttypes = m.table_types()
+    nimp_t = len(imp["table"])
+    new_tables = []
+    for ti, tt in enumerate(ttypes):
+        elems = state.tables[ist.tables[ti]]
+        c = "i64.const" if tt.is64 else "i32.const"
+        if ti < nimp_t:
+            n = len(elems)
+            null = Instr("ref.null", tt.elem.heap)
+            prologue += [null, Instr(c, n), Instr("table.size", ti),
+                         Instr("i64.sub" if tt.is64 else "i32.sub"), Instr("table.grow", ti),
+                         Instr("drop"), Instr("table.size", ti), Instr(c, n),
+                         Instr("i64.ne" if tt.is64 else "i32.ne"), Instr("if", None),
+                         Instr("unreachable"), _end(),
+                         Instr(c, 0), Instr("ref.null", tt.elem.heap), Instr(c, n),
+                         Instr("table.fill", ti)]
+            for k, v in enumerate(elems):
+                if v[0] != "ref.null":
+                    prologue += [Instr(c, k), b.const(v, tt.elem), Instr("table.set", ti)]
+        else:
+            t = m.tables[ti - nimp_t]
+            lim = tt.limits
+            new_tables.append(type(t)(tt._replace(limits=Limits(len(elems), lim.max)), t.init))
+            # one active segment per run of entries (nulls included when the table has an initialiser
+            # that is not null: every entry is then written)
+            overwrite_all = t.init is not None
+            k = 0
+            n = len(elems)
+            while k < n:
+                if elems[k][0] == "ref.null" and not overwrite_all:
+                    k += 1
+                    continue
+                s = k
+                init = []
+                while k < n and (overwrite_all or elems[k][0] != "ref.null"):
+                    init.append(b.const_expr(elems[k], tt.elem))
+                    k += 1
+                new_elems.append(Elem("active", tt.elem, init, ti, _const_offset(tt.is64, s)))
+
+    # -- frames ------------------------------------------------------------------------------------
+    results_t = ()
+    new_funcs: List[Func] = []
+    if th.status == DONE:
+        entry = b.fidx.get(th.entry)
+        if entry is None:
+            raise NotConvertible("foreign function", "entry")
+        results_t = m.func_type(m.func_typeidxs()[entry]).results
+        code = list(prologue)
+        for t, v in zip(results_t, th.results):
+            code.append(b.const(v, t))
+        code.append(_end())
+        new_funcs.append(Func(b.functype((), results_t), [], code))
+    elif th.status == RUNNING:
+        if not th.frames:
+            raise NotConvertible("inconsistent state", "running thread without frames")
+        fidxs = []
+        for fs in th.frames:
+            i = b.fidx.get(fs.func)
+            if i is None or i < b.nimp_funcs:
+                raise NotConvertible("foreign function", f"frame function address {fs.func}")
+            fidxs.append(i)
+        n = len(th.frames)
+        for k, (fs, fi_) in enumerate(zip(th.frames, fidxs)):
+            callee = nfuncs + k + 1 if k + 1 < n else None
+            gen = _FrameGen(b, fi_, fs, callee, prologue if k == 0 else [])
+            new_funcs.append(gen.build())
+        results_t = m.func_type(m.func_typeidxs()[fidxs[0]]).results
+    else:
+        raise NotConvertible("inconsistent state", f"thread status {th.status}")
+
+    # -- exports, declarations -----------------------------------------------------------------
+    manifest = Manifest(results=tuple(results_t), frames=len(new_funcs),
+                        imports=[(i.module, i.name, i.desc.kind) for i in m.imports])
+    exports = list(m.exports)
+    names = {e.name for e in exports}
+    existing = {}
+    for e in exports:
+        existing.setdefault((e.kind, e.index), e.name)
+    for kind, count, prefix, target in (("memory", len(mtypes), "mem", manifest.memories),
+                                        ("global", len(gtypes), "global", manifest.globals),
+                                        ("table", len(ttypes), "table", manifest.tables)):
+        for i in range(count):
+            name = existing.get((kind, i))
+            if name is None:
+                name = f"wcr:{prefix}:{i}"
+                if name in names:
+                    raise NotConvertible("export name taken", name)
+                exports.append(Export(name, kind, i))
+                names.add(name)
+            target[i] = name
+    exports.append(Export(RESUME_EXPORT, "func", nfuncs))
+    if b.refs:
+        new_elems.append(Elem("declarative", RefType(False, "func"),
+                              [[Instr("ref.func", i), _end()] for i in sorted(b.refs)]))
+
+    out = Module(
+        types=b.types, rec_sizes=b.rec_sizes, imports=list(m.imports),
+        funcs=list(m.funcs) + new_funcs, tables=new_tables, memories=new_mems, globals=new_globals,
+        tags=list(m.tags), exports=exports, start=None, elems=new_elems, datas=new_datas,
+        data_count=len(new_datas) if new_datas else None,
+        customs=[],
+    )
+    data_out = encode_module(out)
+    manifest.sha256 = hashlib.sha256(data_out).hexdigest()
+    return ResumeModule(data_out, out, manifest)
+
+
+# ------------------------------------------------------------------------------------------------
+# Self-check on our own VM
+# ------------------------------------------------------------------------------------------------
+
+@dataclass
+class ResumeOutcome:
+    """How ``resume`` ended on a runtime, with the final state of the original index spaces.
+    Function references are ``("ref.func", function index)`` in the instance's index space."""
+
+    results: List[Value] = field(default_factory=list)
+    trap: Optional[str] = None
+    host_log: List[Tuple[str, List[Value]]] = field(default_factory=list)
+    memories: Dict[int, bytes] = field(default_factory=dict)
+    globals: Dict[int, Value] = field(default_factory=dict)
+    tables: Dict[int, List[Value]] = field(default_factory=dict)
+
+
+def _tag_value(t: Any, x: Any, funcs: List[Any]) -> Value:
+    if x is None:
+        return ("ref.null", None)
+    if isinstance(t, str):
+        return (t, x)
+    for i, f in enumerate(funcs):
+        if f is x:
+            return ("ref.func", i)
+    from ..runtime.objects import ExternRef
+
+    if isinstance(x, ExternRef):
+        return ("ref.extern", x.value)
+    return ("ref.unknown", repr(x))
+
+
+def instance_final_state(inst: Any, out: Optional[ResumeOutcome] = None,
+                         manifest: Optional[Manifest] = None) -> ResumeOutcome:
+    """Memories/globals/tables of a live instance of our VM (all of its index spaces, or the ones the
+    manifest names), tagged as in :class:`ResumeOutcome`."""
+    out = out if out is not None else ResumeOutcome()
+    mem_idx = list(manifest.memories) if manifest else range(len(inst.mems))
+    glob_idx = list(manifest.globals) if manifest else range(len(inst.globals))
+    tab_idx = list(manifest.tables) if manifest else range(len(inst.tables))
+    for i in mem_idx:
+        out.memories[i] = bytes(inst.mems[i].data)
+    for i in glob_idx:
+        g = inst.globals[i]
+        out.globals[i] = _tag_value(g.type.type, g.value, inst.funcs)
+    for i in tab_idx:
+        t = inst.tables[i]
+        out.tables[i] = [_tag_value(t.type.elem, x, inst.funcs) for x in t.elements]
+    return out
+
+
+def run_resume_on_vm(resume: ResumeModule, imports: Any = None,
+                     max_call_depth: int = 1000) -> ResumeOutcome:
+    """Instantiate the resume module on our VM and call ``resume``.
+
+    ``imports``: None (only ``spectest`` imports, from :func:`vm.runtime.spectest.spectest_exports`),
+    a dict ``{module: {name: extern}}``, or a callable ``store -> that dict``.  The host log holds only
+    what ``resume`` printed (the snapshot's own ``host_log`` is the part before it)."""
+    from ..errors import Trap, WasmException
+    from ..runtime.spectest import spectest_exports
+    from ..runtime.store import Store
+    from ..valid import validate_module
+
+    store = Store(max_call_depth=max_call_depth)
+    m = resume.module
+    info = validate_module(m)
+    provided: Dict[str, Dict[str, Any]]
+    if imports is None:
+        provided = {"spectest": spectest_exports(store)}
+    elif callable(imports):
+        provided = imports(store)
+    else:
+        provided = imports
+    ext = []
+    for imp in m.imports:
+        mod = provided.get(imp.module)
+        if mod is None or imp.name not in mod:
+            raise KeyError(f"import {imp.module}.{imp.name} not provided")
+        ext.append(mod[imp.name])
+    out = ResumeOutcome()
+    try:
+        inst = store.instantiate(m, info, ext, resume.manifest.sha256)
+    except Trap as e:
+        out.trap = e.kind
+        return out
+    try:
+        res = store.invoke(inst.exports[resume.manifest.entry], [])
+        out.results = [_tag_value(t, x, inst.funcs) for t, x in zip(resume.manifest.results, res)]
+    except Trap as e:
+        out.trap = e.kind
+    except WasmException as e:
+        out.trap = e.message
+    out.host_log = [(name, [_log_value(x, inst.funcs) for x in args]) for name, args in store.host_log]
+    instance_final_state(inst, out, resume.manifest)
+    return out
+
+
+def _log_value(x: Any, funcs: List[Any]) -> Value:
+    if type(x) is int:
+        return ("int", x)
+    return _tag_value(None, x, funcs)
+
+
+def _unused(_: Callable) -> None:  # keep typing imports honest for ruff
+    return None
