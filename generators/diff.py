@@ -150,7 +150,8 @@ def _from_py(t: ValType, v: Any) -> Any:
         return struct.unpack("<I", struct.pack("<f", v))[0]
     if t == F64:
         return struct.unpack("<Q", struct.pack("<d", v))[0]
-    return None if v is None else v
+    value = getattr(v, "value", v)  # wasmtime may hand back a Val wrapper for reference types
+    return value
 
 
 def _wt_type(t: ValType):
@@ -221,10 +222,16 @@ def _is_nan(t: ValType, v: int) -> bool:
 
 
 def _same(t: ValType, a: Any, b: Any, exact_nan: bool) -> bool:
+    if not isinstance(t, str):  # references: only null-ness is comparable across engines
+        return (a is None) == (b is None)
     if t in (F32, F64) and _is_nan(t, a) and _is_nan(t, b):
         # wasmtime-py quiets f32 NaN payloads at the boundary: only NaN-ness survives there
         return a == b if (exact_nan and t == F64) else True
     return a == b
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:#x}" if isinstance(v, int) else repr(v)
 
 
 def trap_matches(ours: str, code: str) -> bool:
@@ -241,7 +248,7 @@ def compare(vm: Outcome, wt: Outcome, deterministic: bool = True) -> Optional[st
     else:
         for i, t in enumerate(vm.result_types):
             if not _same(t, vm.results[i], wt.results[i], deterministic):
-                return f"result {i} ({t}): vm {vm.results[i]:#x} / wasmtime {wt.results[i]:#x}"
+                return f"result {i} ({t}): vm {_fmt(vm.results[i])} / wasmtime {_fmt(wt.results[i])}"
     if len(vm.log) != len(wt.log):
         return f"host log length: vm {len(vm.log)} / wasmtime {len(wt.log)}"
     pt = _print_types()
@@ -251,7 +258,7 @@ def compare(vm: Outcome, wt: Outcome, deterministic: bool = True) -> Optional[st
             return f"host log entry {i}: vm {n1}{a1} / wasmtime {n2}{a2}"
     for name, (t, v) in vm.globals.items():
         if name in wt.globals and not _same(t, v, wt.globals[name][1], deterministic):
-            return f"global {name} ({t}): vm {v:#x} / wasmtime {wt.globals[name][1]:#x}"
+            return f"global {name} ({t}): vm {_fmt(v)} / wasmtime {_fmt(wt.globals[name][1])}"
     if vm.memory is not None and wt.memory is not None and vm.memory != wt.memory:
         if len(vm.memory) != len(wt.memory):
             return f"memory size: vm {len(vm.memory)} / wasmtime {len(wt.memory)}"

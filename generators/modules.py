@@ -158,6 +158,17 @@ _STORES = {
     F32: (("f32.store", 2),),
     F64: (("f64.store", 3),),
 }
+#: Relative weights of the alternatives in ``value``/``stmt`` (the order of the options, not the weights,
+#: decides what shrinking prefers).
+_WEIGHTS: Dict[str, int] = {
+    # values
+    "const": 8, "local.get": 8, "global.get": 3, "unop": 6, "binop": 10, "compare": 6, "convert": 6,
+    "load": 6, "memory.size": 2, "memory.grow": 2, "local.tee": 3, "select": 3, "block": 6, "call": 6,
+    "table": 2, "call_indirect": 2, "unreachable": 1,
+    # statements ("block", "call", "call_indirect" shared with values)
+    "drop": 4, "local.set": 6, "global.set": 4, "store": 6, "bulk": 2, "print": 3, "counted_loop": 4,
+    "br_if": 3, "br": 1, "br_table": 1, "return": 1,
+}
 _PRINTS = ((I32, "print_i32"), (I64, "print_i64"), (F32, "print_f32"), (F64, "print_f64"))
 
 
@@ -274,6 +285,7 @@ class _Gen:
         self.has_mem = False
         self.mem_pages = 0
         self.table_size = 0
+        self.slots: List[Optional[int]] = []  # function index in each table slot (None = null)
         self.ctx: Optional[_FuncCtx] = None
         self.code: List[Instr] = []
         self.depth = 0
@@ -285,6 +297,16 @@ class _Gen:
 
     def pick(self, seq: Sequence[Any]) -> Any:
         return seq[self.choice(len(seq))]
+
+    def pick_w(self, opts: Sequence[str]) -> str:
+        """Weighted choice (weights in :data:`_WEIGHTS`) that still shrinks towards ``opts[0]``."""
+        ws = [_WEIGHTS.get(o, 1) for o in opts]
+        k = self.draw(st.integers(0, sum(ws) - 1))
+        for o, w in zip(opts, ws):
+            if k < w:
+                return o
+            k -= w
+        return opts[-1]
 
     def flag(self) -> bool:
         return self.draw(st.booleans())
@@ -333,7 +355,7 @@ class _Gen:
         for ft in fts:
             self.func_types.append(self.type_index(ft))
         # globals: the fuel first, then a few others
-        fuel = self.draw(st.integers(0, 24))
+        fuel = self.draw(st.integers(0, 30))
         self.globals.append(Global(GlobalType(I32, True), [Instr("i32.const", fuel), Instr("end")]))
         for _ in range(self.draw(st.integers(0, 3))):
             t = self.pick(self.valtypes)
@@ -355,13 +377,15 @@ class _Gen:
         if "tables" in f:
             self.table_size = self.draw(st.integers(1, 6))
             tables.append(Table(TableType(FUNCREF, Limits(self.table_size, self.table_size))))
-            nent = self.draw(st.integers(0, self.table_size))
+            nent = self.table_size if self.choice(4) else self.draw(st.integers(0, self.table_size))
             init = []
-            for _ in range(nent):
-                if self.choice(4) == 3:
+            self.slots = [None] * self.table_size
+            for i in range(nent):
+                if self.choice(6) == 5:
                     init.append([Instr("ref.null", "func"), Instr("end")])
                 else:
-                    init.append([Instr("ref.func", nimp + self.choice(nfuncs)), Instr("end")])
+                    self.slots[i] = nimp + self.choice(nfuncs)
+                    init.append([Instr("ref.func", self.slots[i]), Instr("end")])
             if init:
                 elems.append(Elem("active", FUNCREF, init, 0, [Instr("i32.const", 0), Instr("end")]))
         # bodies (all signatures known first, so any function can call any other, itself included)
@@ -420,7 +444,7 @@ class _Gen:
     # -- functions -----------------------------------------------------------------------------------
     def gen_func(self, ft: FuncType) -> Func:
         budget = self.draw(st.integers(0, 40))
-        exit_trap = "traps" in self.f and self.flag()
+        exit_trap = "traps" in self.f and self.choice(4) == 3
         self.ctx = _FuncCtx(ft, budget, exit_trap)
         self.code = []
         self.depth = 0
@@ -551,22 +575,31 @@ class _Gen:
         self.values(ft.params)
         self.emit("call", fidx)
 
-    def call_indirect(self, results: Optional[Tuple[ValType, ...]]) -> None:
-        """Call through the table.  The index is usually a slot (some hold functions of other types or
-        null: traps on purpose), sometimes past the end."""
-        defined = self.func_types[len(self.imports):len(self.imports) + self.nuser]
-        cands = [ti for ti in dict.fromkeys(defined) if results is None or self.types[ti].results == results]
-        if cands and self.flag():
-            ti = self.pick(cands)
+    def call_indirect(self, results: Optional[Tuple[ValType, ...]]) -> int:
+        """Call through the table; returns the type index used.  Usually a slot holding a function of
+        the right type; sometimes (traps on purpose) a null slot, a function of another type, an index
+        past the end or an arbitrary expression."""
+        good = [(i, self.func_types[f]) for i, f in enumerate(self.slots)
+                if f is not None and (results is None or self.types[self.func_types[f]].results == results)]
+        k = self.choice(16)
+        if good and k < 14:
+            slot, ti = self.pick(good)
         else:
-            ft = FuncType(self.draw_valtypes(0, 2), results if results is not None else self.draw_valtypes(0, 1))
-            ti = self.type_index(ft)
+            defined = self.func_types[len(self.imports):len(self.imports) + self.nuser]
+            cands = [t for t in dict.fromkeys(defined) if results is None or self.types[t].results == results]
+            if cands and self.flag():
+                ti = self.pick(cands)
+            else:
+                rs = results if results is not None else self.draw_valtypes(0, 1)
+                ti = self.type_index(FuncType(self.draw_valtypes(0, 2), rs))
+            slot = self.draw(st.integers(0, self.table_size)) if k < 15 else -1
         self.values(self.types[ti].params)
-        if self.choice(4) == 3:
+        if slot < 0:
             self.value(I32)
         else:
-            self.emit("i32.const", self.draw(st.integers(0, self.table_size)))
+            self.emit("i32.const", slot)
         self.emit("call_indirect", (ti, 0))
+        return ti
 
     # -- single values ---------------------------------------------------------------------------
     def value(self, t: ValType) -> None:
@@ -605,7 +638,7 @@ class _Gen:
                 opts.append("call_indirect")
         if "traps" in self.f:
             opts.append("unreachable")
-        o = self.pick(opts)
+        o = self.pick_w(opts)
         self.depth += 1
         getattr(self, "v_" + o.replace(".", "_"))(t, locs, globs)
         self.depth -= 1
@@ -767,7 +800,7 @@ class _Gen:
                 opts.append("counted_loop")
         if "branches" in self.f:
             opts += ["br_if", "br", "br_table", "return"]
-        o = self.pick(opts)
+        o = self.pick_w(opts)
         if o == "drop":
             self.value(self.pick(self.valtypes))
             self.emit("drop")
@@ -804,9 +837,7 @@ class _Gen:
             for _ in self.types[self.func_types[fidx]].results:
                 self.emit("drop")
         elif o == "call_indirect":
-            n0 = len(self.code)
-            self.call_indirect(None)
-            ti = self.code[-1].imm[0] if len(self.code) > n0 else None
+            ti = self.call_indirect(None)
             for _ in self.types[ti].results:
                 self.emit("drop")
         elif o == "block":

@@ -69,16 +69,34 @@ class ModuleInfo:
 
     @classmethod
     def from_wasm(cls, wasm: bytes) -> ModuleInfo:
+        """Validate with wasmtime (every 3.0 feature), describe with wcr's own decoder (wasmtime-py
+        cannot print v128 types, the process aborts, and calls externref "anyref")."""
         import wasmtime
 
+        from vm.binary import decode_module
+        from vm.errors import WasmError
+
         try:
-            mod = wasmtime.Module(_introspection_engine(), wasm)
+            wasmtime.Module.validate(_introspection_engine(), wasm)
         except Exception as exc:
             raise Unrunnable(f"invalid module: {str(exc).splitlines()[0]}") from exc
+        try:
+            mod = decode_module(wasm)
+        except WasmError as exc:
+            raise Unrunnable(f"wcr's decoder rejects the module: {exc}") from exc
+        spaces: Dict[str, List[Any]] = {"func": [], "table": [], "memory": [], "global": [], "tag": []}
         info = cls()
-        for src, dst in ((mod.imports, info.imports), (mod.exports, info.exports)):
-            for it in src:
-                dst.append(_extern(it.name or "", it.type, getattr(it, "module", "")))
+        for imp in mod.imports:
+            desc = imp.desc
+            t = mod.types[desc.type].comp if desc.kind == "func" else desc.type
+            spaces[desc.kind].append(t)
+            info.imports.append(_extern(imp.name, desc.kind, t, imp.module))
+        spaces["func"] += [mod.types[f.typeidx].comp for f in mod.funcs]
+        spaces["table"] += [t.type for t in mod.tables]
+        spaces["memory"] += [m.type for m in mod.memories]
+        spaces["global"] += [g.type for g in mod.globals]
+        for ex in mod.exports:
+            info.exports.append(_extern(ex.name, ex.kind, spaces[ex.kind][ex.index] if ex.kind in spaces else None, ""))
         return info
 
     def export(self, name: str) -> Optional[Extern]:
@@ -124,18 +142,27 @@ def _introspection_engine() -> Any:
     return _ENGINE
 
 
-def _extern(name: str, t: Any, module: str) -> Extern:
-    kind = type(t).__name__
-    if kind == "FuncType":
-        return Extern(name, "func", params=tuple(str(p) for p in t.params),
-                      results=tuple(str(r) for r in t.results), module=module)
-    if kind == "GlobalType":
-        return Extern(name, "global", type=str(t.content), mutable=bool(t.mutable), module=module)
-    if kind == "MemoryType":
-        return Extern(name, "memory", is64=bool(getattr(t, "is_64", False)), module=module)
-    if kind == "TableType":
-        return Extern(name, "table", type=str(t.element), module=module)
-    return Extern(name, "tag" if "Tag" in kind else kind, module=module)
+def type_name(t: Any) -> str:
+    """wcr value type → the WAT spelling used here (i32 ... v128, funcref, externref, or a repr)."""
+    if isinstance(t, str):
+        return t
+    heap = getattr(t, "heap", None)
+    if getattr(t, "nullable", False) and heap in ("func", "extern"):
+        return f"{heap}ref"
+    return repr(t)
+
+
+def _extern(name: str, kind: str, t: Any, module: str) -> Extern:
+    if kind == "func":
+        return Extern(name, "func", params=tuple(type_name(p) for p in t.params),
+                      results=tuple(type_name(r) for r in t.results), module=module)
+    if kind == "global":
+        return Extern(name, "global", type=type_name(t.type), mutable=bool(t.mutable), module=module)
+    if kind == "memory":
+        return Extern(name, "memory", is64=bool(t.is64), module=module)
+    if kind == "table":
+        return Extern(name, "table", type=type_name(t.elem), is64=bool(t.is64), module=module)
+    return Extern(name, kind, module=module)
 
 
 # ------------------------------------------------------------------------------------------- binary rewrite
@@ -342,7 +369,9 @@ def _emit_bits(t: str, expr: str) -> str:
 
 
 def _wat_str(s: str) -> str:
-    return '"' + "".join(c if c.isalnum() or c in ":_-. " else "\\%02x" % b for c in s for b in [ord(c)] if b < 128) + '"'
+    """A WAT string literal for an export name (any UTF-8: unsafe bytes become ``\\hh`` escapes)."""
+    safe = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:_-. "
+    return '"' + "".join(chr(b) if b in safe else f"\\{b:02x}" for b in s.encode("utf-8")) + '"'
 
 
 def _int_results(results: Sequence[str]) -> List[str]:
@@ -520,3 +549,56 @@ def fill_from_adapter(out: NativeOutcome, info: ModuleInfo, man: ResumeManifest,
         out.globals = EventStream(global_events).globals(info, man)
     except ValueError as exc:
         out.inconclusive = f"could not decode the adapter's prints: {exc}"
+
+
+# ------------------------------------------------------------------------------------------ trap messages
+#: (substring of a runtime's trap message, primary spec kind, other spec kinds it may stand for).
+#: First match wins, so the more specific patterns come first.  Sources: V8 11.3 (node 20), wabt 1.0.42
+#: (wasm-interp/spectest-interp), wasm3 0.5.0.
+TRAP_MESSAGES: Tuple[Tuple[str, str, Tuple[str, ...]], ...] = (
+    ("maximum call stack size exceeded", "call stack exhausted", ()),  # V8 (RangeError)
+    ("call stack exhausted", "call stack exhausted", ()),  # wabt
+    ("stack overflow", "call stack exhausted", ()),  # wasm3
+    ("unreachable", "unreachable", ()),  # all
+    ("divide by zero", "integer divide by zero", ()),  # V8, wabt, wasm3
+    ("remainder by zero", "integer divide by zero", ()),  # V8
+    ("divide result unrepresentable", "integer overflow", ()),  # V8
+    ("integer overflow", "integer overflow", ()),  # wabt, wasm3
+    ("float unrepresentable in integer range", "invalid conversion to integer", ()),  # V8
+    ("invalid conversion to integer", "invalid conversion to integer", ()),  # wabt, wasm3
+    ("invalid integer conversion", "invalid conversion to integer", ()),
+    ("integer conversion", "invalid conversion to integer", ()),
+    ("out of bounds memory access", "out of bounds memory access", ()),  # wabt, wasm3
+    ("memory access out of bounds", "out of bounds memory access", ()),  # V8
+    ("data segment", "out of bounds memory access", ()),  # V8/wabt: active data segment does not fit
+    ("out of bounds table access", "out of bounds table access", ()),  # wabt
+    ("table access out of bounds", "out of bounds table access", ()),
+    ("element segment", "out of bounds table access", ()),  # instantiation: elem segment does not fit
+    ("table initializer", "out of bounds table access", ()),
+    ("undefined table index", "undefined element", ()),  # wabt call_indirect
+    # wasm3 says "undefined element" for a null entry inside the table too
+    ("undefined element", "undefined element", ("undefined element", "uninitialized element")),
+    # V8 uses one message for call_indirect past the end and table.get/set/copy out of bounds
+    ("table index is out of bounds", "undefined element", ("undefined element", "out of bounds table access")),
+    ("uninitialized table element", "uninitialized element", ()),  # wabt
+    ("null table element", "uninitialized element", ()),  # wasm3
+    ("uninitialized element", "uninitialized element", ()),
+    ("indirect call signature mismatch", "indirect call type mismatch", ()),  # wabt
+    ("indirect call type mismatch", "indirect call type mismatch", ()),  # wasm3
+    # V8 merges a null entry and a signature mismatch of call_indirect
+    ("null function or function signature mismatch", "indirect call type mismatch",
+     ("uninitialized element", "indirect call type mismatch")),
+    ("function signature mismatch", "indirect call type mismatch", ()),
+    ("dereferencing a null pointer", "null function reference", ()),  # V8 call_ref null
+    ("null function reference", "null function reference", ()),
+    ("null reference", "null function reference", ()),
+)
+
+
+def classify_trap(message: str) -> Tuple[Optional[str], Tuple[str, ...]]:
+    """Spec trap kind (and alternatives) for a runtime's trap message; (None, ()) if unknown."""
+    low = message.lower()
+    for needle, kind, cands in TRAP_MESSAGES:
+        if needle in low:
+            return kind, cands
+    return None, ()

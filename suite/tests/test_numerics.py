@@ -43,7 +43,7 @@ settings.register_profile(
     "wcr-numerics-default", max_examples=60, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.register_profile(
-    "wcr-numerics-long", max_examples=2000, deadline=None,
+    "wcr-numerics-long", max_examples=1000, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 # Applied per test (not with load_profile) so this file does not change other files' settings.
 _SETTINGS = settings.get_profile("wcr-numerics-long" if _PROFILE == "long" else "wcr-numerics-default")
@@ -250,10 +250,11 @@ _STRATEGIES: Dict[str, st.SearchStrategy[int]] = {
                      _ties64()),
     "f32": st.one_of(st.sampled_from(_F32_EDGES), st.integers(0, (1 << 32) - 1), _nan(32),
                      st.floats(width=32, allow_nan=False).map(_f32),
+                     st.floats(-4.0, 4.0, width=32).map(_f32),
                      _near(_BOUNDARIES32, 3, 0xFFFFFFFF),
                      st.integers(-(1 << 24), 1 << 24).map(lambda v: _f32(float(v) + 0.5))),
     "f64": st.one_of(st.sampled_from(_F64_EDGES), st.integers(0, (1 << 64) - 1), _nan(64),
-                     st.floats(allow_nan=False).map(_f64),
+                     st.floats(allow_nan=False).map(_f64), st.floats(-4.0, 4.0).map(_f64),
                      _near(_BOUNDARIES64, 3, (1 << 64) - 1), _demote_boundaries(),
                      st.integers(-(1 << 53), 1 << 53).map(lambda v: _f64(float(v) + 0.5))),
 }

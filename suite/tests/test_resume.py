@@ -1,0 +1,553 @@
+"""Resume modules (vm.snapshot.resume): checkpoint a run at instruction k, turn the snapshot into a plain
+Wasm module, run its ``resume`` on our VM and on wasmtime, and compare with the uninterrupted run:
+results, trap kind, spectest prints and the final memories/globals/tables."""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+import subprocess
+import tempfile
+from typing import Any, Dict, List, Optional, Tuple
+
+import pytest
+import wasmtime
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from vm.api import load_module
+from vm.binary import decode_module
+from vm.runtime.objects import ExternRef
+from vm.runtime.spectest import spectest_exports
+from vm.runtime.store import Store
+from vm.snapshot.checkpoint import checkpoint, finish, run_to
+from vm.snapshot.resume import (
+    REASONS,
+    NotConvertible,
+    ResumeModule,
+    instance_final_state,
+    make_resume_module,
+    run_resume_on_vm,
+)
+from vm.valid import validate_module
+
+# ------------------------------------------------------------------------------------------------
+# harness
+# ------------------------------------------------------------------------------------------------
+
+_TRAPS = {  # wasmtime trap code -> our trap kinds it may stand for
+    "INTEGER_DIVISION_BY_ZERO": ("integer divide by zero",),
+    "INTEGER_OVERFLOW": ("integer overflow",),
+    "MEMORY_OUT_OF_BOUNDS": ("out of bounds memory access",),
+    "TABLE_OUT_OF_BOUNDS": ("undefined element", "out of bounds table access"),
+    "INDIRECT_CALL_TO_NULL": ("uninitialized element",),
+    "BAD_SIGNATURE": ("indirect call type mismatch",),
+    "UNREACHABLE": ("unreachable",),
+    "BAD_CONVERSION_TO_INTEGER": ("invalid conversion to integer",),
+    "STACK_OVERFLOW": ("call stack exhausted",),
+    "NULL_REFERENCE": ("null function reference", "null reference"),
+}
+_PRINT_TYPES = {
+    "print": (), "print_i32": ("i32",), "print_i64": ("i64",), "print_f32": ("f32",),
+    "print_f64": ("f64",), "print_i32_f32": ("i32", "f32"), "print_f64_f64": ("f64", "f64"),
+}
+
+
+def _wt_valtype(t: str) -> wasmtime.ValType:
+    return getattr(wasmtime.ValType, t)()
+
+
+def _bits(t: str, x: Any) -> Any:
+    """A wasmtime Python value -> our runtime representation (unsigned ints / float bit patterns)."""
+    if x is None:
+        return None
+    if t == "i32":
+        return x & 0xFFFFFFFF
+    if t == "i64":
+        return x & (2**64 - 1)
+    if t == "f32":
+        return struct.unpack("<I", struct.pack("<f", x))[0]
+    if t == "f64":
+        return struct.unpack("<Q", struct.pack("<d", x))[0]
+    if t == "v128":
+        return x
+    return "ref"  # a non-null reference: identity is not observable from Python
+
+
+class Result:
+    """What a run produced: results (runtime repr), trap kind, prints, final state by index."""
+
+    def __init__(self, results, trap, log, mems, globs, tables):
+        self.results = results
+        self.trap = trap
+        self.log = log
+        self.mems = mems
+        self.globs = globs
+        self.tables = tables
+
+
+def _is_nan(t: str, b: Any) -> bool:
+    if t == "f32":
+        return (b >> 23) & 0xFF == 0xFF and b & 0x7FFFFF != 0
+    if t == "f64":
+        return (b >> 52) & 0x7FF == 0x7FF and b & ((1 << 52) - 1) != 0
+    return False
+
+
+def _same(t: str, a: Any, b: Any, loose_nan: bool) -> bool:
+    if loose_nan and _is_nan(t, a) and _is_nan(t, b):
+        return True
+    return a == b
+
+
+def run_wasmtime(rm: ResumeModule) -> Result:
+    """Instantiate on wasmtime with a spectest module of our own and call ``resume``."""
+    engine = wasmtime.Engine()
+    store = wasmtime.Store(engine)
+    module = wasmtime.Module(engine, rm.bytes)
+    log: List[Tuple[str, List[Any]]] = []
+    linker = wasmtime.Linker(engine)
+    for imp in module.imports:
+        assert imp.module == "spectest", imp.module
+        name = imp.name
+        if name in _PRINT_TYPES:
+            types = _PRINT_TYPES[name]
+
+            def fn(*args, _n=name, _t=types):
+                log.append((_n, [_bits(t, a) for t, a in zip(_t, args)]))
+
+            item = wasmtime.Func(store, wasmtime.FuncType([_wt_valtype(t) for t in types], []), fn)
+        elif name.startswith("global_"):
+            t = name[len("global_"):]
+            val = {"i32": 666, "i64": 666, "f32": 666.6, "f64": 666.6}[t]
+            item = wasmtime.Global(store, wasmtime.GlobalType(_wt_valtype(t), False),
+                                   getattr(wasmtime.Val, t)(val))
+        elif name == "table":
+            item = wasmtime.Table(store, wasmtime.TableType(wasmtime.ValType.funcref(),
+                                                            wasmtime.Limits(10, 20)), None)
+        elif name == "memory":
+            item = wasmtime.Memory(store, wasmtime.MemoryType(wasmtime.Limits(1, 2)))
+        else:
+            raise AssertionError(name)
+        linker.define(store, "spectest", name, item)
+    inst = linker.instantiate(store, module)
+    ex = inst.exports(store)
+    man = rm.manifest
+    results: List[Any] = []
+    trap = None
+    try:
+        res = ex[man.entry](store)
+        if len(man.results) == 1:
+            res = [res]
+        results = [_bits(t, x) if isinstance(t, str) else x for t, x in zip(man.results, res or [])]
+    except wasmtime.Trap as e:
+        code = e.trap_code
+        trap = _TRAPS.get(code.name if code is not None else "", (f"wasmtime:{code}",))
+    mems = {}
+    for i, name in man.memories.items():
+        mem = ex[name]
+        mems[i] = bytes(mem.read(store, 0, mem.data_len(store)))
+    globs = {}
+    for i, name in man.globals.items():
+        g = ex[name]
+        t = str(g.type(store).content)
+        globs[i] = _bits(t, g.value(store))
+    tables = {}
+    for i, name in man.tables.items():
+        tab = ex[name]
+        tables[i] = [None if tab.get(store, k) is None else "ref" for k in range(tab.size(store))]
+    return Result(results, trap, log, mems, globs, tables)
+
+
+def _untag(v) -> Any:
+    return v[1] if v[0] != "ref.func" else ("func", v[1])
+
+
+def vm_result(out) -> Result:
+    return Result([_untag(v) for v in out.results], out.trap, [(n, [_untag(v) for v in a]) for n, a in out.host_log],
+                  dict(out.memories), {i: _untag(v) for i, v in out.globals.items()},
+                  {i: [_untag(v) for v in t] for i, t in out.tables.items()})
+
+
+class Program:
+    """A WAT program whose export ``main`` (no params) is run uninterrupted once, then from snapshots."""
+
+    def __init__(self, wat: str, entry: str = "main", args: Optional[list] = None):
+        self.data = wasmtime.wat2wasm(wat) if isinstance(wat, str) else wat
+        self.lm = load_module(self.data)
+        self.entry = entry
+        self.args = args or []
+        st_, inst = self.fresh()
+        run = run_to(st_, inst.exports[entry], self.args, None)
+        self.base = finish(st_, run, digest=False)
+        self.total = self.base.instructions
+        fin = instance_final_state(inst)
+        self.results = [_untag(v) for v in self.base.results]
+        self.log = [(n, list(a)) for n, a in st_.host_log]
+        self.final = Result(self.results, self.base.trap, self.log, fin.memories,
+                            {i: _untag(v) for i, v in fin.globals.items()},
+                            {i: [_untag(v) for v in t] for i, t in fin.tables.items()})
+        self.result_types = inst.exports[entry].type.results
+
+    def fresh(self):
+        s = Store()
+        sp = spectest_exports(s)
+        imports = [sp[i.name] for i in self.lm.module.imports]
+        return s, s.instantiate(self.lm.module, self.lm.info, imports, self.lm.sha256)
+
+    def state_at(self, k: int):
+        s, inst = self.fresh()
+        run = run_to(s, inst.exports[self.entry], self.args, k)
+        return checkpoint(s, run)
+
+    def resume_at(self, k: int):
+        state = self.state_at(k)
+        return state, make_resume_module(state, {self.lm.sha256: self.data})
+
+
+def wasm_tools_validate(data: bytes) -> None:
+    with tempfile.NamedTemporaryFile(suffix=".wasm", delete=False) as fh:
+        fh.write(data)
+        path = fh.name
+    try:
+        p = subprocess.run(["wasm-tools", "validate", "--features", "all", path], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+    finally:
+        os.unlink(path)
+
+
+STATS = {"modules": 0, "vm_runs": 0, "wasmtime_runs": 0, "not_convertible": {}}
+
+
+def compare(expected: Result, got: Result, log_prefix: list, types, native: bool, k: int) -> None:
+    where = f"k={k} ({'wasmtime' if native else 'vm'})"
+    if native:
+        assert got.trap == expected.trap or (got.trap is not None and expected.trap in got.trap), where
+        assert len(got.results) == len(expected.results), where
+        for t, a, b in zip(types, got.results, expected.results):
+            if isinstance(t, str):
+                assert _same(t, a, b, True), (where, a, b)
+            else:
+                assert (a is None) == (b is None), where
+        # prints: the pre-checkpoint part is in the snapshot, the rest came from resume
+        exp_log = expected.log[len(log_prefix):]
+        assert len(got.log) == len(exp_log), where
+        for (n1, a1), (n2, a2) in zip(got.log, exp_log):
+            assert n1 == n2, where
+            for t, x, y in zip(_PRINT_TYPES[n1], a1, a2):
+                assert _same(t, x, y, True), (where, n1, x, y)
+        for i, mem in got.mems.items():
+            assert mem == expected.mems[i], (where, "memory", i)
+        for i, v in got.globs.items():
+            e = expected.globs[i]
+            assert v == e or (v == "ref" and e is not None) or (
+                isinstance(v, int) and isinstance(e, int) and (_is_nan("f32", v) or _is_nan("f64", v))), \
+                (where, "global", i, v, e)
+        for i, t in got.tables.items():
+            assert [x is None for x in t] == [x is None for x in expected.tables[i]], (where, "table", i)
+    else:
+        assert got.trap == expected.trap, where
+        assert got.results == expected.results, where
+        assert [(n, list(a)) for n, a in log_prefix] + got.log == expected.log, where
+        assert got.mems == expected.mems, where
+        assert got.globs == expected.globs, (where, got.globs, expected.globs)
+        assert got.tables == expected.tables, where
+
+
+def check(prog: Program, ks=None, native: bool = True, validate_every: int = 1) -> Dict[str, int]:
+    """Checkpoint at every k in ``ks`` (default: all), resume on our VM and wasmtime, compare."""
+    ks = range(prog.total + 1) if ks is None else ks
+    n = 0
+    max_frames = 0
+    for j, k in enumerate(ks):
+        state, rm = None, None
+        state = prog.state_at(k)
+        if state.thread.status == "trapped":
+            with pytest.raises(NotConvertible) as ei:
+                make_resume_module(state, {prog.lm.sha256: prog.data})
+            assert ei.value.reason == "trapped"
+            continue
+        rm = make_resume_module(state, {prog.lm.sha256: prog.data})
+        max_frames = max(max_frames, len(state.thread.frames))
+        STATS["modules"] += 1
+        # our own validator on the decoded bytes, and wasm-tools
+        m2 = decode_module(rm.bytes)
+        validate_module(m2)
+        if j % validate_every == 0:
+            wasm_tools_validate(rm.bytes)
+        prefix = [(n_, [x for _, x in a]) for n_, a in state.host_log]
+        out = run_resume_on_vm(rm)
+        STATS["vm_runs"] += 1
+        compare(prog.final, vm_result(out), prefix, prog.result_types, False, k)
+        if native:
+            got = run_wasmtime(rm)
+            STATS["wasmtime_runs"] += 1
+            compare(prog.final, got, prefix, prog.result_types, True, k)
+        n += 1
+    return {"checked": n, "max_frames": max_frames}
+
+
+def sample(total: int, n: int) -> List[int]:
+    if total + 1 <= n:
+        return list(range(total + 1))
+    step = total / (n - 1)
+    return sorted({0, total, *(int(i * step) for i in range(n))})
+
+
+# ------------------------------------------------------------------------------------------------
+# programs
+# ------------------------------------------------------------------------------------------------
+
+FIB_LOOP = """
+(module
+  (memory 1)
+  (global $g (mut i32) (i32.const 0))
+  (func $fib (param i32) (result i32)
+    (if (result i32) (i32.lt_u (local.get 0) (i32.const 2))
+      (then (local.get 0))
+      (else (i32.add (call $fib (i32.sub (local.get 0) (i32.const 1)))
+                     (call $fib (i32.sub (local.get 0) (i32.const 2)))))))
+  (func (export "main") (result i32) (local i32 i32)
+    (block $out
+      (loop $l
+        (br_if $out (i32.ge_u (local.get 0) (i32.const 6)))
+        (i32.store (i32.mul (local.get 0) (i32.const 4)) (call $fib (local.get 0)))
+        (global.set $g (i32.add (global.get $g) (local.get 0)))
+        (local.set 0 (i32.add (local.get 0) (i32.const 1)))
+        (br $l)))
+    (i32.add (global.get $g) (i32.load (i32.const 20)))))
+"""
+
+MULTI_VALUE = """
+(module
+  (func $mv (param i32) (result i32 i64)
+    local.get 0
+    local.get 0
+    i64.extend_i32_u
+    i64.const 7
+    i64.mul)
+  (func (export "main") (result i64 i32 i32)
+    (local $i i32) (local $acc i64)
+    i64.const 99
+    loop $l
+      local.get $i
+      call $mv
+      block $b (param i32 i64) (result i32 i64)
+        block $c (param i32 i64) (result i32 i64)
+          local.get $i
+          i32.const 3
+          i32.rem_u
+          br_table $b $c $b
+        end
+        i64.const 100
+        i64.add
+      end
+      local.get $acc
+      i64.add
+      local.set $acc
+      drop
+      local.get $i
+      i32.const 1
+      i32.add
+      local.tee $i
+      i32.const 9
+      i32.lt_u
+      br_if $l
+    end
+    drop
+    local.get $acc
+    local.get $acc
+    i64.const 0
+    i64.ne
+    if (param i64) (result i64 i32)
+      i32.const 1
+    else
+      i32.const 2
+    end
+    i32.const 0
+    loop $l2 (param i32) (result i32)
+      i32.const 1
+      i32.add
+      local.tee $i
+      local.get $i
+      i32.const 15
+      i32.lt_u
+      br_if $l2
+    end)
+)
+"""
+
+NESTED = """
+(module
+  (func (export "main") (result i32) (local $i i32) (local $j i32) (local $s i32)
+    (i32.const 7)
+    (block $done
+      (loop $outer
+        (local.set $j (i32.const 0))
+        (block $next
+          (loop $inner
+            (if (i32.and (local.get $j) (i32.const 1))
+              (then (local.set $s (i32.add (local.get $s) (local.get $j))))
+              (else
+                (block $b0 (block $b1 (block $b2
+                  (br_table $b0 $b1 $b2 $next (i32.rem_u (local.get $j) (i32.const 5))))
+                  (local.set $s (i32.add (local.get $s) (i32.const 100))))
+                  (local.set $s (i32.mul (local.get $s) (i32.const 3))))
+                (local.set $s (i32.xor (local.get $s) (local.get $i)))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br_if $inner (i32.lt_u (local.get $j) (i32.const 7)))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br_if $done (i32.ge_u (local.get $i) (i32.const 4)))
+        (br $outer)))
+    (local.get $s)
+    (i32.add)))
+"""
+
+DEEP = """
+(module
+  (global $depth (mut i32) (i32.const 0))
+  (func $rec (param i32) (result i32)
+    (if (result i32) (i32.eqz (local.get 0))
+      (then (global.get $depth))
+      (else
+        (global.set $depth (i32.add (global.get $depth) (i32.const 1)))
+        (i32.add (i32.const 1) (call $rec (i32.sub (local.get 0) (i32.const 1)))))))
+  (func (export "main") (result i32) (local i32 i32)
+    (loop $l
+      (local.set 1 (i32.add (local.get 1) (call $rec (i32.const 20))))
+      (local.set 0 (i32.add (local.get 0) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get 0) (i32.const 3))))
+    (local.get 1)))
+"""
+
+TABLES = """
+(module
+  (type $t (func (param i32) (result i32)))
+  (table $tab 4 10 funcref)
+  (memory 1)
+  (global $fr (mut funcref) (ref.null func))
+  (elem $e0 (i32.const 0) $inc $dbl)
+  (elem $p func $sq $inc)
+  (data $d "\\01\\02\\03\\04")
+  (func $inc (type $t) (i32.add (local.get 0) (i32.const 1)))
+  (func $dbl (type $t) (i32.mul (local.get 0) (i32.const 2)))
+  (func $sq (type $t) (i32.mul (local.get 0) (local.get 0)))
+  (func (export "main") (result i32) (local $i i32) (local $acc i32) (local $f funcref)
+    (table.init $tab $p (i32.const 2) (i32.const 0) (i32.const 2))
+    (elem.drop $p)
+    (memory.init $d (i32.const 100) (i32.const 0) (i32.const 4))
+    (data.drop $d)
+    (drop (table.grow $tab (ref.func $dbl) (i32.const 2)))
+    (local.set $f (ref.func $sq))
+    (global.set $fr (ref.func $inc))
+    (local.set $acc (i32.const 1))
+    (loop $l
+      (local.set $acc (call_indirect (type $t) (local.get $acc) (local.get $i)))
+      (i32.store (i32.mul (local.get $i) (i32.const 4)) (local.get $acc))
+      (table.set $tab (local.get $i) (local.get $f))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 6))))
+    (memory.init $d (i32.const 0) (i32.const 0) (i32.const 0))
+    (table.init $tab $p (i32.const 0) (i32.const 0) (i32.const 0))
+    (i32.add (local.get $acc) (i32.load8_u (i32.const 102)))))
+"""
+
+TRAPS = {
+    "div": "(drop (i32.div_u (local.get $acc) (i32.const 0)))",
+    "dropped_data": "(memory.init $d (i32.const 0) (i32.const 0) (i32.const 1))",
+    "dropped_elem": "(table.init $tab $p (i32.const 0) (i32.const 0) (i32.const 1))",
+    "null_call": "(drop (call_indirect (type $t) (i32.const 0) (i32.const 7)))",
+    "oob_call": "(drop (call_indirect (type $t) (i32.const 0) (i32.const 60)))",
+    "unreachable": "(unreachable)",
+}
+
+PRINTS = """
+(module
+  (import "spectest" "print_i32" (func $pi (param i32)))
+  (import "spectest" "print_f64" (func $pf (param f64)))
+  (import "spectest" "memory" (memory 1 2))
+  (import "spectest" "global_i32" (global $gi i32))
+  (global $f (mut f64) (f64.const 1.5))
+  (func (export "main") (result f64) (local $i i32)
+    (loop $l
+      (call $pi (local.get $i))
+      (global.set $f (f64.mul (global.get $f) (f64.const 1.25)))
+      (call $pf (global.get $f))
+      (i32.store (i32.const 8) (i32.add (global.get $gi) (local.get $i)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 5))))
+    (drop (memory.grow (i32.const 1)))
+    (i32.store (i32.const 70000) (i32.const 42))
+    (call $pi (i32.load (i32.const 70000)))
+    (global.get $f)))
+"""
+
+NUMBERS = """
+(module
+  (func (export "main") (result i64 f32 v128 f64) (local $v v128) (local $x f32) (local $i i32)
+    (local.set $v (v128.const i32x4 1 2 3 4))
+    (local.set $x (f32.reinterpret_i32 (i32.const 0x7fa00001)))
+    (i64.const -5)
+    (f64.const -0x1.8p+3)
+    (loop $l (param f64) (result f64)
+      (local.set $v (i32x4.add (local.get $v) (local.get $v)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (f64.add (f64.const 0.5))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 4))))
+    (local.set 0 (f64x2.splat))
+    (local.get $x)
+    (local.get $v)
+    (f64x2.extract_lane 1 (local.get 0))))
+"""
+
+
+def test_fib_loop_every_k():
+    prog = Program(FIB_LOOP)
+    r = check(prog)
+    assert r["checked"] == prog.total + 1 and r["max_frames"] >= 5
+
+
+def test_multi_value_block_params_br_table_every_k():
+    prog = Program(MULTI_VALUE)
+    assert prog.results[1:] == [1, 15]
+    check(prog)
+
+
+def test_nested_blocks_loops_ifs_every_k():
+    prog = Program(NESTED)
+    check(prog, validate_every=3)
+
+
+def test_deep_recursion_inside_loop():
+    prog = Program(DEEP)
+    # every k in the first descent (up to 21 frames), a sample of the rest
+    ks = sorted(set(range(0, 260)) | set(sample(prog.total, 60)))
+    r = check(prog, ks, validate_every=4)
+    assert r["max_frames"] == 22  # main + 21 activations of $rec
+
+
+def test_tables_segments_call_indirect_every_k():
+    prog = Program(TABLES)
+    assert prog.base.trap is None
+    check(prog)
+
+
+@pytest.mark.parametrize("name", sorted(TRAPS))
+def test_trap_after_resume(name):
+    wat = TABLES.replace("(i32.add (local.get $acc) (i32.load8_u (i32.const 102)))",
+                         TRAPS[name] + " (i32.const 0)")
+    prog = Program(wat)
+    assert prog.base.trap is not None
+    check(prog, sample(prog.total, 25), validate_every=5)
+
+
+def test_spectest_prints_imported_memory_and_globals():
+    prog = Program(PRINTS)
+    assert len(prog.log) == 11
+    check(prog)
+
+
+def test_numbers_v128_nan_payloads():
+    prog = Program(NUMBERS)
+    check(prog)
