@@ -44,13 +44,25 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from hypothesis import strategies as st
 
 from vm.binary import encode_module
-from vm.module import Data, Elem, Export, Func, Global, Import, ImportDesc, Instr, MemArg, Memory, Module
-from vm.module import Table
+from vm.module import (
+    Data,
+    Elem,
+    Export,
+    Func,
+    Global,
+    Import,
+    ImportDesc,
+    Instr,
+    MemArg,
+    Memory,
+    Module,
+    Table,
+)
 from vm.types import (
     F32,
     F64,
@@ -67,7 +79,7 @@ from vm.types import (
 )
 
 __all__ = [
-    "ALL_FEATURES", "DEFAULT_FEATURES", "GeneratedCase", "modules", "cases", "args_for", "value_of",
+    "ALL_FEATURES", "DEFAULT_FEATURES", "GeneratedCase", "Size", "modules", "cases", "args_for", "value_of",
     "bits_type", "count_instructions",
 ]
 
@@ -116,11 +128,29 @@ EDGE_VALUES: Dict[str, Tuple[int, ...]] = {
 }
 
 
+_INT_CACHE: Dict[Tuple[int, int], st.SearchStrategy[int]] = {}
+_BOOLS = st.booleans()
+
+
+def _ints(lo: int, hi: int) -> st.SearchStrategy[int]:
+    """Cached ``st.integers``: building a strategy per draw costs more than the draw itself."""
+    s = _INT_CACHE.get((lo, hi))
+    if s is None:
+        s = _INT_CACHE[(lo, hi)] = st.integers(lo, hi)
+    return s
+
+
+_VALUE_CACHE: Dict[ValType, st.SearchStrategy[int]] = {}
+
+
 def value_of(t: ValType) -> st.SearchStrategy[int]:
     """Values of numeric type ``t`` in the runtime representation, edge values first (so they are what
     shrinking converges to), then arbitrary bit patterns."""
-    bits = 32 if t in (I32, F32) else 64
-    return st.one_of(st.sampled_from(EDGE_VALUES[t]), st.integers(0, (1 << bits) - 1))
+    s = _VALUE_CACHE.get(t)
+    if s is None:
+        bits = 32 if t in (I32, F32) else 64
+        s = _VALUE_CACHE[t] = st.one_of(st.sampled_from(EDGE_VALUES[t]), st.integers(0, (1 << bits) - 1))
+    return s
 
 
 def args_for(ft: FuncType) -> st.SearchStrategy[List[Any]]:
@@ -273,9 +303,10 @@ class _Gen:
     MAX_DEPTH = 5  # expression nesting
     MAX_BLOCKS = 3  # block nesting
 
-    def __init__(self, draw: Callable[[st.SearchStrategy], Any], feats: FrozenSet[str]):
+    def __init__(self, draw: Callable[[st.SearchStrategy], Any], feats: FrozenSet[str], size: Size):
         self.draw = draw
         self.f = feats
+        self.size = size
         self.types: List[FuncType] = []
         self.valtypes: Tuple[ValType, ...] = (I32, I64, F32, F64) if "floats" in feats else (I32, I64)
         self.imports: List[Import] = []
@@ -293,7 +324,7 @@ class _Gen:
 
     # -- drawing helpers --------------------------------------------------------------------------
     def choice(self, n: int) -> int:
-        return self.draw(st.integers(0, n - 1)) if n > 1 else 0
+        return self.draw(_ints(0, n - 1)) if n > 1 else 0
 
     def pick(self, seq: Sequence[Any]) -> Any:
         return seq[self.choice(len(seq))]
@@ -301,7 +332,7 @@ class _Gen:
     def pick_w(self, opts: Sequence[str]) -> str:
         """Weighted choice (weights in :data:`_WEIGHTS`) that still shrinks towards ``opts[0]``."""
         ws = [_WEIGHTS.get(o, 1) for o in opts]
-        k = self.draw(st.integers(0, sum(ws) - 1))
+        k = self.draw(_ints(0, sum(ws) - 1))
         for o, w in zip(opts, ws):
             if k < w:
                 return o
@@ -309,7 +340,7 @@ class _Gen:
         return opts[-1]
 
     def flag(self) -> bool:
-        return self.draw(st.booleans())
+        return self.draw(_BOOLS)
 
     def type_index(self, ft: FuncType) -> int:
         if ft not in self.types:
@@ -327,7 +358,7 @@ class _Gen:
 
     # -- module skeleton ---------------------------------------------------------------------------
     def draw_valtypes(self, lo: int, hi: int) -> Tuple[ValType, ...]:
-        n = self.draw(st.integers(lo, hi))
+        n = self.draw(_ints(lo, hi))
         return tuple(self.pick(self.valtypes) for _ in range(n))
 
     def draw_functype(self) -> FuncType:
@@ -349,15 +380,15 @@ class _Gen:
                     self.imports.append(Import("spectest", name, ImportDesc("func", ti)))
                     self.func_types.append(ti)
         nimp = len(self.imports)
-        nfuncs = self.draw(st.integers(1, 4))
+        nfuncs = self.draw(_ints(1, self.size.max_funcs))
         self._nuser = nfuncs
         fts = [self.draw_functype() for _ in range(nfuncs)]
         for ft in fts:
             self.func_types.append(self.type_index(ft))
         # globals: the fuel first, then a few others
-        fuel = self.draw(st.integers(0, 30))
+        fuel = self.draw(_ints(0, self.size.max_fuel))
         self.globals.append(Global(GlobalType(I32, True), [Instr("i32.const", fuel), Instr("end")]))
-        for _ in range(self.draw(st.integers(0, 3))):
+        for _ in range(self.draw(_ints(0, 3))):
             t = self.pick(self.valtypes)
             v = self.draw(value_of(t))
             self.globals.append(Global(GlobalType(t, self.flag()), [Instr(f"{t}.const", v), Instr("end")]))
@@ -365,19 +396,19 @@ class _Gen:
         datas: List[Data] = []
         if "memory" in f:
             self.has_mem = True
-            self.mem_pages = self.draw(st.integers(1, 2))
-            mx = self.mem_pages + self.draw(st.integers(0, 2))
+            self.mem_pages = self.draw(_ints(1, 2))
+            mx = self.mem_pages + self.draw(_ints(0, 2))
             mems.append(Memory(MemType(Limits(self.mem_pages, mx))))
-            for _ in range(self.draw(st.integers(0, 2))):
+            for _ in range(self.draw(_ints(0, 2))):
                 data = self.draw(st.binary(min_size=1, max_size=16))
-                off = self.draw(st.integers(0, 64))
+                off = self.draw(_ints(0, 64))
                 datas.append(Data("active", data, 0, [Instr("i32.const", off), Instr("end")]))
         tables: List[Table] = []
         elems: List[Elem] = []
         if "tables" in f:
-            self.table_size = self.draw(st.integers(1, 6))
+            self.table_size = self.draw(_ints(1, 6))
             tables.append(Table(TableType(FUNCREF, Limits(self.table_size, self.table_size))))
-            nent = self.table_size if self.choice(4) else self.draw(st.integers(0, self.table_size))
+            nent = self.table_size if self.choice(4) else self.draw(_ints(0, self.table_size))
             init = []
             self.slots = [None] * self.table_size
             for i in range(nent):
@@ -443,7 +474,7 @@ class _Gen:
 
     # -- functions -----------------------------------------------------------------------------------
     def gen_func(self, ft: FuncType) -> Func:
-        budget = self.draw(st.integers(0, 40))
+        budget = self.draw(_ints(0, self.size.max_budget))
         exit_trap = "traps" in self.f and self.choice(4) == 3
         self.ctx = _FuncCtx(ft, budget, exit_trap)
         self.code = []
@@ -483,7 +514,7 @@ class _Gen:
                     self.emit("local.set", self.pick(writable))
                 else:
                     self.emit("drop")
-        n = self.draw(st.integers(0, 4)) if not self.exhausted else 0
+        n = self.draw(_ints(0, 4)) if not self.exhausted else 0
         for _ in range(n):
             self.stmt()
         if not pass_through:
@@ -526,11 +557,10 @@ class _Gen:
         self.emit("end")
 
     def funcs_returning(self, results: Tuple[ValType, ...]) -> List[int]:
-        return [i for i, ti in enumerate(self.func_types[:self.ndefined_end()])
-                if self.types[ti].results == results and i not in self.print_funcs.values()]
-
-    def ndefined_end(self) -> int:
-        return len(self.func_types)
+        """Callable functions (not the prints, not ``run_bits``) whose results are ``results``."""
+        nimp = len(self.imports)
+        return [nimp + j for j, ti in enumerate(self.func_types[nimp:nimp + self.nuser])
+                if self.types[ti].results == results]
 
     def labels_with(self, types: Tuple[ValType, ...]) -> List[int]:
         """Relative label indices whose branch types are ``types``."""
@@ -592,7 +622,7 @@ class _Gen:
             else:
                 rs = results if results is not None else self.draw_valtypes(0, 1)
                 ti = self.type_index(FuncType(self.draw_valtypes(0, 2), rs))
-            slot = self.draw(st.integers(0, self.table_size)) if k < 15 else -1
+            slot = self.draw(_ints(0, self.table_size)) if k < 15 else -1
         self.values(self.types[ti].params)
         if slot < 0:
             self.value(I32)
@@ -718,16 +748,16 @@ class _Gen:
         k = self.choice(4) if "traps" in self.f else self.choice(3)
         limit = self.mem_pages * 65536
         if k == 0:
-            self.emit("i32.const", self.draw(st.integers(0, 64)))
-            return self.draw(st.integers(0, 16))
+            self.emit("i32.const", self.draw(_ints(0, 64)))
+            return self.draw(_ints(0, 16))
         if k == 1:
-            self.emit("i32.const", self.draw(st.integers(0, limit - size)))
+            self.emit("i32.const", self.draw(_ints(0, limit - size)))
             return 0
         if k == 2:
             self.value(I32)
             self.emit("i32.const", 0x7FF8)
             self.emit("i32.and")
-            return self.draw(st.integers(0, 0x7FF))
+            return self.draw(_ints(0, 0x7FF))
         # k == 3: unconstrained (usually out of bounds)
         self.value(I32)
         return self.draw(st.sampled_from([0, 1, limit - size + 1, 0xFFFFFFFF]))
@@ -735,7 +765,7 @@ class _Gen:
     def v_load(self, t, locs, globs) -> None:
         op, nat = self.pick(_LOADS[t])
         off = self.address(1 << nat)
-        align = self.draw(st.integers(0, nat))
+        align = self.draw(_ints(0, nat))
         self.emit(op, MemArg(align, off))
 
     def v_memory_size(self, t, locs, globs) -> None:
@@ -745,7 +775,7 @@ class _Gen:
         if self.flag():
             self.value(I32)
         else:
-            self.emit("i32.const", self.draw(st.integers(0, 2)))
+            self.emit("i32.const", self.draw(_ints(0, 2)))
         self.emit("memory.grow", 0)
 
     def v_select(self, t, locs, globs) -> None:
@@ -767,7 +797,7 @@ class _Gen:
         if self.flag():
             self.emit("table.size", 0)
             return
-        self.emit("i32.const", self.draw(st.integers(0, self.table_size - (0 if "traps" in self.f else 1))))
+        self.emit("i32.const", self.draw(_ints(0, self.table_size - (0 if "traps" in self.f else 1))))
         self.emit("table.get", 0)
         self.emit("ref.is_null")
 
@@ -817,7 +847,7 @@ class _Gen:
             op, nat = self.pick(_STORES[t])
             off = self.address(1 << nat)
             self.value(t)
-            self.emit(op, MemArg(self.draw(st.integers(0, nat)), off))
+            self.emit(op, MemArg(self.draw(_ints(0, nat)), off))
         elif o == "bulk":
             op = self.pick(["memory.fill", "memory.copy"])
             self.address(1)  # dst (offset unused: bulk ops have no memarg)
@@ -825,7 +855,7 @@ class _Gen:
                 self.value(I32)
             else:
                 self.address(1)
-            self.emit("i32.const", self.draw(st.integers(0, 64)))
+            self.emit("i32.const", self.draw(_ints(0, 64)))
             self.emit(op, 0 if op == "memory.fill" else (0, 0))
         elif o == "print":
             t = self.pick(sorted(self.print_funcs))
@@ -863,7 +893,7 @@ class _Gen:
             default = self.choice(len(ctx.labels))
             types = ctx.labels[-1 - default].types
             same = self.labels_with(types)
-            targets = tuple(self.pick(same) for _ in range(self.draw(st.integers(0, 3))))
+            targets = tuple(self.pick(same) for _ in range(self.draw(_ints(0, 3))))
             self.values(types)
             self.value(I32)
             self.emit("br_table", (targets, default))
@@ -874,13 +904,13 @@ class _Gen:
     def counted_loop(self) -> None:
         """``c = K; loop { fuel check; stmts; br_if 0 (c -= 1) }`` with a reserved counter local."""
         c = self.ctx.new_local(I32, reserved=True)
-        self.emit("i32.const", self.draw(st.integers(0, 5)))
+        self.emit("i32.const", self.draw(_ints(0, 5)))
         self.emit("local.set", c)
         self.emit("loop", None)
         self.blocks += 1
         self.ctx.labels.append(_Label("loop", ()))
         self.fuel_check()
-        for _ in range(self.draw(st.integers(0, 3))):
+        for _ in range(self.draw(_ints(0, 3))):
             self.stmt()
         self.code += [Instr("local.get", c), Instr("i32.const", 1), Instr("i32.sub"), Instr("local.tee", c),
                       Instr("br_if", 0)]
@@ -906,20 +936,31 @@ def _normalize(features: Optional[Iterable[str]]) -> FrozenSet[str]:
     return fs
 
 
+class Size(NamedTuple):
+    """Upper bounds of the drawn sizes (shrinking moves each towards its minimum).
+
+    ``max_budget`` is the per-function instruction budget of the random code (the fuel checks and NaN
+    canonicalisation come on top); ``max_fuel`` the initial value of the fuel global, which bounds
+    loop iterations plus calls of one run."""
+
+    max_funcs: int = 4
+    max_budget: int = 40
+    max_fuel: int = 30
+
+
 @st.composite
-def _module_and_gen(draw, feats: FrozenSet[str]) -> Tuple[Module, FrozenSet[str]]:
-    return _Gen(draw, feats).build(), feats
+def _modules(draw, feats: FrozenSet[str], size: Size) -> Module:
+    return _Gen(draw, feats, size).build()
 
 
-def modules(features: Optional[Iterable[str]] = None) -> st.SearchStrategy[Module]:
+def modules(features: Optional[Iterable[str]] = None, size: Optional[Size] = None) -> st.SearchStrategy[Module]:
     """Valid, terminating modules (as ASTs); see the module docstring for their shape."""
-    feats = _normalize(features)
-    return _module_and_gen(feats).map(lambda mf: mf[0])
+    return _modules(_normalize(features), size or Size())
 
 
 @st.composite
-def _cases(draw, feats: FrozenSet[str]) -> GeneratedCase:
-    m = draw(modules(feats))
+def _cases(draw, feats: FrozenSet[str], size: Size) -> GeneratedCase:
+    m = draw(_modules(feats, size))
     ft = m.func_type(m.func_typeidxs()[len(m.imported("func"))])
     args = draw(args_for(ft))
     return GeneratedCase(
@@ -933,9 +974,11 @@ def _cases(draw, feats: FrozenSet[str]) -> GeneratedCase:
     )
 
 
-def cases(features: Optional[Iterable[str]] = None) -> st.SearchStrategy[GeneratedCase]:
-    """:class:`GeneratedCase` values: a generated module plus arguments for its ``run`` export."""
-    return _cases(_normalize(features))
+def cases(features: Optional[Iterable[str]] = None, size: Optional[Size] = None) -> st.SearchStrategy[GeneratedCase]:
+    """:class:`GeneratedCase` values: a generated module plus arguments for its ``run`` export.
+
+    ``features``: a subset of :data:`ALL_FEATURES` (default: all); ``size``: see :class:`Size`."""
+    return _cases(_normalize(features), size or Size())
 
 
 def f32_bits(x: float) -> int:

@@ -228,6 +228,8 @@ def _make_int_ops(bits: int) -> Dict[str, Callable[..., int]]:
     def div_s(a: int, b: int) -> int:
         if b == 0:
             raise Trap(_TRAP_DIV0)
+        if a < S and b < S:  # the common case: both non-negative
+            return a // b
         if a == MIN and b == M:
             raise Trap(_TRAP_OVERFLOW)
         sa = (a ^ S) - S
@@ -245,6 +247,8 @@ def _make_int_ops(bits: int) -> Dict[str, Callable[..., int]]:
     def rem_s(a: int, b: int) -> int:
         if b == 0:
             raise Trap(_TRAP_DIV0)
+        if a < S and b < S:
+            return a % b
         sa = (a ^ S) - S
         sb = (b ^ S) - S
         r = abs(sa) % abs(sb)

@@ -290,6 +290,22 @@ def _byte_pc(f: FuncInst, idx: int) -> int:
     return body[idx].offset - base
 
 
+def _false_if_end(f: FuncInst, idx: int) -> bool:
+    """Is ``idx`` the ``end`` of an ``if`` without ``else``?  A false condition jumps there even when
+    the then-arm cannot fall through (the validator marks such an ``end`` unreachable)."""
+    ctl = f.info.controls[idx]
+    return f.func.body[idx].op == "end" and bool(ctl) and ctl[-1].kind == "if"
+
+
+def _stack_types(f: FuncInst, idx: int) -> tuple:
+    """Operand types before instruction ``idx`` as execution can reach it: the validator's, except at
+    an unreachable-by-fall-through ``if`` ``end``, reached from the ``if`` with its params on top."""
+    info = f.info
+    if not info.reachable[idx] and _false_if_end(f, idx):
+        return tuple(info.stack_types[info.controls[idx][-1].start][:-1])
+    return info.stack_types[idx]
+
+
 def _labels(f: FuncInst, idx: int) -> List[Label]:
     out = []
     for c in f.info.controls[idx]:
@@ -320,7 +336,7 @@ def checkpoint(store: Any, run: Run) -> State:
             if a is None or f.host is not None:
                 raise SnapshotError(f"frame of a function outside the store: {f!r}")
             info = f.info
-            stypes = info.stack_types[fr.pc]
+            stypes = _stack_types(f, fr.pc)
             if len(fr.stack) > len(stypes):
                 raise SnapshotError("operand stack deeper than the validator's metadata")
             ts.frames.append(FrameState(
@@ -659,14 +675,13 @@ def _restore_thread(store: Any, ts: ThreadState, funcs: Dict[int, Any], conv: _C
         if f is None or f.host is not None:
             raise SnapshotError(f"frame function address {fs.func} is not a defined function")
         fobjs.append(f)
-    if fobjs[0] is not entry:
-        raise SnapshotError("the bottom frame is not the entry function")
+    # (the bottom frame need not be the entry function: a tail call replaces it)
     top = len(ts.frames) - 1
     for n, (fs, f) in enumerate(zip(ts.frames, fobjs)):
         idx = _pc_index(f, fs.pc)
         info = f.info
         canon = f.module.canon
-        if not info.reachable[idx]:
+        if not info.reachable[idx] and not _false_if_end(f, idx):
             raise SnapshotError(f"frame {n}: pc {fs.pc} is unreachable code")
         want = _labels(f, idx)
         if fs.labels != want:
@@ -676,7 +691,7 @@ def _restore_thread(store: Any, ts: ThreadState, funcs: Dict[int, Any], conv: _C
             raise SnapshotError(f"frame {n}: {len(fs.locals)} locals, function has "
                                 f"{len(info.local_types)}")
         locs = [conv.value(t, v, canon) for t, v in zip(info.local_types, fs.locals)]
-        stypes = info.stack_types[idx]
+        stypes = _stack_types(f, idx)
         height = len(stypes)
         if n < top:
             ins = f.func.body[idx]

@@ -48,8 +48,9 @@ them); nothing is guessed.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from ..module import Data, Elem, Export, Func, Instr, Module
 from ..types import FuncType, Limits, RefType, SubType, ValType
@@ -189,31 +190,28 @@ def _runs(page_data: Dict[int, bytes]) -> List[Tuple[int, bytes]]:
     inside a run so that the segment count stays small."""
     out: List[Tuple[int, bytes]] = []
     cur_start = -1
-    cur = bytearray()
-    zeros = 0
+    cur_end = -1
+    pieces: List[bytes] = []
     for p in sorted(page_data):
         chunk = page_data[p]
         base = p * PAGE
-        i = 0
-        n = len(chunk)
-        while i < n:
-            b = chunk[i]
-            if b:
-                addr = base + i
-                if cur_start >= 0 and addr - (cur_start + len(cur)) <= _GAP:
-                    cur.extend(bytes(addr - (cur_start + len(cur))))
-                    cur.append(b)
-                else:
-                    if cur_start >= 0:
-                        out.append((cur_start, bytes(cur)))
-                    cur_start = addr
-                    cur = bytearray((b,))
-                zeros = 0
-            i += 1
-    del zeros
+        for mo in _NONZERO.finditer(chunk):
+            a, z = base + mo.start(), base + mo.end()
+            if cur_start >= 0 and a - cur_end <= _GAP:
+                pieces.append(bytes(a - cur_end))
+            else:
+                if cur_start >= 0:
+                    out.append((cur_start, b"".join(pieces)))
+                cur_start = a
+                pieces = []
+            pieces.append(mo.group())
+            cur_end = z
     if cur_start >= 0:
-        out.append((cur_start, bytes(cur)))
+        out.append((cur_start, b"".join(pieces)))
     return out
+
+
+_NONZERO = re.compile(b"[^\\x00]+")
 
 
 def _body_index(f: Func, pc: int) -> int:
@@ -674,7 +672,3 @@ def _log_value(x: Any, funcs: List[Any]) -> Value:
     if type(x) is int:
         return ("int", x)
     return _tag_value(None, x, funcs)
-
-
-def _unused(_: Callable) -> None:  # keep typing imports honest for ruff
-    return None

@@ -1,0 +1,139 @@
+"""Tests of the hosts (runners.hosts): inproc and python:PATH subprocesses, crash/timeout reporting, and
+the rule that vm/ and runners/ import the standard library only (a bare interpreter must run them)."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from runners.hosts import HostError, InProcHost, PythonHost, get_host, known_python_hosts, parse_hosts
+from vm.runtime import Store
+from vm.snapshot import SnapshotError, checkpoint, cr_check, encode, instantiate_bytes, run_to
+
+wasmtime = pytest.importorskip("wasmtime")
+
+REPO = Path(__file__).resolve().parents[2]
+PY312 = "/root/.pyenv/versions/3.12.1/bin/python"
+
+WAT = """(module
+  (import "spectest" "print_i32" (func $p (param i32)))
+  (memory 1)
+  (global $g (mut f32) (f32.const nan:0x200001))
+  (func $f (export "f") (param i32) (result i32 f32)
+    (call $p (local.get 0))
+    (i32.store (local.get 0) (local.get 0))
+    (if (result i32 f32) (i32.lt_u (local.get 0) (i32.const 3))
+      (then (local.get 0) (global.get $g))
+      (else (call $f (i32.sub (local.get 0) (i32.const 1)))))))"""
+
+
+@pytest.fixture(scope="module")
+def mod():
+    data = bytes(wasmtime.wat2wasm(WAT))
+    return data, {hashlib.sha256(data).hexdigest(): data}
+
+
+def _snapshot(data: bytes, k: int) -> bytes:
+    store = Store()
+    inst = instantiate_bytes(store, data)
+    return encode(checkpoint(store, run_to(store, inst.exports["f"], [9], k)))
+
+
+def test_inproc_and_python_host_agree(mod):
+    data, mods = mod
+    hosts = [InProcHost()]
+    h = PythonHost(PY312)
+    ok, why = h.available()
+    if ok:
+        hosts.append(h)
+    r = cr_check(mods, lambda s: instantiate_bytes(s, data), "f", [9], 37, hosts)
+    assert r.ok, r.summary()
+    assert r.reference["results"] == ["i32:2", "f32:0x7fa00001"]
+    if not ok:
+        pytest.skip(why)
+
+
+def test_snapshot_error_crosses_the_process_boundary(mod):
+    data, mods = mod
+    h = PythonHost(PY312)
+    ok, why = h.available()
+    if not ok:
+        pytest.skip(why)
+    bad = bytearray(_snapshot(data, 10))
+    bad[-1] ^= 0xFF
+    with pytest.raises(SnapshotError, match="sha256"):
+        h.restore_and_finish(bytes(bad), mods)
+
+
+def _fake_python(tmp_path: Path, body: str) -> str:
+    p = tmp_path / "fakepython"
+    p.write_text("#!/bin/sh\n" + body + "\n")
+    p.chmod(p.stat().st_mode | stat.S_IEXEC)
+    return str(p)
+
+
+def test_crash_and_timeout_are_reported(tmp_path, mod):
+    data, mods = mod
+    snap = _snapshot(data, 5)
+    crash = PythonHost(_fake_python(tmp_path, "echo boom >&2; exit 3"))
+    with pytest.raises(HostError) as e:
+        crash.restore_and_finish(snap, mods)
+    assert e.value.kind == "crash" and "boom" in str(e.value)
+    slow = PythonHost(_fake_python(tmp_path, "exec sleep 30"), timeout=0.5)
+    with pytest.raises(HostError) as e:
+        slow.restore_and_finish(snap, mods)
+    assert e.value.kind == "timeout"
+
+
+def test_host_specs():
+    assert get_host("inproc").name == "inproc"
+    assert [h.name for h in parse_hosts("inproc, python:/x/py")] == ["inproc", "python:/x/py"]
+    assert PythonHost("/nonexistent/python").available()[0] is False
+    with pytest.raises(ValueError):
+        get_host("java:/usr/bin/java")
+    assert all(s.startswith("python:") for s in known_python_hosts())
+
+
+def _stdlib() -> set:
+    names = set(getattr(sys, "stdlib_module_names", ()))
+    return names or {"__future__", "abc", "ast", "base64", "bisect", "collections", "dataclasses", "enum",
+                     "functools", "hashlib", "io", "itertools", "json", "math", "os", "pathlib",
+                     "platform", "re", "shutil", "struct", "subprocess", "sys", "typing", "weakref",
+                     "zlib"}
+
+
+def test_vm_and_runners_import_stdlib_only():
+    allowed = _stdlib() | {"vm", "runners"}
+    bad = []
+    # the host side: vm/ and what the python:PATH child imports (runners/native/ drives native
+    # runtimes in the parent process and may use their Python packages)
+    files = sorted((REPO / "vm").rglob("*.py")) + [REPO / "runners" / n for n in
+                                                    ("__init__.py", "hosts.py", "child.py")]
+    for path in files:
+        if True:
+            tree = ast.parse(path.read_text(), str(path))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    mods = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    mods = [node.module]
+                else:
+                    continue
+                for m in mods:
+                    if m.split(".")[0] not in allowed:
+                        bad.append(f"{path.relative_to(REPO)}:{node.lineno}: {m}")
+    assert not bad, bad
+
+
+@pytest.mark.skipif(not os.path.exists("/root/.pyenv/versions/3.9.18/bin/python"), reason="no 3.9")
+def test_oldest_supported_python(mod):
+    data, mods = mod
+    h = PythonHost("/root/.pyenv/versions/3.9.18/bin/python")
+    out = h.restore_and_finish(_snapshot(data, 21), mods)
+    assert out == InProcHost().restore_and_finish(_snapshot(data, 21), mods)
