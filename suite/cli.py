@@ -305,11 +305,26 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"wcr: {message}\n")
 
 
+def all_commands() -> List[Command]:
+    """The built-in rows plus every ``suite.commands.*`` module's ``COMMANDS``."""
+    import importlib
+    import pkgutil
+
+    from . import commands
+
+    rows = list(COMMANDS)
+    for mod in sorted(m.name for m in pkgutil.iter_modules(commands.__path__)):
+        if mod.startswith("_"):
+            continue
+        rows.extend(importlib.import_module(f"suite.commands.{mod}").COMMANDS)
+    return rows
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="wcr", description="WebAssembly checkpoint/restore conformance suite")
     parser.add_argument("--version", action="version", version=f"wcr {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name, help_, add, run in COMMANDS:
+    for name, help_, add, run in all_commands():
         p = sub.add_parser(name, help=help_, description=help_)
         add(p)
         p.set_defaults(_run=run)

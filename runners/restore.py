@@ -1,0 +1,127 @@
+"""Where a checkpoint can be resumed: the one interface the spec runner, the CLI and the fuzzer use.
+
+A *restorer* is either a **host** (our VM in this process or in another Python interpreter; compared
+bit-exactly, instruction count and state digest included) or a **target** (a native runtime that runs a
+resume module; compared with the native-runtime rules of ARCHITECTURE.md).  Both answer the same
+question for a batch of checkpoints: "resumed there, do you get what the uninterrupted run got?"
+
+Checks are batched (``check_many``) because some targets are expensive per call (a node process, a gcc
+compile): a target may amortise that over a whole batch.  Callers should hand over all the checkpoints
+of one spec file (or one fuzzing round) at once.
+
+``resolve("inproc,python:/usr/bin/python3.12,wasmtime")`` turns a ``--restore-on`` list into restorers.
+Hosts live in :mod:`runners.hosts`; targets in :mod:`runners.native` (their restorer adapter is
+``runners.native.restorer``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+MATCH = "match"
+MISMATCH = "mismatch"
+NOT_APPLICABLE = "not-applicable"  # the target lacks a feature the module needs
+NOT_CONVERTIBLE = "not-convertible"  # the snapshot cannot be turned into a resume module
+INCONCLUSIVE = "inconclusive"  # native stack overflow, OOM, timeout: neither pass nor divergence
+ERROR = "error"  # the host crashed / protocol failure: a finding, counted as a mismatch
+STATUSES = (MATCH, MISMATCH, NOT_APPLICABLE, NOT_CONVERTIBLE, INCONCLUSIVE, ERROR)
+
+
+@dataclass
+class CheckItem:
+    """One checkpoint to verify.
+
+    ``snapshot``: encoded snapshot bytes; ``state``: the decoded :class:`vm.snapshot.model.State` (saves
+    targets a decode); ``modules``: sha256 hex → module bytes for every instance in the snapshot;
+    ``reference``: the uninterrupted run's outcome dict (:meth:`vm.snapshot.checkpoint.Outcome.to_dict`:
+    results, trap, instructions, host_log, digest); ``final_state``: for targets, the final memories,
+    globals and tables of the instance the thread runs in, as produced by
+    :func:`vm.snapshot.resume.instance_final_state` on the reference store (hosts ignore it);
+    ``label``: where it came from (``"i32.wast:37"``), for reports.
+    """
+
+    snapshot: bytes
+    state: Any
+    modules: Dict[str, bytes]
+    reference: Dict[str, Any]
+    final_state: Any = None
+    label: str = ""
+    k: int = 0
+
+
+@dataclass
+class CheckResult:
+    where: str
+    status: str
+    detail: str = ""  # first difference, reason, or error text
+    outcome: Optional[Dict[str, Any]] = None
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+class Restorer:
+    """Base class: ``name`` as given on the command line, ``kind`` ``"host"`` or ``"target"``."""
+
+    name = "?"
+    kind = "host"
+
+    def available(self) -> Tuple[bool, str]:
+        return True, ""
+
+    def check_many(self, items: Sequence[CheckItem]) -> List[CheckResult]:
+        return [self.check(it) for it in items]
+
+    def check(self, item: CheckItem) -> CheckResult:
+        raise NotImplementedError
+
+
+class HostRestorer(Restorer):
+    """A Python host (``runners.hosts``): restore, finish, compare everything bit-exactly."""
+
+    kind = "host"
+
+    def __init__(self, host: Any):
+        self.host = host
+        self.name = host.name
+
+    def available(self) -> Tuple[bool, str]:
+        return self.host.available()
+
+    def check(self, item: CheckItem) -> CheckResult:
+        from vm.snapshot.cr import compare_outcomes
+        from vm.snapshot.model import SnapshotError
+
+        try:
+            got = self.host.restore_and_finish(item.snapshot, item.modules)
+        except SnapshotError as e:
+            return CheckResult(self.name, ERROR, f"snapshot error: {e}")
+        except Exception as e:  # HostError (crash/timeout/protocol) and anything else is a finding
+            kind = getattr(e, "kind", "error")
+            status = INCONCLUSIVE if kind == "timeout" else ERROR
+            return CheckResult(self.name, status, f"{kind}: {e}")
+        diffs = compare_outcomes(item.reference, got)
+        if diffs:
+            return CheckResult(self.name, MISMATCH, "; ".join(diffs), got)
+        return CheckResult(self.name, MATCH, "", got)
+
+
+def resolve(spec: str) -> List[Restorer]:
+    """Parse a comma-separated ``--restore-on`` list.  Unknown names raise ``ValueError`` naming them."""
+    from .hosts import get_host
+
+    out: List[Restorer] = []
+    for raw in spec.split(","):
+        name = raw.strip()
+        if not name:
+            continue
+        if name == "inproc" or name.startswith("python:") or name == "pypy3":
+            out.append(HostRestorer(get_host("python:pypy3" if name == "pypy3" else name)))
+            continue
+        try:
+            from .native.restorer import target_restorer
+        except ImportError as e:  # pragma: no cover - the native package is part of the project
+            raise ValueError(f"unknown restore host or target {name!r} ({e})") from None
+        out.append(target_restorer(name))
+    if not out:
+        raise ValueError("empty --restore-on list")
+    return out
