@@ -26,6 +26,7 @@ the pending call of every non-top frame).  Anything inconsistent raises :class:`
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import Trap, WasmError, WasmException
@@ -434,6 +435,13 @@ class _Loaded:
         self.info = info
 
 
+# Decoded + validated modules by sha256.  Restoring the same module again and again (the spec runner
+# checks every invocation of a file against the same few modules) must not re-decode and re-validate
+# it each time; the AST and validator metadata are never mutated by instances, so sharing is safe.
+_MODULE_CACHE: OrderedDict[str, _Loaded] = OrderedDict()
+_MODULE_CACHE_SIZE = 256
+
+
 def _load_modules(state: State, modules: Dict[str, bytes]) -> List[_Loaded]:
     from ..binary import decode_module
     from ..valid import validate_module
@@ -447,11 +455,20 @@ def _load_modules(state: State, modules: Dict[str, bytes]) -> List[_Loaded]:
                                 f"(given: {given}); refusing to restore onto another module")
         if hashlib.sha256(data).hexdigest() != sha:
             raise SnapshotError(f"module bytes given for sha256:{sha} have another sha256")
+        hit = _MODULE_CACHE.get(sha)
+        if hit is not None:
+            _MODULE_CACHE.move_to_end(sha)
+            out.append(hit)
+            continue
         try:
             m = decode_module(data)
-            out.append(_Loaded(m, validate_module(m)))
+            loaded = _Loaded(m, validate_module(m))
         except WasmError as e:
             raise SnapshotError(f"module sha256:{sha} cannot be loaded: {e}") from None
+        _MODULE_CACHE[sha] = loaded
+        if len(_MODULE_CACHE) > _MODULE_CACHE_SIZE:
+            _MODULE_CACHE.popitem(last=False)
+        out.append(loaded)
     return out
 
 
