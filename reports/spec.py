@@ -7,7 +7,8 @@ JSON summary shape (stable; automation depends on it)::
      "skipped_features": {"simd": N, ...},
      "failure_components": {"runtime": N, "validator": N, ...},   (a triage guess, see component_of)
      "failures": [{"file", "line", "command", "name", "message", "expected", "actual", ...}, ...],
-     "failures_total": N, "elapsed_s": X, "asserts_per_s": X, "instructions": N}
+     "failures_total": N, "elapsed_s": X, "asserts_per_s": X, "instructions": N,
+     "cr": {...}}    (only with ``--cr``; see :func:`cr_summary`)
 
 File keys are paths relative to the testsuite directory (``custom/branch_hint.wast``).
 """
@@ -110,7 +111,22 @@ def summary(results: Sequence[FileResult], elapsed: float, max_failures: int = M
         "elapsed_s": round(elapsed, 3),
         "asserts_per_s": round(n / elapsed, 1) if elapsed > 0 else None,
         "instructions": sum(r.instructions for r in results),
-    }
+    } | ({"cr": cr_summary(results)} if any(r.cr is not None for r in results) else {})
+
+
+def cr_summary(results: Sequence[FileResult]) -> Dict[str, Any]:
+    """The ``"cr"`` section: ``invocations`` (invokes that executed an instruction and were
+    checkpointed), ``checkpoints``, ``restores`` (checkpoints x restorers), ``mismatches`` (results
+    with status mismatch or error, any restorer), ``hosts`` (restores per host), ``targets`` (per
+    native target: restores and every status count, plus ``not_convertible_reasons``)."""
+    from spec_tests.cr import merge_counts
+
+    out: Dict[str, Any] = {"invocations": 0, "checkpoints": 0, "restores": 0, "mismatches": 0,
+                           "hosts": {}, "targets": {}}
+    for r in results:
+        if r.cr is not None:
+            merge_counts(out, r.cr)
+    return out
 
 
 def write_json(path: Path, results: Sequence[FileResult], elapsed: float) -> None:

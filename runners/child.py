@@ -8,6 +8,12 @@ Reads one JSON request on stdin::
 restores it into a fresh store, runs it to the end and writes one JSON reply on stdout:
 ``{"outcome": {...}, "python": "3.12.1 (CPython)"}``, or ``{"error": {"type": ..., "message": ...}}``
 with exit status 2 for a bad snapshot and 1 for anything else.  Standard library only.
+
+``python -m runners.child --serve`` answers many requests on one process (what :class:`runners.hosts.
+PythonHost` uses): each request and reply is a 4-byte big-endian length followed by that many bytes of
+JSON.  A request may omit the bytes of modules sent earlier (``module_shas`` lists the ones it needs;
+``modules_b64`` carries only new ones): they are kept by sha256 for the life of the process.  The
+process exits on end of input.
 """
 
 from __future__ import annotations
@@ -18,7 +24,63 @@ import platform
 import sys
 
 
+def _restore(snap: bytes, modules: dict) -> dict:
+    from vm.snapshot import SnapshotError, decode, finish, restore
+
+    try:
+        store, run = restore(decode(snap), modules)
+        if run is None:
+            raise SnapshotError("snapshot has no thread to resume")
+        out = finish(store, run).to_dict()
+    except SnapshotError as e:
+        return {"error": {"type": "SnapshotError", "message": str(e)}}
+    except RecursionError as e:
+        return {"error": {"type": "RecursionError", "message": str(e)}}
+    except Exception as e:
+        return {"error": {"type": type(e).__name__, "message": str(e)}}
+    return {"outcome": out, "python": f"{platform.python_version()} ({platform.python_implementation()})"}
+
+
+def _read_exact(f, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = f.read(n - len(buf))
+        if not chunk:
+            return b""
+        buf += chunk
+    return buf
+
+
+def serve() -> int:
+    """The long-lived mode: framed requests on stdin until end of input."""
+    import struct
+
+    inp, out = sys.stdin.buffer, sys.stdout.buffer
+    cache: dict = {}
+    while True:
+        head = _read_exact(inp, 4)
+        if len(head) < 4:
+            return 0
+        body = _read_exact(inp, struct.unpack(">I", head)[0])
+        try:
+            req = json.loads(body.decode("utf-8"))
+            for sha, b in (req.get("modules_b64") or {}).items():
+                cache[sha] = base64.b64decode(b)
+            missing = [sha for sha in req.get("module_shas", []) if sha not in cache]
+            if missing:
+                raise KeyError(f"module {missing[0]} was never sent")
+            modules = {sha: cache[sha] for sha in req.get("module_shas", [])}
+            reply = _restore(base64.b64decode(req["snapshot_b64"]), modules)
+        except Exception as e:  # malformed request: reported, the loop goes on
+            reply = {"error": {"type": "Request", "message": f"{type(e).__name__}: {e}"}}
+        data = json.dumps(reply).encode("utf-8")
+        out.write(struct.pack(">I", len(data)) + data)
+        out.flush()
+
+
 def main() -> int:
+    if "--serve" in sys.argv[1:]:
+        return serve()
     try:
         req = json.loads(sys.stdin.read())
         if "snapshot_b64" in req:

@@ -15,7 +15,7 @@ Error contract (what the interpreter expects to be raised):
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 
 class Engine:
@@ -40,8 +40,10 @@ class Engine:
         """Exports of the ``spectest`` host module for this store."""
         raise NotImplementedError
 
-    def instantiate(self, store: Any, module: Any, info: Any, imports: List[Any]) -> Any:
-        """A module instance with an ``exports`` dict."""
+    def instantiate(self, store: Any, module: Any, info: Any, imports: List[Any],
+                    sha256: Optional[str] = None) -> Any:
+        """A module instance with an ``exports`` dict.  ``sha256`` (hex of the module bytes) is passed in
+        C/R mode: snapshots name each instance's module by it."""
         raise NotImplementedError
 
     def invoke(self, store: Any, func: Any, args: List[Any]) -> List[Any]:
@@ -103,8 +105,9 @@ class VmEngine(Engine):
 
         return spectest_exports(store)
 
-    def instantiate(self, store: Any, module: Any, info: Any, imports: List[Any]) -> Any:
-        return store.instantiate(module, info, imports)
+    def instantiate(self, store: Any, module: Any, info: Any, imports: List[Any],
+                    sha256: Optional[str] = None) -> Any:
+        return store.instantiate(module, info, imports, sha256)
 
     def invoke(self, store: Any, func: Any, args: List[Any]) -> List[Any]:
         return store.invoke(func, args)

@@ -17,6 +17,7 @@ Binary modules are judged by *our* decoder and validator.  Text modules are asse
 
 from __future__ import annotations
 
+import hashlib
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -74,6 +75,7 @@ class FileResult:
     cases: List[CaseResult] = field(default_factory=list)
     elapsed: float = 0.0
     instructions: int = 0
+    cr: Optional[Dict[str, Any]] = None  # C/R counts of this file (``--cr`` mode only)
 
     def count(self, status: str) -> int:
         return sum(1 for c in self.cases if c.status == status)
@@ -117,6 +119,7 @@ class _Slot:
     info: Any = None
     skipped: str = ""  # feature
     failed: str = ""  # reason
+    inst: Any = None  # the module instance (``register`` names it: ``inst.name``)
 
     def check(self) -> None:
         if self.skipped:
@@ -140,7 +143,7 @@ def _err(e: BaseException) -> str:
 class ScriptRunner:
     """Runs the commands of one converted script against an engine."""
 
-    def __init__(self, engine: Engine, conv: Converted, file: str):
+    def __init__(self, engine: Engine, conv: Converted, file: str, cr: Any = None):
         self.engine = engine
         self.conv = conv
         self.file = file
@@ -151,6 +154,13 @@ class ScriptRunner:
         self.named: Dict[str, _Slot] = {}
         self.current: Optional[_Slot] = None
         self.instructions = 0
+        self.cr: Any = None  # spec_tests.cr.CrSession in ``--cr`` mode
+        if cr is not None:
+            from .cr import CrSession
+
+            self.cr = CrSession(cr, file)
+        self._sha: Dict[int, Tuple[Any, str]] = {}  # id(module) -> (module, sha256 of its bytes)
+        self._case: Optional[CaseResult] = None
 
     # -- store and linking ------------------------------------------------------------------------
     @property
@@ -193,10 +203,17 @@ class ScriptRunner:
         data = self._binary(cmd)
         module = self.engine.decode(data)
         info = self.engine.validate(module)
+        if self.cr is not None:
+            sha = hashlib.sha256(data).hexdigest()
+            self.cr.modules[sha] = data
+            self._sha[id(module)] = (module, sha)
         return module, info
 
     def instantiate(self, module: Any, info: Any) -> Any:
         imports = self.resolve_imports(module)
+        if self.cr is not None:
+            # snapshots name every instance's module by sha256 (checkpoint requires it)
+            return self.engine.instantiate(self.store, module, info, imports, sha256=self._sha[id(module)][1])
         return self.engine.instantiate(self.store, module, info, imports)
 
     def _bind(self, slot: _Slot, name: Optional[str], current: bool = True) -> None:
@@ -231,7 +248,7 @@ class ScriptRunner:
         except Exception:
             self._bind(_Slot(line, failed="unexpected error loading module"), cmd.get("name"))
             raise
-        self._bind(_Slot(line, exports=inst.exports, module=module, info=info), cmd.get("name"))
+        self._bind(_Slot(line, exports=inst.exports, module=module, info=info, inst=inst), cmd.get("name"))
 
     def cmd_module_definition(self, cmd: Dict[str, Any]) -> None:
         line = cmd["line"]
@@ -267,7 +284,7 @@ class ScriptRunner:
         except Exception:
             self._bind(_Slot(line, failed="unexpected error instantiating"), name)
             raise
-        self._bind(_Slot(line, exports=inst.exports, module=d.module, info=d.info), name)
+        self._bind(_Slot(line, exports=inst.exports, module=d.module, info=d.info, inst=inst), name)
 
     def cmd_register(self, cmd: Dict[str, Any]) -> None:
         slot = self.named.get(cmd["name"]) if cmd.get("name") else self.current
@@ -279,6 +296,8 @@ class ScriptRunner:
             slot.check()
             raise _Fail("register: module was not instantiated")
         self.registry[cmd["as"]] = slot.exports
+        if slot.inst is not None:
+            slot.inst.name = cmd["as"]
 
     # -- actions ------------------------------------------------------------------------------------
     def _target(self, action: Dict[str, Any]) -> _Slot:
@@ -305,13 +324,49 @@ class ScriptRunner:
         if action["type"] != "invoke":
             raise _Fail(f"unknown action type {action['type']!r}")
         args = [parse_value(a, self.hooks) for a in action.get("args", [])]
-        try:
-            res = self.engine.invoke(self.store, ext, args)
-        finally:
-            self.instructions += self.engine.instructions(self.store)
+        if self.cr is not None:
+            res = self._invoke_cr(ext, args)
+        else:
+            try:
+                res = self.engine.invoke(self.store, ext, args)
+            finally:
+                self.instructions += self.engine.instructions(self.store)
         if res is None:
             res = []
         return list(res), self.engine.result_types(ext)
+
+    def _invoke_cr(self, func: Any, args: List[Any]) -> List[Any]:
+        """The live invocation (judged by the script as usual) plus the C/R items built around it.
+        A problem of our own checkpoint machinery fails the command but never changes the live run."""
+        cr_error = ""
+        pre = None
+        try:
+            pre = self.cr.begin(self.store, func, args)
+        except Unsupported:  # the state cannot be captured yet: not checked, counted apart
+            self.cr.counts["not_checked"] += 1
+        except Exception as e:
+            cr_error = f"C/R pre-invocation checkpoint failed: {_err(e)}"
+        res: Optional[List[Any]] = None
+        exc: Optional[BaseException] = None
+        try:
+            res = self.engine.invoke(self.store, func, args)
+        except (Trap, WasmException) as e:
+            exc = e
+        finally:
+            self.instructions += self.engine.instructions(self.store)
+        if pre is not None and self._case is not None:
+            try:
+                self.cr.end(self._case, self.store, func, pre, res, exc)
+            except Exception as e:
+                cr_error = f"C/R checkpoint/replay failed: {_err(e)}"
+        if cr_error and self._case is not None:
+            self._case.status = FAILED
+            self._case.message = cr_error[:2000]
+            self._case.actual = cr_error[:2000]
+            self._case.traceback = traceback.format_exc(limit=30)[-8000:]
+        if exc is not None:
+            raise exc
+        return res or []
 
     def _fmt_results(self, res: List[Any], types: List[Any]) -> str:
         return "[" + ", ".join(
@@ -485,6 +540,7 @@ class ScriptRunner:
         t = cmd.get("type", "?")
         case = CaseResult(self.file, int(cmd.get("line", 0)), t, self.case_name(cmd), PASSED)
         start = time.perf_counter()
+        self._case = case
         try:
             handler = getattr(self, "cmd_" + t, None)
             if handler is None:
@@ -505,7 +561,10 @@ class ScriptRunner:
         return case
 
     def run(self) -> List[CaseResult]:
-        return [self.run_command(c) for c in self.conv.commands]
+        cases = [self.run_command(c) for c in self.conv.commands]
+        if self.cr is not None:
+            self.cr.flush()  # the rest of the batch; mismatches turn their cases into failures
+        return cases
 
 
 def run_file(
@@ -513,6 +572,7 @@ def run_file(
     rel: str,
     engine: Optional[Engine] = None,
     cache_root: Optional[Path] = None,
+    cr: Any = None,
 ) -> FileResult:
     """Convert (cached) and run one script; never raises for problems inside the script."""
     start = time.perf_counter()
@@ -524,8 +584,10 @@ def run_file(
                                        message=str(e), actual=str(e)))
         result.elapsed = time.perf_counter() - start
         return result
-    runner = ScriptRunner(engine if engine is not None else VmEngine(), conv, rel)
+    runner = ScriptRunner(engine if engine is not None else VmEngine(), conv, rel, cr)
     result.cases = runner.run()
     result.instructions = runner.instructions
+    if runner.cr is not None:
+        result.cr = runner.cr.counts
     result.elapsed = time.perf_counter() - start
     return result

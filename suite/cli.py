@@ -52,6 +52,15 @@ def _add_spec(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-failures", type=int, default=10, metavar="N",
                    help="how many failures to show in detail (default 10)")
     p.add_argument("--quiet", action="store_true", help="no per-file table")
+    p.add_argument("--cr", choices=("random", "all"),
+                   help="C/R mode: also checkpoint every invocation (random: one seeded point; all: every "
+                        "instruction, at most --cr-max-points spread evenly), restore and compare")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the C/R points (default 0)")
+    p.add_argument("--restore-on", default="inproc", metavar="HOST[,HOST...]",
+                   help="restorers for --cr: inproc, python:PATH, pypy3, or a native target name "
+                        "(default inproc)")
+    p.add_argument("--cr-max-points", type=int, default=50, metavar="N",
+                   help="--cr all: at most N checkpoints per invocation (default 50)")
 
 
 def _run_spec(args: argparse.Namespace) -> int:
@@ -61,6 +70,22 @@ def _run_spec(args: argparse.Namespace) -> int:
 
     if args.jobs < 1:
         raise UsageError(f"-j {args.jobs}: must be at least 1")
+    cr = None
+    if args.cr:
+        from runners.restore import resolve
+        from spec_tests.cr import CrConfig
+
+        if args.cr_max_points < 1:
+            raise UsageError(f"--cr-max-points {args.cr_max_points}: must be at least 1")
+        try:
+            restorers = resolve(args.restore_on)
+        except ValueError as e:
+            raise UsageError(f"--restore-on: {e}") from None
+        for r in restorers:
+            ok, why = r.available()
+            if not ok:
+                raise UsageError(f"--restore-on {r.name}: not available: {why}")
+        cr = CrConfig(args.cr, args.seed, args.restore_on, args.cr_max_points)
     try:
         root = locate_testsuite(args.testsuite)
         patterns = list(args.files)
@@ -84,7 +109,7 @@ def _run_spec(args: argparse.Namespace) -> int:
             sys.stderr.write(f"\r\x1b[K[{i}/{n}] {r.file}  {state['cases']} asserts, {rate:.0f}/s")
             sys.stderr.flush()
 
-    results = run_files(root, files, jobs=args.jobs, progress=progress)
+    results = run_files(root, files, jobs=args.jobs, progress=progress, cr=cr)
     elapsed = time.perf_counter() - start
     if tty:
         sys.stderr.write("\r\x1b[K")
@@ -120,6 +145,16 @@ def _run_spec(args: argparse.Namespace) -> int:
     rate = n / elapsed if elapsed > 0 else 0.0
     out.write(f"{len(results)} files: {t['passed']} passed, {t['failed']} failed, {t['skipped']} skipped"
               f" in {elapsed:.1f}s ({rate:.0f} asserts/s)\n")
+    if cr is not None:
+        from reports.spec import cr_summary
+
+        c = cr_summary(results)
+        out.write(f"C/R ({args.cr}, seed {args.seed}): {c['invocations']} invocations, {c['checkpoints']} "
+                  f"checkpoints, {c['restores']} restores, {c['mismatches']} mismatches; hosts: "
+                  + ", ".join(f"{k} {v}" for k, v in c["hosts"].items()) + "\n")
+        for name, tc in c.get("targets", {}).items():
+            out.write(f"  target {name}: " + ", ".join(f"{k} {v}" for k, v in tc.items()
+                                                     if k != "not_convertible_reasons") + "\n")
     if args.json:
         write_json(Path(args.json), results, elapsed)
     if args.junit:
@@ -213,6 +248,26 @@ def _add_run(p: argparse.ArgumentParser) -> None:
                    help="exported function to call, then its arguments, e.g. i32:7 i64:-3 "
                         "f32:0x7fc00000 f64:1.5 externref:3 funcref:null")
     p.add_argument("args", nargs="*", metavar="TYPE:VALUE", help=argparse.SUPPRESS)
+    p.add_argument("--checkpoint-at", type=int, metavar="K",
+                   help="stop before retired instruction K (0 = before the first; K = the total gives a "
+                        "snapshot of the finished run; beyond the total is an error), write --snapshot, "
+                        "then finish the run")
+    p.add_argument("--snapshot", metavar="OUT.snap", help="where --checkpoint-at writes the snapshot")
+
+
+def checkpoint_info(state: Any) -> dict:
+    """``{"k": K, "status": ..., "frames": [{"func": index in its instance, "instance": n, "name": ...,
+    "pc": byte offset}, ...]}`` (bottom to top) for the JSON of ``wcr run --checkpoint-at``."""
+    loc = {}
+    for n, ist in enumerate(state.instances):
+        for j, a in enumerate(ist.funcs):
+            loc.setdefault(a, (n, j))
+    th = state.thread
+    frames = []
+    for fr in th.frames:
+        n, j = loc.get(fr.func, (None, None))
+        frames.append({"func": j, "instance": n, "name": state.names.get(fr.func), "pc": fr.pc})
+    return {"k": th.count, "status": th.status, "frames": frames}
 
 
 def _run_run(args: argparse.Namespace) -> int:
@@ -224,6 +279,12 @@ def _run_run(args: argparse.Namespace) -> int:
     name, *rest = args.invoke
     args.invoke = name
     parsed = [parse_arg(a) for a in list(args.args) + rest]
+    k_at = getattr(args, "checkpoint_at", None)
+    snap_out = getattr(args, "snapshot", None)
+    if (k_at is None) != (snap_out is None):
+        raise UsageError("--checkpoint-at and --snapshot go together")
+    if k_at is not None and k_at < 0:
+        raise UsageError(f"--checkpoint-at {k_at}: must be at least 0")
     try:
         data = path.read_bytes()
     except OSError as e:
@@ -245,7 +306,11 @@ def _run_run(args: argparse.Namespace) -> int:
                 raise UsageError(f"{args.module}: unknown import {imp.module}.{imp.name} "
                                  "(only the spectest host module is available)")
             imports.append(src[imp.name])
-        inst = store.instantiate(module, info, imports)
+        import hashlib
+
+        from vm.snapshot import state_digest
+
+        inst = store.instantiate(module, info, imports, hashlib.sha256(data).hexdigest())
         func = inst.exports.get(args.invoke)
         if func is None:
             funcs = sorted(k for k, v in inst.exports.items() if isinstance(v, FuncInst))
@@ -264,14 +329,37 @@ def _run_run(args: argparse.Namespace) -> int:
                 raise UsageError(f"{args.invoke}: argument {i} must be {p!r}, got {t}")
         trap = None
         results: List[str] = []
-        try:
-            res = store.invoke(func, [v for _, v in parsed])
-            results = [format_result(v, t) for v, t in zip(res, func.type.results)]
-        except Trap as e:
-            trap = e.kind
-        except WasmException as e:
-            trap = e.message
-        out = {"results": results, "trap": trap, "instructions": int(getattr(store, "instructions", 0) or 0)}
+        cp = None
+        if k_at is not None:
+            from vm.snapshot import advance, checkpoint, encode, finish, start
+
+            run = advance(store, start(store, func, [v for _, v in parsed]), k_at)
+            if run.count < k_at:
+                raise UsageError(f"--checkpoint-at {k_at}: the invocation ends after {run.count} "
+                                 "instructions")
+            state = checkpoint(store, run)
+            try:
+                Path(snap_out).write_bytes(encode(state))
+            except OSError as e:
+                raise UsageError(f"{snap_out}: cannot write: {e.strerror}") from None
+            cp = checkpoint_info(state)
+            finish(store, run, digest=False)
+            trap = run.trap
+            if trap is None:
+                results = [format_result(v, t) for v, t in zip(run.thread.results or [], func.type.results)]
+        else:
+            try:
+                res = store.invoke(func, [v for _, v in parsed])
+                results = [format_result(v, t) for v, t in zip(res, func.type.results)]
+            except Trap as e:
+                trap = e.kind
+            except WasmException as e:
+                trap = e.message
+        out = {"results": results, "trap": trap, "instructions": int(getattr(store, "instructions", 0) or 0),
+               "state_digest": state_digest(store)}
+        if cp is not None:
+            out["checkpoint"] = cp
+            out["snapshot"] = snap_out
     except MalformedModule as e:
         raise UsageError(f"{args.module}: malformed module: {e}") from None
     except InvalidModule as e:
@@ -279,7 +367,12 @@ def _run_run(args: argparse.Namespace) -> int:
     except LinkError as e:
         raise UsageError(f"{args.module}: link error: {e}") from None
     except Trap as e:  # start function / segment initialisation
-        out = {"results": [], "trap": e.kind, "instructions": int(getattr(store, "instructions", 0) or 0)}
+        from vm.snapshot import state_digest
+
+        if k_at is not None:
+            raise UsageError(f"{args.module}: instantiation trapped ({e.kind}): nothing to checkpoint") from None
+        out = {"results": [], "trap": e.kind, "instructions": int(getattr(store, "instructions", 0) or 0),
+               "state_digest": state_digest(store)}
     except Unsupported as e:
         print(f"wcr: {args.module}: {e}", file=sys.stderr)
         return EXIT_UNSUPPORTED

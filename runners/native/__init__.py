@@ -211,6 +211,12 @@ class Target:
     def _run(self, wasm: bytes, info: Any, man: ResumeManifest, out: NativeOutcome, timeout: float) -> None:
         raise NotImplementedError
 
+    def run_many(self, jobs: Sequence[Tuple[bytes, Any]], timeout: float = DEFAULT_TIMEOUT) -> List[NativeOutcome]:
+        """:meth:`run` for each ``(wasm, manifest)``, in order.  Targets with a per-run start-up cost
+        (a node process, a gcc compile) override this to amortise it over the batch; the timeout stays
+        per module."""
+        return [self.run(w, m, timeout) for w, m in jobs]
+
     def __repr__(self) -> str:
         return f"<native target {self.name}>"
 

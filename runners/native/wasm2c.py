@@ -20,12 +20,19 @@ import tempfile
 import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
-from . import NativeOutcome, ResumeManifest, Target
+from . import DEFAULT_TIMEOUT, NativeOutcome, ResumeManifest, Target
 from . import _common as C
 
 HARNESS = Path(__file__).with_name("wasm2c_harness.c")
+BATCH_HARNESS = Path(__file__).with_name("wasm2c_batch.c")
+BATCH_VERSION = "1"
+#: modules per binary (one gcc link); objects are compiled at -O0: per module, translation and compile
+#: time dominates the run time of a resume module by far
+BATCH = 40
+BATCH_CC_FLAGS = ("-O0", "-fno-strict-aliasing", "-w", "-DWASM_RT_STACK_DEPTH_COUNT=1",
+                  "-DWASM_RT_MAX_CALL_STACK_DEPTH=20000")
 HARNESS_VERSION = "3"
 COMPILE_TIMEOUT = 180.0
 # Stack depth counting instead of the guard-page handler: gcc -O2 turns some unbounded recursions into
@@ -140,8 +147,10 @@ class Wasm2cTarget(Target):
         self.last_compile_seconds = time.perf_counter() - t0
         return binary
 
-    def _harness(self, header: str, info: C.ModuleInfo, man: ResumeManifest) -> str:
-        exports = dict(re.findall(r"/\* export: '(.*?)' \*/\n[^\n]*?\b(w2c_M_\w+)\(", header))
+    def _harness(self, header: str, info: C.ModuleInfo, man: ResumeManifest, name: str = "") -> str:
+        """The single-module harness; with ``name`` (a batch member), only the marked parts."""
+        prefix = name or "M"
+        exports = dict(re.findall(rf"/\* export: '(.*?)' \*/\n[^\n]*?\b(w2c_{prefix}_\w+)\(", header))
 
         def sym(name: str) -> str:
             if name not in exports:
@@ -193,10 +202,160 @@ class Wasm2cTarget(Target):
         uses_v128 = "v128" in res or any(info.export(g).type == "v128" for g in man.globals)  # type: ignore[union-attr]
         helpers = ('static void pv128(v128 x) { u64 h[2]; memcpy(h, &x, 16); printf(" %" PRIu64 " %" PRIu64, h[0], h[1]); }'
                    if uses_v128 else "/* no v128 values */")
+        with_host = re.search(rf"wasm2c_{prefix}_instantiate\(w2c_{prefix}\*, struct w2c_spectest\*\)",
+                              header) is not None
+        inst = "    wasm2c_{}_instantiate(&inst{});".format(prefix, ", &host" if with_host else "")
+        if name:
+            if uses_v128:
+                call = [c.replace("pv128(", "pv128_(") for c in call]
+                dump = [c.replace("pv128(", "pv128_(") for c in dump]
+            return (f"@@CALL@@{chr(10).join(call)}@@CALL@@@@DUMP@@{chr(10).join(dump)}@@DUMP@@"
+                    f"@@INST@@{inst}@@INST@@")
         text = HARNESS.read_text().replace("@HELPERS@", helpers)
-        with_host = re.search(r"wasm2c_M_instantiate\(w2c_M\*, struct w2c_spectest\*\)", header) is not None
-        text = text.replace("@INSTANTIATE@", "    wasm2c_M_instantiate(&inst%s);" % (", &host" if with_host else ""))
+        text = text.replace("@INSTANTIATE@", inst)
         return text.replace("@CALL@", "\n".join(call)).replace("@DUMP@", "\n".join(dump))
+
+    # ------------------------------------------------------------------------------------------ batch
+    def run_many(self, jobs: Sequence[Tuple[bytes, Any]], timeout: float = DEFAULT_TIMEOUT) -> List[NativeOutcome]:
+        """Many modules, one binary: each module is translated with its own name prefix (``wasm2c -n``)
+        and compiled to an object cached by content (``BATCH_CC_FLAGS``), and one generated harness runs
+        them one after another, framing each module's lines with ``B i``/``E i``.  A module that hangs
+        or kills the binary costs only itself: the binary is restarted after it."""
+        outs: List[NativeOutcome] = []
+        ready: List[Tuple[int, bytes, C.ModuleInfo, ResumeManifest]] = []
+        for w, m in jobs:
+            out = NativeOutcome(self.name, nan_exact=self.nan_exact)
+            outs.append(out)
+            t0 = time.perf_counter()
+            try:
+                if not _tools()[0]:
+                    raise C.Unrunnable(_tools()[1])
+                info = C.ModuleInfo.from_wasm(bytes(w))
+                man = ResumeManifest.coerce(m, [(e.name, e.kind) for e in info.exports])
+                problem = info.check(man)
+                if problem:
+                    out.inconclusive = f"not runnable: {problem}"
+                else:
+                    ready.append((len(outs) - 1, bytes(w), info, man))
+            except C.Unrunnable as exc:
+                out.inconclusive = f"{self.name} cannot run this module: {exc}"
+            out.seconds = time.perf_counter() - t0
+        for k in range(0, len(ready), BATCH):
+            self._run_batch(ready[k:k + BATCH], outs, timeout)
+        return outs
+
+    def _run_batch(self, batch: Sequence[Tuple[int, bytes, C.ModuleInfo, ResumeManifest]],
+                   outs: List[NativeOutcome], timeout: float) -> None:
+        t0 = time.perf_counter()
+        units: List[Tuple[int, str, str, C.ModuleInfo, ResumeManifest]] = []  # (out index, name, obj, ...)
+        good = []
+        for oi, w, info, man in batch:
+            try:
+                name, obj, header = self._module_object(w)
+                body = self._batch_runner(len(good), name, header, info, man)
+                units.append((oi, name, obj, info, man))
+                good.append(body)
+            except C.Unrunnable as exc:
+                outs[oi].inconclusive = f"{self.name} cannot run this module: {exc}"
+        if not units:
+            return
+        try:
+            binary = self._batch_binary(units, good)
+        except (C.Unrunnable, C.Timeout) as exc:
+            for oi, *_ in units:
+                outs[oi].inconclusive = f"{self.name} cannot build the batch: {exc}"
+            return
+        compile_s = time.perf_counter() - t0
+        pos = 0
+        while pos < len(units):
+            n = len(units) - pos
+            try:
+                proc = C.run_proc([str(binary), str(pos)], timeout + 0.5 * n)
+                text, timed_out = proc.stdout.decode("utf-8", "replace"), False
+                code = proc.returncode
+            except C.Timeout as exc:
+                text, timed_out, code = getattr(exc, "stdout", ""), True, None
+            sections, current = _sections(text)
+            for j, lines in sections.items():
+                oi, _, _, info, man = units[j]
+                self._parse_lines(lines, info, man, outs[oi], code)
+            if current is None:
+                break
+            oi = units[current][0]
+            self._parse_lines(sections.get(current, []) if current in sections else [], units[current][3],
+                              units[current][4], outs[oi], code)
+            outs[oi].inconclusive = (f"timeout: no result in {timeout:.0f} s" if timed_out else
+                                     f"the wasm2c binary died (exit status {code})")
+            pos = current + 1
+        per = (time.perf_counter() - t0) / len(units)
+        for oi, *_ in units:
+            outs[oi].seconds += per
+            outs[oi].details["compile_seconds"] = compile_s / len(units)
+
+    def _module_object(self, wasm: bytes) -> Tuple[str, str, str]:
+        """(module name, cached object path, header text) of one module, translated and compiled once."""
+        exe, rt, inc, cc = _tools()
+        key = hashlib.sha256(wasm + json.dumps([HARNESS_VERSION, _versions(), BATCH_CC_FLAGS]).encode()).hexdigest()
+        name = "m" + key[:20]
+        cdir = C.cache_dir() / "wasm2c-obj"
+        cdir.mkdir(parents=True, exist_ok=True)
+        obj, hdr = cdir / f"{name}.o", cdir / f"{name}.h"
+        if obj.exists() and hdr.exists():
+            return name, str(obj), hdr.read_text()
+        with tempfile.TemporaryDirectory(prefix="wcr-w2c-") as d:
+            dp = Path(d)
+            (dp / "m.wasm").write_bytes(wasm)
+            r = C.run_proc([exe, "-n", name, str(dp / "m.wasm"), "-o", str(dp / f"{name}.c")], COMPILE_TIMEOUT)
+            if r.returncode:
+                raise C.Unrunnable(f"wasm2c: {r.stderr.decode('utf-8', 'replace').strip()[:300]}")
+            r = C.run_proc([cc, *BATCH_CC_FLAGS, "-c", "-I", rt, "-I", inc, "-I", d, str(dp / f"{name}.c"),
+                            "-o", str(dp / f"{name}.o")], COMPILE_TIMEOUT)
+            if r.returncode:
+                raise C.Unrunnable(f"gcc: {r.stderr.decode('utf-8', 'replace').strip()[-600:]}")
+            os.replace(dp / f"{name}.h", hdr)
+            os.replace(dp / f"{name}.o", obj)
+        return name, str(obj), hdr.read_text()
+
+    def _batch_runner(self, j: int, name: str, header: str, info: C.ModuleInfo, man: ResumeManifest) -> str:
+        """The C function ``run_<j>`` that runs one module of a batch (fresh spectest host each time)."""
+        text = self._harness(header, info, man, name)
+        call = text.split("@@CALL@@")[1]
+        dump = text.split("@@DUMP@@")[1]
+        inst_call = text.split("@@INST@@")[1]
+        return (f"static void run_{j}(void) {{\n  static w2c_{name} inst;\n  host_init();\n  phase = 0;\n"
+                f"  wasm_rt_trap_t code = wasm_rt_impl_try();\n"
+                f"  if (code != 0) {{\n    printf(\"T %d %s\\n\", (int)code, wasm_rt_strerror(code));\n  }} else {{\n"
+                f"    phase = 1;\n{inst_call}\n    phase = 2;\n{call}\n  }}\n"
+                f"  if (phase == 2) {{\n{dump}\n  }}\n  if (phase >= 1) wasm2c_{name}_free(&inst);\n"
+                f"  host_free();\n}}\n")
+
+    def _batch_binary(self, units: Sequence[Tuple[int, str, str, C.ModuleInfo, ResumeManifest]],
+                      runners: Sequence[str]) -> Path:
+        exe, rt, inc, cc = _tools()
+        objs = [u[2] for u in units]
+        key = hashlib.sha256(json.dumps([objs, list(runners), BATCH_VERSION]).encode()).hexdigest()
+        cdir = C.cache_dir() / "wasm2c-obj"
+        binary = cdir / f"batch-{key[:24]}.bin"
+        if binary.exists():
+            return binary
+        rt_objs = self._runtime_objects(C.cache_dir() / "wasm2c")
+        src = BATCH_HARNESS.read_text()
+        includes = "\n".join(f'#include "{u[1]}.h"' for u in units)
+        table = ", ".join(f"run_{j}" for j in range(len(units)))
+        src = (src.replace("@INCLUDES@", includes).replace("@RUNNERS@", "\n".join(runners))
+               .replace("@TABLE@", table).replace("@COUNT@", str(len(units))))
+        v128 = ('static void pv128_(v128 x) { u64 h[2]; memcpy(h, &x, 16); printf(" %" PRIu64 " %" PRIu64, h[0], h[1]); }'
+                if any("pv128_(" in r for r in runners) else "")
+        src = src.replace("@V128@", v128)
+        with tempfile.TemporaryDirectory(prefix="wcr-w2cb-") as d:
+            dp = Path(d)
+            (dp / "batch.c").write_text(src)
+            r = C.run_proc([cc, *BATCH_CC_FLAGS, "-I", rt, "-I", inc, "-I", str(cdir), str(dp / "batch.c"),
+                            *objs, *rt_objs, "-lm", "-o", str(dp / "run")], COMPILE_TIMEOUT)
+            if r.returncode:
+                raise C.Unrunnable(f"gcc (batch): {r.stderr.decode('utf-8', 'replace').strip()[-600:]}")
+            os.replace(dp / "run", binary)
+        return binary
 
     # -------------------------------------------------------------------------------------------- run
     def _run(self, wasm: bytes, info: C.ModuleInfo, man: ResumeManifest, out: NativeOutcome, timeout: float) -> None:
@@ -209,13 +368,16 @@ class Wasm2cTarget(Target):
 
     def _parse(self, proc: subprocess.CompletedProcess, info: C.ModuleInfo, man: ResumeManifest,
                out: NativeOutcome) -> None:
+        self._parse_lines(proc.stdout.decode("utf-8", "replace").splitlines(), info, man, out, proc.returncode)
+
+    def _parse_lines(self, lines: Sequence[str], info: C.ModuleInfo, man: ResumeManifest, out: NativeOutcome,
+                     returncode: Any) -> None:
         from . import SPECTEST_PRINTS
 
-        text = proc.stdout.decode("utf-8", "replace")
         mems: Dict[int, bytearray] = {}
         tables: Dict[int, List[str]] = {}
         finished = False
-        for line in text.splitlines():
+        for line in lines:
             parts = line.split()
             if not parts:
                 continue
@@ -244,4 +406,22 @@ class Wasm2cTarget(Target):
         out.memories = {man.memories[i]: bytes(b) for i, b in mems.items()}
         out.tables = {man.tables[i]: v for i, v in tables.items()}
         if not finished:
-            out.inconclusive = f"the wasm2c binary died (exit status {proc.returncode})"
+            out.inconclusive = f"the wasm2c binary died (exit status {returncode})"
+
+
+def _sections(text: str) -> Tuple[Dict[int, List[str]], Any]:
+    """Split batch output into module sections: {module index: lines}, and the index of a module that
+    started (``B i``) but never ended (``E i``), or None."""
+    sections: Dict[int, List[str]] = {}
+    cur = None
+    for line in text.splitlines():
+        if line.startswith("B "):
+            cur = int(line[2:])
+            sections[cur] = []
+        elif line.startswith("E "):
+            cur = None
+        elif cur is not None:
+            sections[cur].append(line)
+    if cur is not None:
+        return {k: v for k, v in sections.items() if k != cur}, cur
+    return sections, None

@@ -1,4 +1,6 @@
-"""The ``wasm3`` target: PyPI ``pywasm3`` (wasm3 0.5.0), in a child process.
+"""The ``wasm3`` target: PyPI ``pywasm3`` (wasm3 0.5.0), in a long-lived child process
+(``_wasm3_child.py --serve``: one Python start-up per batch, not per run; a crash or hang costs only the
+run that caused it, the child is restarted).
 
 wasm3 cannot import memories, tables or globals, and links no module to another, so the target
 *internalises* the spectest memory/table/globals (defines them in the module with the spectest's types
@@ -9,9 +11,7 @@ may be quieted), tables cannot be read back, and only one memory (memory 0) exis
 
 from __future__ import annotations
 
-import json
 import sys
-import tempfile
 from pathlib import Path
 from typing import Tuple
 
@@ -48,18 +48,16 @@ class Wasm3Target(Target):
         for t in list(res_types) + list(gtypes.values()):
             if t not in ("i32", "i64", "f32", "f64"):
                 raise C.Unrunnable(f"value type {t}")
-        with tempfile.TemporaryDirectory(prefix="wcr-wasm3-") as d:
-            dp = Path(d)
-            (dp / "m.wasm").write_bytes(C.internalize_spectest(wasm))
-            job = {"wasm": str(dp / "m.wasm"), "entry": man.entry, "results": list(res_types),
-                   "memories": list(man.memories), "globals": gtypes, "stack": STACK_BYTES}
-            (dp / "job.json").write_text(json.dumps(job))
-            proc = C.run_proc([sys.executable, str(CHILD), str(dp / "job.json"), str(dp / "out.json")], timeout)
-            if not (dp / "out.json").exists():
-                err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-                out.inconclusive = f"wasm3 child exited {proc.returncode}: {err[-1] if err else 'no output'}"
-                return
-            res = json.loads((dp / "out.json").read_text())
+        job = {"wasm": C.internalize_spectest(wasm).hex(), "entry": man.entry, "results": list(res_types),
+               "memories": list(man.memories), "globals": gtypes, "stack": STACK_BYTES}
+        srv = getattr(self, "_srv", None)
+        if srv is None:
+            srv = self._srv = C.Server([sys.executable, str(CHILD), "--serve"])
+        try:
+            res = srv.request(job, timeout)
+        except C.ServerDied as exc:
+            out.inconclusive = f"wasm3 child died: {exc}"
+            return
         error = res.get("error")
         if error:
             msg = error["message"]

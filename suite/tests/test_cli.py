@@ -160,3 +160,80 @@ def test_spec_env_var(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch
     monkeypatch.setenv("WASM_TESTSUITE", str(tmp_path))
     code, out, _ = wcr(capsys, "spec")
     assert code == 0 and "x.wast" in out
+
+
+CR_MOD = """(module
+  (import "spectest" "print_i32" (func $p (param i32)))
+  (memory 1)
+  (global $g (mut i32) (i32.const 0))
+  (func $fac (export "fac") (param i64) (result i64)
+    (global.set $g (i32.add (global.get $g) (i32.const 1)))
+    (i32.store (i32.const 8) (global.get $g))
+    (call $p (global.get $g))
+    (if (result i64) (i64.eqz (local.get 0)) (then (i64.const 1))
+      (else (i64.mul (local.get 0) (call $fac (i64.sub (local.get 0) (i64.const 1)))))))
+  (func (export "boom") (param i32) (result i32) (i32.div_u (i32.const 1) (local.get 0))))"""
+
+
+def test_run_checkpoint_and_restore(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    m = wat(tmp_path, CR_MOD)
+    code, out, _ = wcr(capsys, "run", str(m), "--invoke", "fac", "i64:6")
+    plain = json.loads(out)
+    assert code == 0 and plain["results"] == ["i64:720"] and plain["state_digest"].startswith("sha256:")
+    snap = tmp_path / "f.snap"
+    code, out, _ = wcr(capsys, "run", str(m), "--invoke", "fac", "i64:6", "--checkpoint-at", "40",
+                       "--snapshot", str(snap))
+    cp = json.loads(out)
+    assert code == 0 and cp["state_digest"] == plain["state_digest"] and cp["instructions"] == plain["instructions"]
+    assert cp["checkpoint"]["k"] == 40 and len(cp["checkpoint"]["frames"]) >= 2
+    assert all(f["name"] == "fac" and f["func"] == 1 and f["pc"] > 0 for f in cp["checkpoint"]["frames"])
+    code, out, _ = wcr(capsys, "restore", str(snap), "--module", str(m))
+    got = json.loads(out)
+    assert code == 0 and got == {"results": ["i64:720"], "trap": None, "instructions": plain["instructions"],
+                                 "state_digest": plain["state_digest"]}
+    code, out, _ = wcr(capsys, "restore", str(snap), "--module", str(m), "--host", f"python:{sys.executable}")
+    assert code == 0 and json.loads(out) == got
+    code, out, _ = wcr(capsys, "snapshot", "show", str(snap))
+    assert code == 0 and "frames:" in out and "fac" in out
+    # the finished run (K = total) is a valid snapshot; beyond the total is an error
+    total = plain["instructions"]
+    code, out, _ = wcr(capsys, "run", str(m), "--invoke", "fac", "i64:6", "--checkpoint-at", str(total),
+                       "--snapshot", str(tmp_path / "done.snap"))
+    assert code == 0 and json.loads(out)["checkpoint"]["status"] == "done"
+    code, _, err = wcr(capsys, "run", str(m), "--invoke", "fac", "i64:6", "--checkpoint-at", str(total + 1),
+                       "--snapshot", str(tmp_path / "x.snap"))
+    assert code == 2 and f"ends after {total}" in err and err.count("\n") == 1
+
+
+def test_run_checkpoint_of_a_trap(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    m = wat(tmp_path, CR_MOD)
+    snap = tmp_path / "t.snap"
+    code, out, _ = wcr(capsys, "run", str(m), "--invoke", "boom", "i32:0", "--checkpoint-at", "1",
+                       "--snapshot", str(snap))
+    ran = json.loads(out)
+    assert code == 0 and ran["trap"] == "integer divide by zero"
+    code, out, _ = wcr(capsys, "restore", str(snap), "--module", str(m))
+    assert code == 0 and json.loads(out) == {k: ran[k] for k in ("results", "trap", "instructions", "state_digest")}
+
+
+def test_restore_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    m = wat(tmp_path, CR_MOD)
+    other = wat(tmp_path, "(module (func (export \"f\")))", "o.wasm")
+    snap = tmp_path / "f.snap"
+    assert wcr(capsys, "run", str(m), "--invoke", "fac", "i64:3", "--checkpoint-at", "9",
+               "--snapshot", str(snap))[0] == 0
+    data = snap.read_bytes()
+    cases = {"trunc.snap": data[: len(data) // 2], "flip.snap": data[:-3] + bytes([data[-3] ^ 1]) + data[-2:],
+             "version.snap": data[:4] + bytes([data[4] ^ 0x7F]) + data[5:], "junk.snap": b"not a snapshot"}
+    for name, blob in cases.items():
+        p = tmp_path / name
+        p.write_bytes(blob)
+        for argv in (("restore", str(p), "--module", str(m)), ("snapshot", "show", str(p))):
+            code, out, err = wcr(capsys, *argv)
+            assert code == 2 and out == "" and err.count("\n") == 1 and "Traceback" not in err, (name, err)
+    code, _, err = wcr(capsys, "restore", str(snap), "--module", str(other))
+    assert code == 2 and "refused" in err
+    code, _, err = wcr(capsys, "restore", str(snap), "--module", str(m), "--host", "java:x")
+    assert code == 2 and err.count("\n") == 1
+    code, _, err = wcr(capsys, "run", str(m), "--invoke", "fac", "i64:3", "--checkpoint-at", "9")
+    assert code == 2 and "go together" in err

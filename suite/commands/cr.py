@@ -1,0 +1,205 @@
+"""``wcr restore``, ``wcr snapshot show`` and ``wcr bench``: the checkpoint/restore commands.
+
+* ``wcr restore OUT.snap --module M.wasm [--module ...] [--host inproc|python:PATH] [--target NAME]``
+  resumes a snapshot (written by ``wcr run --checkpoint-at``) and prints ``{"results", "trap",
+  "instructions", "state_digest"}``: ``instructions`` is the total of the whole invocation and
+  ``state_digest`` is the same canonical digest ``wcr run`` prints, on every host.
+* ``wcr snapshot show FILE`` prints the YAML view of a snapshot.
+* ``wcr bench`` measures engine speed, snapshot size and checkpoint/restore latency.
+
+A corrupt, truncated, foreign-version or wrong-module snapshot is one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+from suite.cli import EXIT_FAIL, EXIT_OK, UsageError
+
+
+def _read(path: str, what: str) -> bytes:
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"{path}: no such {what}")
+    try:
+        return p.read_bytes()
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read: {e.strerror}") from None
+
+
+# ==================================================================================================
+# wcr restore
+# ==================================================================================================
+def _add_restore(p: argparse.ArgumentParser) -> None:
+    p.add_argument("snapshot", metavar="OUT.snap")
+    p.add_argument("--module", action="append", required=True, metavar="MODULE.wasm",
+                   help="module bytes of the snapshot's instances (repeat for several modules)")
+    p.add_argument("--host", default="inproc", metavar="inproc|python:PATH",
+                   help="where to resume (default inproc)")
+    p.add_argument("--target", metavar="NAME",
+                   help="resume on a native runtime instead (runners.native.restorer.run_on_target)")
+
+
+def _run_restore(args: argparse.Namespace) -> int:
+    from vm.snapshot import SnapshotError, decode
+
+    blob = _read(args.snapshot, "snapshot file")
+    modules: Dict[str, bytes] = {}
+    for m in args.module:
+        data = _read(m, "module file")
+        modules[hashlib.sha256(data).hexdigest()] = data
+    try:
+        state = decode(blob)
+    except SnapshotError as e:
+        raise UsageError(f"{args.snapshot}: bad snapshot: {e}") from None
+    missing = [sha for sha in state.modules if sha not in modules]
+    if missing:
+        raise UsageError(f"{args.snapshot}: needs module sha256 {missing[0]}, which none of the --module "
+                         "files is (restore onto another module is refused)")
+    if state.thread is None:
+        raise UsageError(f"{args.snapshot}: the snapshot has no thread to resume")
+    needed = {sha: modules[sha] for sha in state.modules}
+    if args.target:
+        try:
+            from runners.native.restorer import run_on_target  # type: ignore[attr-defined]
+        except ImportError as e:
+            raise UsageError(f"--target {args.target}: native restore is not available "
+                             f"(runners.native.restorer.run_on_target: {e})") from None
+        try:
+            out = run_on_target(blob, needed, args.target)
+        except SnapshotError as e:
+            raise UsageError(f"{args.snapshot}: bad snapshot: {e}") from None
+        except (KeyError, ValueError) as e:
+            raise UsageError(f"--target {args.target}: {e}") from None
+        print(json.dumps(out))
+        return EXIT_OK
+    from runners.hosts import HostError, get_host
+
+    try:
+        host = get_host(args.host)
+    except ValueError as e:
+        raise UsageError(f"--host: {e}") from None
+    ok, why = host.available()
+    if not ok:
+        raise UsageError(f"--host {args.host}: not available: {why}")
+    try:
+        got = host.restore_and_finish(blob, needed)
+    except SnapshotError as e:
+        raise UsageError(f"{args.snapshot}: cannot restore: {e}") from None
+    except HostError as e:
+        print(f"wcr: {host.name}: {e}", file=sys.stderr)
+        return EXIT_FAIL
+    finally:
+        close = getattr(host, "close", None)
+        if close is not None:
+            close()
+    print(json.dumps({"results": got["results"], "trap": got["trap"], "instructions": got["instructions"],
+                      "state_digest": got["digest"]}))
+    return EXIT_OK
+
+
+# ==================================================================================================
+# wcr snapshot show
+# ==================================================================================================
+def _add_snapshot(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=("show",), help="show: print the YAML view")
+    p.add_argument("file", metavar="FILE")
+
+
+def _run_snapshot(args: argparse.Namespace) -> int:
+    from vm.snapshot import SnapshotError, show
+
+    blob = _read(args.file, "snapshot file")
+    try:
+        text = show(blob)
+    except SnapshotError as e:
+        raise UsageError(f"{args.file}: bad snapshot: {e}") from None
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return EXIT_OK
+
+
+# ==================================================================================================
+# wcr bench
+# ==================================================================================================
+LOOP_WAT = """(module (func (export "f") (param i32) (result i32) (local i32)
+  (block $done (loop $l
+    (br_if $done (i32.eqz (local.get 0)))
+    (local.set 1 (i32.add (local.get 1) (local.get 0)))
+    (local.set 0 (i32.sub (local.get 0) (i32.const 1)))
+    (br $l)))
+  (local.get 1)))"""
+
+
+def bench_engine(n: int = 100_000, repeat: int = 3) -> Dict[str, Any]:
+    """Reference-engine speed on a 13-instruction-per-iteration i32 sum loop (best of ``repeat``)."""
+    import wasmtime
+
+    from vm.runtime import Store
+    from vm.snapshot import instantiate_bytes
+
+    data = bytes(wasmtime.wat2wasm(LOOP_WAT))
+    best = None
+    count = 0
+    for _ in range(repeat):
+        store = Store()
+        inst = instantiate_bytes(store, data)
+        t = time.perf_counter()
+        store.invoke(inst.exports["f"], [n])
+        dt = time.perf_counter() - t
+        count = store.instructions
+        best = dt if best is None else min(best, dt)
+    assert best is not None
+    return {"instructions": count, "seconds": round(best, 4), "instructions_per_s": round(count / best)}
+
+
+def _add_bench(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
+    p.add_argument("--repeat", type=int, default=5, metavar="N", help="repetitions per latency (median)")
+    p.add_argument("--loop", type=int, default=100_000, metavar="N", help="iterations of the engine loop")
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    import platform
+
+    from suite.bench.snapshot_bench import bench_snapshot
+
+    if args.repeat < 1 or args.loop < 1:
+        raise UsageError("--repeat and --loop must be at least 1")
+    eng = bench_engine(args.loop)
+    snap = bench_snapshot(args.repeat)
+    rows: List[List[str]] = [
+        ["engine (reference) on sum loop", f"{eng['instructions_per_s'] / 1e6:.2f} M instr/s",
+         f"{eng['instructions']} instructions in {eng['seconds']} s"],
+    ]
+    for case, d in snap.items():
+        rows.append([f"snapshot size [{case}]", f"{d['snapshot_bytes']} B",
+                     f"{d['nonzero_pages']} touched page(s), {d['frames']} frames"])
+        for k in ("checkpoint_ms", "encode_ms", "decode_ms", "decode_restore_ms", "checkpoint_to_restored_ms"):
+            rows.append([f"{k[:-3].replace('_', ' ')} [{case}]", f"{d[k]:.3f} ms", "median"])
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    py = f"{platform.python_implementation()} {platform.python_version()}"
+    print(f"wcr bench ({py})")
+    for r in rows:
+        print(f"  {r[0]:<{w0}}  {r[1]:>{w1}}  {r[2]}")
+    if args.json:
+        try:
+            Path(args.json).write_text(json.dumps({"python": py, "engine": eng, "snapshot": snap}, indent=1)
+                                       + "\n", encoding="utf-8")
+        except OSError as e:
+            raise UsageError(f"{args.json}: cannot write: {e.strerror}") from None
+    return EXIT_OK
+
+
+COMMANDS = [
+    ("restore", "resume a snapshot (wcr run --checkpoint-at) and print the outcome JSON", _add_restore,
+     _run_restore),
+    ("snapshot", "inspect a snapshot: wcr snapshot show FILE", _add_snapshot, _run_snapshot),
+    ("bench", "engine speed, snapshot size, checkpoint/restore latency", _add_bench, _run_bench),
+]

@@ -1,0 +1,188 @@
+"""``wcr fuzz`` (differential checkpoint fuzzing campaign), ``wcr replay`` (re-run a YAML bug report) and
+``wcr selftest`` (the fuzzer against deliberately broken C/R).  See :mod:`suite.fuzz`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, List, Tuple
+
+from suite.cli import UsageError
+
+
+def _add_fuzz(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--budget", type=float, required=True, metavar="SECONDS", help="campaign wall time")
+    p.add_argument("--seed", type=int, default=0, metavar="N")
+    p.add_argument("--hosts", metavar="LIST",
+                   help="inproc,python:PATH,... (default: inproc and one other Python if present)")
+    p.add_argument("--targets", metavar="LIST", default=None,
+                   help="native targets (default wasmtime,v8; unavailable ones are skipped with a note; '' = none)")
+    p.add_argument("--generator", choices=["own", "smith", "both"], default="own")
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), metavar="N",
+                   help="worker processes with disjoint seeds (default: min(2, CPUs))")
+    p.add_argument("--shard", default="0/1", metavar="I/N", help="this campaign's share of the seed space")
+    p.add_argument("--dir", default="fuzz-campaign", metavar="DIR",
+                   help="campaign directory: JSONL results, Hypothesis database (default fuzz-campaign)")
+    p.add_argument("--json", metavar="PATH", help="write the final JSON summary here")
+    p.add_argument("--reports", metavar="DIR", help="bug report directory (default DIR/reports)")
+    p.add_argument("--resume", action="store_true", help="continue the campaign in --dir")
+    p.add_argument("--shrink-seconds", type=float, default=60.0, metavar="S",
+                   help="time limit of Hypothesis shrinking per divergence (default 60)")
+
+
+def _parse_shard(text: str) -> Tuple[int, int]:
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard must be I/N, got {text!r}") from None
+    if n < 1 or not 0 <= i < n:
+        raise UsageError(f"--shard {text}: need 0 <= I < N")
+    return i, n
+
+
+def _hosts_and_targets(args: argparse.Namespace) -> Tuple[List[str], List[str], List[str]]:
+    from runners.restore import resolve
+    from suite.fuzz.campaign import default_hosts
+    from suite.fuzz.pyhost import make_host
+
+    notes: List[str] = []
+    hosts = [h.strip() for h in args.hosts.split(",") if h.strip()] if args.hosts else default_hosts()
+    for h in hosts:
+        try:
+            ok, why = make_host(h).available()
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        if not ok:
+            raise UsageError(f"host {h} is not available: {why}")
+    if not hosts:
+        raise UsageError("--hosts: at least one host is needed")
+    explicit = args.targets is not None
+    names = [t.strip() for t in (args.targets if explicit else "wasmtime,v8").split(",") if t.strip()]
+    targets = []
+    for t in names:
+        try:
+            (r,) = resolve(t)
+        except ValueError as e:
+            raise UsageError(f"--targets: {e}") from None
+        ok, why = r.available()
+        if ok:
+            targets.append(t)
+        else:
+            notes.append(f"target {t} skipped: {why}")
+    return hosts, targets, notes
+
+
+def _run_fuzz(args: argparse.Namespace) -> int:
+    from suite.fuzz.campaign import Config, run_campaign
+
+    if args.budget <= 0:
+        raise UsageError("--budget must be positive")
+    if args.workers < 1:
+        raise UsageError("--workers must be >= 1")
+    shard = _parse_shard(args.shard)
+    d = Path(args.dir)
+    meta = d / "meta.json"
+    if args.resume:
+        if not meta.is_file():
+            raise UsageError(f"--resume: {d} has no campaign (meta.json missing)")
+        try:
+            old = json.loads(meta.read_text())
+            cfg = Config(**old)
+            cfg.shard = tuple(cfg.shard)  # type: ignore[assignment]
+        except (ValueError, TypeError) as e:
+            raise UsageError(f"--resume: unreadable {meta}: {e}") from None
+        cfg.budget = args.budget
+    else:
+        if d.exists() and any(d.glob("trials-*.jsonl")):
+            raise UsageError(f"{d} already holds a campaign: use --resume or another --dir")
+        hosts, targets, notes = _hosts_and_targets(args)
+        for n in notes:
+            print(f"wcr fuzz: note: {n}", file=sys.stderr)
+        cfg = Config(budget=args.budget, seed=args.seed, hosts=hosts, targets=targets, generator=args.generator,
+                     workers=args.workers, shard=shard, dir=str(d), reports=args.reports or "",
+                     shrink_seconds=args.shrink_seconds)
+    print(f"wcr fuzz: {cfg.budget:g} s, seed {cfg.seed}, generator {cfg.generator}, hosts {','.join(cfg.hosts)}, "
+          f"targets {','.join(cfg.targets) or '-'}, {cfg.workers} worker(s), dir {cfg.dir}", file=sys.stderr)
+    summary = run_campaign(cfg, progress=sys.stderr.isatty())
+    text = json.dumps(summary, indent=1)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    print(text)
+    _quiet_exit()
+    return 1 if summary["divergences"] else 0
+
+
+def _quiet_exit() -> None:
+    """Drop the cached wasmtime engine while its bindings still exist (else its ``__del__`` prints an
+    ignored exception during interpreter shutdown)."""
+    import gc
+
+    diff = sys.modules.get("generators.diff")
+    if diff is not None:
+        diff._ENGINE = None  # type: ignore[attr-defined]
+        gc.collect()
+
+
+def _add_replay(p: argparse.ArgumentParser) -> None:
+    p.add_argument("report", metavar="REPORT.yaml")
+
+
+def _run_replay(args: argparse.Namespace) -> int:
+    from reports.bugreport import ReportError, main_replay
+
+    try:
+        return main_replay(args.report)
+    except ReportError as e:
+        raise UsageError(str(e)) from None
+    finally:
+        _quiet_exit()
+
+
+def _add_selftest(p: argparse.ArgumentParser) -> None:
+    from vm.snapshot.faults import FAULTS
+
+    p.add_argument("--budget-per-fault", type=float, default=60.0, metavar="SECONDS")
+    p.add_argument("--faults", metavar="LIST", help=f"subset of: {','.join(FAULTS)}")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dir", default="selftest-campaign", metavar="DIR")
+    p.add_argument("--hosts", default="inproc", metavar="LIST", help="hosts to restore on (default inproc)")
+    p.add_argument("--json", metavar="PATH")
+
+
+def _run_selftest(args: argparse.Namespace) -> int:
+    import shutil
+
+    from suite.fuzz.selftest import run_selftest
+    from vm.snapshot.faults import FAULTS
+
+    names = [f.strip() for f in args.faults.split(",") if f.strip()] if args.faults else list(FAULTS)
+    bad = [n for n in names if n not in FAULTS]
+    if bad:
+        raise UsageError(f"unknown fault(s) {', '.join(bad)} (known: {', '.join(FAULTS)})")
+    if args.budget_per_fault <= 0:
+        raise UsageError("--budget-per-fault must be positive")
+    d = Path(args.dir)
+    if d.exists():
+        shutil.rmtree(d)
+    hosts = [h.strip() for h in args.hosts.split(",") if h.strip()]
+    rows = run_selftest(names, args.budget_per_fault, d, args.seed, hosts)
+    out: Any = {"faults": rows, "caught": sum(r["caught"] for r in rows), "total": len(rows),
+                "all_replay": all(r.get("replays") for r in rows)}
+    text = json.dumps(out, indent=1)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    print(text)
+    _quiet_exit()
+    return 0 if out["caught"] == len(rows) and out["all_replay"] else 1
+
+
+COMMANDS = [
+    ("fuzz", "differential checkpoint fuzzing campaign (generated programs, random checkpoints)", _add_fuzz,
+     _run_fuzz),
+    ("replay", "re-run a YAML bug report: exit 1 while it still diverges, 0 when fixed", _add_replay, _run_replay),
+    ("selftest", "run short campaigns against deliberately broken C/R and report what is caught", _add_selftest,
+     _run_selftest),
+]

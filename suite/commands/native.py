@@ -1,0 +1,94 @@
+"""``wcr convert`` and ``wcr targets``: the native-runtime commands.
+
+* ``wcr convert SNAP --module M.wasm [--module ...] -o resume.wasm`` writes the resume module of a
+  snapshot (:func:`vm.snapshot.resume.make_resume_module`) and prints its manifest as JSON.  A snapshot
+  that cannot be converted prints one line with the reason and exits 2 (it is not a bad input, but it
+  is not a success either: there is no file to use).
+* ``wcr targets [--json]`` lists each native target with version, declared features and status
+  (available, or missing and why).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any, Dict
+
+from suite.cli import EXIT_OK, UsageError
+
+EXIT_NOT_CONVERTIBLE = 2
+
+
+def _read(path: str, what: str) -> bytes:
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"{path}: no such {what}")
+    try:
+        return p.read_bytes()
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read: {e.strerror}") from None
+
+
+def _add_convert(p: argparse.ArgumentParser) -> None:
+    p.add_argument("snapshot", metavar="SNAP")
+    p.add_argument("--module", action="append", default=[], metavar="M.wasm", required=True,
+                   help="a module of the snapshot (repeat for several)")
+    p.add_argument("-o", "--output", required=True, metavar="resume.wasm", help="where to write the resume module")
+
+
+def manifest_json(man: Any) -> Dict[str, Any]:
+    return {"entry": man.entry, "results": [str(t) for t in man.results],
+            "memories": {str(k): v for k, v in man.memories.items()},
+            "globals": {str(k): v for k, v in man.globals.items()},
+            "tables": {str(k): v for k, v in man.tables.items()},
+            "imports": [list(i) for i in man.imports], "frames": man.frames, "sha256": man.sha256}
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    from vm.snapshot.codec import decode
+    from vm.snapshot.model import SnapshotError
+    from vm.snapshot.resume import NotConvertible, make_resume_module
+
+    data = _read(args.snapshot, "snapshot")
+    modules = {}
+    for m in args.module:
+        b = _read(m, "module")
+        modules[hashlib.sha256(b).hexdigest()] = b
+    try:
+        state = decode(data)
+    except SnapshotError as e:
+        raise UsageError(f"{args.snapshot}: {e}") from None
+    try:
+        rm = make_resume_module(state, modules)
+    except NotConvertible as e:
+        print(f"not convertible: {e}", file=sys.stderr)
+        return EXIT_NOT_CONVERTIBLE
+    try:
+        Path(args.output).write_bytes(rm.bytes)
+    except OSError as e:
+        raise UsageError(f"{args.output}: cannot write: {e.strerror}") from None
+    print(json.dumps(manifest_json(rm.manifest), indent=2))
+    return EXIT_OK
+
+
+def _add_targets(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _run_targets(args: argparse.Namespace) -> int:
+    from runners.native import describe, format_describe
+
+    rows = describe()
+    print(json.dumps(rows, indent=2) if args.json else format_describe(rows))
+    return EXIT_OK
+
+
+COMMANDS = [
+    ("convert", "turn a snapshot into a resume module (a plain Wasm module that finishes the run)",
+     _add_convert, _run_convert),
+    ("targets", "list the native targets (wasmtime, v8, wasm3, wabt, wasm2c) and whether they are available",
+     _add_targets, _run_targets),
+]

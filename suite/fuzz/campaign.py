@@ -1,0 +1,463 @@
+"""A fuzzing campaign: Hypothesis drives trials (:mod:`suite.fuzz.trial`) in chunks until the budget ends.
+
+Why chunks of Hypothesis runs: one ``@given`` call per chunk (seeded from campaign seed, shard, worker and
+chunk number) gives reproducible generation, Hypothesis shrinking of the *whole* trial (module,
+arguments and schedule are all draws) when a chunk fails, and a natural point to flush batched target
+checks (a node process or compile per batch, not per checkpoint).  A target divergence only shows up at
+the flush, so the chunk is then re-run with synchronous target checks restricted to that divergence's
+signature, which lets Hypothesis shrink it too.
+
+On disk, under the campaign directory::
+
+    meta.json                 configuration (``--resume`` reads it)
+    trials-S-W.jsonl          one line per trial / target batch / divergence / report, as they happen
+    hypothesis/               the example database (found failures replay first next time)
+    reports/                  YAML bug reports (default of ``--reports``)
+
+The summary is recomputed from the JSONL files, so a killed campaign loses nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from .trial import Case, Divergence, Schedule, judge_target_results, run_trial
+
+CHUNK = 16
+
+
+@dataclass
+class Config:
+    budget: float = 60.0
+    seed: int = 0
+    hosts: List[str] = field(default_factory=lambda: ["inproc"])
+    targets: List[str] = field(default_factory=list)
+    generator: str = "own"  # own | smith | both
+    workers: int = 1
+    shard: Tuple[int, int] = (0, 1)
+    dir: str = "fuzz-campaign"
+    reports: str = ""
+    chunk: int = CHUNK
+    shrink_seconds: float = 60.0
+    stop_on_divergence: bool = False
+    faults: List[str] = field(default_factory=list)
+    max_funcs: int = 4
+
+    @property
+    def reports_dir(self) -> Path:
+        return Path(self.reports) if self.reports else Path(self.dir) / "reports"
+
+
+class _Found(Exception):
+    """Raised inside the Hypothesis test for a divergence (one raise site: one failure to shrink)."""
+
+
+def _hseed(cfg: Config, wid: int, chunk: int) -> int:
+    h = hashlib.sha256(f"{cfg.seed}:{cfg.shard[0]}/{cfg.shard[1]}:{wid}:{chunk}".encode()).digest()
+    return int.from_bytes(h[:8], "little")
+
+
+class Worker:
+    """One process's share of a campaign."""
+
+    def __init__(self, cfg: Config, wid: int, queue: Any = None):
+        from vm.snapshot import faults
+
+        self.cfg = cfg
+        self.wid = wid
+        self.queue = queue
+        if cfg.faults:
+            faults.set_active(cfg.faults)
+        from runners.restore import resolve
+
+        from .pyhost import make_host
+
+        self.hosts = {h: make_host(h) for h in cfg.hosts}
+        self.targets = {t: resolve(t)[0] for t in cfg.targets}
+        self.dir = Path(cfg.dir)
+        self.log_path = self.dir / f"trials-{cfg.shard[0]}-{wid}.jsonl"
+        self.elapsed0 = 0.0
+        self.next_chunk = 0
+        self.trials = 0
+        self.divergences = 0
+        self.checkpoints = 0
+        if self.log_path.exists():
+            for rec in read_jsonl(self.log_path):
+                self.elapsed0 = max(self.elapsed0, float(rec.get("elapsed", 0.0)))
+                self.next_chunk = max(self.next_chunk, int(rec.get("chunk", -1)) + 1)
+        self.log = open(self.log_path, "a", encoding="utf-8")
+        self.t0 = time.monotonic()
+        self.first_catch: Optional[float] = None
+        self.reports: List[str] = []
+
+    # -- bookkeeping ------------------------------------------------------------------------------
+    def elapsed(self) -> float:
+        return self.elapsed0 + time.monotonic() - self.t0
+
+    def emit(self, rec: Dict[str, Any]) -> None:
+        rec["elapsed"] = round(self.elapsed(), 3)
+        self.log.write(json.dumps(rec) + "\n")
+        self.log.flush()
+
+    def progress(self) -> None:
+        if self.queue is not None:
+            self.queue.put(("progress", self.wid, self.trials, self.checkpoints, self.divergences))
+
+    def close(self) -> None:
+        for h in self.hosts.values():
+            h.close()
+        self.log.close()
+
+    # -- drawing ----------------------------------------------------------------------------------
+    def draw_case(self, data: Any) -> Case:
+        from hypothesis import strategies as st
+
+        gen = self.cfg.generator
+        if gen == "both":
+            gen = data.draw(st.sampled_from(["own", "smith"]))
+        if gen == "smith":
+            from generators.smith import SmithConfig, smith_cases
+
+            c = data.draw(smith_cases(SmithConfig(fuel=32, max_funcs=4, max_instructions=100), max_size=512))
+            return Case(c.wasm, c.export, list(c.args), "smith", "", None, c.deterministic, c.seed)
+        from generators.modules import Size, cases
+
+        c = data.draw(cases(size=Size(max_funcs=self.cfg.max_funcs)))
+        return Case(c.wasm, c.export, list(c.args), "own", "run_bits", list(c.bits_args), c.deterministic)
+
+    def draw_schedule(self, data: Any, total: int) -> Schedule:
+        from hypothesis import strategies as st
+
+        from generators.schedules import migration_chains, multi_points, single_points
+
+        hosts = tuple(self.hosts)
+        # one target per trial (drawn, so shrinking can settle on the one that diverges): a resume
+        # module and a native run cost ~50-100 ms, more than the rest of a trial
+        targets = (data.draw(st.sampled_from(sorted(self.targets))),) if self.targets else ()
+        shape = data.draw(st.sampled_from(["single", "multi", "chain"]))
+        if shape == "single":
+            return Schedule("single", (data.draw(single_points(total)).k,), "inproc", hosts, targets)
+        if shape == "multi":
+            return Schedule("multi", data.draw(multi_points(total, max_points=4)).ks, "inproc", hosts, targets)
+        ch = data.draw(migration_chains(total, hosts, max_hops=4))
+        return Schedule("chain", ch.points(), ch.start_host, tuple(h.host for h in ch.hops), targets)
+
+    # -- chunks -----------------------------------------------------------------------------------
+    def run(self, deadline_s: float) -> None:
+        """Run chunks until ``deadline_s`` seconds of (cumulative) campaign time."""
+        first = True
+        while self.elapsed() < deadline_s:
+            c = self.next_chunk
+            self.next_chunk += 1
+            stop = self.run_chunk(c, deadline_s, reuse=first)
+            first = False
+            self.progress()
+            if stop and self.cfg.stop_on_divergence:
+                break
+
+    def run_chunk(self, c: int, deadline_s: float, reuse: bool = False,
+                  only: Optional[Tuple[str, str]] = None) -> bool:
+        """One Hypothesis run of up to ``cfg.chunk`` trials.  ``only``: a re-run that looks for one
+        divergence signature with synchronous target checks (trials are not counted).  Returns True
+        when a divergence was found."""
+        from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
+        from hypothesis import strategies as st
+        from hypothesis.database import DirectoryBasedExampleDatabase
+
+        cfg = self.cfg
+        st_: Dict[str, Any] = {"sig": only, "last": None, "shrink_until": None, "found": False}
+        batch: List[Tuple[Any, Any, Case, Schedule, int]] = []
+        replaying = only is not None
+
+        def body(data: Any) -> None:
+            if st_["sig"] is None and self.elapsed() >= deadline_s:
+                return  # budget spent: let Hypothesis finish the chunk without work
+            case = self.draw_case(data)
+            sched_box: List[Schedule] = []
+
+            def schedule_fn(total: int) -> Schedule:
+                s = self.draw_schedule(data, total)
+                sched_box.append(s)
+                return s
+
+            res, sched = run_trial(case, schedule_fn, self.hosts, self.targets,
+                                   batch_targets=not replaying and st_["sig"] is None, only=st_["sig"])
+            if st_["sig"] is None:  # a counted trial
+                self.trials += 1
+                self.checkpoints += res.checkpoints
+                self.emit({"t": "trial", "chunk": c, "gen": case.generator, "N": res.total,
+                           "shape": sched.shape if sched else None, "checkpoints": res.checkpoints,
+                           "restores": res.restores, "inconclusive": res.inconclusive, "skipped": res.skipped,
+                           "divergences": [[d.kind, d.where] for d in res.divergences],
+                           "ms": round(res.seconds * 1000, 2)})
+                for p in res.pending:
+                    batch.append((p, res, case, sched, self.trials))
+                if self.trials % 4 == 0:
+                    self.progress()
+            want = st_["sig"]
+            hit = next((d for d in res.divergences if want is None or d.signature == want), None)
+            if hit is None:
+                return
+            key = (case.key(), sched.key() if sched else None)
+            if want is None:
+                st_["sig"] = hit.signature
+                st_["shrink_until"] = time.monotonic() + cfg.shrink_seconds
+                st_["found"] = True
+                self.divergence_found(c, case, sched, hit, minimized=False)
+            elif st_["shrink_until"] is None:
+                st_["shrink_until"] = time.monotonic() + cfg.shrink_seconds
+            elif time.monotonic() > st_["shrink_until"] and st_["last"] is not None and key != st_["last"][3]:
+                return  # shrinking time is over: only the best example found so far still fails
+            st_["last"] = (case, sched, hit, key)
+            raise _Found(hit.detail)
+
+        phases = ([Phase.reuse] if reuse or replaying else []) + [Phase.generate, Phase.shrink]
+        test = settings(max_examples=cfg.chunk, database=DirectoryBasedExampleDatabase(str(self.dir / "hypothesis")),
+                        deadline=None, phases=phases, suppress_health_check=list(HealthCheck),
+                        verbosity=Verbosity.quiet, print_blob=False, report_multiple_bugs=False,
+                        derandomize=False)(seed(_hseed(cfg, self.wid, c))(given(st.data())(body)))
+        try:
+            test()
+        except BaseException as e:  # _Found, or Hypothesis' Flaky/ExceptionGroup wrapping it
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            if st_["last"] is None and not (st_["sig"] is None and self.elapsed() >= deadline_s):
+                import traceback
+
+                tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+                self.emit({"t": "error", "chunk": c, "error": f"{type(e).__name__}: {e}"[:500], "traceback": tb[-3000:]})
+        if st_["last"] is not None:
+            case, sched, hit, _ = st_["last"]
+            self.report(c, case, sched, hit)
+        found = bool(st_["found"]) or (replaying and st_["last"] is not None)
+        if not replaying and batch:
+            found = self.flush_targets(c, batch, deadline_s) or found
+        return found
+
+    def flush_targets(self, c: int, batch: List[Tuple[Any, Any, Case, Schedule, int]], deadline_s: float) -> bool:
+        """Batched target checks of a chunk; a divergence triggers a minimizing re-run of the chunk."""
+        from .trial import TrialResult
+
+        by_target: Dict[str, List[int]] = {}
+        for i, (p, *_rest) in enumerate(batch):
+            by_target.setdefault(p.target, []).append(i)
+        per_item = [TrialResult() for _ in batch]
+        for name, idxs in by_target.items():
+            results = self.targets[name].check_many([batch[i][0].item for i in idxs])
+            judge_target_results([batch[i][0] for i in idxs], results, [per_item[i] for i in idxs])
+        restores: Dict[str, int] = {}
+        inconclusive = 0
+        skipped: Dict[str, int] = {}
+        divs: List[Tuple[Divergence, Case, Schedule]] = []
+        for (_p, _res, case, sched, _n), r in zip(batch, per_item):
+            for k, v in r.restores.items():
+                restores[k] = restores.get(k, 0) + v
+            for k, v in r.skipped.items():
+                skipped[k] = skipped.get(k, 0) + v
+            inconclusive += r.inconclusive
+            divs += [(d, case, sched) for d in r.divergences]
+        self.emit({"t": "targets", "chunk": c, "restores": restores, "inconclusive": inconclusive,
+                   "skipped": skipped, "divergences": [[d.kind, d.where] for d, _, _ in divs]})
+        if not divs:
+            return False
+        seen = set()
+        for d, case, sched in divs:
+            if d.signature in seen:
+                continue
+            seen.add(d.signature)
+            self.divergence_found(c, case, sched, d, minimized=False)
+            if not self.run_chunk(c, deadline_s, only=d.signature):
+                self.report(c, case, sched, d, minimized=False)  # not reproduced: report it as found
+        return True
+
+    # -- divergences ------------------------------------------------------------------------------
+    def divergence_found(self, c: int, case: Case, sched: Optional[Schedule], d: Divergence, minimized: bool) -> None:
+        self.divergences += 1
+        if self.first_catch is None:
+            self.first_catch = self.elapsed()
+        self.emit({"t": "divergence", "chunk": c, "kind": d.kind, "where": d.where, "k": d.k,
+                   "detail": d.detail[:2000], "first_catch": round(self.first_catch, 3)})
+        self.progress()
+
+    def report(self, c: int, case: Case, sched: Optional[Schedule], d: Divergence, minimized: bool = True) -> None:
+        from reports.bugreport import build_report, write_report
+        from reports.minimize import minimize_schedule
+
+        info: Dict[str, Any] = {"hypothesis": minimized}
+        if minimized and sched is not None:
+            sched, d2, tries = minimize_schedule(case, sched, d.signature, self.hosts, self.targets,
+                                                 max_tries=25)
+            d = d2 or d
+            info["schedule_tries"] = tries
+        rep = build_report(case, sched, d, found={"campaign": str(self.dir), "seed": self.cfg.seed,
+                                                  "chunk": c, "worker": self.wid,
+                                                  "elapsed": round(self.elapsed(), 2)}, minimized=info)
+        path = write_report(rep, self.cfg.reports_dir)
+        self.reports.append(str(path))
+        self.emit({"t": "report", "chunk": c, "path": str(path), "kind": d.kind, "where": d.where,
+                   "instructions": rep["module"]["instructions"]})
+
+
+def read_jsonl(path: Path) -> List[Dict[str, Any]]:
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut by a kill: everything before it is intact
+    return out
+
+
+def summarize(directory: Path) -> Dict[str, Any]:
+    """The campaign summary from its JSONL files (the final JSON of ``wcr fuzz``)."""
+    trials = checkpoints = divergences = inconclusive = 0
+    restores: Dict[str, int] = {}
+    skipped: Dict[str, int] = {}
+    reports: List[str] = []
+    first_catch = None
+    for p in sorted(Path(directory).glob("trials-*.jsonl")):
+        for rec in read_jsonl(p):
+            t = rec.get("t")
+            if t in ("trial", "targets"):
+                for k, v in (rec.get("restores") or {}).items():
+                    restores[k] = restores.get(k, 0) + int(v)
+                for k, v in (rec.get("skipped") or {}).items():
+                    skipped[k] = skipped.get(k, 0) + int(v)
+                inconclusive += int(rec.get("inconclusive", 0))
+            if t == "trial":
+                trials += 1
+                checkpoints += int(rec.get("checkpoints", 0))
+            elif t == "divergence":
+                divergences += 1
+                fc = rec.get("first_catch")
+                if fc is not None and (first_catch is None or fc < first_catch):
+                    first_catch = fc
+            elif t == "report":
+                reports.append(rec["path"])
+    return {"trials": trials, "checkpoints": checkpoints, "restores": restores, "divergences": divergences,
+            "inconclusive": inconclusive, "reports": reports, "not_applicable": skipped,
+            "first_catch_seconds": first_catch}
+
+
+def _worker_entry(cfg_dict: Dict[str, Any], wid: int, deadline_s: float, queue: Any) -> None:
+    cfg = Config(**cfg_dict)
+    cfg.shard = tuple(cfg.shard)  # type: ignore[assignment]
+    w = Worker(cfg, wid, queue)
+    try:
+        w.run(deadline_s)
+    finally:
+        w.close()
+        if queue is not None:
+            queue.put(("done", wid, w.trials, w.checkpoints, w.divergences))
+        _drop_engine()
+
+
+def _drop_engine() -> None:
+    """Free the cached wasmtime engine before interpreter shutdown (its ``__del__`` would otherwise
+    print an ignored exception when the bindings are already torn down)."""
+    import gc
+
+    diff = sys.modules.get("generators.diff")
+    if diff is not None:
+        diff._ENGINE = None  # type: ignore[attr-defined]
+        gc.collect()
+
+
+def run_campaign(cfg: Config, progress: bool = False, out=sys.stderr) -> Dict[str, Any]:
+    """Run (or continue) a campaign and return :func:`summarize`'s dict plus timing."""
+    d = Path(cfg.dir)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "meta.json").write_text(json.dumps(asdict(cfg), indent=1))
+    t0 = time.monotonic()
+    before = summarize(d)["trials"]
+    if cfg.workers <= 1:
+        w = Worker(cfg, 0, None)
+        try:
+            if progress:
+                import queue as _q
+
+                w.queue = _q.SimpleQueue()
+                _run_with_progress_inline(w, cfg.budget, out)
+            else:
+                w.run(cfg.budget)
+        finally:
+            w.close()
+    else:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        q = ctx.Queue()
+        procs = [ctx.Process(target=_worker_entry, args=(asdict(cfg), i, cfg.budget, q), daemon=True)
+                 for i in range(cfg.workers)]
+        for p in procs:
+            p.start()
+        stats: Dict[int, Tuple[int, int, int]] = {}
+        done = 0
+        while done < len(procs):
+            try:
+                msg = q.get(timeout=1.0)
+            except Exception:  # noqa: BLE001 - queue.Empty
+                if not any(p.is_alive() for p in procs):
+                    break
+                continue
+            stats[msg[1]] = msg[2:]
+            if msg[0] == "done":
+                done += 1
+            if progress:
+                _print_progress(out, t0, before, stats)
+        for p in procs:
+            p.join(timeout=30)
+        if progress:
+            out.write("\n")
+    s = summarize(d)
+    s["seconds"] = round(time.monotonic() - t0, 2)
+    s["trials_per_second"] = round((s["trials"] - before) / max(s["seconds"], 1e-9), 2)
+    return s
+
+
+def _print_progress(out: Any, t0: float, before: int, stats: Dict[int, Tuple[int, int, int]]) -> None:
+    el = time.monotonic() - t0
+    tr = sum(v[0] for v in stats.values())
+    ck = sum(v[1] for v in stats.values())
+    dv = sum(v[2] for v in stats.values())
+    out.write(f"\r{el:7.1f}s  trials {before + tr}  ({tr / max(el, 1e-9):.1f}/s)  checkpoints {ck}  "
+              f"divergences {dv}   ")
+    out.flush()
+
+
+def _run_with_progress_inline(w: Worker, deadline_s: float, out: Any) -> None:
+    t0 = time.monotonic()
+    orig = w.progress
+
+    def prog() -> None:
+        orig()
+        _print_progress(out, t0, 0, {0: (w.trials, w.checkpoints, w.divergences)})
+
+    w.progress = prog  # type: ignore[method-assign]
+    w.run(deadline_s)
+    out.write("\n")
+
+
+def default_hosts() -> List[str]:
+    hosts = ["inproc"]
+    for cand in ("/root/.pyenv/versions/3.12.1/bin/python",):
+        if os.path.exists(cand):
+            hosts.append(f"python:{cand}")
+            break
+    else:
+        import platform
+
+        from runners.hosts import known_python_hosts
+
+        mine = platform.python_version()
+        others = [h for h in known_python_hosts() if mine not in h]
+        hosts += others[:1]
+    return hosts

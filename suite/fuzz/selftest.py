@@ -1,0 +1,79 @@
+"""``wcr selftest``: how strong is the fuzzer?  Short campaigns against deliberately broken C/R.
+
+For each fault of :data:`vm.snapshot.faults.FAULTS` a campaign runs with only that fault active (in this
+process and, through ``WCR_FAULTS``, in any Python host it starts) until the first divergence or the
+budget.  Per fault it reports: caught or not, seconds to the first divergence, the minimized report,
+the size of its module, and whether ``wcr replay`` reproduces it (exit 1 with the fault active; with the
+fault off it must pass, exit 0 — otherwise the report would not be *about* the fault).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from vm.snapshot import faults
+
+from .campaign import Config, Worker, summarize
+
+
+def replay_exit(report: str, fault: Optional[str], timeout: float = 300.0) -> int:
+    """Exit status of ``wcr replay REPORT`` in a fresh process with ``fault`` (or none) active."""
+    env = dict(os.environ)
+    env.pop("WCR_FAULTS", None)
+    if fault:
+        env["WCR_FAULTS"] = fault
+    root = Path(__file__).resolve().parents[2]
+    p = subprocess.run([sys.executable, "-m", "suite", "replay", report], env=env, cwd=str(root),
+                       capture_output=True, timeout=timeout)
+    return p.returncode
+
+
+def run_fault(fault: str, budget: float, directory: Path, seed: int = 0, hosts: Sequence[str] = ("inproc",),
+              shrink_seconds: float = 20.0) -> Dict[str, Any]:
+    d = directory / fault
+    cfg = Config(budget=budget, seed=seed, hosts=list(hosts), targets=[], generator="own", dir=str(d),
+                 chunk=8, shrink_seconds=shrink_seconds, stop_on_divergence=True, faults=[fault], max_funcs=3)
+    d.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    w = Worker(cfg, 0)
+    try:
+        w.run(budget)
+    finally:
+        w.close()
+        faults.set_active(())
+    s = summarize(d)
+    out: Dict[str, Any] = {"fault": fault, "what": faults.FAULTS[fault], "caught": s["divergences"] > 0,
+                           "seconds_to_catch": s["first_catch_seconds"], "trials": s["trials"],
+                           "seconds": round(time.monotonic() - t0, 2), "report": None}
+    if s["reports"]:
+        rep = s["reports"][0]
+        import yaml
+
+        with open(rep, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+        out.update(report=rep, kind=data["kind"], where=data["where"],
+                   module_instructions=data["module"]["instructions"], first_difference=data["first_difference"],
+                   replay_with_fault=replay_exit(rep, fault), replay_without_fault=replay_exit(rep, None))
+        out["replays"] = out["replay_with_fault"] == 1 and out["replay_without_fault"] == 0
+    return out
+
+
+def run_selftest(names: Sequence[str], budget: float, directory: Path, seed: int = 0,
+                 hosts: Sequence[str] = ("inproc",), log=sys.stderr) -> List[Dict[str, Any]]:
+    rows = []
+    for name in names:
+        r = run_fault(name, budget, directory, seed, hosts)
+        rows.append(r)
+        if log is not None:
+            if r["caught"]:
+                print(f"{name:22s} caught in {r['seconds_to_catch']:6.2f} s  report: {r.get('module_instructions')} "
+                      f"instrs, replay {'ok' if r.get('replays') else 'FAILED'} ({r['kind']} on {r['where']})",
+                      file=log)
+            else:
+                print(f"{name:22s} NOT caught in {budget:g} s ({r['trials']} trials)", file=log)
+    return rows

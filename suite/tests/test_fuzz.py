@@ -1,0 +1,181 @@
+"""The fuzzing campaign: quick self-test (injected C/R faults are caught, minimized and replay), bug report
+round trip and corrupt-report handling, campaign resume and the summary's JSON shape."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reports.bugreport import ReportError, build_report, load_report, replay, write_report
+from suite.fuzz.campaign import Config, run_campaign, summarize
+from suite.fuzz.selftest import run_fault
+from suite.fuzz.trial import Case, Divergence, Schedule, run_trial, trap_kind
+from vm.snapshot import faults
+
+ROOT = Path(__file__).resolve().parents[2]
+# fuel 3, one function: fuel check, then a counted loop; active data segment (dropped at instantiation)
+WAT = """(module (memory 1) (data (i32.const 0) "ab") (global $g (mut i32) (i32.const 3))
+  (func (export "run") (param i32) (result i32) (local i32)
+    i32.const 4 local.set 1
+    (loop $l local.get 0 i32.const 1 i32.add local.set 0
+      local.get 1 i32.const 1 i32.sub local.tee 1 br_if $l)
+    local.get 0))"""
+
+
+@pytest.fixture(autouse=True)
+def _no_faults():
+    faults.set_active(())
+    yield
+    faults.set_active(())
+
+
+def _case() -> Case:
+    import wasmtime
+
+    wasm = wasmtime.wat2wasm(WAT)
+    return Case(bytes(wasm), "run", [5], "own")
+
+
+def _host():
+    from suite.fuzz.pyhost import make_host
+
+    return {"inproc": make_host("inproc")}
+
+
+def test_faults_are_off_by_default_and_names_are_checked():
+    assert faults.ACTIVE == frozenset()
+    with pytest.raises(ValueError):
+        faults.set_active(["no_such_fault"])
+
+
+def test_trial_agrees_without_faults_and_diverges_with_one():
+    case = _case()
+    sched = Schedule("single", (7,), hosts=("inproc",))
+    res, _ = run_trial(case, lambda total: sched, _host(), {})
+    assert res.divergences == [] and res.total and res.checkpoints == 1 and res.restores == {"inproc": 1}
+    faults.set_active(["counter_not_restored"])
+    res, _ = run_trial(case, lambda total: sched, _host(), {})
+    assert [d.signature for d in res.divergences] == [("cr-host", "inproc")]
+    assert "instructions" in res.divergences[0].detail
+
+
+def test_chain_schedule_runs_every_hop():
+    case = _case()
+    sched = Schedule("chain", (2, 5, 9), "inproc", ("inproc", "inproc", "inproc"))
+    res, _ = run_trial(case, lambda total: sched, _host(), {})
+    assert res.divergences == [] and res.restores == {"inproc": 3} and res.checkpoints == 3
+
+
+@settings(max_examples=50, deadline=None, database=None)
+@given(st.sampled_from(["single", "multi", "chain"]), st.lists(st.integers(0, 99), min_size=1, max_size=4),
+       st.lists(st.sampled_from(["wasmtime", "v8"]), max_size=2, unique=True))
+def test_schedule_dict_roundtrip(shape, ks, targets):
+    ks = tuple(sorted(ks))
+    s = Schedule(shape, ks, "inproc", tuple("inproc" for _ in ks), tuple(targets))
+    assert Schedule.from_dict(json.loads(json.dumps(s.to_dict()))).key() == s.key()
+
+
+def test_trap_kind_strips_details():
+    assert trap_kind("undefined element 2") == "undefined element"
+    assert trap_kind("integer divide by zero") == "integer divide by zero"
+    assert trap_kind("something else") == "something else"
+
+
+def _report(tmp_path: Path) -> Path:
+    case = _case()
+    faults.set_active(["dropped_flag_lost"])
+    sched = Schedule("single", (3,), hosts=("inproc",))
+    res, _ = run_trial(case, lambda total: sched, _host(), {})
+    (div,) = res.divergences
+    path = write_report(build_report(case, sched, div), tmp_path)
+    faults.set_active(())
+    return path
+
+
+def test_report_roundtrip_and_replay(tmp_path):
+    path = _report(tmp_path)
+    rep = load_report(path)
+    assert rep["kind"] == "cr-host" and rep["where"] == "inproc"
+    assert rep["checkpoint"]["k"] == 3 and rep["checkpoint"]["frames"][0]["pc"] > 0
+    assert "(module" in rep["module"]["wat"] and rep["snapshot_b64"] and rep["replay"].startswith("wcr replay ")
+    assert rep["invocation"]["args"] == ["i32:5"] and rep["environment"]["faults"] == ["dropped_flag_lost"]
+    assert replay(rep)[0] is False  # the fault is off here: "fixed"
+    faults.set_active(["dropped_flag_lost"])
+    assert replay(rep)[0] is True
+    faults.set_active(())
+    env_run = subprocess.run([sys.executable, "-m", "suite", "replay", str(path)], cwd=str(ROOT),
+                             capture_output=True, text=True, env={**_env(), "WCR_FAULTS": "dropped_flag_lost"})
+    assert env_run.returncode == 1, env_run.stderr
+    assert "still diverges" in env_run.stdout
+
+
+def _env():
+    import os
+
+    e = dict(os.environ)
+    e.pop("WCR_FAULTS", None)
+    return e
+
+
+@pytest.mark.parametrize("mutate", ["garbage", "not-a-report", "bad-module", "missing-file"])
+def test_corrupt_report_is_rejected(tmp_path, mutate):
+    path = _report(tmp_path)
+    text = path.read_text()
+    if mutate == "garbage":
+        path.write_text("{{{: [")
+    elif mutate == "not-a-report":
+        path.write_text("a: 1\n")
+    elif mutate == "bad-module":
+        import yaml
+
+        rep = yaml.safe_load(text)
+        rep["module"]["wasm_b64"] = "AGFzbQEAAAA="  # an empty module: sha256 no longer matches
+        path.write_text(yaml.safe_dump(rep))
+    else:
+        path = tmp_path / "nope.yaml"
+    with pytest.raises(ReportError):
+        load_report(path)
+    p = subprocess.run([sys.executable, "-m", "suite", "replay", str(path)], cwd=str(ROOT),
+                       capture_output=True, text=True, env=_env())
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.startswith("wcr: ") and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_campaign_resume_and_json_shape(tmp_path):
+    d = tmp_path / "camp"
+    cfg = Config(budget=1.5, seed=3, hosts=["inproc"], targets=[], dir=str(d), chunk=4)
+    s1 = run_campaign(cfg)
+    assert {"trials", "checkpoints", "restores", "divergences", "inconclusive", "reports"} <= set(s1)
+    assert s1["trials"] > 0 and s1["restores"]["inproc"] > 0 and s1["divergences"] == 0
+    lines = (d / "trials-0-0.jsonl").read_text().splitlines()
+    chunks = {json.loads(x)["chunk"] for x in lines}
+    cfg.budget = 3.0  # the budget is the campaign's total: resume runs the remaining ~1.5 s
+    s2 = run_campaign(cfg)
+    assert s2["trials"] > s1["trials"]
+    lines2 = (d / "trials-0-0.jsonl").read_text().splitlines()
+    assert lines2[:len(lines)] == lines  # nothing lost or rewritten
+    new_chunks = {json.loads(x)["chunk"] for x in lines2[len(lines):]}
+    assert new_chunks and min(new_chunks) > max(chunks)  # continued, not restarted
+    # a line cut by a kill is ignored, the rest still counts
+    with open(d / "trials-0-0.jsonl", "a") as f:
+        f.write('{"t": "trial", "chu')
+    assert summarize(d)["trials"] == s2["trials"]
+
+
+@pytest.mark.parametrize("fault", ["counter_not_restored", "dropped_flag_lost", "label_height_wrong"])
+def test_quick_selftest(tmp_path, fault):
+    r = run_fault(fault, budget=8.0, directory=tmp_path, seed=0, shrink_seconds=3.0)
+    assert r["caught"], r
+    assert r["module_instructions"] <= 30
+    assert r["replay_with_fault"] == 1 and r["replay_without_fault"] == 0
+
+
+def test_divergence_signature():
+    d = Divergence("cr-target", "v8", "x")
+    assert d.signature == ("cr-target", "v8")

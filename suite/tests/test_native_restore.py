@@ -1,0 +1,223 @@
+"""Checkpoints restored on native targets through the restorer interface
+(``runners.native.restorer.target_restorer(name).check_many``) and the native comparison rules
+(``runners.oracle``).
+
+Every available target runs: generated programs (nested blocks/loops/ifs, multi-value, calls, br_table,
+traps after resume), a checkpoint inside a 20-deep recursion inside a loop, and a wrong reference must
+come out as a mismatch.  A target is skipped only when its toolchain is absent, with the reason.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import List
+
+import pytest
+
+wasmtime = pytest.importorskip("wasmtime")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+
+from generators.modules import Size, cases  # noqa: E402
+from runners import oracle  # noqa: E402
+from runners.native import NativeOutcome, Target  # noqa: E402
+from runners.native.restorer import TargetRestorer, checkpoint_items, target_restorer  # noqa: E402
+from runners.restore import INCONCLUSIVE, MATCH, MISMATCH, NOT_APPLICABLE, NOT_CONVERTIBLE  # noqa: E402
+
+TARGETS = ["wasmtime", "v8", "wasm3", "wabt", "wasm2c"]
+
+RECURSION_IN_LOOP = """(module
+ (import "spectest" "print_i32" (func $p (param i32)))
+ (memory 1) (global $g (mut i32) (i32.const 0))
+ (func $rec (param i32) (result i32)
+   (if (result i32) (i32.eqz (local.get 0)) (then (global.get $g))
+     (else (i32.add (local.get 0) (call $rec (i32.sub (local.get 0) (i32.const 1)))))))
+ (func (export "main") (result i32) (local i32 i32)
+   (loop $l
+     (global.set $g (i32.add (global.get $g) (i32.const 1)))
+     (local.set 1 (i32.add (local.get 1) (call $rec (i32.const 20))))
+     (i32.store (i32.mul (local.get 0) (i32.const 4)) (local.get 1))
+     (call $p (local.get 1))
+     (local.set 0 (i32.add (local.get 0) (i32.const 1)))
+     (br_if $l (i32.lt_u (local.get 0) (i32.const 3))))
+   (local.get 1)))"""
+
+
+def restorer_or_skip(name: str) -> TargetRestorer:
+    r = target_restorer(name)
+    ok, why = r.available()
+    if not ok:
+        pytest.skip(f"{name} unavailable: {why}")
+    return r
+
+
+# ---------------------------------------------------------------------------------------------- oracle
+def test_nan_rule_values() -> None:
+    qnan, qnan_neg, snan = ("f32", 0x7FC00000), ("f32", 0xFFC00000), ("f32", 0x7FA00000)
+    assert oracle.values_agree(qnan, qnan_neg)  # arithmetic NaN: any sign/payload of a quiet NaN
+    assert not oracle.values_agree(snan, ("f32", 0x7FE00000))  # a signalling NaN must survive exactly
+    assert oracle.values_agree(snan, ("f32", 0x7FE00000), nan_exact=False)  # unless floats went via the host
+    assert not oracle.values_agree(qnan, ("f32", 0x3F800000), nan_exact=False)  # a number is not a NaN
+    assert not oracle.values_agree(("f64", 0), ("f64", 1 << 63))  # -0.0 is not 0.0
+    assert oracle.values_agree(("f64", 0x7FF8000000000001), ("f64", 0xFFF8000000000000))
+    assert not oracle.values_agree(("i32", 1), ("f32", 1))
+    assert oracle.values_agree(("ref.func", 3), ("ref", None))
+    assert not oracle.values_agree(("ref.null", None), ("ref", None))
+
+
+def test_nan_rule_memory_words() -> None:
+    e = bytes(4) + (0x7FC00000).to_bytes(4, "little")
+    assert oracle.compare_memory("m", e, bytes(4) + (0xFFC00000).to_bytes(4, "little")) is None
+    assert oracle.compare_memory("m", e, bytes(4) + (0x7F800000).to_bytes(4, "little")) is not None  # inf
+    assert oracle.compare_memory("m", bytes(8), bytes(7) + b"\1") is not None
+
+
+def test_trap_by_kind_and_candidates() -> None:
+    assert oracle.compare_trap("undefined element", "indirect call type mismatch",
+                               {"undefined element", "uninitialized element", "indirect call type mismatch"}) is None
+    assert oracle.compare_trap("unreachable", "integer overflow") is not None
+    assert oracle.compare_trap(None, "unreachable") is not None
+    assert oracle.compare_trap("unreachable", None) is not None
+
+
+def test_compare_native_verdicts() -> None:
+    ref = {"results": ["i32:7"], "trap": None, "host_log": [["print_i32", ["i32:1"]], ["print_i32", ["i32:2"]]]}
+    ok = NativeOutcome("x", results=[("i32", 7)], host_log=[("print_i32", (("i32", 2),))])
+    assert oracle.compare_native(ref, [("print_i32", [("i32", 1)])], ok) == ("match", [])
+    bad = NativeOutcome("x", results=[("i32", 8)], host_log=[("print_i32", (("i32", 2),))])
+    verdict, diffs = oracle.compare_native(ref, [("print_i32", [("i32", 1)])], bad)
+    assert verdict == "mismatch" and "results" in diffs[0]
+    verdict, _ = oracle.compare_native(ref, [], ok)  # the prefix of the log is missing
+    assert verdict == "mismatch"
+    inc = NativeOutcome("x", inconclusive="timeout")
+    assert oracle.compare_native(ref, [], inc)[0] == "inconclusive"
+
+
+# ------------------------------------------------------------------------------------------ restorer
+@pytest.fixture(scope="module")
+def deep_items() -> List:
+    """Checkpoints of the recursion-in-a-loop program, among them ones 20 calls deep (21 frames)."""
+    items = checkpoint_items(bytes(wasmtime.wat2wasm(RECURSION_IN_LOOP)), "main")
+    deep = [it for it in items if it.state.thread.status == "running" and len(it.state.thread.frames) >= 21]
+    assert deep, "the program never reached 20-deep recursion"
+    rnd = random.Random(4)
+    picked = rnd.sample(deep, 4) + [items[0], items[len(items) // 2], items[-1]]
+    assert max(len(it.state.thread.frames) for it in picked) == 22
+    return picked
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_checkpoint_in_deep_recursion_in_loop_resumes_on_every_target(name: str, deep_items: List) -> None:
+    r = restorer_or_skip(name)
+    res = r.check_many(deep_items)
+    assert [x.status for x in res] == [MATCH] * len(deep_items), [(x.status, x.detail) for x in res]
+
+
+@pytest.mark.parametrize("name", ["wasmtime", "v8"])
+def test_wrong_reference_is_a_mismatch(name: str, deep_items: List) -> None:
+    """The oracle can fail: a reference that differs in the result, a print or memory is reported."""
+    import copy
+
+    r = restorer_or_skip(name)
+    it = deep_items[0]
+    wrong_result = copy.copy(it)
+    wrong_result.reference = dict(it.reference, results=["i32:637"])
+    wrong_log = copy.copy(it)
+    wrong_log.reference = dict(it.reference, host_log=it.reference["host_log"][:-1])
+    wrong_mem = copy.copy(it)
+    fs = copy.deepcopy(it.final_state)
+    fs.memories[0] = b"\1" + fs.memories[0][1:]
+    wrong_mem.final_state = fs
+    res = r.check_many([wrong_result, wrong_log, wrong_mem])
+    assert [x.status for x in res] == [MISMATCH] * 3, [(x.status, x.detail) for x in res]
+    assert "results" in res[0].detail and "host_log" in res[1].detail and "memory 0" in res[2].detail
+
+
+class _LyingTarget(Target):
+    """A target whose runtime adds one to every i32 result (what a miscompiling runtime would do)."""
+
+    name = "liar"
+    features = frozenset({"mvp", "mutable-globals", "multi-value", "bulk-memory", "reference-types"})
+
+    def _available(self):
+        return True, ""
+
+    def run_many(self, jobs, timeout=20.0):
+        from runners.native.wasmtime import WasmtimeTarget
+
+        outs = WasmtimeTarget().run_many(jobs, timeout)
+        for o in outs:
+            o.results = [(t, (x + 1) & 0xFFFFFFFF) if t == "i32" else (t, x) for t, x in o.results]
+        return outs
+
+
+def test_a_lying_target_is_caught(deep_items: List) -> None:
+    res = TargetRestorer(_LyingTarget()).check_many(deep_items[:2])
+    assert [x.status for x in res] == [MISMATCH] * 2
+
+
+def test_statuses_not_convertible_and_not_applicable() -> None:
+    """A trapped checkpoint is not convertible (reason given); a module needing bulk memory is not
+    applicable on wasm3 (features), and runs elsewhere."""
+    wat = """(module (memory 1) (func (export "main") (result i32)
+               (memory.fill (i32.const 0) (i32.const 7) (i32.const 3)) (i32.load8_u (i32.const 2))))"""
+    wasm = bytes(wasmtime.wat2wasm(wat))
+    items = checkpoint_items(wasm, "main", ks=[1])
+    r3 = target_restorer("wasm3")
+    res = r3.check_many(items)
+    assert res[0].status == NOT_APPLICABLE and "bulk-memory" in res[0].extra["features"]
+    assert target_restorer("wasmtime").check_many(items)[0].status == MATCH
+    trap = checkpoint_items(bytes(wasmtime.wat2wasm('(module (func (export "main") unreachable))')), "main", ks=[1])
+    res = target_restorer("wasmtime").check_many(trap)
+    assert res[0].status == NOT_CONVERTIBLE and res[0].extra["reason"] == "trapped"
+
+
+def test_other_instances_of_the_store_are_ignored() -> None:
+    """A spec script's store holds every module instantiated so far: only the thread's instance (and
+    its spectest imports) matters for conversion."""
+    from vm.api import load_module
+    from vm.runtime.spectest import spectest_exports
+    from vm.runtime.store import Store
+    from vm.snapshot.checkpoint import checkpoint, finish, run_to
+    from vm.snapshot.resume import make_resume_module
+
+    a = bytes(wasmtime.wat2wasm('(module (memory 1) (func (export "f") (result i32) (i32.const 1)))'))
+    b = bytes(wasmtime.wat2wasm("""(module (import "spectest" "print_i32" (func $p (param i32)))
+        (func (export "main") (result i32) (call $p (i32.const 5)) (i32.const 9)))"""))
+    s = Store()
+    sp = spectest_exports(s)
+    la, lb = load_module(a), load_module(b)
+    s.instantiate(la.module, la.info, [], la.sha256)
+    ib = s.instantiate(lb.module, lb.info, [sp["print_i32"]], lb.sha256)
+    run = run_to(s, ib.exports["main"], [], 1)
+    state = checkpoint(s, run)
+    assert len(state.instances) == 2
+    rm = make_resume_module(state, {la.sha256: a, lb.sha256: b})
+    assert rm.manifest.results == ("i32",)
+    finish(s, run)
+
+
+# ------------------------------------------------------------------------------------ generated programs
+@pytest.mark.parametrize("name", TARGETS)
+def test_generated_programs_restore_on_target(name: str) -> None:
+    r = restorer_or_skip(name)
+    n_examples = 3 if name == "wasm2c" else 8
+    seen = {"match": 0}
+
+    @settings(max_examples=n_examples, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(case=cases(size=Size(max_funcs=3, max_budget=25, max_fuel=12)))
+    def prop(case) -> None:
+        items = checkpoint_items(case.wasm, case.export, case.args, ks=None)
+        rnd = random.Random(len(items))
+        pick = sorted(rnd.sample(range(len(items)), min(4, len(items))))
+        chosen = [items[i] for i in pick]
+        res = r.check_many(chosen)
+        for it, x in zip(chosen, res):
+            assert x.status in (MATCH, NOT_APPLICABLE, NOT_CONVERTIBLE, INCONCLUSIVE), (it.label, x.status, x.detail)
+            if x.status == NOT_CONVERTIBLE:
+                assert x.extra["reason"] == "trapped", x.detail
+            seen["match"] += x.status == MATCH
+
+    prop()
+    if name != "wasm3":  # wasm3 lacks bulk memory/reference types: most generated modules do not apply
+        assert seen["match"] > 0
