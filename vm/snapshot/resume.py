@@ -280,7 +280,11 @@ class _FrameGen:
         body = self.func.body
         idx = _body_index(self.func, fs.pc)
         ctrls = fi.controls[idx]
-        if not fi.reachable[idx] or len(fs.labels) != len(ctrls):
+        # An ``end`` that linear validation calls unreachable (its arm ended in a branch) is still
+        # reached through the false edge of an ``if`` without ``else``: the stack then holds numbers
+        # whose types are their tags.
+        at_dead_end = not fi.reachable[idx] and body[idx].op == "end"
+        if (not fi.reachable[idx] and not at_dead_end) or len(fs.labels) != len(ctrls):
             raise NotConvertible("inconsistent state", "labels do not match the pc")
         for lab, c in zip(fs.labels, ctrls):
             if lab.height != c.height or lab.kind != c.kind:
@@ -294,6 +298,10 @@ class _FrameGen:
             self.out.append(b.const(v, t))
             self.emit("local.set", i)
         stypes = fi.stack_types[idx]
+        if at_dead_end:
+            if any(v[0] not in ("i32", "i64", "f32", "f64", "v128") for v in fs.stack):
+                raise NotConvertible("inconsistent state", "reference on the stack at an unreachable end")
+            stypes = tuple(v[0] for v in fs.stack)
         stack = fs.stack
         if len(stack) > len(stypes):
             raise NotConvertible("inconsistent state", "operand stack too deep")
