@@ -59,11 +59,14 @@ class Store:
         return actual == expected or heap_sub_c(actual, expected)
 
     # -- instantiation ------------------------------------------------------------------------
-    def allocate(self, module: Module, info: Any, imports: Sequence[Any], sha256: str = "") -> ModuleInst:
+    def allocate(self, module: Module, info: Any, imports: Sequence[Any], sha256: str = "",
+                 compile: bool = True) -> ModuleInst:
         """Link and allocate an instance without running segments or the start function.
 
         Restoring a snapshot uses this and then overwrites the allocated state; ``instantiate`` adds
-        the initialisation steps.
+        the initialisation steps.  ``compile=False`` leaves functions to be compiled on first call
+        (restore does that: the module was already accepted once, and a restore that runs a few
+        instructions should not pay for compiling every function of a large module).
         """
         from ..valid.canon import heap_sub_c
         from ..valid.match import match_externtype
@@ -128,8 +131,9 @@ class Store:
             inst.exports[ex.name] = spaces[ex.kind][ex.index]
 
         # compile eagerly: an unsupported instruction makes the whole module unsupported
-        for f in inst.funcs[nimp:]:
-            self.machine.ensure_compiled(f)
+        if compile:
+            for f in inst.funcs[nimp:]:
+                self.machine.ensure_compiled(f)
         self.instances.append(inst)
         return inst
 

@@ -552,7 +552,7 @@ def _restore(state: State, modules: Dict[str, bytes], host_modules: Optional[Dic
         if len(ist.elem_dropped) != len(m.elems) or len(ist.data_dropped) != len(m.datas):
             raise SnapshotError(f"instance {n}: segment counts differ from the module")
         try:
-            inst = store.allocate(m, lm.info, imports, state.modules[ist.module])
+            inst = store.allocate(m, lm.info, imports, state.modules[ist.module], compile=False)
         except WasmError as e:
             raise SnapshotError(f"instance {n}: cannot link: {e}") from None
         inst.name = ist.name
@@ -741,6 +741,7 @@ def _restore_thread(store: Any, ts: ThreadState, funcs: Dict[int, Any], conv: _C
         if len(fs.stack) != height:
             raise SnapshotError(f"frame {n}: operand stack height {len(fs.stack)}, expected {height} at "
                                 f"pc {fs.pc}")
+        store.machine.ensure_compiled(f)
         fr = Frame(f, locs)
         fr.pc = idx
         fr.stack = [conv.value(t, v, canon) for t, v in zip(stypes, fs.stack)]
