@@ -317,14 +317,14 @@ def replay(rep: Dict[str, Any], hosts: Optional[Dict[str, Any]] = None,
 
 def _make_restorers(sched: Any, hosts: Dict[str, Any], targets: Dict[str, Any]) -> None:
     from runners.restore import resolve
-    from suite.fuzz.pyhost import make_host
+    from suite.fuzz.trial import make_hosts
 
     names = ([sched.start] if sched.shape == "chain" else []) + list(sched.hosts)
     for n in names:
         if n in hosts:
             continue
         try:
-            h = make_host(n)
+            (h,) = make_hosts([n]).values()
         except ValueError as e:
             raise ReportError(str(e)) from None
         ok, why = h.available()

@@ -2,12 +2,19 @@
 
 Reads one JSON request on stdin::
 
-    {"snapshot_b64": "...", "modules_b64": {"<sha256 hex>": "..."}}
+    {"op": "finish", "snapshot_b64": "...", "modules_b64": {"<sha256 hex>": "..."}}
     (or "snapshot": PATH and "modules": {"<sha256 hex>": PATH})
 
-restores it into a fresh store, runs it to the end and writes one JSON reply on stdout:
-``{"outcome": {...}, "python": "3.12.1 (CPython)"}``, or ``{"error": {"type": ..., "message": ...}}``
-with exit status 2 for a bad snapshot and 1 for anything else.  Standard library only.
+restores it into a fresh store and answers one JSON reply on stdout.  The operations (the same as
+:class:`runners.hosts.Host`'s):
+
+* ``"op": "finish"`` (the default) — run to the end: ``{"outcome": {...}, "python": "3.12.1 (CPython)"}``;
+* ``"op": "step", "k": K`` — run until K instructions have retired in total and checkpoint again:
+  ``{"snapshot_b64": "...", "python": ...}`` (one hop of a migration chain, ``wcr fuzz``);
+
+or ``{"error": {"type": ..., "message": ...}}`` with exit status 2 for a bad snapshot and 1 for anything
+else.  Standard library only.  Faults for ``wcr selftest`` come in through ``WCR_FAULTS``
+(read by :mod:`vm.snapshot.faults` at import; the parent sets it from its active faults).
 
 ``python -m runners.child --serve`` answers many requests on one process (what :class:`runners.hosts.
 PythonHost` uses): each request and reply is a 4-byte big-endian length followed by that many bytes of
@@ -24,21 +31,31 @@ import platform
 import sys
 
 
-def _restore(snap: bytes, modules: dict) -> dict:
-    from vm.snapshot import SnapshotError, decode, finish, restore
+def _run(req: dict, snap: bytes, modules: dict) -> dict:
+    """Do the request's operation; every failure becomes an ``error`` reply (never a traceback)."""
+    from vm.snapshot import SnapshotError, advance, checkpoint, decode, encode, finish, restore
 
+    op = req.get("op", "finish")
     try:
+        if op not in ("finish", "step"):
+            return {"error": {"type": "Request", "message": f"unknown op {op!r}"}}
+        k = int(req["k"]) if op == "step" else 0
         store, run = restore(decode(snap), modules)
         if run is None:
             raise SnapshotError("snapshot has no thread to resume")
-        out = finish(store, run).to_dict()
+        if op == "step":
+            advance(store, run, k)
+            out = {"snapshot_b64": base64.b64encode(encode(checkpoint(store, run))).decode("ascii")}
+        else:
+            out = {"outcome": finish(store, run).to_dict()}
     except SnapshotError as e:
         return {"error": {"type": "SnapshotError", "message": str(e)}}
     except RecursionError as e:
         return {"error": {"type": "RecursionError", "message": str(e)}}
-    except Exception as e:
+    except Exception as e:  # any crash of the VM is reported to the caller (a finding for the fuzzer)
         return {"error": {"type": type(e).__name__, "message": str(e)}}
-    return {"outcome": out, "python": f"{platform.python_version()} ({platform.python_implementation()})"}
+    out["python"] = f"{platform.python_version()} ({platform.python_implementation()})"
+    return out
 
 
 def _read_exact(f, n: int) -> bytes:
@@ -70,7 +87,7 @@ def serve() -> int:
             if missing:
                 raise KeyError(f"module {missing[0]} was never sent")
             modules = {sha: cache[sha] for sha in req.get("module_shas", [])}
-            reply = _restore(base64.b64decode(req["snapshot_b64"]), modules)
+            reply = _run(req, base64.b64decode(req["snapshot_b64"]), modules)
         except Exception as e:  # malformed request: reported, the loop goes on
             reply = {"error": {"type": "Request", "message": f"{type(e).__name__}: {e}"}}
         data = json.dumps(reply).encode("utf-8")
@@ -97,21 +114,11 @@ def main() -> int:
     except Exception as e:  # a malformed request is a protocol error, reported, never a traceback
         json.dump({"error": {"type": "Request", "message": f"{type(e).__name__}: {e}"}}, sys.stdout)
         return 1
-    from vm.snapshot import SnapshotError, decode, finish, restore
-
-    try:
-        store, run = restore(decode(snap), modules)
-        if run is None:
-            raise SnapshotError("snapshot has no thread to resume")
-        out = finish(store, run).to_dict()
-    except SnapshotError as e:
-        json.dump({"error": {"type": "SnapshotError", "message": str(e)}}, sys.stdout)
-        return 2
-    except Exception as e:
-        json.dump({"error": {"type": type(e).__name__, "message": str(e)}}, sys.stdout)
-        return 1
-    py = f"{platform.python_version()} ({platform.python_implementation()})"
-    json.dump({"outcome": out, "python": py}, sys.stdout)
+    reply = _run(req, snap, modules)
+    json.dump(reply, sys.stdout)
+    err = reply.get("error")
+    if err:
+        return 2 if err.get("type") == "SnapshotError" else 1
     return 0
 
 

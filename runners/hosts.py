@@ -16,14 +16,24 @@
   still reported as such for that request (the child is killed and a fresh one started for the next),
   so the batch never hangs.  ``persistent=False`` gives the old process-per-request behaviour.
 
-Every host has ``name``, ``available() -> (bool, reason)`` and
-``restore_and_finish(snapshot_bytes, modules) -> dict`` (:meth:`vm.snapshot.Outcome.to_dict`); a bad
-snapshot raises :class:`vm.snapshot.SnapshotError` on every host.
+Every host has ``name``, ``available() -> (bool, reason)``, ``close()`` and two operations on encoded
+snapshots:
+
+* ``restore_and_finish(snapshot_bytes, modules) -> dict`` (:meth:`vm.snapshot.Outcome.to_dict`) — restore
+  and run to the end (the spec runner, ``wcr restore``, the fuzzer);
+* ``step(snapshot_bytes, modules, k) -> snapshot_bytes`` — restore, run until k instructions have retired
+  in total, checkpoint again: one hop of a migration chain (``wcr fuzz``).
+
+A bad snapshot raises :class:`vm.snapshot.SnapshotError` on every host.  Fault injection
+(:mod:`vm.snapshot.faults`, ``wcr selftest``) reaches a ``python:PATH`` child through ``WCR_FAULTS``,
+which is set from this process's *active* faults when the child starts; a child started under other
+faults is replaced before its next request, so a host object can outlive ``faults.set_active``.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import os
 import select
@@ -60,6 +70,13 @@ class Host:
     def restore_and_finish(self, snapshot: bytes, modules: Dict[str, bytes]) -> Dict[str, Any]:
         raise NotImplementedError
 
+    def step(self, snapshot: bytes, modules: Dict[str, bytes], k: int) -> bytes:
+        """Restore, run until ``k`` instructions have retired in total, checkpoint: the new snapshot."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the host holds (a child process); it may still be used afterwards."""
+
 
 class InProcHost(Host):
     """Restore into a fresh store of this process."""
@@ -74,6 +91,23 @@ class InProcHost(Host):
             raise SnapshotError("snapshot has no thread to resume")
         return finish(store, run).to_dict()
 
+    def step(self, snapshot: bytes, modules: Dict[str, bytes], k: int) -> bytes:
+        from vm.snapshot import advance, checkpoint, decode, encode, restore
+
+        store, run = restore(decode(snapshot), modules)
+        if run is None:
+            raise SnapshotError("snapshot has no thread to resume")
+        advance(store, run, k)
+        return encode(checkpoint(store, run))
+
+
+def active_faults() -> str:
+    """The ``WCR_FAULTS`` value a child must see: this process's active faults (``faults.ACTIVE`` is the
+    truth here — it may have been set after the environment was read, or without touching it)."""
+    from vm.snapshot import faults
+
+    return ",".join(sorted(faults.ACTIVE))
+
 
 class PythonHost(Host):
     """Restore in a subprocess: ``PATH -m runners.child`` (one long-lived child unless
@@ -87,6 +121,7 @@ class PythonHost(Host):
         self._proc: Optional[subprocess.Popen] = None
         self._err: Any = None  # the child's stderr (a temp file: a pipe could fill up and block it)
         self._sent: set = set()  # module sha256s the current child already holds
+        self._faults = ""  # WCR_FAULTS of the current child
         self.starts = 0  # children started (for tests and benchmarks)
 
     def _exe(self) -> Optional[str]:
@@ -110,43 +145,59 @@ class PythonHost(Host):
             return False, f"{self.path}: Python {major}.{minor} is older than 3.9"
         return True, ""
 
-    def _env(self) -> Dict[str, str]:
+    def _env(self, fault_names: str) -> Dict[str, str]:
         env = dict(os.environ)
         env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env.pop("PYTHONHOME", None)
+        env.pop("WCR_FAULTS", None)
+        if fault_names:
+            env["WCR_FAULTS"] = fault_names
         return env
 
     def restore_and_finish(self, snapshot: bytes, modules: Dict[str, bytes]) -> Dict[str, Any]:
+        return self._call({"op": "finish"}, snapshot, modules, "outcome")
+
+    def step(self, snapshot: bytes, modules: Dict[str, bytes], k: int) -> bytes:
+        b64 = self._call({"op": "step", "k": int(k)}, snapshot, modules, "snapshot_b64")
+        try:
+            return base64.b64decode(b64, validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            raise HostError("protocol", f"{self.name} replied with a malformed snapshot") from None
+
+    def _call(self, req: Dict[str, Any], snapshot: bytes, modules: Dict[str, bytes], key: str) -> Any:
         exe = self._exe()
         if exe is None:
             raise HostError("unavailable", f"{self.path}: not found")
         if self.persistent:
-            return self._serve(exe, snapshot, modules)
-        request = json.dumps({
+            return self._serve(exe, req, snapshot, modules, key)
+        request = json.dumps(dict(req, **{
             "snapshot_b64": base64.b64encode(snapshot).decode("ascii"),
             "modules_b64": {sha: base64.b64encode(b).decode("ascii") for sha, b in modules.items()},
-        })
+        }))
         try:
             p = subprocess.run([exe, "-m", "runners.child"], input=request.encode("ascii"),
-                               capture_output=True, timeout=self.timeout, env=self._env(), cwd=str(REPO_ROOT))
+                               capture_output=True, timeout=self.timeout, env=self._env(active_faults()),
+                               cwd=str(REPO_ROOT))
         except subprocess.TimeoutExpired:
             raise HostError("timeout", f"{self.name} did not finish within {self.timeout:g} s") from None
         except OSError as e:
             raise HostError("crash", f"{self.name} cannot start: {e}") from None
-        return parse_child_output(self.name, p.returncode, p.stdout, p.stderr)
+        return parse_child_output(self.name, p.returncode, p.stdout, p.stderr, key)
 
     # -- the long-lived child ------------------------------------------------------------------------
     def _spawn(self, exe: str) -> subprocess.Popen:
         self._err = tempfile.TemporaryFile()
+        fault_names = active_faults()
         try:
             proc = subprocess.Popen([exe, "-m", "runners.child", "--serve"], stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, stderr=self._err, env=self._env(),
+                                    stdout=subprocess.PIPE, stderr=self._err, env=self._env(fault_names),
                                     cwd=str(REPO_ROOT))
         except OSError as e:
             raise HostError("crash", f"{self.name} cannot start: {e}") from None
         os.set_blocking(proc.stdin.fileno(), False)  # type: ignore[union-attr]
         self._proc = proc
         self._sent = set()
+        self._faults = fault_names
         self.starts += 1
         return proc
 
@@ -180,17 +231,20 @@ class PythonHost(Host):
             lines = []
         return " / ".join(lines) or "no output"
 
-    def _serve(self, exe: str, snapshot: bytes, modules: Dict[str, bytes]) -> Dict[str, Any]:
+    def _serve(self, exe: str, req: Dict[str, Any], snapshot: bytes, modules: Dict[str, bytes],
+               key: str) -> Any:
         proc = self._proc if self._proc is not None and self._proc.poll() is None else None
+        if proc is not None and self._faults != active_faults():
+            proc = None  # started under other faults: its restores would not be this process's
         if proc is None:
             self.close()
             proc = self._spawn(exe)
-        request = json.dumps({
+        request = json.dumps(dict(req, **{
             "snapshot_b64": base64.b64encode(snapshot).decode("ascii"),
             "modules_b64": {sha: base64.b64encode(b).decode("ascii") for sha, b in modules.items()
                             if sha not in self._sent},
             "module_shas": sorted(modules),
-        }).encode("ascii")
+        })).encode("ascii")
         try:
             body = self._exchange(proc, struct.pack(">I", len(request)) + request)
         except HostError:
@@ -205,14 +259,10 @@ class PythonHost(Host):
         if not isinstance(reply, dict):
             self.close()
             raise HostError("protocol", f"{self.name} replied {reply!r}")
-        err = reply.get("error")
-        if err:
-            if err.get("type") == "SnapshotError":
-                raise SnapshotError(err.get("message", ""))
-            raise HostError("crash", f"{self.name}: {err.get('type')}: {err.get('message')}")
-        if "outcome" not in reply:
-            raise HostError("protocol", f"{self.name} replied without an outcome")
-        return reply["outcome"]
+        _raise_error(self.name, reply)
+        if key not in reply:
+            raise HostError("protocol", f"{self.name} replied without {key!r}")
+        return reply[key]
 
     def _exchange(self, proc: subprocess.Popen, out: bytes) -> bytes:
         """Write one framed request and read one framed reply, never blocking past the timeout."""
@@ -251,7 +301,17 @@ class PythonHost(Host):
                     return bytes(inbuf[4:need])
 
 
-def parse_child_output(name: str, rc: int, stdout: bytes, stderr: bytes) -> Dict[str, Any]:
+def _raise_error(name: str, reply: Dict[str, Any]) -> None:
+    """An ``error`` reply as the exception the caller expects (SnapshotError crosses the boundary)."""
+    err = reply.get("error")
+    if err:
+        if err.get("type") == "SnapshotError":
+            raise SnapshotError(err.get("message", ""))
+        raise HostError("crash", f"{name}: {err.get('type')}: {err.get('message')}")
+
+
+def parse_child_output(name: str, rc: int, stdout: bytes, stderr: bytes, key: str = "outcome") -> Any:
+    """The ``key`` field of a one-shot child's reply, or the error it reports."""
     tail = stderr.decode("utf-8", "replace").strip().splitlines()[-5:]
     try:
         reply = json.loads(stdout.decode("utf-8"))
@@ -260,14 +320,10 @@ def parse_child_output(name: str, rc: int, stdout: bytes, stderr: bytes) -> Dict
                         f"{' / '.join(tail) or 'no output'}") from None
     if not isinstance(reply, dict):
         raise HostError("protocol", f"{name} replied {reply!r}")
-    err = reply.get("error")
-    if err:
-        if err.get("type") == "SnapshotError":
-            raise SnapshotError(err.get("message", ""))
-        raise HostError("crash", f"{name}: {err.get('type')}: {err.get('message')}")
-    if rc != 0 or "outcome" not in reply:
+    _raise_error(name, reply)
+    if rc != 0 or key not in reply:
         raise HostError("crash", f"{name} exited with status {rc}: {' / '.join(tail)}")
-    return reply["outcome"]
+    return reply[key]
 
 
 def get_host(spec: str, timeout: float = DEFAULT_TIMEOUT) -> Host:

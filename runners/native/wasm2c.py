@@ -332,7 +332,8 @@ class Wasm2cTarget(Target):
     def _batch_binary(self, units: Sequence[Tuple[int, str, str, C.ModuleInfo, ResumeManifest]],
                       runners: Sequence[str]) -> Path:
         exe, rt, inc, cc = _tools()
-        objs = [u[2] for u in units]
+        # identical resume modules (same invocation, same k) share one object: link and include it once
+        objs = list(dict.fromkeys(u[2] for u in units))
         key = hashlib.sha256(json.dumps([objs, list(runners), BATCH_VERSION]).encode()).hexdigest()
         cdir = C.cache_dir() / "wasm2c-obj"
         binary = cdir / f"batch-{key[:24]}.bin"
@@ -340,7 +341,7 @@ class Wasm2cTarget(Target):
             return binary
         rt_objs = self._runtime_objects(C.cache_dir() / "wasm2c")
         src = BATCH_HARNESS.read_text()
-        includes = "\n".join(f'#include "{u[1]}.h"' for u in units)
+        includes = "\n".join(f'#include "{n}.h"' for n in dict.fromkeys(u[1] for u in units))
         table = ", ".join(f"run_{j}" for j in range(len(units)))
         src = (src.replace("@INCLUDES@", includes).replace("@RUNNERS@", "\n".join(runners))
                .replace("@TABLE@", table).replace("@COUNT@", str(len(units))))

@@ -44,15 +44,15 @@ def _parse_shard(text: str) -> Tuple[int, int]:
 
 
 def _hosts_and_targets(args: argparse.Namespace) -> Tuple[List[str], List[str], List[str]]:
+    from runners.hosts import get_host
     from runners.restore import resolve
     from suite.fuzz.campaign import default_hosts
-    from suite.fuzz.pyhost import make_host
 
     notes: List[str] = []
     hosts = [h.strip() for h in args.hosts.split(",") if h.strip()] if args.hosts else default_hosts()
     for h in hosts:
         try:
-            ok, why = make_host(h).available()
+            ok, why = get_host(h).available()
         except ValueError as e:
             raise UsageError(str(e)) from None
         if not ok:

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from .trial import Case, Divergence, Schedule, judge_target_results, run_trial
+from .trial import Case, Divergence, Schedule, judge_target_results, make_hosts, run_trial
 
 CHUNK = 16
 
@@ -77,9 +77,7 @@ class Worker:
             faults.set_active(cfg.faults)
         from runners.restore import resolve
 
-        from .pyhost import make_host
-
-        self.hosts = {h: make_host(h) for h in cfg.hosts}
+        self.hosts = make_hosts(cfg.hosts)
         self.targets = {t: resolve(t)[0] for t in cfg.targets}
         self.dir = Path(cfg.dir)
         self.log_path = self.dir / f"trials-{cfg.shard[0]}-{wid}.jsonl"

@@ -32,6 +32,17 @@ from vm.snapshot.cr import compare_outcomes, instantiate_bytes
 
 #: hard ceiling of an uninterrupted run (a generator bug if reached: programs must terminate)
 MAX_INSTRUCTIONS = 2_000_000
+#: seconds one host request may take in a campaign or replay (trials take milliseconds; a hang is a finding
+#: counted as inconclusive, and it must not stall the campaign for the hosts' 120 s default)
+HOST_TIMEOUT = 60.0
+
+
+def make_hosts(specs: Sequence[str]) -> Dict[str, Any]:
+    """Host spec → :class:`runners.hosts.Host` (``inproc`` or a long-lived ``python:PATH`` child);
+    ``ValueError`` for an unknown spec."""
+    from runners.hosts import get_host
+
+    return {h: get_host(h, HOST_TIMEOUT) for h in specs}
 
 
 @dataclass
@@ -228,7 +239,7 @@ def _host_finish(host: Any, snap: bytes, modules: Dict[str, bytes], ref: Dict[st
 
     res.restored(host.name)
     try:
-        got = host.finish(snap, modules)
+        got = host.restore_and_finish(snap, modules)
     except SnapshotError as e:
         res.divergences.append(Divergence("cr-host", host.name, f"snapshot error: {e}", k, ref, None, snap,
                                           "error"))
@@ -289,8 +300,8 @@ def judge_target_results(pending: Sequence[PendingTarget], results: Sequence[Any
 def run_trial(case: Case, schedule_fn: Any, hosts: Dict[str, Any], targets: Dict[str, Any],
               batch_targets: bool = False, only: Optional[Tuple[str, str]] = None) -> Tuple[TrialResult, Optional[Schedule]]:
     """Run one trial.  ``schedule_fn(total) -> Schedule`` draws the schedule once the instruction total
-    is known (a Hypothesis draw in a campaign, a fixed schedule on replay).  ``hosts``: name → fuzz host
-    (:mod:`suite.fuzz.pyhost`); ``targets``: name → restorer.  With ``batch_targets`` the target checks
+    is known (a Hypothesis draw in a campaign, a fixed schedule on replay).  ``hosts``: name →
+    :class:`runners.hosts.Host` (:func:`make_hosts`); ``targets``: name → restorer.  With ``batch_targets`` the target checks
     are returned in ``pending`` instead of run.  ``only``: a divergence signature to look for (skips
     the conformance run unless it is that kind)."""
     t0 = time.perf_counter()

@@ -43,9 +43,9 @@ def _case() -> Case:
 
 
 def _host():
-    from suite.fuzz.pyhost import make_host
+    from suite.fuzz.trial import make_hosts
 
-    return {"inproc": make_host("inproc")}
+    return make_hosts(["inproc"])
 
 
 def test_faults_are_off_by_default_and_names_are_checked():

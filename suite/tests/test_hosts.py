@@ -91,6 +91,79 @@ def test_crash_and_timeout_are_reported(tmp_path, mod):
     assert e.value.kind == "timeout"
 
 
+def _py312() -> PythonHost:
+    h = PythonHost(PY312)
+    ok, why = h.available()
+    if not ok:
+        pytest.skip(why)
+    return h
+
+
+@pytest.mark.parametrize("persistent", [True, False])
+def test_step_is_one_chain_hop_on_every_host(mod, persistent):
+    """step = restore, run to k in total, checkpoint: a chain inproc → python → inproc ends with the
+    uninterrupted outcome, and each host's hop gives the same snapshot bytes."""
+    data, mods = mod
+    py = PythonHost(PY312, persistent=persistent)
+    ok, why = py.available()
+    if not ok:
+        pytest.skip(why)
+    inproc = InProcHost()
+    ref = inproc.restore_and_finish(_snapshot(data, 0), mods)
+    snap = _snapshot(data, 5)
+    a = py.step(snap, mods, 20)
+    assert a == inproc.step(snap, mods, 20)
+    b = inproc.step(a, mods, 33)
+    assert py.restore_and_finish(b, mods) == ref
+    assert ref["instructions"] > 33
+    with pytest.raises(SnapshotError):
+        py.step(snap[:-1] + bytes([snap[-1] ^ 0xFF]), mods, 20)
+    py.close()
+
+
+def test_persistent_child_sends_modules_once_and_is_reused(mod):
+    data, mods = mod
+    h = _py312()
+    snap = _snapshot(data, 5)
+    sizes = []
+    orig = h._exchange
+
+    def spy(proc, out):
+        sizes.append(len(out))
+        return orig(proc, out)
+
+    h._exchange = spy  # type: ignore[method-assign]
+    first = h.step(snap, mods, 9)
+    h.restore_and_finish(first, mods)
+    h.step(snap, mods, 9)
+    assert h.starts == 1
+    assert sizes[0] - sizes[2] >= len(data)  # the module's bytes went with the first request only
+    h.close()
+
+
+def test_faults_reach_the_child_and_a_stale_child_is_replaced(mod):
+    """WCR_FAULTS follows this process's active faults, also for a child started before they changed."""
+    from vm.snapshot import faults
+
+    data, mods = mod
+    h = _py312()
+    snap = _snapshot(data, 12)
+    clean = h.restore_and_finish(snap, mods)
+    assert clean == InProcHost().restore_and_finish(snap, mods)
+    try:
+        faults.set_active(["counter_not_restored"])
+        broken = h.restore_and_finish(snap, mods)
+        assert broken == InProcHost().restore_and_finish(snap, mods)
+        assert broken["instructions"] != clean["instructions"]
+        assert h.starts == 2
+        faults.ACTIVE = frozenset()  # assigned directly, environment untouched: the child follows ACTIVE
+        assert h.restore_and_finish(snap, mods) == clean
+        assert h.starts == 3
+    finally:
+        faults.set_active(())
+        h.close()
+
+
 def test_host_specs():
     assert get_host("inproc").name == "inproc"
     assert [h.name for h in parse_hosts("inproc, python:/x/py")] == ["inproc", "python:/x/py"]

@@ -233,3 +233,12 @@ def test_checkpoint_at_end_reached_by_the_false_edge_of_if() -> None:
     items = checkpoint_items(bytes(wasmtime.wat2wasm(wat)), "main")
     res = target_restorer("wasmtime").check_many(items)
     assert [x.status for x in res] == [MATCH] * len(items), [(x.status, x.detail) for x in res]
+
+
+def test_identical_resume_modules_in_one_batch() -> None:
+    """Regression: two identical checkpoints in one wasm2c batch linked the same object twice (the
+    whole batch became inconclusive)."""
+    r = restorer_or_skip("wasm2c")
+    wat = '(module (func (export "f") (param i32) (result i32) (i32.add (local.get 0) (i32.const 1))))'
+    items = checkpoint_items(bytes(wasmtime.wat2wasm(wat)), "f", [4], ks=[1, 1])
+    assert [x.status for x in r.check_many(items)] == [MATCH, MATCH]
