@@ -25,7 +25,11 @@ NOT_APPLICABLE = "not-applicable"  # the target lacks a feature the module needs
 NOT_CONVERTIBLE = "not-convertible"  # the snapshot cannot be turned into a resume module
 INCONCLUSIVE = "inconclusive"  # native stack overflow, OOM, timeout: neither pass nor divergence
 ERROR = "error"  # the host crashed / protocol failure: a finding, counted as a mismatch
-STATUSES = (MATCH, MISMATCH, NOT_APPLICABLE, NOT_CONVERTIBLE, INCONCLUSIVE, ERROR)
+# A target diverged at k, and it diverges the same way when resumed at k=0 (the whole invocation run by
+# the target, no mid-execution state involved): the target does not conform to the spec on this code,
+# which is a conformance finding about the target, not a checkpoint/restore divergence.
+NONCONFORMANT = "target-nonconformant"
+STATUSES = (MATCH, MISMATCH, NOT_APPLICABLE, NOT_CONVERTIBLE, INCONCLUSIVE, ERROR, NONCONFORMANT)
 
 
 @dataclass
@@ -38,7 +42,9 @@ class CheckItem:
     results, trap, instructions, host_log, digest); ``final_state``: for targets, the final memories,
     globals and tables of the instance the thread runs in, as produced by
     :func:`vm.snapshot.resume.instance_final_state` on the reference store (hosts ignore it);
-    ``label``: where it came from (``"i32.wast:37"``), for reports.
+    ``label``: where it came from (``"i32.wast:37"``), for reports; ``baseline``: the snapshot of the
+    same invocation before its first instruction (k=0), which lets a target tell a C/R divergence from
+    its own non-conformance (status ``target-nonconformant``).
     """
 
     snapshot: bytes
@@ -48,6 +54,7 @@ class CheckItem:
     final_state: Any = None
     label: str = ""
     k: int = 0
+    baseline: Optional[bytes] = None
 
 
 @dataclass

@@ -175,7 +175,9 @@ class CrSession:
             data = encode(state)
             mods = {sha: self.modules[sha] for sha in state.modules}
             label = f"{case.name} k={k}"
-            self.pending.append(_Pending(case, CheckItem(data, state, mods, reference, final_state, label, k)))
+            item = CheckItem(data, state, mods, reference, final_state, label, k,
+                             baseline=pre if self.want_final else None)
+            self.pending.append(_Pending(case, item))
             self.counts["checkpoints"] += 1
         if len(self.pending) >= BATCH:
             self.flush()

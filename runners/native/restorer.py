@@ -24,6 +24,7 @@ from ..restore import (
     INCONCLUSIVE,
     MATCH,
     MISMATCH,
+    NONCONFORMANT,
     NOT_APPLICABLE,
     NOT_CONVERTIBLE,
     CheckItem,
@@ -117,7 +118,27 @@ class TargetRestorer(Restorer):
                     results[i] = CheckResult(self.name, ERROR, err)
                     continue
                 results[i] = self.judge(it.reference, state.host_log, out, it.final_state, rm.manifest)
+        self._classify_with_baseline(items, results)
         return [r for r in results if r is not None]
+
+    def _classify_with_baseline(self, items: Sequence[CheckItem], results: List[Optional[CheckResult]]) -> None:
+        """Re-run each mismatching item from its k=0 snapshot: if the target diverges from the
+        reference there too, the divergence is the target's own (the status says so, with both
+        differences); if the k=0 run matches, the mismatch stands as a C/R divergence."""
+        redo = [i for i, r in enumerate(results)
+                if r is not None and r.status == MISMATCH and items[i].baseline is not None]
+        if not redo:
+            return
+        base_items = [CheckItem(items[i].baseline, None, items[i].modules, items[i].reference,
+                                items[i].final_state, items[i].label + " k=0 baseline", 0) for i in redo]
+        for i, b in zip(redo, self.check_many(base_items)):
+            r = results[i]
+            assert r is not None
+            if b.status == MISMATCH:
+                r.extra["baseline"] = b.detail
+                results[i] = CheckResult(self.name, NONCONFORMANT,
+                                         f"{r.detail} (the target diverges without C/R too: {b.detail})",
+                                         r.outcome, r.extra)
 
     def judge(self, reference: Dict[str, Any], prefix_log: Any, out: NativeOutcome, final_state: Any,
               manifest: Any) -> CheckResult:

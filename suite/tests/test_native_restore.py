@@ -21,7 +21,14 @@ from generators.modules import Size, cases  # noqa: E402
 from runners import oracle  # noqa: E402
 from runners.native import NativeOutcome, Target  # noqa: E402
 from runners.native.restorer import TargetRestorer, checkpoint_items, target_restorer  # noqa: E402
-from runners.restore import INCONCLUSIVE, MATCH, MISMATCH, NOT_APPLICABLE, NOT_CONVERTIBLE  # noqa: E402
+from runners.restore import (  # noqa: E402
+    INCONCLUSIVE,
+    MATCH,
+    MISMATCH,
+    NONCONFORMANT,
+    NOT_APPLICABLE,
+    NOT_CONVERTIBLE,
+)
 
 TARGETS = ["wasmtime", "v8", "wasm3", "wabt", "wasm2c"]
 
@@ -155,6 +162,43 @@ class _LyingTarget(Target):
 def test_a_lying_target_is_caught(deep_items: List) -> None:
     res = TargetRestorer(_LyingTarget()).check_many(deep_items[:2])
     assert [x.status for x in res] == [MISMATCH] * 2
+
+
+class _LiesOnceTarget(_LyingTarget):
+    """Lies in its first batch only: resumed mid-execution it is wrong, run from k=0 it is right."""
+
+    name = "liar-once"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def run_many(self, jobs, timeout=20.0):
+        self.calls += 1
+        if self.calls == 1:
+            return super().run_many(jobs, timeout)
+        from runners.native.wasmtime import WasmtimeTarget
+
+        return WasmtimeTarget().run_many(jobs, timeout)
+
+
+def test_k0_baseline_tells_target_nonconformance_from_cr_divergence(deep_items: List) -> None:
+    """With the invocation's k=0 snapshot as baseline, a target that is wrong on the whole invocation
+    is reported as non-conformant (a finding about the target), while one that is right from k=0 but
+    wrong after a mid-execution restore stays a C/R mismatch."""
+    import copy
+
+    base = checkpoint_items(bytes(wasmtime.wat2wasm(RECURSION_IN_LOOP)), "main", ks=[0])[0].snapshot
+    items = []
+    for it in deep_items[:2]:
+        c = copy.copy(it)
+        c.baseline = base
+        items.append(c)
+    res = TargetRestorer(_LyingTarget()).check_many(items)
+    assert [x.status for x in res] == [NONCONFORMANT] * 2, [(x.status, x.detail) for x in res]
+    assert all("without C/R" in x.detail for x in res)
+    res = TargetRestorer(_LiesOnceTarget()).check_many(items)
+    assert [x.status for x in res] == [MISMATCH] * 2, [(x.status, x.detail) for x in res]
 
 
 def test_statuses_not_convertible_and_not_applicable() -> None:
