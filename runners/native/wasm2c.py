@@ -257,6 +257,10 @@ class Wasm2cTarget(Target):
                 good.append(body)
             except C.Unrunnable as exc:
                 outs[oi].inconclusive = f"{self.name} cannot run this module: {exc}"
+            except C.Timeout as exc:
+                # A resume module of thousands of frames can be too big for gcc in the time allowed:
+                # a resource limit of the toolchain, not a divergence (ARCHITECTURE: inconclusive).
+                outs[oi].inconclusive = f"{self.name} could not compile this module in time: {exc}"
         if not units:
             return
         try:

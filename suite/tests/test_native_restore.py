@@ -289,3 +289,22 @@ def test_identical_resume_modules_in_one_batch() -> None:
     wat = '(module (func (export "f") (param i32) (result i32) (i32.add (local.get 0) (i32.const 1))))'
     items = checkpoint_items(bytes(wasmtime.wat2wasm(wat)), "f", [4], ks=[1, 1])
     assert [x.status for x in r.check_many(items)] == [MATCH, MATCH]
+
+
+def test_wasm2c_compile_timeout_is_inconclusive(monkeypatch) -> None:
+    """gcc running out of time on a huge resume module (seen on skip-stack-guard-page.wast's deep
+    recursion) is a toolchain resource limit: inconclusive, not an error or a divergence."""
+    from runners.native import _common as C
+    from runners.native.wasm2c import Wasm2cTarget
+
+    t = Wasm2cTarget()
+    if not t.available()[0]:
+        pytest.skip(f"wasm2c unavailable: {t.available()[1]}")
+
+    def slow(self, wasm):
+        raise C.Timeout("gcc did not finish in 180 s")
+
+    monkeypatch.setattr(Wasm2cTarget, "_module_object", slow)
+    wasm = bytes(wasmtime.wat2wasm('(module (func (export "resume") (result i32) (i32.const 1)))'))
+    (out,) = t.run_many([(wasm, None)])
+    assert out.inconclusive and "could not compile" in out.inconclusive
