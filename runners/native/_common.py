@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from vm.binary.leb128 import encode_u, read_u
+
 from . import SPECTEST_PRINTS, NativeOutcome, ResumeManifest, Value
 
 SHIM_TAGS = tuple(SPECTEST_PRINTS)  # tag k ↔ print name
@@ -167,26 +169,10 @@ def _extern(name: str, kind: str, t: Any, module: str) -> Extern:
 
 # ------------------------------------------------------------------------------------------- binary rewrite
 def _uleb(data: bytes, pos: int) -> Tuple[int, int]:
-    result = shift = 0
-    while True:
-        b = data[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return result, pos
+    return read_u(data, pos, 64)
 
 
-def _enc_uleb(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
+_enc_uleb = encode_u
 
 
 def _name(s: str) -> bytes:
