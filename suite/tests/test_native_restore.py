@@ -308,3 +308,81 @@ def test_wasm2c_compile_timeout_is_inconclusive(monkeypatch) -> None:
     wasm = bytes(wasmtime.wat2wasm('(module (func (export "resume") (result i32) (i32.const 1)))'))
     (out,) = t.run_many([(wasm, None)])
     assert out.inconclusive and "could not compile" in out.inconclusive
+
+
+# ------------------------------------------------------------------- functions of another instance
+_EXPORTER = """(module (global $g (mut i32) (i32.const 0))
+ (func $h (param i32) (result i32) (i32.add (local.get 0) (i32.const 10)))
+ (func (export "ef0") (result i32) (i32.const 0))
+ (func (export "inc") (param i32) (result i32) (call $h (local.get 0)))
+ (func (export "stateful") (result i32) (global.get $g)))"""
+_IMPORTER = """(module
+ (import "spectest" "print_i32" (func $p (param i32)))
+ (import "a" "ef0" (func $ef0 (result i32)))
+ (import "a" "inc" (func $inc (param i32) (result i32)))
+ (type $t (func (result i32)))
+ (table 2 funcref) (elem (i32.const 1) $ef0)
+ (func (export "main") (result i32) (local i32)
+   (local.set 0 (call $inc (call $ef0)))
+   (call $p (local.get 0))
+   (table.set (i32.const 0) (ref.func $ef0))
+   (i32.add (local.get 0) (i32.add (call_indirect (type $t) (i32.const 0))
+                                   (call_indirect (type $t) (i32.const 1))))))"""
+
+
+def _two_module_items(importer: str) -> List:
+    """Check items at every k of ``main`` in a store where the importer's functions come from another
+    Wasm instance (registered as ``a``)."""
+    from runners.restore import CheckItem
+    from vm.api import load_module
+    from vm.runtime.spectest import spectest_exports
+    from vm.runtime.store import Store
+    from vm.snapshot.checkpoint import checkpoint, finish, run_to
+    from vm.snapshot.codec import encode
+    from vm.snapshot.resume import instance_final_state
+
+    a, b = bytes(wasmtime.wat2wasm(_EXPORTER)), bytes(wasmtime.wat2wasm(importer))
+    la, lb = load_module(a), load_module(b)
+
+    def fresh():
+        s = Store()
+        sp = spectest_exports(s)
+        ia = s.instantiate(la.module, la.info, [], la.sha256)
+        prov = {"spectest": sp, "a": ia.exports}
+        return s, s.instantiate(lb.module, lb.info, [prov[i.module][i.name] for i in lb.module.imports], lb.sha256)
+
+    s, ib = fresh()
+    run = run_to(s, ib.exports["main"], [], None)
+    ref = finish(s, run).to_dict()
+    final = instance_final_state(ib)
+    items = []
+    for k in range(ref["instructions"] + 1):
+        s, ib = fresh()
+        state = checkpoint(s, run_to(s, ib.exports["main"], [], k))
+        items.append(CheckItem(encode(state), state, {la.sha256: a, lb.sha256: b}, ref, final, f"main@{k}", k))
+    return items
+
+
+@pytest.mark.parametrize("name", ["wasmtime", "v8"])
+def test_functions_of_another_instance_are_folded_on_target(name: str) -> None:
+    r = restorer_or_skip(name)
+    items = _two_module_items(_IMPORTER)
+    assert items[0].reference["results"] == ["i32:10"], items[0].reference
+    res = r.check_many(items)
+    assert [x.status for x in res] == [MATCH] * len(items), [(x.status, x.detail) for x in res if x.status != MATCH]
+    bad = dict(items[3].reference, results=["i32:11"])
+    from runners.restore import CheckItem
+
+    it = items[3]
+    wrong = r.check_many([CheckItem(it.snapshot, it.state, it.modules, bad, it.final_state, it.label, it.k)])
+    assert wrong[0].status == MISMATCH
+
+
+def test_imported_stateful_function_of_another_instance_is_not_convertible() -> None:
+    items = _two_module_items(_IMPORTER.replace('(import "a" "inc" (func $inc (param i32) (result i32)))',
+                                                '(import "a" "inc" (func $inc (param i32) (result i32)))\n'
+                                                ' (import "a" "stateful" (func $st (result i32)))')
+                              .replace("(call $p (local.get 0))", "(call $p (i32.add (local.get 0) (call $st)))"))
+    res = target_restorer("wasmtime").check_many(items[:5])
+    assert {x.status for x in res} == {NOT_CONVERTIBLE}
+    assert {x.extra["reason"] for x in res} == {"multiple instances"}

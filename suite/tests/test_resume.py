@@ -208,7 +208,32 @@ class Program:
 
     def resume_at(self, k: int):
         state = self.state_at(k)
-        return state, make_resume_module(state, {self.lm.sha256: self.data})
+        return state, make_resume_module(state, self.modules())
+
+    def modules(self) -> Dict[str, bytes]:
+        """Module bytes by sha256 for :func:`make_resume_module` (every module of the store)."""
+        return {self.lm.sha256: self.data}
+
+
+class TwoModuleProgram(Program):
+    """A store with an exporter instance (registered as ``a``, no imports) and the program's instance,
+    which imports from it and from ``spectest``."""
+
+    def __init__(self, exporter_wat: str, wat: str, entry: str = "main", args: Optional[list] = None):
+        self.a_data = wasmtime.wat2wasm(exporter_wat)
+        self.la = load_module(self.a_data)
+        super().__init__(wat, entry, args)
+
+    def fresh(self):
+        s = Store()
+        sp = spectest_exports(s)
+        ia = s.instantiate(self.la.module, self.la.info, [], self.la.sha256)
+        provided = {"spectest": sp, "a": ia.exports}
+        imports = [provided[i.module][i.name] for i in self.lm.module.imports]
+        return s, s.instantiate(self.lm.module, self.lm.info, imports, self.lm.sha256)
+
+    def modules(self) -> Dict[str, bytes]:
+        return {self.lm.sha256: self.data, self.la.sha256: self.a_data}
 
 
 def _wasm_tools() -> str:
@@ -290,10 +315,10 @@ def check(prog: Program, ks=None, native: bool = True, validate_every: int = 1) 
         state = prog.state_at(k)
         if state.thread.status == "trapped":
             with pytest.raises(NotConvertible) as ei:
-                make_resume_module(state, {prog.lm.sha256: prog.data})
+                make_resume_module(state, prog.modules())
             assert ei.value.reason == "trapped"
             continue
-        rm = make_resume_module(state, {prog.lm.sha256: prog.data})
+        rm = make_resume_module(state, prog.modules())
         max_frames = max(max_frames, len(state.thread.frames))
         STATS["modules"] += 1
         # our own validator on the decoded bytes, and wasm-tools
@@ -620,7 +645,8 @@ def test_trapped_store_only_and_missing_module_are_refused():
 
 
 def test_two_instances_are_refused():
-    a = wasmtime.wat2wasm('(module (func (export "f") (result i32) (i32.const 3)))')
+    """A function of another instance that reads its instance's state cannot be folded."""
+    a = wasmtime.wat2wasm('(module (global $g i32 (i32.const 3)) (func (export "f") (result i32) (global.get $g)))')
     b = wasmtime.wat2wasm('(module (import "a" "f" (func $f (result i32)))'
                           ' (func (export "main") (result i32) (i32.add (call $f) (i32.const 1))))')
     s = Store()
@@ -638,6 +664,87 @@ def test_done_state_gives_a_module_returning_the_results():
     out = run_resume_on_vm(rm)
     assert [_untag(v) for v in out.results] == prog.results
     assert rm.manifest.results == tuple(prog.result_types)
+
+
+# ------------------------------------------------------------------------------------------------
+# functions of another instance folded into the resume module
+# ------------------------------------------------------------------------------------------------
+
+EXPORTER = """
+(module
+  (memory 1)
+  (global $unused (mut i32) (i32.const 0))
+  (func $helper (param i32) (result i32) (i32.mul (local.get 0) (i32.const 3)))
+  (func (export "ef0") (result i32) (i32.const 7))
+  (func $fib (export "fib") (param i32) (result i32)
+    (if (result i32) (i32.lt_u (local.get 0) (i32.const 2))
+      (then (call $helper (local.get 0)))
+      (else (i32.add (call $fib (i32.sub (local.get 0) (i32.const 1)))
+                     (call $fib (i32.sub (local.get 0) (i32.const 2)))))))
+  (func (export "stateful") (result i32) (global.get $unused))
+  (export "gl" (global $unused)))
+"""
+
+IMPORTER = """
+(module
+  (import "spectest" "print_i32" (func $print (param i32)))
+  (import "a" "ef0" (func $ef0 (result i32)))
+  (import "a" "fib" (func $fib (param i32) (result i32)))
+  (import "a" "ef0" (func $ef0_again (result i32)))
+  (type $t (func (result i32)))
+  (table 4 funcref)
+  (global $gf (mut funcref) (ref.null func))
+  (elem (i32.const 0) $ef0 $own $ef0_again)
+  (func $own (result i32) (call $fib (i32.const 3)))
+  (func (export "main") (result i32) (local $acc i32) (local $r funcref)
+    (local.set $r (ref.func $ef0))
+    (call $print (call $ef0))
+    (local.set $acc (call $fib (i32.const N)))
+    (local.set $acc (i32.add (local.get $acc) (call_indirect (type $t) (i32.const 0))))
+    (table.set (i32.const 3) (local.get $r))
+    (global.set $gf (local.get $r))
+    (local.set $acc (i32.add (local.get $acc) (call_indirect (type $t) (i32.const 3))))
+    (local.set $acc (i32.add (local.get $acc) (call_indirect (type $t) (i32.const 1))))
+    (local.set $acc (i32.add (local.get $acc) (call_indirect (type $t) (i32.const 2))))
+    (call $print (local.get $acc))
+    (local.get $acc)))
+"""
+
+
+def test_self_contained_imported_functions_are_folded_every_k():
+    prog = TwoModuleProgram(EXPORTER, IMPORTER.replace("(i32.const N)", "(i32.const 4)"))
+    assert prog.results == [3 * 3 + 7 + 7 + 6 + 7]  # fib(4) with fib(1)=3, fib(0)=0
+    r = check(prog, validate_every=5)
+    assert r["checked"] == prog.total + 1
+    assert r["max_frames"] >= 4  # checkpoints inside the folded recursion were converted too
+    state, rm = prog.resume_at(3)
+    assert [i for i in rm.module.imports if i.module == "a"] == []
+    assert rm.manifest.imports == [("spectest", "print_i32", "func")]
+    # renumbered: resume index -> original index, the three imports of "a" folded into copies
+    assert rm.manifest.funcs[0] == 0 and rm.manifest.funcs[1] == 4 and rm.manifest.funcs[2] == 5
+    assert sorted(rm.manifest.funcs[i] for i in (3, 4)) == [1, 2]
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.integers(0, 6), st.integers(0, 10_000))
+def test_folded_functions_property(n, kseed):
+    prog = TwoModuleProgram(EXPORTER, IMPORTER.replace("(i32.const N)", f"(i32.const {n})"))
+    check(prog, ks=sorted({kseed % (prog.total + 1), prog.total}), validate_every=100)
+
+
+def test_imported_global_or_stateful_function_of_another_instance_stays_refused():
+    for imp, use in (('(import "a" "gl" (global $g (mut i32)))', "(global.get $g)"),
+                     ('(import "a" "stateful" (func $s (result i32)))', "(call $s)")):
+        wat = ('(module (import "a" "ef0" (func $ef0 (result i32))) ' + imp +
+               ' (func (export "main") (result i32) (i32.add (call $ef0) ' + use + ')))')
+        prog = TwoModuleProgram(EXPORTER, wat)
+        for k in range(prog.total + 1):
+            assert _reason(prog.state_at(k), prog.modules()) == "multiple instances"
+
+
+def test_fold_needs_the_exporter_module_bytes():
+    prog = TwoModuleProgram(EXPORTER, IMPORTER.replace("(i32.const N)", "(i32.const 2)"))
+    assert _reason(prog.state_at(1), {prog.lm.sha256: prog.data}) == "multiple instances"
 
 
 # ------------------------------------------------------------------------------------------------

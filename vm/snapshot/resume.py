@@ -41,6 +41,15 @@ Every memory, global and table of the original index spaces is exported for the 
 records the name either way).  Instruction counts are not preserved (native runtimes do not count);
 results, trap kinds, host calls (prints) and the final memories/globals/tables are.
 
+Imports from another *Wasm* instance of the store (a spec script's ``register``-ed module): a
+function whose body, and the bodies of the functions it calls directly, use no state of its instance
+(no globals, memories, tables, segments, tags, ``ref.func``, indirect calls, imports) is *folded*:
+copied in as a defined function.  Imports must come first, so the function index space is then
+renumbered (kept imports, original definitions, copies, frames) consistently everywhere, references
+to the import become references to the copy, and ``Manifest.funcs`` maps resume → original indices
+(:func:`run_resume_on_vm` reports references in the original space).  Any other import from another
+instance is refused ("multiple instances").
+
 What cannot be converted raises :class:`NotConvertible` with a short stable ``reason`` (callers count
 them); nothing is guessed.
 """
@@ -70,7 +79,7 @@ _GAP = 32
 REASONS = (
     "no thread",                # a store-only state: nothing to resume
     "trapped",                  # the run had already trapped at the checkpoint
-    "multiple instances",       # v1: exactly one Wasm instance may be reachable
+    "multiple instances",       # an import from another Wasm instance that cannot be folded in
     "module missing",           # the module bytes of the snapshot were not given
     "module not decodable",     # the given bytes do not decode/validate
     "host externref",           # a live non-null externref on the stack/locals/globals/tables
@@ -106,6 +115,9 @@ class Manifest:
     imports: List[Tuple[str, str, str]] = field(default_factory=list)  # (module, name, kind)
     frames: int = 0  # number of specialized functions
     sha256: str = ""  # of the resume module bytes
+    #: resume-module funcidx → original funcidx, only when functions of other instances were folded
+    #: in (the index space is then renumbered); empty means "the same index"
+    funcs: Dict[int, int] = field(default_factory=dict)
 
 
 class ResumeModule(NamedTuple):
@@ -388,6 +400,208 @@ def _thread_instance(state: State) -> Any:
     raise NotConvertible("foreign function", f"function address {addr} is in no instance")
 
 
+
+# ------------------------------------------------------------------------------------------------
+# Folding self-contained functions of other instances
+# ------------------------------------------------------------------------------------------------
+
+#: ops a folded function may not use: they reach state (globals, memories, tables, segments, tags)
+#: or function identities of the other instance, which the resume module cannot reproduce
+_FOLD_DENY_OPS = frozenset((
+    "call_indirect", "return_call_indirect", "call_ref", "return_call_ref", "ref.func",
+    "throw", "throw_ref", "rethrow", "try", "try_table", "delegate", "catch", "catch_all",
+))
+_FOLD_DENY_PREFIX = ("global.", "memory.", "table.", "data.", "elem.", "struct.", "array.", "ref.cast",
+                     "ref.test", "br_on_cast", "any.", "extern.", "ref.i31", "i31.")
+
+
+def _plain_type(t: Any) -> bool:
+    """A value type that means the same in every module (no type index inside)."""
+    return isinstance(t, str) or (isinstance(t, RefType) and isinstance(t.heap, str))
+
+
+def _defining_instance(state: State, addr: int) -> Optional[Tuple[Any, int]]:
+    """(instance, function index) of the instance that *defines* function ``addr`` (not one that
+    merely imports or re-exports it), or None."""
+    for ist in state.instances:
+        if addr in ist.funcs:
+            i = ist.funcs.index(addr)
+            return ist, i
+    return None
+
+
+class _Folder:
+    """Decides which imported functions can be folded and builds the renumbered module.
+
+    A function of another Wasm instance can be copied into the resume module when it (and every
+    function it calls directly, transitively) touches nothing of its instance but its own code: then
+    a copy behaves exactly like the original, whatever that instance's state."""
+
+    def __init__(self, state: State, modules: Dict[str, bytes]):
+        self.state = state
+        self.modules = modules
+        self._decoded: Dict[int, Optional[Module]] = {}
+
+    def module_of(self, ist: Any) -> Optional[Module]:
+        from ..binary import decode_module
+        from ..errors import WasmError
+
+        key = ist.module
+        if key not in self._decoded:
+            data = self.modules.get(self.state.modules[key])
+            mod = None
+            if data is not None:
+                try:
+                    mod = decode_module(bytes(data))
+                except WasmError:
+                    mod = None
+            self._decoded[key] = mod
+        return self._decoded[key]
+
+    def closure(self, addr: int) -> Optional[List[Tuple[int, Any, Module, int]]]:
+        """Every function (address, instance, module, funcidx) the folded copy of ``addr`` needs, the
+        function itself first; None when one of them is not self-contained."""
+        found = _defining_instance(self.state, addr)
+        if found is None:
+            return None
+        out: List[Tuple[int, Any, Module, int]] = []
+        seen = set()
+        todo = [(found[0], found[1])]
+        while todo:
+            ist, i = todo.pop()
+            a = ist.funcs[i]
+            if a in seen:
+                continue
+            seen.add(a)
+            mod = self.module_of(ist)
+            if mod is None:
+                return None
+            nimp = len(mod.imported("func"))
+            if i < nimp:
+                return None  # an import of the other instance: its own provider would be needed
+            f = mod.funcs[i - nimp]
+            st = mod.types[f.typeidx]
+            ft = st.comp
+            if not isinstance(ft, FuncType) or not all(_plain_type(t) for t in ft.params + ft.results):
+                return None
+            if not all(_plain_type(t) for _, t in f.locals):
+                return None
+            for ins in f.body:
+                op = ins.op
+                if op in _FOLD_DENY_OPS or op.startswith(_FOLD_DENY_PREFIX) or ".load" in op \
+                        or ".store" in op or "atomic" in op:
+                    return None
+                if op in ("call", "return_call"):
+                    todo.append((ist, ins.imm))
+                elif op in ("block", "loop", "if") and isinstance(ins.imm, int):
+                    bt = mod.types[ins.imm].comp
+                    if not isinstance(bt, FuncType) or not all(_plain_type(t) for t in bt.params + bt.results):
+                        return None
+                elif op == "select" and ins.imm is not None and not all(_plain_type(t) for t in ins.imm):
+                    return None
+                elif op == "ref.null" and not isinstance(ins.imm, str):
+                    return None
+            out.append((a, ist, mod, i))
+        return out
+
+
+def _remap_expr(expr: Sequence[Instr], fmap: Dict[int, int]) -> List[Instr]:
+    out = []
+    for ins in expr:
+        if ins.op in ("call", "return_call", "ref.func"):
+            out.append(Instr(ins.op, fmap[ins.imm], ins.offset))
+        else:
+            out.append(ins)
+    return out
+
+
+def _fold_foreign_funcs(state: State, ist: Any, m: Module, modules: Dict[str, bytes]
+                        ) -> Tuple[Module, Any, Dict[int, int]]:
+    """Replace each imported function that comes from another Wasm instance and is self-contained by a
+    defined copy (and the copies of what it calls).  Imports must come first in Wasm, so the function
+    index space is renumbered: kept imports, the original defined functions, then the copies.
+    Returns (module, instance view with the new function address list, resume funcidx → original
+    funcidx for every renumbered function with an original index).  Unchanged inputs when nothing
+    folds; anything not folded is left for :func:`_check_imports_are_host` to refuse."""
+    import dataclasses
+
+    hosts = {(h.kind, h.addr) for h in state.hosts}
+    nimp = len(m.imported("func"))
+    folder = _Folder(state, modules)
+    fold: Dict[int, List[Tuple[int, Any, Module, int]]] = {}  # import funcidx -> closure
+    for j in range(nimp):
+        a = ist.funcs[j]
+        if ("func", a) in hosts:
+            continue
+        c = folder.closure(a)
+        if c is not None:
+            fold[j] = c
+    if not fold:
+        return m, ist, {}
+    types: List[SubType] = list(m.types)
+    rec_sizes: List[int] = list(m.rec_sizes) if sum(m.rec_sizes) == len(m.types) else [1] * len(m.types)
+
+    def functype(ft: FuncType) -> int:
+        for i, st in enumerate(types):
+            if st.comp == ft and st.final and not st.supers:
+                return i
+        types.append(SubType(True, (), ft))
+        rec_sizes.append(1)
+        return len(types) - 1
+
+    # new function index space
+    kept = [j for j in range(nimp) if j not in fold]
+    fmap: Dict[int, int] = {j: n for n, j in enumerate(kept)}
+    nk = len(kept)
+    for i in range(nimp, nimp + len(m.funcs)):
+        fmap[i] = nk + (i - nimp)
+    addrs = [ist.funcs[j] for j in kept] + list(ist.funcs[nimp:nimp + len(m.funcs)])
+    copy_at: Dict[int, int] = {}  # address -> new funcidx
+    order: List[Tuple[int, Any, Module, int]] = []
+    for j in sorted(fold):
+        for item in fold[j]:
+            if item[0] not in copy_at:
+                copy_at[item[0]] = len(addrs)
+                addrs.append(item[0])
+                order.append(item)
+    for j in fold:
+        fmap[j] = copy_at[ist.funcs[j]]
+    orig_of: Dict[int, int] = {}
+    for old, new in fmap.items():
+        if new not in orig_of or old < orig_of[new]:
+            orig_of[new] = old
+
+    copies: List[Func] = []
+    for _a, oist, mod, i in order:
+        onimp = len(mod.imported("func"))
+        f = mod.funcs[i - onimp]
+        body = []
+        for ins in f.body:
+            op, imm = ins.op, ins.imm
+            if op in ("call", "return_call"):
+                imm = copy_at[oist.funcs[imm]]
+            elif op in ("block", "loop", "if") and isinstance(imm, int):
+                imm = functype(mod.types[imm].comp)
+            body.append(Instr(op, imm, ins.offset))
+        copies.append(Func(functype(mod.types[f.typeidx].comp), list(f.locals), body,
+                           f.body_offset, f.body_size))
+
+    funcs = [dataclasses.replace(f, body=_remap_expr(f.body, fmap)) for f in m.funcs]
+    globs = [dataclasses.replace(g, init=_remap_expr(g.init, fmap)) for g in m.globals]
+    tables = [dataclasses.replace(t, init=None if t.init is None else _remap_expr(t.init, fmap))
+              for t in m.tables]
+    elems = [dataclasses.replace(e, init=[_remap_expr(x, fmap) for x in e.init]) for e in m.elems]
+    exports = [e._replace(index=fmap[e.index]) if e.kind == "func" else e for e in m.exports]
+    imports = [imp for n, imp in enumerate(m.imports)
+               if imp.desc.kind != "func" or (sum(1 for x in m.imports[:n] if x.desc.kind == "func")
+                                              not in fold)]
+    out = dataclasses.replace(
+        m, types=types, rec_sizes=rec_sizes, imports=imports, funcs=funcs + copies, tables=tables,
+        globals=globs, elems=elems, exports=exports,
+        start=None if m.start is None else fmap[m.start])
+    return out, dataclasses.replace(ist, funcs=addrs), orig_of
+
+
 def _check_imports_are_host(state: State, ist: Any, m: Module) -> None:
     """v1 converts one Wasm instance: every import must be a host object (spectest), not another
     instance's export (that instance's state would have to be converted too)."""
@@ -432,6 +646,12 @@ def make_resume_module(state: State, modules: Dict[str, bytes]) -> ResumeModule:
     if any(ex.name == RESUME_EXPORT for ex in orig.exports):
         raise NotConvertible("export name taken", RESUME_EXPORT)
 
+    orig, ist, orig_of = _fold_foreign_funcs(state, ist, orig, modules)
+    if orig_of:
+        try:
+            info = validate_module(orig)
+        except WasmError as e:  # a fold bug must not pass as a valid resume module
+            raise NotConvertible("inconsistent state", f"folded module invalid: {e}") from None
     _check_imports_are_host(state, ist, orig)
     b = _Builder(state, orig, info, ist)
     m = orig
@@ -586,7 +806,7 @@ def make_resume_module(state: State, modules: Dict[str, bytes]) -> ResumeModule:
 
     # -- exports, declarations -----------------------------------------------------------------
     manifest = Manifest(results=tuple(results_t), frames=len(new_funcs),
-                        imports=[(i.module, i.name, i.desc.kind) for i in m.imports])
+                        imports=[(i.module, i.name, i.desc.kind) for i in m.imports], funcs=orig_of)
     exports = list(m.exports)
     names = {e.name for e in exports}
     existing = {}
@@ -715,6 +935,14 @@ def run_resume_on_vm(resume: ResumeModule, imports: Any = None,
         out.trap = e.message
     out.host_log = [(name, [_log_value(x, inst.funcs) for x in args]) for name, args in store.host_log]
     instance_final_state(inst, out, resume.manifest)
+    fm = resume.manifest.funcs
+    if fm:  # report function references in the original index space, like the snapshot's run
+        def orig(v: Value) -> Value:
+            return ("ref.func", fm.get(v[1], v[1])) if v[0] == "ref.func" else v
+        out.results = [orig(v) for v in out.results]
+        out.host_log = [(n, [orig(v) for v in a]) for n, a in out.host_log]
+        out.globals = {i: orig(v) for i, v in out.globals.items()}
+        out.tables = {i: [orig(v) for v in t] for i, t in out.tables.items()}
     return out
 
 
