@@ -11,12 +11,7 @@ tmp dir), so it works on a clean checkout.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import pytest
 
@@ -31,6 +26,8 @@ from vm.valid import (
     validate_module,
 )
 
+from ._wast import converted_commands
+
 WAST_FILES = [
     "unreached-invalid.wast", "br_table.wast", "block.wast", "loop.wast", "if.wast", "select.wast",
     "func.wast", "global.wast", "memory.wast", "table_copy.wast", "ref_func.wast",
@@ -39,52 +36,16 @@ WAST_FILES = [
 ]
 
 
-def _testsuite_dir() -> Optional[Path]:
-    try:
-        from spec_tests.testsuite import locate_testsuite
-
-        return Path(locate_testsuite(download=False))
-    except Exception:
-        pass
-    for cand in (os.environ.get("WASM_TESTSUITE"),
-                 str(Path(__file__).resolve().parents[2].parent / "shared" / "wasm-testsuite")):
-        if cand and Path(cand).is_dir():
-            return Path(cand)
-    return None
-
-
-def _wasm_tools() -> Optional[str]:
-    try:
-        from spec_tests.convert import wasm_tools_exe
-
-        return wasm_tools_exe()
-    except Exception:
-        return shutil.which("wasm-tools")
-
-
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory) -> List[Tuple[str, Dict, bytes]]:
     """``(file name, command, module bytes)`` for the module/assert_invalid commands of WAST_FILES."""
-    root = _testsuite_dir()
-    exe = _wasm_tools()
-    if root is None or exe is None:
-        pytest.skip("testsuite or wasm-tools not available")
     out: List[Tuple[str, Dict, bytes]] = []
-    tmp = tmp_path_factory.mktemp("wast")
-    for name in WAST_FILES:
-        src = root / name
-        if not src.exists():
+    for name, cmd, d in converted_commands(tmp_path_factory.mktemp("wast"), WAST_FILES):
+        if cmd["type"] not in ("module", "assert_invalid"):
             continue
-        d = tmp / src.stem
-        d.mkdir()
-        subprocess.run([exe, "json-from-wast", str(src), "-o", str(d / "out.json"), "--wasm-dir", str(d)],
-                       check=True, capture_output=True, timeout=120)
-        for cmd in json.loads((d / "out.json").read_text())["commands"]:
-            if cmd["type"] not in ("module", "assert_invalid"):
-                continue
-            fn = cmd.get("filename") if cmd.get("module_type") == "binary" else cmd.get("binary_filename")
-            if fn and fn.endswith(".wasm"):
-                out.append((name, cmd, (d / fn).read_bytes()))
+        fn = cmd.get("filename") if cmd.get("module_type") == "binary" else cmd.get("binary_filename")
+        if fn and fn.endswith(".wasm"):
+            out.append((name, cmd, (d / fn).read_bytes()))
     assert out
     return out
 
