@@ -161,6 +161,14 @@ def _extract_by_manifest(archive: Path, tree: Path, manifest: Dict[str, str]) ->
 
 
 def shared_copy() -> Path:
+    """``../shared/wasm-testsuite`` next to the repository.  The repository is where this package
+    lives when it runs from a checkout; when it is installed (a tox env, a wheel) it is the current
+    directory or one of its parents, so those are tried too."""
+    candidates = [REPO_DIR] + [d for d in (Path.cwd(), *Path.cwd().parents) if (d / "pyproject.toml").is_file()]
+    for repo in candidates:
+        p = repo.parent / "shared" / "wasm-testsuite"
+        if p.is_dir():
+            return p
     return REPO_DIR.parent / "shared" / "wasm-testsuite"
 
 

@@ -410,3 +410,19 @@ def test_cr_restore_links_against_grown_imports(tmp_path: Path, conv_cache: Path
     r = run_file(tmp_path, "g.wast", None, conv_cache, CrConfig("all", 0, "inproc"))
     assert [(c.name, c.message) for c in r.cases if c.status != "passed"] == []
     assert r.cr["invocations"] == 2 and r.cr["mismatches"] == 0
+
+
+def test_shared_copy_found_from_the_working_directory_when_installed(tmp_path, monkeypatch):
+    """Installed (tox env, wheel), the package is not in the checkout: `tox -e spec` runs from the
+    repository root, whose ../shared/wasm-testsuite must still be found (it was not: a download was
+    attempted instead)."""
+    import spec_tests.testsuite as ts
+
+    repo = tmp_path / "main"
+    (repo / "sub").mkdir(parents=True)
+    (repo / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    shared = tmp_path / "shared" / "wasm-testsuite"
+    shared.mkdir(parents=True)
+    monkeypatch.setattr(ts, "REPO_DIR", tmp_path / "site-packages")
+    monkeypatch.chdir(repo / "sub")
+    assert ts.shared_copy() == shared
