@@ -130,6 +130,7 @@ def cr_summary(results: Sequence[FileResult]) -> Dict[str, Any]:
 
 
 def write_json(path: Path, results: Sequence[FileResult], elapsed: float) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)  # `--json out/spec.json` on a fresh clone
     Path(path).write_text(json.dumps(summary(results, elapsed), indent=1) + "\n", encoding="utf-8")
 
 
@@ -157,4 +158,5 @@ def junit_suites(results: Sequence[FileResult]) -> list:
 def write_junit(path: Path, results: Sequence[FileResult]) -> None:
     from junit_xml import to_xml_report_string
 
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(to_xml_report_string(junit_suites(results), encoding="utf-8"), encoding="utf-8")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import struct
 import sys
 import time
@@ -438,6 +439,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("wcr: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # an output path that cannot be written, a vanished input...
+        print(f"wcr: {e.strerror or e}: {e.filename}" if e.filename else f"wcr: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as e:  # a bug in wcr: one line, the traceback only on request
+        if os.environ.get("WCR_DEBUG"):
+            raise
+        print(f"wcr: internal error: {type(e).__name__}: {e} (set WCR_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -237,3 +237,21 @@ def test_restore_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture) -> Non
     assert code == 2 and err.count("\n") == 1
     code, _, err = wcr(capsys, "run", str(m), "--invoke", "fac", "i64:3", "--checkpoint-at", "9")
     assert code == 2 and "go together" in err
+
+
+def test_report_paths_directories_created_and_unwritable_is_one_line(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    """`tox -e spec` writes `--json out/spec.json` on a fresh clone where out/ does not exist (it
+    crashed with a traceback); an output path that cannot be written is one line and exit 2."""
+    suite = tmp_path / "ts"
+    suite.mkdir()
+    (suite / "good.wast").write_text('(module (func (export "f") (result i32) (i32.const 1)))\n'
+                                     '(assert_return (invoke "f") (i32.const 1))\n')
+    js = tmp_path / "out" / "deeper" / "s.json"
+    xml = tmp_path / "out2" / "j.xml"
+    code, out, err = wcr(capsys, "spec", "--testsuite", str(suite), "--json", str(js), "--junit", str(xml))
+    assert code == 0 and js.is_file() and xml.is_file(), err
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, out, err = wcr(capsys, "spec", "--testsuite", str(suite), "--json", str(blocker / "x.json"))
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
