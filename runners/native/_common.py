@@ -15,6 +15,7 @@ same integer channel; used where the host cannot read memory itself).
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -520,11 +521,22 @@ def run_proc(cmd: Sequence[str], timeout: float, cwd: Optional[str] = None,
              input: Optional[bytes] = None) -> subprocess.CompletedProcess:
     """Run ``cmd`` with a hard wall-clock limit; :class:`Timeout` when exceeded (the process group is
     killed, so no grandchild survives)."""
+    # subprocess.run's own timeout kills only the direct child: gcc's cc1 (6 GB, minutes) survived
+    # it.  Kill the whole session instead.
+    proc = subprocess.Popen(list(cmd), cwd=cwd, stdin=subprocess.PIPE if input is not None else None,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
-        return subprocess.run(list(cmd), cwd=cwd, input=input, capture_output=True, timeout=timeout,
-                              start_new_session=True)
+        out, err = proc.communicate(input, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
-        raise Timeout(f"{Path(cmd[0]).name} did not finish in {timeout:.0f} s") from exc
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            proc.kill()
+        out, err = proc.communicate()
+        t = Timeout(f"{Path(cmd[0]).name} did not finish in {timeout:.0f} s")
+        t.stdout = out.decode("utf-8", "replace") if out else ""  # type: ignore[attr-defined]
+        raise t from exc
+    return subprocess.CompletedProcess(list(cmd), proc.returncode, out, err)
 
 
 def fill_from_adapter(out: NativeOutcome, info: ModuleInfo, man: ResumeManifest, run_events: Sequence[Tuple[int, int]],

@@ -259,3 +259,18 @@ def test_trap_messages_map_to_spec_kinds() -> None:
         "uninitialized element", "indirect call type mismatch"}
     for _, kind, cands in C.TRAP_MESSAGES:
         assert kind in native.TRAP_KINDS and set(cands) <= set(native.TRAP_KINDS)
+
+
+def test_run_proc_timeout_kills_grandchildren() -> None:
+    """A timed-out toolchain call must not leave its children running (gcc's cc1 did, at 6 GB)."""
+    import subprocess
+    import time
+
+    from runners.native import _common as C
+
+    marker = "31.4159"
+    with pytest.raises(C.Timeout):
+        C.run_proc(["sh", "-c", f"sleep {marker} & wait"], timeout=0.5)
+    time.sleep(0.2)
+    left = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True, text=True).stdout
+    assert not left.strip(), f"grandchild survived: {left}"
