@@ -403,41 +403,46 @@ def f32_max(a: int, b: int) -> int:
     return a if ka >= kb else b
 
 
-def f32_eq(a: int, b: int) -> int:
-    if (a & ABS32) > INF32 or (b & ABS32) > INF32:
-        return 0
-    return 1 if a == b or (a | b) & ABS32 == 0 else 0
+def _make_compares(abs_mask: int, inf: int, sign: int) -> Dict[str, Callable[[int, int], int]]:
+    """The six IEEE comparisons on bit patterns of one width (f32 and f64 share the logic; only the
+    masks differ).  A NaN operand makes every comparison false except ``ne``; a key of
+    -(magnitude) for negatives makes -0 and +0 equal, as IEEE comparison requires."""
+
+    def eq(a: int, b: int) -> int:
+        if (a & abs_mask) > inf or (b & abs_mask) > inf:
+            return 0
+        return 1 if a == b or (a | b) & abs_mask == 0 else 0
+
+    def ne(a: int, b: int) -> int:
+        if (a & abs_mask) > inf or (b & abs_mask) > inf:
+            return 1
+        return 0 if a == b or (a | b) & abs_mask == 0 else 1
+
+    def lt(a: int, b: int) -> int:
+        if (a & abs_mask) > inf or (b & abs_mask) > inf:
+            return 0
+        return 1 if (a if a < sign else sign - a) < (b if b < sign else sign - b) else 0
+
+    def gt(a: int, b: int) -> int:
+        if (a & abs_mask) > inf or (b & abs_mask) > inf:
+            return 0
+        return 1 if (a if a < sign else sign - a) > (b if b < sign else sign - b) else 0
+
+    def le(a: int, b: int) -> int:
+        if (a & abs_mask) > inf or (b & abs_mask) > inf:
+            return 0
+        return 1 if (a if a < sign else sign - a) <= (b if b < sign else sign - b) else 0
+
+    def ge(a: int, b: int) -> int:
+        if (a & abs_mask) > inf or (b & abs_mask) > inf:
+            return 0
+        return 1 if (a if a < sign else sign - a) >= (b if b < sign else sign - b) else 0
+
+    return {"eq": eq, "ne": ne, "lt": lt, "gt": gt, "le": le, "ge": ge}
 
 
-def f32_ne(a: int, b: int) -> int:
-    if (a & ABS32) > INF32 or (b & ABS32) > INF32:
-        return 1
-    return 0 if a == b or (a | b) & ABS32 == 0 else 1
-
-
-def f32_lt(a: int, b: int) -> int:
-    if (a & ABS32) > INF32 or (b & ABS32) > INF32:
-        return 0
-    # Key -(magnitude) for negatives makes -0 and +0 equal, as IEEE comparison requires.
-    return 1 if (a if a < S32 else S32 - a) < (b if b < S32 else S32 - b) else 0
-
-
-def f32_gt(a: int, b: int) -> int:
-    if (a & ABS32) > INF32 or (b & ABS32) > INF32:
-        return 0
-    return 1 if (a if a < S32 else S32 - a) > (b if b < S32 else S32 - b) else 0
-
-
-def f32_le(a: int, b: int) -> int:
-    if (a & ABS32) > INF32 or (b & ABS32) > INF32:
-        return 0
-    return 1 if (a if a < S32 else S32 - a) <= (b if b < S32 else S32 - b) else 0
-
-
-def f32_ge(a: int, b: int) -> int:
-    if (a & ABS32) > INF32 or (b & ABS32) > INF32:
-        return 0
-    return 1 if (a if a < S32 else S32 - a) >= (b if b < S32 else S32 - b) else 0
+_CMP32 = _make_compares(ABS32, INF32, S32)
+f32_eq, f32_ne, f32_lt, f32_gt, f32_le, f32_ge = (_CMP32[k] for k in ("eq", "ne", "lt", "gt", "le", "ge"))
 
 
 def _make_round32(fn: Callable[[float], int]) -> Callable[[int], int]:
@@ -534,40 +539,8 @@ def f64_max(a: int, b: int) -> int:
     return a if ka >= kb else b
 
 
-def f64_eq(a: int, b: int) -> int:
-    if (a & ABS64) > INF64 or (b & ABS64) > INF64:
-        return 0
-    return 1 if a == b or (a | b) & ABS64 == 0 else 0
-
-
-def f64_ne(a: int, b: int) -> int:
-    if (a & ABS64) > INF64 or (b & ABS64) > INF64:
-        return 1
-    return 0 if a == b or (a | b) & ABS64 == 0 else 1
-
-
-def f64_lt(a: int, b: int) -> int:
-    if (a & ABS64) > INF64 or (b & ABS64) > INF64:
-        return 0
-    return 1 if (a if a < S64 else S64 - a) < (b if b < S64 else S64 - b) else 0
-
-
-def f64_gt(a: int, b: int) -> int:
-    if (a & ABS64) > INF64 or (b & ABS64) > INF64:
-        return 0
-    return 1 if (a if a < S64 else S64 - a) > (b if b < S64 else S64 - b) else 0
-
-
-def f64_le(a: int, b: int) -> int:
-    if (a & ABS64) > INF64 or (b & ABS64) > INF64:
-        return 0
-    return 1 if (a if a < S64 else S64 - a) <= (b if b < S64 else S64 - b) else 0
-
-
-def f64_ge(a: int, b: int) -> int:
-    if (a & ABS64) > INF64 or (b & ABS64) > INF64:
-        return 0
-    return 1 if (a if a < S64 else S64 - a) >= (b if b < S64 else S64 - b) else 0
+_CMP64 = _make_compares(ABS64, INF64, S64)
+f64_eq, f64_ne, f64_lt, f64_gt, f64_le, f64_ge = (_CMP64[k] for k in ("eq", "ne", "lt", "gt", "le", "ge"))
 
 
 def _make_round64(fn: Callable[[float], int]) -> Callable[[int], int]:
