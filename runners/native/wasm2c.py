@@ -99,6 +99,7 @@ class Wasm2cTarget(Target):
     # ------------------------------------------------------------------------------------------ build
     def _runtime_objects(self, cdir: Path) -> List[str]:
         _, rt, inc, cc = _tools()
+        cdir.mkdir(parents=True, exist_ok=True)  # a fresh cache has no folder yet
         odir = cdir / ("rt-" + hashlib.sha256((_versions() + repr(CC_FLAGS)).encode()).hexdigest()[:16])
         srcs = ["wasm-rt-impl.c", "wasm-rt-mem-impl.c", "wasm-rt-exceptions-impl.c"]
         objs = [odir / (s[:-2] + ".o") for s in srcs]

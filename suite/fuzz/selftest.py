@@ -28,7 +28,9 @@ def replay_exit(report: str, fault: Optional[str], timeout: float = 300.0) -> in
     if fault:
         env["WCR_FAULTS"] = fault
     root = Path(__file__).resolve().parents[2]
-    p = subprocess.run([sys.executable, "-m", "suite", "replay", report], env=env, cwd=str(root),
+    # the child runs in the package's root (so ``-m suite`` works from a checkout): the report's path
+    # must not depend on the caller's working directory
+    p = subprocess.run([sys.executable, "-m", "suite", "replay", str(Path(report).resolve())], env=env, cwd=str(root),
                        capture_output=True, timeout=timeout)
     return p.returncode
 

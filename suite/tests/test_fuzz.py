@@ -4,6 +4,7 @@ round trip and corrupt-report handling, campaign resume and the summary's JSON s
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -172,7 +173,9 @@ def test_campaign_resume_and_json_shape(tmp_path):
 def test_quick_selftest(tmp_path, fault):
     # Shrinking ends as soon as it converges (about a second here); the cap only matters on a slow,
     # loaded host (PyPy under CI load needed more than 3 s to get under 30 instructions).
-    r = run_fault(fault, budget=8.0, directory=tmp_path, seed=0, shrink_seconds=30.0)
+    # a directory relative to the (non-repository) working directory: replay used to resolve it
+    # against the repository root and report every replay as failed
+    r = run_fault(fault, budget=8.0, directory=Path(os.path.relpath(tmp_path)), seed=0, shrink_seconds=30.0)
     assert r["caught"], r
     assert r["module_instructions"] <= 30
     assert r["replay_with_fault"] == 1 and r["replay_without_fault"] == 0

@@ -89,7 +89,7 @@ def test_shrinking_keeps_programs_valid_and_small():
     # Every choice sequence decodes to a valid program, so shrunk examples are valid by construction;
     # check that the simplest one is tiny and that properties shrink to small valid programs.
     # (Phase.explain is left out: it re-generates hundreds of large variants and dominates the time.)
-    s = settings(max_examples=300, database=None, derandomize=True, suppress_health_check=list(HealthCheck),
+    s = settings(max_examples=300, database=None, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck),
                  phases=[Phase.generate, Phase.shrink])
     case = find(cases(), lambda c: True, settings=s)
     _valid_both(case.wasm)
