@@ -156,7 +156,7 @@ class CrSession:
         reference = {
             "results": res, "trap": trap, "instructions": total,
             "host_log": [[name, [format_value(v) for v in vals]] for name, vals in caps.host_log()],
-            "digest": state_digest(store),
+            "state_digest": state_digest(store),
         }
         final_state = None
         if self.want_final:
@@ -233,7 +233,7 @@ def _short(o: Optional[Dict[str, Any]]) -> str:
     if not o:
         return ""
     return (f"results={o.get('results')} trap={o.get('trap')!r} instructions={o.get('instructions')} "
-            f"digest={str(o.get('digest'))[:23]}")
+            f"state_digest={str(o.get('state_digest'))[:30]}")
 
 
 def summarize(counts: List[Dict[str, Any]]) -> Tuple[Dict[str, Any], int]:

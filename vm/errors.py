@@ -6,7 +6,39 @@ the reference interpreter does: the expected text must be a prefix of ours.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
+
+#: The closed trap vocabulary: every trap, exhaustion or escaping exception the VM reports starts with
+#: exactly one of these (the reference interpreter's wording; the spec runner matches by prefix, so a
+#: detail may follow: ``"undefined element 3"``).  Native targets map their own reports into it in their
+#: adapters; snapshots and outcomes carry only these kinds (:func:`trap_kind`).  A new proposal that adds
+#: a trap adds it here, and nowhere else.
+TRAP_KINDS: Tuple[str, ...] = (
+    "unreachable",
+    "integer divide by zero",
+    "integer overflow",
+    "invalid conversion to integer",
+    "out of bounds memory access",
+    "out of bounds table access",
+    "undefined element",
+    "uninitialized element",
+    "indirect call type mismatch",
+    "null function reference",
+    "null reference",
+    "call stack exhausted",
+    "out of memory",
+    "uncaught exception",
+)
+
+
+def trap_kind(message: str) -> Optional[str]:
+    """The kind a trap message belongs to (its longest :data:`TRAP_KINDS` prefix), or None when it is
+    not a trap of the vocabulary (free text must never pass for a trap kind)."""
+    best = None
+    for kind in TRAP_KINDS:
+        if (message == kind or message.startswith(kind + " ")) and (best is None or len(kind) > len(best)):
+            best = kind
+    return best
 
 
 class WasmError(Exception):

@@ -100,7 +100,7 @@ def _run_restore(args: argparse.Namespace) -> int:
         if close is not None:
             close()
     print(json.dumps({"results": got["results"], "trap": got["trap"], "instructions": got["instructions"],
-                      "state_digest": got["digest"]}))
+                      "state_digest": got["state_digest"]}))
     return EXIT_OK
 
 

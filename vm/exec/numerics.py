@@ -48,7 +48,8 @@ __all__ = [
     "OPS", "ARITY", "TYPES",
     "CANONICAL_NAN32", "CANONICAL_NAN64",
     "f32_to_float", "float_to_f32", "f64_to_float", "float_to_f64",
-    "is_nan32", "is_nan64", "to_signed", "to_unsigned",
+    "is_nan32", "is_nan64", "is_nan", "is_quiet_nan", "is_canonical_nan", "is_arithmetic_nan",
+    "to_signed", "to_unsigned",
     "int_to_f32", "int_to_f64",
 ]
 
@@ -94,7 +95,7 @@ _unpack_FF = struct.Struct("<ff").unpack
 _pack_QQ = struct.Struct("<QQ").pack
 _unpack_DD = struct.Struct("<dd").unpack
 
-_TRAP_DIV0 = "integer divide by zero"
+_TRAP_DIV0 = "integer divide by zero"  # (kinds of vm.errors.TRAP_KINDS)
 _TRAP_OVERFLOW = "integer overflow"
 _TRAP_INVALID = "invalid conversion to integer"
 
@@ -116,6 +117,29 @@ def is_nan32(bits: int) -> bool:
 
 def is_nan64(bits: int) -> bool:
     return (bits & ABS64) > INF64
+
+
+# The NaN classes by width (32 or 64): one home for the predicates every layer needs (the spec
+# runner's nan:canonical / nan:arithmetic patterns, the native oracle's NaN rule, the value codec).
+def is_nan(bits: int, width: int) -> bool:
+    return is_nan32(bits) if width == 32 else is_nan64(bits)
+
+
+def is_quiet_nan(bits: int, width: int) -> bool:
+    """A NaN with the quiet bit set (what float arithmetic may return: an *arithmetic* NaN)."""
+    return is_nan(bits, width) and bool(bits & (QUIET32 if width == 32 else QUIET64))
+
+
+def is_canonical_nan(bits: int, width: int) -> bool:
+    """``nan:canonical``: the quiet NaN with an empty payload, either sign."""
+    if width == 32:
+        return bits & ABS32 == CANONICAL_NAN32
+    return bits & ABS64 == CANONICAL_NAN64
+
+
+def is_arithmetic_nan(bits: int, width: int) -> bool:
+    """``nan:arithmetic``: any quiet NaN, either sign."""
+    return is_quiet_nan(bits, width)
 
 
 def f32_to_float(bits: int) -> float:

@@ -3,16 +3,21 @@
 Prints are recorded in ``store.host_log`` as ``(name, args)`` tuples (args in the runtime
 representation, floats as bit patterns) instead of being written to stdout: the log is host state that
 checkpoint/restore must carry and the oracle compares.
+
+This file is the one declaration of the interface (:data:`PRINTS`, :data:`GLOBALS`, :data:`TABLES`,
+:data:`MEMORIES`): our store builds it from these tables, and the native targets generate their
+spectest shims and hosts from the same tables, so a change here reaches every runtime.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
-from ..types import F32, F64, FUNCREF, I32, I64, FuncType, GlobalType, Limits, RefType, TableType
+from ..types import F32, F64, I32, I64, FuncType, GlobalType, Limits, RefType, TableType
 from .objects import TableInst
 
-_PRINTS = {
+#: print functions and their parameter types (no results)
+PRINTS: Dict[str, Tuple[str, ...]] = {
     "print": (),
     "print_i32": (I32,),
     "print_i64": (I64,),
@@ -21,6 +26,23 @@ _PRINTS = {
     "print_i32_f32": (I32, F32),
     "print_f64_f64": (F64, F64),
 }
+#: immutable globals: name → (type, value as unsigned int / bit pattern)
+GLOBALS: Dict[str, Tuple[str, int]] = {
+    "global_i32": (I32, 666),
+    "global_i64": (I64, 666),
+    "global_f32": (F32, 0x4426A666),  # 666.6f
+    "global_f64": (F64, 0x4084D4CCCCCCCCCD),  # 666.6
+}
+#: funcref tables: name → (min, max, 64-bit index type)
+TABLES: Dict[str, Tuple[int, int, bool]] = {
+    "table": (10, 20, False),
+    "table64": (10, 20, True),
+}
+#: memories: name → (min pages, max pages)
+MEMORIES: Dict[str, Tuple[int, int]] = {
+    "memory": (1, 2),
+}
+_PRINTS = PRINTS  # (old private name, kept for callers being migrated)
 
 
 def spectest_exports(store: Any) -> Dict[str, Any]:
@@ -33,11 +55,11 @@ def spectest_exports(store: Any) -> Dict[str, Any]:
             return []
 
         out[name] = store.host_func(name, FuncType(params, ()), fn)
-    out["global_i32"] = store.host_global(GlobalType(I32, False), 666)
-    out["global_i64"] = store.host_global(GlobalType(I64, False), 666)
-    out["global_f32"] = store.host_global(GlobalType(F32, False), 0x4426A666)  # 666.6f
-    out["global_f64"] = store.host_global(GlobalType(F64, False), 0x4084D4CCCCCCCCCD)  # 666.6
-    out["table"] = store.host_table(FUNCREF, Limits(10, 20))
-    out["table64"] = TableInst(TableType(RefType(True, "func"), Limits(10, 20), True), None)
-    out["memory"] = store.host_memory(Limits(1, 2))
+    for name, (t, value) in GLOBALS.items():
+        out[name] = store.host_global(GlobalType(t, False), value)
+    for name, (lo, hi, is64) in TABLES.items():
+        ttype = TableType(RefType(True, "func"), Limits(lo, hi), is64)
+        out[name] = TableInst(ttype, None) if is64 else store.host_table(ttype.elem, ttype.limits)
+    for name, (lo, hi) in MEMORIES.items():
+        out[name] = store.host_memory(Limits(lo, hi))
     return out

@@ -84,7 +84,7 @@ class Outcome:
     """How an invocation ended: results (tagged values), trap kind, exact instruction count, the
     store's host log and the final-state digest.  ``to_dict`` is the JSON form hosts exchange."""
 
-    __slots__ = ("results", "trap", "instructions", "host_log", "digest")
+    __slots__ = ("results", "trap", "instructions", "host_log", "state_digest")
 
     def __init__(self, results: List[Value], trap: Optional[str], instructions: int,
                  host_log: List[Tuple[str, List[Value]]], digest: str):
@@ -92,7 +92,7 @@ class Outcome:
         self.trap = trap
         self.instructions = instructions
         self.host_log = host_log
-        self.digest = digest
+        self.state_digest = digest
 
     def to_dict(self) -> Dict[str, Any]:
         from .model import format_value
@@ -102,7 +102,7 @@ class Outcome:
             "trap": self.trap,
             "instructions": self.instructions,
             "host_log": [[name, [format_value(v) for v in vals]] for name, vals in self.host_log],
-            "digest": self.digest,
+            "state_digest": self.state_digest,
         }
 
     def __repr__(self) -> str:

@@ -26,7 +26,7 @@ from .model import SnapshotError
 
 _HOSTS: weakref.WeakKeyDictionary[Any, Dict[str, Any]] = weakref.WeakKeyDictionary()
 
-FIELDS = ("results", "trap", "instructions", "host_log", "digest")
+FIELDS = ("results", "trap", "instructions", "host_log", "state_digest")
 
 
 def instantiate_bytes(store: Any, data: bytes, name: Optional[str] = None,
