@@ -18,10 +18,9 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from vm.api import load_module
+from vm.api import Store, load_module
 from vm.errors import Trap
 from vm.module import Module
-from vm.runtime import Store
 from vm.runtime.spectest import spectest_exports
 from vm.types import F32, F64, I32, I64, FuncType, ValType
 

@@ -128,8 +128,7 @@ def smith_module(seed: bytes, config: Optional[SmithConfig] = None) -> Optional[
 def load_checked(wasm: bytes):
     """Decode + validate with wcr and build an instance skeleton (compiles every function), so that
     :class:`Unsupported` surfaces here.  Returns the :class:`vm.api.LoadedModule`."""
-    from vm.api import load_module
-    from vm.runtime import Store
+    from vm.api import Store, load_module
 
     try:
         lm = load_module(wasm)

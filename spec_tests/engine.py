@@ -96,7 +96,7 @@ class VmEngine(Engine):
         validate_custom_sections(module)
 
     def new_store(self) -> Any:
-        from vm.runtime import Store
+        from vm.api import Store
 
         return Store(max_call_depth=self.max_call_depth)
 

@@ -291,8 +291,9 @@ def _run_run(args: argparse.Namespace) -> int:
     except OSError as e:
         raise UsageError(f"{args.module}: cannot read: {e.strerror}") from None
     try:
+        from vm.api import Store
         from vm.binary import decode_module
-        from vm.runtime import FuncInst, Store
+        from vm.runtime import FuncInst
         from vm.runtime.spectest import spectest_exports
         from vm.valid import validate_module
 

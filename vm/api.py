@@ -1,4 +1,8 @@
-"""Convenience entry points: bytes → decoded, validated module → instance."""
+"""The VM's front door: bytes → decoded, validated module → store → instance.
+
+Everything above ``vm/`` creates stores here (:class:`Store`) and loads modules here
+(:func:`load_module`), so there is one place that decides which engine a store runs and one module
+cache."""
 
 from __future__ import annotations
 
@@ -28,3 +32,6 @@ def load_module(data: bytes) -> LoadedModule:
 def instantiate(store: Store, data: bytes, imports: Optional[Sequence[Any]] = None) -> ModuleInst:
     lm = load_module(data)
     return store.instantiate(lm.module, lm.info, list(imports or []), lm.sha256)
+
+
+__all__ = ["LoadedModule", "Store", "instantiate", "load_module"]

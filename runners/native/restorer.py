@@ -223,9 +223,8 @@ def checkpoint_items(wasm: bytes, entry: str, args: Sequence[Any] = (), ks: Opti
     ``ks`` (default: every instruction boundary, and the finished run): the uninterrupted run gives the
     reference and the final state.  For tests, benchmarks and the fuzzer; the spec runner builds its
     own items from its store."""
-    from vm.api import load_module
+    from vm.api import Store, load_module
     from vm.runtime.spectest import spectest_exports
-    from vm.runtime.store import Store
     from vm.snapshot.checkpoint import checkpoint, finish, run_to
     from vm.snapshot.codec import encode
     from vm.snapshot.resume import instance_final_state

@@ -51,7 +51,7 @@ def _median(f: Callable[[], Any], repeat: int) -> float:
 
 
 def _case(data: bytes, frames: int, pages: int, repeat: int) -> Dict[str, Any]:
-    from vm.runtime import Store
+    from vm.api import Store
     from vm.snapshot import advance, checkpoint, decode, encode, instantiate_bytes, restore, start
 
     mods = {hashlib.sha256(data).hexdigest(): data}

@@ -140,7 +140,7 @@ def bench_engine(n: int = 100_000, repeat: int = 3) -> Dict[str, Any]:
     """Reference-engine speed on a 13-instruction-per-iteration i32 sum loop (best of ``repeat``)."""
     import wasmtime
 
-    from vm.runtime import Store
+    from vm.api import Store
     from vm.snapshot import instantiate_bytes
 
     data = bytes(wasmtime.wat2wasm(LOOP_WAT))

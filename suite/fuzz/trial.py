@@ -195,8 +195,8 @@ def _loaded(case: Case) -> Any:
 
 
 def _fresh(case: Case):
+    from vm.api import Store
     from vm.runtime.spectest import spectest_exports
-    from vm.runtime.store import Store
 
     store = Store()
     lm = _loaded(case)

@@ -7,9 +7,8 @@ import wasmtime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vm.api import instantiate
+from vm.api import Store, instantiate
 from vm.errors import Exhaustion, Trap
-from vm.runtime import Store
 
 
 def inst_of(wat: str, store: Store = None):

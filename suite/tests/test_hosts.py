@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from runners.hosts import HostError, InProcHost, PythonHost, get_host, known_python_hosts, parse_hosts
-from vm.runtime import Store
+from vm.api import Store
 from vm.snapshot import SnapshotError, checkpoint, cr_check, encode, instantiate_bytes, run_to
 
 wasmtime = pytest.importorskip("wasmtime")

@@ -223,9 +223,8 @@ def test_statuses_not_convertible_and_not_applicable() -> None:
 def test_other_instances_of_the_store_are_ignored() -> None:
     """A spec script's store holds every module instantiated so far: only the thread's instance (and
     its spectest imports) matters for conversion."""
-    from vm.api import load_module
+    from vm.api import Store, load_module
     from vm.runtime.spectest import spectest_exports
-    from vm.runtime.store import Store
     from vm.snapshot.checkpoint import checkpoint, finish, run_to
     from vm.snapshot.resume import make_resume_module
 
@@ -334,9 +333,8 @@ def _two_module_items(importer: str) -> List:
     """Check items at every k of ``main`` in a store where the importer's functions come from another
     Wasm instance (registered as ``a``)."""
     from runners.restore import CheckItem
-    from vm.api import load_module
+    from vm.api import Store, load_module
     from vm.runtime.spectest import spectest_exports
-    from vm.runtime.store import Store
     from vm.snapshot.checkpoint import checkpoint, finish, run_to
     from vm.snapshot.codec import encode
     from vm.snapshot.resume import instance_final_state

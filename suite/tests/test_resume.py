@@ -15,11 +15,10 @@ import wasmtime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vm.api import load_module
+from vm.api import Store, load_module
 from vm.binary import decode_module
 from vm.runtime.objects import ExternRef
 from vm.runtime.spectest import spectest_exports
-from vm.runtime.store import Store
 from vm.snapshot.checkpoint import checkpoint, finish, run_to
 from vm.snapshot.resume import (
     REASONS,

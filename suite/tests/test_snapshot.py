@@ -19,7 +19,7 @@ wasmtime = pytest.importorskip("wasmtime")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from vm.runtime import Store  # noqa: E402
+from vm.api import Store  # noqa: E402
 from vm.snapshot import (  # noqa: E402
     SnapshotError,
     advance,
