@@ -1,5 +1,8 @@
 """``wcr fuzz`` (differential checkpoint fuzzing campaign), ``wcr replay`` (re-run a YAML bug report) and
-``wcr selftest`` (the fuzzer against deliberately broken C/R).  See :mod:`suite.fuzz`."""
+``wcr selftest`` (the fuzzer against deliberately broken C/R).  See :mod:`suite.fuzz`.
+
+A campaign or selftest that completes no trial is an error (one line, exit 2), never a success: see
+:class:`suite.fuzz.campaign.NothingRan`."""
 
 from __future__ import annotations
 
@@ -43,13 +46,12 @@ def _parse_shard(text: str) -> Tuple[int, int]:
     return i, n
 
 
-def _hosts_and_targets(args: argparse.Namespace) -> Tuple[List[str], List[str], List[str]]:
+def _check_hosts(hosts: List[str]) -> None:
+    """Unknown or unavailable hosts are bad input, found before a campaign starts."""
     from runners.hosts import get_host
-    from runners.restore import resolve
-    from suite.fuzz.campaign import default_hosts
 
-    notes: List[str] = []
-    hosts = [h.strip() for h in args.hosts.split(",") if h.strip()] if args.hosts else default_hosts()
+    if not hosts:
+        raise UsageError("--hosts: at least one host is needed")
     for h in hosts:
         try:
             ok, why = get_host(h).available()
@@ -57,8 +59,15 @@ def _hosts_and_targets(args: argparse.Namespace) -> Tuple[List[str], List[str], 
             raise UsageError(str(e)) from None
         if not ok:
             raise UsageError(f"host {h} is not available: {why}")
-    if not hosts:
-        raise UsageError("--hosts: at least one host is needed")
+
+
+def _hosts_and_targets(args: argparse.Namespace) -> Tuple[List[str], List[str], List[str]]:
+    from runners.session import resolve
+    from suite.fuzz.campaign import default_hosts
+
+    notes: List[str] = []
+    hosts = [h.strip() for h in args.hosts.split(",") if h.strip()] if args.hosts else default_hosts()
+    _check_hosts(hosts)
     explicit = args.targets is not None
     names = [t.strip() for t in (args.targets if explicit else "wasmtime,v8").split(",") if t.strip()]
     targets = []
@@ -76,7 +85,7 @@ def _hosts_and_targets(args: argparse.Namespace) -> Tuple[List[str], List[str], 
 
 
 def _run_fuzz(args: argparse.Namespace) -> int:
-    from suite.fuzz.campaign import Config, run_campaign
+    from suite.fuzz.campaign import Config, NothingRan, run_campaign
 
     if args.budget <= 0:
         raise UsageError("--budget must be positive")
@@ -106,12 +115,16 @@ def _run_fuzz(args: argparse.Namespace) -> int:
                      shrink_seconds=args.shrink_seconds)
     print(f"wcr fuzz: {cfg.budget:g} s, seed {cfg.seed}, generator {cfg.generator}, hosts {','.join(cfg.hosts)}, "
           f"targets {','.join(cfg.targets) or '-'}, {cfg.workers} worker(s), dir {cfg.dir}", file=sys.stderr)
-    summary = run_campaign(cfg, progress=sys.stderr.isatty())
+    try:
+        summary = run_campaign(cfg, progress=sys.stderr.isatty())
+    except NothingRan as e:
+        raise UsageError(str(e)) from None
+    finally:
+        _quiet_exit()
     text = json.dumps(summary, indent=1)
     if args.json:
         Path(args.json).write_text(text + "\n")
     print(text)
-    _quiet_exit()
     return 1 if summary["divergences"] else 0
 
 
@@ -155,27 +168,35 @@ def _add_selftest(p: argparse.ArgumentParser) -> None:
 def _run_selftest(args: argparse.Namespace) -> int:
     import shutil
 
+    from suite.fuzz.campaign import NothingRan
     from suite.fuzz.selftest import run_selftest
     from vm.snapshot.faults import FAULTS
 
-    names = [f.strip() for f in args.faults.split(",") if f.strip()] if args.faults else list(FAULTS)
+    names = [f.strip() for f in args.faults.split(",") if f.strip()] if args.faults is not None else list(FAULTS)
     bad = [n for n in names if n not in FAULTS]
     if bad:
         raise UsageError(f"unknown fault(s) {', '.join(bad)} (known: {', '.join(FAULTS)})")
+    if not names:
+        raise UsageError(f"--faults {args.faults!r} names no fault (known: {', '.join(FAULTS)})")
     if args.budget_per_fault <= 0:
         raise UsageError("--budget-per-fault must be positive")
     d = Path(args.dir)
     if d.exists():
         shutil.rmtree(d)
     hosts = [h.strip() for h in args.hosts.split(",") if h.strip()]
-    rows = run_selftest(names, args.budget_per_fault, d, args.seed, hosts)
+    _check_hosts(hosts)
+    try:
+        rows = run_selftest(names, args.budget_per_fault, d, args.seed, hosts)
+    except NothingRan as e:
+        raise UsageError(str(e)) from None
+    finally:
+        _quiet_exit()
     out: Any = {"faults": rows, "caught": sum(r["caught"] for r in rows), "total": len(rows),
                 "all_replay": all(r.get("replays") for r in rows)}
     text = json.dumps(out, indent=1)
     if args.json:
         Path(args.json).write_text(text + "\n")
     print(text)
-    _quiet_exit()
     return 0 if out["caught"] == len(rows) and out["all_replay"] else 1
 
 

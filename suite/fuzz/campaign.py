@@ -14,7 +14,8 @@ On disk, under the campaign directory::
     hypothesis/               the example database (found failures replay first next time)
     reports/                  YAML bug reports (default of ``--reports``)
 
-The summary is recomputed from the JSONL files, so a killed campaign loses nothing.
+The summary is recomputed from the JSONL files, so a killed campaign loses nothing.  A campaign that
+completes no trial raises :class:`NothingRan`: an empty run proves nothing, so it is never a success.
 """
 
 from __future__ import annotations
@@ -55,6 +56,11 @@ class Config:
         return Path(self.reports) if self.reports else Path(self.dir) / "reports"
 
 
+class NothingRan(Exception):
+    """A campaign (or a selftest) completed no trial.  Why an error and not a zero: a fuzzer that tested
+    nothing must never look like a fuzzer that found nothing.  The message is one line saying why."""
+
+
 class _Found(Exception):
     """Raised inside the Hypothesis test for a divergence (one raise site: one failure to shrink)."""
 
@@ -75,7 +81,7 @@ class Worker:
         self.queue = queue
         if cfg.faults:
             faults.set_active(cfg.faults)
-        from runners.restore import resolve
+        from runners.session import resolve
 
         self.hosts = make_hosts(cfg.hosts)
         self.targets = {t: resolve(t)[0] for t in cfg.targets}
@@ -418,7 +424,18 @@ def run_campaign(cfg: Config, progress: bool = False, out=sys.stderr) -> Dict[st
     s = summarize(d)
     s["seconds"] = round(time.monotonic() - t0, 2)
     s["trials_per_second"] = round((s["trials"] - before) / max(s["seconds"], 1e-9), 2)
+    if s["trials"] == before:
+        raise NothingRan(nothing_ran_reason(d, s["seconds"], cfg.budget))
     return s
+
+
+def nothing_ran_reason(directory: Path, seconds: float, budget: float) -> str:
+    """One line for :class:`NothingRan`: the last recorded trial error, else the budget."""
+    errors = [rec for p in sorted(Path(directory).glob("trials-*.jsonl")) for rec in read_jsonl(p)
+              if rec.get("t") == "error"]
+    why = (f"every trial failed, last error: {' '.join(str(errors[-1].get('error', '?')).split())}" if errors
+           else f"the budget of {budget:g} s ended before the first trial finished")
+    return f"the campaign completed 0 trials in {seconds:g} s: {why} (log: {directory})"
 
 
 def _print_progress(out: Any, t0: float, before: int, stats: Dict[int, Tuple[int, int, int]]) -> None:

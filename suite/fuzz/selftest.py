@@ -4,7 +4,9 @@ For each fault of :data:`vm.snapshot.faults.FAULTS` a campaign runs with only th
 process and, through ``WCR_FAULTS``, in any Python host it starts) until the first divergence or the
 budget.  Per fault it reports: caught or not, seconds to the first divergence, the minimized report,
 the size of its module, and whether ``wcr replay`` reproduces it (exit 1 with the fault active; with the
-fault off it must pass, exit 0 — otherwise the report would not be *about* the fault).
+fault off it must pass, exit 0 — otherwise the report would not be *about* the fault).  A selftest with
+no fault to run, or a fault whose campaign completed no trial, raises :class:`NothingRan`: "not caught"
+after zero trials would blame the fuzzer for a run that never happened.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from vm.snapshot import faults
 
-from .campaign import Config, Worker, summarize
+from .campaign import Config, NothingRan, Worker, nothing_ran_reason, summarize
 
 
 def replay_exit(report: str, fault: Optional[str], timeout: float = 300.0) -> int:
@@ -67,10 +69,14 @@ def run_fault(fault: str, budget: float, directory: Path, seed: int = 0, hosts: 
 
 def run_selftest(names: Sequence[str], budget: float, directory: Path, seed: int = 0,
                  hosts: Sequence[str] = ("inproc",), log=sys.stderr) -> List[Dict[str, Any]]:
+    if not names:
+        raise NothingRan("the selftest has no fault to run")
     rows = []
     for name in names:
         r = run_fault(name, budget, directory, seed, hosts)
         rows.append(r)
+        if r["trials"] == 0:
+            raise NothingRan(f"fault {name}: " + nothing_ran_reason(directory / name, r["seconds"], budget))
         if log is not None:
             if r["caught"]:
                 print(f"{name:22s} caught in {r['seconds_to_catch']:6.2f} s  report: {r.get('module_instructions')} "

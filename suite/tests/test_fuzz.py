@@ -14,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reports.bugreport import ReportError, build_report, load_report, replay, write_report
-from suite.fuzz.campaign import Config, run_campaign, summarize
-from suite.fuzz.selftest import run_fault
+from suite.cli import main
+from suite.fuzz.campaign import Config, NothingRan, run_campaign, summarize
+from suite.fuzz.selftest import run_fault, run_selftest
 from suite.fuzz.trial import Case, Divergence, Schedule, run_trial, trap_kind
 from vm.snapshot import faults
 
@@ -184,3 +185,66 @@ def test_quick_selftest(tmp_path, fault):
 def test_divergence_signature():
     d = Divergence("cr-target", "v8", "x")
     assert d.signature == ("cr-target", "v8")
+
+
+# -- a run that tested nothing is an error, never a success ------------------------------------------------
+def _broken_trial(*_args, **_kw):
+    raise RuntimeError("trial machinery broken")
+
+
+def test_campaign_with_no_trial_raises(tmp_path, monkeypatch):
+    cfg = Config(budget=1e-6, hosts=["inproc"], targets=[], dir=str(tmp_path / "short"), chunk=4)
+    with pytest.raises(NothingRan, match="0 trials.*budget"):
+        run_campaign(cfg)
+    monkeypatch.setattr("suite.fuzz.campaign.run_trial", _broken_trial)
+    cfg = Config(budget=0.5, hosts=["inproc"], targets=[], dir=str(tmp_path / "broken"), chunk=4)
+    with pytest.raises(NothingRan, match="0 trials.*trial machinery broken") as e:
+        run_campaign(cfg)
+    assert "\n" not in str(e.value)
+
+
+def test_resumed_campaign_with_no_new_trial_raises(tmp_path, monkeypatch):
+    cfg = Config(budget=1.0, hosts=["inproc"], targets=[], dir=str(tmp_path / "c"), chunk=4)
+    assert run_campaign(cfg)["trials"] > 0
+    monkeypatch.setattr("suite.fuzz.campaign.run_trial", _broken_trial)
+    cfg.budget = 1.5
+    with pytest.raises(NothingRan):
+        run_campaign(cfg)
+
+
+def test_selftest_that_runs_nothing_raises(tmp_path, monkeypatch):
+    with pytest.raises(NothingRan, match="no fault"):
+        run_selftest([], 1.0, tmp_path, log=None)
+    monkeypatch.setattr("suite.fuzz.campaign.run_trial", _broken_trial)
+    with pytest.raises(NothingRan, match="fault counter_not_restored: .*0 trials"):
+        run_selftest(["counter_not_restored"], 0.5, tmp_path, log=None)
+
+
+def _cli(capsys, *argv):
+    try:
+        code = main(list(argv))
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["fuzz", "--budget", "0.000001", "--hosts", "inproc", "--targets", "", "--workers", "1"], "0 trials"),
+    (["selftest", "--faults", ",", "--budget-per-fault", "1"], "names no fault"),
+    (["selftest", "--faults", "counter_not_restored", "--hosts", "java:x"], "java:x"),
+])
+def test_cli_run_that_tests_nothing_is_exit_2(tmp_path, capsys, argv, needle):
+    code, out, err = _cli(capsys, *argv, "--dir", str(tmp_path / "d"))
+    assert code == 2 and out == "" and "Traceback" not in err, (out, err)
+    # the error is one line, after at most the campaign's banner ("wcr fuzz: 1e-06 s, seed 0, ...")
+    lines = [ln for ln in err.strip().splitlines() if not ln.startswith("wcr fuzz: ")]
+    assert len(lines) == 1 and lines[0].startswith("wcr: ") and needle in lines[0], err
+
+
+def test_cli_selftest_whose_fault_runs_no_trial_is_exit_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("suite.fuzz.campaign.run_trial", _broken_trial)
+    code, out, err = _cli(capsys, "selftest", "--faults", "counter_not_restored", "--budget-per-fault", "0.5",
+                          "--dir", str(tmp_path / "d"))
+    assert code == 2 and out == ""
+    assert err.startswith("wcr: fault counter_not_restored: ") and len(err.strip().splitlines()) == 1, err
