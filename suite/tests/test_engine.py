@@ -108,3 +108,35 @@ def test_count_matches_wasmtime_fuel_shape(n):
     # local.get, i32.const, i32.sub, local.set, br = 13; exit: loop, local.get, i32.eqz, br_if;
     # entry: block; after: local.get, end.
     assert count == 13 * n + 4 + 1 + 2
+
+
+# ------------------------------------------------------------------------------------------------
+# vm.api: the one load/instantiate front door
+# ------------------------------------------------------------------------------------------------
+
+def test_load_module_is_cached_by_sha256_and_raises_vm_errors():
+    from vm.api import load_module
+    from vm.errors import MalformedModule
+
+    data = wasmtime.wat2wasm(FAC)
+    a, b = load_module(data), load_module(bytearray(data))
+    assert a is b and a.module is b.module and a.data == data
+    with pytest.raises(MalformedModule):
+        load_module(b"\0asm\x02\0\0\0")
+
+
+def test_instantiate_resolves_registered_instances_and_spectest():
+    from vm.errors import LinkError
+
+    store = Store()
+    provider = instantiate(store, wasmtime.wat2wasm(FAC), name="M")
+    user = instantiate(store, wasmtime.wat2wasm("""(module
+      (import "M" "fac" (func $fac (param i64) (result i64)))
+      (import "spectest" "print_i64" (func $p (param i64)))
+      (func (export "run") (param i64) (call $p (call $fac (local.get 0)))))"""))
+    assert user.funcs[0] is provider.exports["fac"]
+    assert user.sha256 and provider.name == "M" and user.name is None
+    store.invoke(user.exports["run"], [5])
+    assert store.host_log == [("print_i64", (120,))]
+    with pytest.raises(LinkError, match="unknown import N.f"):
+        instantiate(store, wasmtime.wat2wasm('(module (import "N" "f" (func)))'))

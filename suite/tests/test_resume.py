@@ -19,7 +19,7 @@ from vm.api import Store, load_module
 from vm.binary import decode_module
 from vm.runtime.objects import ExternRef
 from vm.runtime.spectest import spectest_exports
-from vm.snapshot.checkpoint import checkpoint, finish, run_to
+from vm.snapshot import checkpoint, finish, run_to
 from vm.snapshot.resume import (
     REASONS,
     NotConvertible,
@@ -637,7 +637,7 @@ def test_trapped_store_only_and_missing_module_are_refused():
     mods = {prog.lm.sha256: prog.data}
     assert _reason(prog.state_at(prog.total), mods) == "trapped"
     assert _reason(prog.state_at(3), {}) == "module missing"
-    from vm.snapshot.checkpoint import capture_store
+    from vm.snapshot import capture_store
 
     s, _ = prog.fresh()
     assert _reason(capture_store(s), mods) == "no thread"

@@ -19,19 +19,18 @@ wasmtime = pytest.importorskip("wasmtime")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from vm.api import Store  # noqa: E402
+from vm.api import Store, instantiate  # noqa: E402
 from vm.snapshot import (  # noqa: E402
+    Outcome,
+    Run,
     SnapshotError,
     advance,
     checkpoint,
     codec,  # noqa: E402
-    cr_chain,
-    cr_check,
-    cr_check_store,
     decode,
     encode,
     finish,
-    instantiate_bytes,
+    outcome_of,
     restore,
     run_to,
     show,
@@ -174,7 +173,7 @@ def program(stmts: List[str]) -> str:
 def check_every_k(data: bytes, mods: Dict[str, bytes], arg: int, max_checks: int = 40) -> int:
     """Uninterrupted vs stop-at-k + encode/decode/restore/finish; every k when few, else a sample."""
     ref_store = Store()
-    inst = instantiate_bytes(ref_store, data)
+    inst = instantiate(ref_store, data)
     ref = finish(ref_store, start(ref_store, inst.exports["run"], [arg])).to_dict()
     total = ref["instructions"]
     ks = list(range(total + 1))
@@ -183,7 +182,7 @@ def check_every_k(data: bytes, mods: Dict[str, bytes], arg: int, max_checks: int
         ks = sorted({0, 1, total - 1, total, *rng.sample(ks, max_checks - 4)})
     for k in ks:
         store = Store()
-        inst = instantiate_bytes(store, data)
+        inst = instantiate(store, data)
         run = run_to(store, inst.exports["run"], [arg], k)
         assert run.count == k or run.status != "running"
         snap = encode(checkpoint(store, run))
@@ -212,11 +211,19 @@ def test_control_flow_every_k(stmts, arg):
 def test_chains(stmts, arg, d):
     data, mods = wasm(program(stmts))
     ref_store = Store()
-    ref = finish(ref_store, start(ref_store, instantiate_bytes(ref_store, data).exports["run"], [arg]))
+    ref = finish(ref_store, start(ref_store, instantiate(ref_store, data).exports["run"], [arg]))
     ks = sorted(d.draw(st.lists(st.integers(0, ref.instructions), max_size=4)))
     store = Store()
-    run = start(store, instantiate_bytes(store, data).exports["run"], [arg])
-    assert cr_chain(store, run, ks, mods).to_dict() == ref.to_dict()
+    run = start(store, instantiate(store, data).exports["run"], [arg])
+    assert _chain(store, run, ks, mods).to_dict() == ref.to_dict()
+
+
+def _chain(store: Store, run: Run, ks: list, mods: dict) -> Outcome:
+    """Migrate at every k of ``ks`` (increasing): checkpoint → encode → decode → restore → continue."""
+    for k in ks:
+        advance(store, run, k)
+        store, run = restore(decode(encode(checkpoint(store, run))), mods)
+    return finish(store, run)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -252,22 +259,26 @@ def fib():
 
 def _mid(data: bytes, func: str, args: list, k: int):
     store = Store()
-    inst = instantiate_bytes(store, data)
+    inst = instantiate(store, data)
     return store, run_to(store, inst.exports[func], args, k)
 
 
-def test_cr_check_helper_all_k(fib):
+def test_checkpoint_in_one_store_finishes_in_another(fib):
     data, mods = fib
-    r = cr_check(mods, lambda s: instantiate_bytes(s, data), "fib", [5], lambda n: n // 3)
-    assert r.ok, r.summary()
-    assert r.reference["results"] == ["i32:5"]
-    assert r.reference["host_log"][:2] == [["print_i32", ["i32:5"]], ["print_i32", ["i32:4"]]]
+    ref_store = Store()
+    reference = finish(ref_store, start(ref_store, instantiate(ref_store, data).exports["fib"], [5])).to_dict()
+    assert reference["results"] == ["i32:5"]
+    assert reference["host_log"][:2] == [["print_i32", ["i32:5"]], ["print_i32", ["i32:4"]]]
+    store, run = _mid(data, "fib", [5], reference["instructions"] // 3)
+    store2, run2 = restore(decode(encode(checkpoint(store, run))), mods)
+    assert run2 is not None
+    assert finish(store2, run2).to_dict() == reference
 
 
 def test_deep_recursion_500_frames(fib):
     data, mods = fib
     ref_store = Store()
-    ref = finish(ref_store, start(ref_store, instantiate_bytes(ref_store, data).exports["deep"], [500]))
+    ref = finish(ref_store, start(ref_store, instantiate(ref_store, data).exports["deep"], [500]))
     store, run = _mid(data, "deep", [500], 0)
     while len(run.thread.frames) < 501:
         advance(store, run, run.count + 1)
@@ -281,7 +292,7 @@ def test_deep_recursion_500_frames(fib):
 def test_trap_at_every_boundary(fib):
     data, mods = fib
     ref_store = Store()
-    ref = finish(ref_store, start(ref_store, instantiate_bytes(ref_store, data).exports["trap"], [3]))
+    ref = finish(ref_store, start(ref_store, instantiate(ref_store, data).exports["trap"], [3]))
     assert ref.trap == "integer divide by zero"
     for k in range(ref.instructions + 2):
         store, run = _mid(data, "trap", [3], k)
@@ -319,7 +330,7 @@ def test_nan_bits_and_large_memory_round_trip():
 def test_acceptance_size_one_page_ten_frames(fib):
     data, mods = fib
     store = Store()
-    inst = instantiate_bytes(store, data)
+    inst = instantiate(store, data)
     run = start(store, inst.exports["deep"], [20])
     while len(run.thread.frames) < 10:
         advance(store, run, run.count + 1)
@@ -351,8 +362,8 @@ def test_shared_objects_names_and_spectest_host_objects():
         (i32.load8_u (i32.const 7))))""")
     mods = {hashlib.sha256(x).hexdigest(): x for x in (a, b)}
     store = Store()
-    ia = instantiate_bytes(store, a, name="A")
-    ib = instantiate_bytes(store, b, name="B")
+    ia = instantiate(store, a, name="A")
+    ib = instantiate(store, b, name="B")
     run = run_to(store, ib.exports["go"], [], 7)
     store2, run2 = restore(decode(encode(checkpoint(store, run))), mods)
     ra, rb = store2.instances
@@ -370,8 +381,8 @@ def test_shared_objects_names_and_spectest_host_objects():
 def test_digest_is_canonical(fib):
     data, _ = fib
     s1, s2 = Store(), Store()
-    instantiate_bytes(s1, data)
-    instantiate_bytes(s2, data)
+    instantiate(s1, data)
+    instantiate(s2, data)
     assert state_digest(s1) == state_digest(s2)
     s2.instances[0].mems[0].data[5] = 1
     assert state_digest(s1) != state_digest(s2)
@@ -488,18 +499,35 @@ def test_unknown_optional_section_is_skipped_required_refused(good):
         decode(codec.pack(body + bytes([0x40, 0])))
 
 
-def test_cr_check_store_on_a_live_store(fib):
-    """The spec runner's entry point: the live store ends as after a plain invoke."""
+def test_outcome_of_a_live_store_matches_a_restored_finish(fib):
+    """The spec runner's C/R mode: snapshot before the invocation, invoke on the live store, describe
+    it with ``outcome_of``; a replay from the snapshot to k, restored and finished, must agree."""
     data, mods = fib
     live, plain = Store(), Store()
-    f_live = instantiate_bytes(live, data, name="M").exports["fib"]
-    f_plain = instantiate_bytes(plain, data, name="M").exports["fib"]
+    f_live = instantiate(live, data, name="M").exports["fib"]
+    f_plain = instantiate(plain, data, name="M").exports["fib"]
     for n in (4, 6):
-        r = cr_check_store(live, f_live, [n], lambda total: total // 2, mods)
-        assert r.ok, r.summary()
-        assert r.reference["results"] == [f"i32:{plain.invoke(f_plain, [n])[0]}"]
+        pre = encode(checkpoint(live, start(live, f_live, [n])))
+        results = live.invoke(f_live, [n])
+        reference = outcome_of(live, f_live.type.results, results, None, live.instructions).to_dict()
+        assert reference["results"] == [f"i32:{plain.invoke(f_plain, [n])[0]}"]
         assert state_digest(live) == state_digest(plain)
-        assert r.reference["instructions"] == plain.instructions
+        assert reference["instructions"] == plain.instructions
+        scratch, run = restore(decode(pre), mods)
+        assert run is not None
+        advance(scratch, run, reference["instructions"] // 2)
+        store2, run2 = restore(decode(encode(checkpoint(scratch, run))), mods)
+        assert run2 is not None
+        assert finish(store2, run2).to_dict() == reference
+
+
+def test_outcome_of_a_trap_has_no_results(fib):
+    data, _ = fib
+    store = Store()
+    f = instantiate(store, data).exports["trap"]
+    ref = finish(store, start(store, f, [3]))
+    got = outcome_of(store, f.type.results, [7], ref.trap, ref.instructions)
+    assert got.to_dict() == ref.to_dict() and got.results == [] and got.trap == "integer divide by zero"
 
 
 @pytest.mark.parametrize("wat,arg", [

@@ -307,3 +307,27 @@ def opcode_of(name: str) -> Tuple[Optional[int], int, str]:
 def kind_of(name: str) -> str:
     """The immediate kind of a mnemonic (``select`` reports the untyped form)."""
     return BY_NAME[name][2]
+
+
+#: instruction-name prefixes → the proposal that introduced them (for ``Unsupported(feature, ...)``)
+_FEATURE_PREFIXES = (
+    ("v128", "simd"), ("i8x16", "simd"), ("i16x8", "simd"), ("i32x4", "simd"), ("i64x2", "simd"),
+    ("f32x4", "simd"), ("f64x2", "simd"), ("struct", "gc"), ("array", "gc"), ("ref.i31", "gc"),
+    ("i31", "gc"), ("ref.test", "gc"), ("ref.cast", "gc"), ("br_on_cast", "gc"), ("any.", "gc"),
+    ("extern.", "gc"), ("try", "exceptions"), ("throw", "exceptions"), ("catch", "exceptions"),
+    ("delegate", "exceptions"), ("rethrow", "exceptions"), ("memory.atomic", "threads"),
+    ("atomic", "threads"),
+)
+
+
+def feature_of(op: str) -> str:
+    """The proposal a mnemonic belongs to (``"simd"``, ``"gc"``, ``"exceptions"``, ``"threads"``,
+    else ``"unknown"``): what an engine or the store names when it refuses an instruction, so that
+    "not supported" is counted per feature.  It lives with the opcode table because both the store
+    (constant expressions) and the engines refuse instructions."""
+    for prefix, feat in _FEATURE_PREFIXES:
+        if op.startswith(prefix):
+            return feat
+    if ".atomic" in op:
+        return "threads"
+    return "unknown"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Callable, List, Optional, Tuple
 
+from ..binary.opcodes import feature_of
 from ..errors import Exhaustion, Trap, Unsupported
 from ..runtime.objects import PAGE_SIZE, FuncInst, ModuleInst
 from ..types import FuncType
@@ -589,25 +590,6 @@ _SIMPLE = {
     "ref.as_non_null": (_h_ref_as_non_null, None),
     "ref.eq": (_h_ref_eq, None),
 }
-
-_FEATURE_PREFIXES = (
-    ("v128", "simd"), ("i8x16", "simd"), ("i16x8", "simd"), ("i32x4", "simd"), ("i64x2", "simd"),
-    ("f32x4", "simd"), ("f64x2", "simd"), ("struct", "gc"), ("array", "gc"), ("ref.i31", "gc"),
-    ("i31", "gc"), ("ref.test", "gc"), ("ref.cast", "gc"), ("br_on_cast", "gc"), ("any.", "gc"),
-    ("extern.", "gc"), ("try", "exceptions"), ("throw", "exceptions"), ("catch", "exceptions"),
-    ("delegate", "exceptions"), ("rethrow", "exceptions"), ("memory.atomic", "threads"),
-    ("atomic", "threads"),
-)
-
-
-def feature_of(op: str) -> str:
-    for prefix, feat in _FEATURE_PREFIXES:
-        if op.startswith(prefix):
-            return feat
-    if ".atomic" in op:
-        return "threads"
-    return "unknown"
-
 
 def _block_arity(inst: ModuleInst, bt: Any) -> Tuple[int, int]:
     if bt is None:

@@ -1,17 +1,23 @@
-"""The store: instantiation (linking, segment initialisation, start function) and invocation.
+"""The store's state and its engine-free operations: linking, allocation, segment initialisation,
+constant expressions and host objects.
 
-A :class:`Store` owns every instance created in it, the host state (the ``spectest`` print log) and the
-engine.  Everything it holds is explicit data so that the snapshot code can serialise and rebuild it.
+:class:`BaseStore` owns every instance created in it and the host state (the ``spectest`` print log).
+Everything it holds is explicit data so that the snapshot code can serialise and rebuild it.  Running
+code (the start function, invocations) needs an engine, and ``vm/runtime`` does not import ``vm/exec``:
+the store that runs code is :class:`vm.exec.store.Store` (``vm.api.Store``), a subclass that adds the
+engine.
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any, Callable, List, Optional, Sequence
 
+from ..binary.opcodes import feature_of
 from ..errors import LinkError, Trap, Unsupported
 from ..module import Expr, Module
-from ..types import FuncType, GlobalType, Limits, RefType, default_value
+from ..types import FuncType, GlobalType, Limits, MemType, RefType, SubType, TableType, default_value
+from ..valid.canon import canonical_types, heap_sub_c
+from ..valid.match import match_externtype
 from .objects import (
     PAGE_SIZE,
     ExternRef,
@@ -23,39 +29,29 @@ from .objects import (
     TagInst,
 )
 
-__all__ = ["Store", "ExternRef"]
+__all__ = ["BaseStore", "ExternRef"]
 
 
-def _canonical_keys(module: Module) -> List[Any]:
-    from ..valid.canon import canonical_types
-
-    return canonical_types(module)
-
-
-class Store:
-    """A set of instances sharing one engine.
+class BaseStore:
+    """A set of instances and their host state, without an engine.
 
     ``max_call_depth`` bounds the explicit frame stack ("call stack exhausted"); ``max_memory_pages``
     caps what ``memory.grow`` will allocate (the spec lets grow fail at any size), so that a test cannot
-    make the host allocate gigabytes.
+    make the host allocate gigabytes.  ``engine`` names the engine of the subclass that runs code (a
+    snapshot records it).
     """
 
     def __init__(self, max_call_depth: int = 1000, max_memory_pages: int = 16384, engine: str = "reference"):
-        from ..exec.engine import Machine
-
         self.max_call_depth = max_call_depth
         self.max_memory_pages = max_memory_pages
         self.instances: List[ModuleInst] = []
         self.host_log: List[tuple] = []
         self.instructions = 0  # retired instructions of the last invocation
         self.engine_name = engine
-        self.machine = Machine(self)
 
     # -- types ---------------------------------------------------------------------------------
     def canon_match(self, actual: Any, expected: Any) -> bool:
         """Is the canonical type ``actual`` a subtype of ``expected``?  (call_indirect, call_ref)"""
-        from ..valid.canon import heap_sub_c
-
         return actual == expected or heap_sub_c(actual, expected)
 
     # -- instantiation ------------------------------------------------------------------------
@@ -63,18 +59,17 @@ class Store:
                  compile: bool = True) -> ModuleInst:
         """Link and allocate an instance without running segments or the start function.
 
-        Restoring a snapshot uses this and then overwrites the allocated state; ``instantiate`` adds
-        the initialisation steps.  ``compile=False`` leaves functions to be compiled on first call
+        Restoring a snapshot uses this and then overwrites the allocated state; ``initialize`` and the
+        engine's ``instantiate`` add the initialisation steps.  ``compile=True`` hands the defined functions to :meth:`prepare`
+        (the engine compiles them, so that an unsupported instruction makes the whole module
+        unsupported at instantiation); ``compile=False`` leaves them to be compiled on first call
         (restore does that: the module was already accepted once, and a restore that runs a few
         instructions should not pay for compiling every function of a large module).
         """
-        from ..valid.canon import heap_sub_c
-        from ..valid.match import match_externtype
-
         if len(imports) != len(module.imports):
             raise LinkError(f"wrong number of imports: expected {len(module.imports)}, got {len(imports)}")
         inst = ModuleInst(module, info, sha256)
-        inst.canon = _canonical_keys(module)
+        inst.canon = canonical_types(module)
 
         # imports
         for imp, ext in zip(module.imports, imports):
@@ -130,18 +125,18 @@ class Store:
         for ex in module.exports:
             inst.exports[ex.name] = spaces[ex.kind][ex.index]
 
-        # compile eagerly: an unsupported instruction makes the whole module unsupported
         if compile:
-            for f in inst.funcs[nimp:]:
-                self.machine.ensure_compiled(f)
+            self.prepare(inst.funcs[nimp:])
         self.instances.append(inst)
         return inst
 
-    def instantiate(self, module: Module, info: Any, imports: Sequence[Any], sha256: str = "") -> ModuleInst:
-        """Instantiate ``module`` (already validated; ``info`` is its ModuleInfo) with ``imports`` given
-        as extern values in the order of ``module.imports``: allocate, then run the active/declarative
-        segments and the start function."""
-        inst = self.allocate(module, info, imports, sha256)
+    def prepare(self, funcs: Sequence[FuncInst]) -> None:
+        """Hook for the engine: get newly allocated functions ready to run (nothing without one)."""
+
+    def initialize(self, inst: ModuleInst) -> None:
+        """Run the active and declarative segments of a freshly allocated instance, in order (the
+        instantiation steps between allocation and the start function)."""
+        module = inst.module
         # active and declarative segments, in order
         for i, e in enumerate(module.elems):
             if e.mode == "active":
@@ -163,9 +158,6 @@ class Store:
                     raise Trap("out of bounds memory access")
                 mem.data[off:off + len(seg)] = seg
                 inst.drop_data(i)
-        if module.start is not None:
-            self.invoke(inst.funcs[module.start], [])
-        return inst
 
     def eval_const(self, inst: ModuleInst, expr: Optional[Expr]) -> Any:
         """Evaluate a constant expression (incl. extended-const arithmetic)."""
@@ -195,40 +187,22 @@ class Store:
             elif op == "end":
                 break
             else:
-                from ..exec.engine import feature_of
-
                 raise Unsupported(feature_of(op), f"{op} in a constant expression")
         return st[-1] if st else None
 
-    # -- invocation ---------------------------------------------------------------------------
-    def invoke(self, func: FuncInst, args: Sequence[Any]) -> List[Any]:
-        """Call ``func`` with ``args`` (runtime representation) and return its results."""
-        th = self.machine.start(func, list(args))
-        try:
-            if not th.done:
-                self.machine.run(th)
-        finally:
-            self.instructions = th.count
-        return th.results or []
-
+    # -- host objects ---------------------------------------------------------------------------
     def host_func(self, name: str, ft: FuncType, fn: Callable[[List[Any]], List[Any]]) -> FuncInst:
         """A host function with a structural canonical type (host types never contain type indices)."""
-        from ..types import SubType
-
-        key = _canonical_keys(Module(types=[SubType(True, (), ft)], rec_sizes=[1]))[0]
+        key = canonical_types(Module(types=[SubType(True, (), ft)], rec_sizes=[1]))[0]
         return FuncInst(ft, key, host=fn, name=name)
 
     def host_global(self, t: GlobalType, value: Any) -> GlobalInst:
         return GlobalInst(t, value)
 
     def host_table(self, elem: RefType, limits: Limits) -> TableInst:
-        from ..types import TableType
-
         return TableInst(TableType(elem, limits), None)
 
     def host_memory(self, limits: Limits) -> MemInst:
-        from ..types import MemType
-
         return MemInst(MemType(limits), self.max_memory_pages)
 
 
@@ -238,8 +212,4 @@ def ext_canon(ext: Any) -> List[Any]:
     return owner.canon if owner is not None else []
 
 
-def module_sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-__all__ += ["PAGE_SIZE", "module_sha256"]
+__all__ += ["PAGE_SIZE"]

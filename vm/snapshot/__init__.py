@@ -7,44 +7,32 @@
     data = encode(state); state = decode(data)  # versioned, checksummed container (docs/snapshot-format.md)
     store2, run2 = restore(state, {sha256_hex: module_bytes})
     outcome = finish(store2, run2)              # Outcome(results, trap, instructions, host_log, digest)
+    outcome_of(store, types, results, trap, n)  # the Outcome of an invocation the store ran by itself
     state_digest(store)                         # "sha256:..." over the canonical store state
-    cr_check(...), cr_check_store(...)          # one-call comparisons for the spec runner / generators
     show(data) -> YAML text                     # `wcr snapshot show`
 
-Only the standard library is used here (the ``python:PATH`` host runs this in bare interpreters).
+One concept per file: ``run`` (driving an invocation to k), ``capture`` (store + run → State),
+``restore`` (State → store + run), ``outcome``, ``digest``, ``names`` (debug names), ``pcs`` (pc ⇄ byte
+offset and the validator's metadata at a pc), ``model``, ``codec``, ``view``, ``resume`` (State → a
+plain Wasm module for native runtimes).  Only the standard library is used here (the ``python:PATH``
+host runs this in bare interpreters).
 """
 
 from __future__ import annotations
 
-from .checkpoint import (
-    Outcome,
-    Run,
-    advance,
-    capture_store,
-    checkpoint,
-    finish,
-    function_names,
-    restore,
-    run_to,
-    start,
-)
+from .capture import capture_store, checkpoint
 from .codec import decode, encode
-from .cr import (
-    CrResult,
-    compare_outcomes,
-    cr_chain,
-    cr_check,
-    cr_check_store,
-    instantiate_bytes,
-    restore_bytes,
-)
+from .cr import compare_outcomes, instantiate_bytes
 from .digest import digest_of_state, state_digest
 from .model import SnapshotError, State
+from .names import function_names
+from .outcome import Outcome, finish, outcome_of
+from .restore import restore
+from .run import Run, advance, run_to, start
 from .view import show, view
 
 __all__ = [
-    "Outcome", "Run", "SnapshotError", "State", "CrResult", "advance", "capture_store", "checkpoint",
-    "compare_outcomes", "cr_chain", "cr_check", "cr_check_store", "decode", "digest_of_state", "encode", "finish",
-    "function_names", "instantiate_bytes", "restore", "restore_bytes", "run_to", "show", "start",
-    "state_digest", "view",
+    "Outcome", "Run", "SnapshotError", "State", "advance", "capture_store", "checkpoint", "compare_outcomes",
+    "decode", "digest_of_state", "encode", "finish", "function_names", "instantiate_bytes", "outcome_of",
+    "restore", "run_to", "show", "start", "state_digest", "view",
 ]

@@ -275,6 +275,14 @@ def encode_body(state: State) -> bytes:
     return bytes(out.buf)
 
 
+def encode_digest_body(state: State) -> bytes:
+    """D of docs/snapshot-format.md, "State digest": the digest form of the store sections,
+    uncompressed (so zlib versions do not matter)."""
+    out = _W()
+    encode_store_sections(state, out, digest_only=True)
+    return bytes(out.buf)
+
+
 def pack(body: bytes, compress: bool = True, version: int = VERSION) -> bytes:
     """Wrap a body in the container (header + optional zlib); exposed for tests that craft bodies."""
     stored = zlib.compress(body, 6) if compress else body

@@ -12,21 +12,20 @@ running).  The encoding is uncompressed, so zlib versions do not matter either.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
+from ..exec.store import Store
+from .capture import capture_store
+from .codec import encode_digest_body
 from .model import State
+
+__all__ = ["digest_of_state", "state_digest"]
 
 
 def digest_of_state(state: State) -> str:
-    from .codec import _W, encode_store_sections
-
-    w = _W()
-    encode_store_sections(state, w, digest_only=True)
-    return "sha256:" + hashlib.sha256(bytes(w.buf)).hexdigest()
+    """``"sha256:<hex>"`` over the store part of ``state`` (its thread is ignored)."""
+    return "sha256:" + hashlib.sha256(encode_digest_body(state)).hexdigest()
 
 
-def state_digest(store: Any) -> str:
+def state_digest(store: Store) -> str:
     """``"sha256:<hex>"`` over the canonical store state (see the module docstring)."""
-    from .checkpoint import capture_store
-
     return digest_of_state(capture_store(store, require_sha=False))

@@ -8,7 +8,8 @@ then just the addresses of its index spaces, so an imported object is the *same 
 exporting instance's (sharing survives restore), and a reference value is an address, never a Python
 object id.
 
-Values are tagged tuples ``(tag, payload)`` so that every value is self-describing and bit-exact:
+Values are tagged tuples ``(tag, payload)`` (:data:`vm.values.Value`; their text form is
+:func:`vm.values.format_value`) so that every value is self-describing and bit-exact:
 
 ======================  =================================================================
 ``("i32", u)``          unsigned 32-bit int
@@ -32,13 +33,16 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import WasmError
+from ..values import NUM_BITS, Value
 
-Value = Tuple[str, Any]
+__all__ = [
+    "DONE", "KINDS", "NUM_BITS", "NUM_TAGS", "RUNNING", "STATUSES", "TRAPPED", "FrameState", "HostObject",
+    "InstanceState", "Label", "MemoryState", "SnapshotError", "State", "ThreadState", "Value",
+]
 
 #: the kinds of store objects, in the order address tables are listed everywhere
 KINDS = ("func", "table", "memory", "global", "tag")
 NUM_TAGS = ("i32", "i64", "f32", "f64", "v128")
-NUM_BITS = {"i32": 32, "i64": 64, "f32": 32, "f64": 64, "v128": 128}
 
 RUNNING = "running"
 DONE = "done"
@@ -146,19 +150,3 @@ class State:
     thread: Optional[ThreadState] = None
     #: optional debug info: function address → name (name section or export), for ``snapshot show``
     names: Dict[int, str] = field(default_factory=dict)
-
-
-def format_value(v: Value) -> str:
-    """A stable text form used in outcome JSON and the YAML view (``i32:7``, ``f32:0x7fc00000``)."""
-    tag, x = v
-    if tag in ("i32", "i64", "int"):
-        return f"{tag}:{x}"
-    if tag == "f32":
-        return f"f32:0x{x:08x}"
-    if tag == "f64":
-        return f"f64:0x{x:016x}"
-    if tag == "v128":
-        return f"v128:0x{x:032x}"
-    if tag == "ref.null":
-        return "ref.null"
-    return f"{tag}:{x}"

@@ -901,7 +901,7 @@ def run_resume_on_vm(resume: ResumeModule, imports: Any = None,
     what ``resume`` printed (the snapshot's own ``host_log`` is the part before it)."""
     from ..errors import Trap, WasmException
     from ..runtime.spectest import spectest_exports
-    from ..runtime.store import Store
+    from ..api import Store
     from ..valid import validate_module
 
     store = Store(max_call_depth=max_call_depth)

@@ -12,8 +12,9 @@ import json
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..runtime.objects import PAGE_SIZE
+from ..values import format_value
 from .codec import VERSION, decode
-from .model import KINDS, State, format_value
+from .model import KINDS, State
 
 
 def _func_location(state: State) -> Dict[int, Tuple[str, Any]]:

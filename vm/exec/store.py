@@ -1,0 +1,51 @@
+"""The store that runs code: the engine-free store state of :mod:`vm.runtime.store` plus an engine.
+
+``vm.api.Store`` is this class.  It adds what needs the engine: compiling functions when a module is
+instantiated (an unsupported instruction makes the whole module unsupported), the start function, and
+invocations.  The snapshot code drives the same engine through ``store.machine`` (start a thread, run it
+to an instruction count, compile a restored frame's function).
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Sequence
+
+from ..module import Module
+from ..runtime.objects import FuncInst, ModuleInst
+from ..runtime.store import BaseStore
+from .engine import Machine
+
+__all__ = ["Store"]
+
+
+class Store(BaseStore):
+    """A set of instances sharing one engine (``reference``: :class:`vm.exec.engine.Machine`)."""
+
+    def __init__(self, max_call_depth: int = 1000, max_memory_pages: int = 16384, engine: str = "reference"):
+        super().__init__(max_call_depth, max_memory_pages, engine)
+        self.machine = Machine(self)
+
+    def prepare(self, funcs: Sequence[FuncInst]) -> None:
+        """Compile eagerly (see :meth:`BaseStore.allocate`)."""
+        for f in funcs:
+            self.machine.ensure_compiled(f)
+
+    def instantiate(self, module: Module, info: Any, imports: Sequence[Any], sha256: str = "") -> ModuleInst:
+        """Instantiate ``module`` (already validated; ``info`` is its ModuleInfo) with ``imports`` given
+        as extern values in the order of ``module.imports``: allocate, run the active/declarative
+        segments, then the start function."""
+        inst = self.allocate(module, info, imports, sha256)
+        self.initialize(inst)
+        if module.start is not None:
+            self.invoke(inst.funcs[module.start], [])
+        return inst
+
+    def invoke(self, func: FuncInst, args: Sequence[Any]) -> List[Any]:
+        """Call ``func`` with ``args`` (runtime representation) and return its results."""
+        th = self.machine.start(func, list(args))
+        try:
+            if not th.done:
+                self.machine.run(th)
+        finally:
+            self.instructions = th.count
+        return th.results or []

@@ -1,0 +1,223 @@
+"""Capture: a live store (and a run in it) → :class:`~vm.snapshot.model.State`.
+
+::
+
+    checkpoint(store, run) -> State          # the store and the run; neither is modified
+    capture_store(store) -> State            # the store part only (thread None)
+    Capture(store).value(t, x) -> Value      # runtime value → tagged value, addresses of this store
+
+:class:`Capture` walks ``store.instances`` once in creation order and each instance's index spaces in
+index order, giving every function, table, memory, global and tag an address the first time it is met
+(docs/snapshot-format.md, "Addresses"); an object first met at an import position is a host object.
+Everything that describes a store's values in the canonical model (a checkpoint, the digest, the
+outcome of a run) goes through that one walk, so addresses agree everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Tuple
+
+from ..exec.store import Store
+from ..runtime.objects import PAGE_SIZE, ExternRef, FuncInst
+from ..runtime.spectest import PRINTS
+from . import faults as _faults
+from .model import (
+    DONE,
+    KINDS,
+    NUM_BITS,
+    TRAPPED,
+    FrameState,
+    HostObject,
+    InstanceState,
+    MemoryState,
+    SnapshotError,
+    State,
+    ThreadState,
+    Value,
+)
+from .names import function_names
+from .pcs import byte_pc, labels_at, stack_types
+from .run import Run
+
+__all__ = ["Capture", "capture_store", "checkpoint"]
+
+_ZERO_PAGE = bytes(PAGE_SIZE)
+#: ModuleInst attribute of each kind's index space
+SPACE_ATTR = {"func": "funcs", "table": "tables", "memory": "mems", "global": "globals", "tag": "tags"}
+
+
+class Capture:
+    """One walk of a store: address tables, host objects, instances; converts runtime values to
+    tagged values with those addresses.  ``require_sha``: every instance must name its module by
+    sha256 (a checkpoint needs it; a digest or an outcome does not)."""
+
+    def __init__(self, store: Store, require_sha: bool = True):
+        self.store = store
+        self.addr: Dict[str, Dict[int, int]] = {k: {} for k in KINDS}  # id(obj) -> address
+        self.objs: Dict[str, List[Any]] = {k: [] for k in KINDS}
+        self.hosts: List[HostObject] = []
+        self.instances: List[InstanceState] = []
+        self.modules: List[str] = []
+        mod_index: Dict[str, int] = {}
+        for n, inst in enumerate(store.instances):
+            sha = inst.sha256 or ""
+            if not sha and require_sha:
+                raise SnapshotError(f"instance {n} has no module sha256 (set ModuleInst.sha256 to the "
+                                    "sha256 of the module bytes when instantiating)")
+            if sha not in mod_index:
+                mod_index[sha] = len(self.modules)
+                self.modules.append(sha)
+            ist = InstanceState(mod_index[sha], inst.name)
+            imports = {k: [i for i in inst.module.imports if i.desc.kind == k] for k in KINDS}
+            for kind in KINDS:
+                space = getattr(inst, SPACE_ATTR[kind])
+                out = ist.space(kind)
+                nimp = len(imports[kind])
+                for j, obj in enumerate(space):
+                    key = id(obj)
+                    a = self.addr[kind].get(key)
+                    if a is None:
+                        a = len(self.objs[kind])
+                        self.addr[kind][key] = a
+                        self.objs[kind].append(obj)
+                        if j < nimp:
+                            imp = imports[kind][j]
+                            self.hosts.append(HostObject(kind, a, imp.module, imp.name))
+                    elif j >= nimp:
+                        raise SnapshotError(f"instance {n}: defined {kind} {j} is shared with another "
+                                            "instance")
+                    out.append(a)
+            ist.elem_dropped = [bool(x) for x in inst.elem_dropped]
+            ist.data_dropped = [bool(x) for x in inst.data_dropped]
+            self.instances.append(ist)
+
+    # -- values ----------------------------------------------------------------------------------
+    def value(self, t: Any, x: Any) -> Value:
+        """Runtime value of Wasm type ``t`` → tagged value."""
+        if x is None:
+            return ("ref.null", None)
+        if isinstance(t, str) and t in NUM_BITS:
+            if type(x) is not int:
+                raise SnapshotError(f"cannot snapshot a {t} value {x!r}")
+            return (t, x)
+        return self.ref(x)
+
+    def ref(self, x: Any) -> Value:
+        """Runtime reference → tagged value (functions by address; only ``ref.extern N`` of a host)."""
+        if x is None:
+            return ("ref.null", None)
+        if isinstance(x, FuncInst):
+            a = self.addr["func"].get(id(x))
+            if a is None:
+                raise SnapshotError(f"reference to a function outside the store: {x!r}")
+            return ("ref.func", a)
+        if isinstance(x, ExternRef):
+            if type(x.value) is int and x.value >= 0:
+                return ("ref.extern", x.value)
+            raise SnapshotError(f"cannot snapshot host reference {x!r} (only ref.extern N is portable)")
+        raise SnapshotError(f"cannot snapshot value {x!r}")
+
+    def host_log(self) -> List[Tuple[str, List[Value]]]:
+        """The store's print log, typed by the spectest declaration of each print."""
+        out = []
+        for entry in self.store.host_log:
+            name, args = entry[0], entry[1]
+            types = PRINTS.get(name)
+            vals = []
+            for i, x in enumerate(args):
+                if types is not None and i < len(types):
+                    vals.append(self.value(types[i], x))
+                elif type(x) is int and x >= 0:
+                    vals.append(("int", x))
+                else:
+                    vals.append(self.ref(x))
+            out.append((str(name), vals))
+        return out
+
+    # -- store -----------------------------------------------------------------------------------
+    def state(self) -> State:
+        """The store part of a state (``thread`` None)."""
+        tables = [[self.ref(x) for x in t.elements] for t in self.objs["table"]]
+        mems = []
+        for m in self.objs["memory"]:
+            data = m.data
+            pages = len(data) // PAGE_SIZE
+            nz: Dict[int, bytes] = {}
+            for p in range(pages):
+                chunk = bytes(data[p * PAGE_SIZE:(p + 1) * PAGE_SIZE])
+                if chunk != _ZERO_PAGE:
+                    nz[p] = chunk
+            mems.append(MemoryState(pages, nz))
+        globs = [self.value(g.type.type, g.value) for g in self.objs["global"]]
+        s = self.store
+        config = {"max_call_depth": int(s.max_call_depth), "max_memory_pages": int(s.max_memory_pages),
+                  "engine": str(getattr(s, "engine_name", "reference"))}
+        return State(config, list(self.modules), {k: len(self.objs[k]) for k in KINDS}, list(self.hosts),
+                     list(self.instances), tables, mems, globs, self.host_log())
+
+
+def capture_store(store: Store, require_sha: bool = False) -> State:
+    """The store part of a state (``thread`` is None): used by :func:`state_digest` too."""
+    return Capture(store, require_sha).state()
+
+
+def checkpoint(store: Store, run: Run) -> State:
+    """Capture the store and the run.  Neither is modified; the run may continue afterwards."""
+    cap = Capture(store, require_sha=True)
+    state = cap.state()
+    state.thread = _thread_state(cap, run)
+    state.names = _frame_names(cap, run)
+    if _faults.ACTIVE:  # deliberate bugs for `wcr selftest` only (vm/snapshot/faults.py)
+        _faults.after_checkpoint(state)
+    return state
+
+
+def _thread_state(cap: Capture, run: Run) -> ThreadState:
+    th = run.thread
+    entry_addr = cap.addr["func"].get(id(run.entry))
+    if entry_addr is None:
+        raise SnapshotError("the entry function is not in the store")
+    ts = ThreadState(run.status, th.count, entry_addr,
+                     [cap.value(t, x) for t, x in zip(run.entry.type.params, run.args)])
+    if ts.status == DONE:
+        ts.results = [cap.value(t, x) for t, x in zip(run.entry.type.results, th.results or [])]
+    elif ts.status == TRAPPED:
+        ts.trap = run.trap
+    else:
+        ts.frames = [_frame_state(cap, fr) for fr in th.frames[th.base:]]
+    return ts
+
+
+def _frame_state(cap: Capture, fr: Any) -> FrameState:
+    f = fr.func
+    a = cap.addr["func"].get(id(f))
+    if a is None or f.host is not None:
+        raise SnapshotError(f"frame of a function outside the store: {f!r}")
+    stypes = stack_types(f, fr.pc)
+    if len(fr.stack) > len(stypes):
+        raise SnapshotError("operand stack deeper than the validator's metadata")
+    return FrameState(a, byte_pc(f, fr.pc),
+                      [cap.value(t, x) for t, x in zip(f.info.local_types, fr.locals)],
+                      [cap.value(t, x) for t, x in zip(stypes, fr.stack)],
+                      labels_at(f, fr.pc))
+
+
+def _frame_names(cap: Capture, run: Run) -> Dict[int, str]:
+    """Debug names (name section, else export name) of the entry function and every frame's."""
+    funcs = [run.entry] + [fr.func for fr in run.thread.frames]
+    out: Dict[int, str] = {}
+    cache: Dict[int, Dict[int, str]] = {}
+    for f in funcs:
+        a = cap.addr["func"].get(id(f))
+        if a is None or a in out:
+            continue
+        if f.host is not None:
+            out[a] = f.name
+            continue
+        inst = f.module
+        names = cache.get(id(inst))
+        if names is None:
+            names = cache[id(inst)] = function_names(inst)
+        if f.index in names:
+            out[a] = names[f.index]
+    return out

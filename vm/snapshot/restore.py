@@ -1,0 +1,343 @@
+"""Restore: :class:`~vm.snapshot.model.State` → a live store and run.
+
+::
+
+    restore(state, modules) -> (Store, Run | None)   # modules: {sha256 hex: module bytes}
+
+Restore loads each module through :func:`vm.api.load_module` (decoded and validated once, cached by
+sha256), re-creates each instance with ``Store.allocate`` (imports resolved through the address tables,
+so sharing is preserved; no segment initialisation, no start function), then overwrites every table,
+memory, global, dropped flag and the host log from the state, and rebuilds the frames after checking
+them against the validator's metadata (labels, operand heights and types, locals, the pending call of
+every non-top frame).  A snapshot is untrusted input: anything inconsistent raises
+:class:`SnapshotError`, and the limits (pages, table size, call depth) are the restoring side's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from ..api import LoadedModule, Store, load_module
+from ..errors import WasmError
+from ..exec.engine import Frame, Thread
+from ..runtime.objects import PAGE_SIZE, ExternRef, FuncInst
+from ..runtime.spectest import spectest_exports
+from ..types import RefType
+from . import faults as _faults
+from .capture import SPACE_ATTR
+from .model import (
+    DONE,
+    KINDS,
+    NUM_BITS,
+    RUNNING,
+    TRAPPED,
+    SnapshotError,
+    State,
+    ThreadState,
+    Value,
+)
+from .pcs import false_if_end, labels_at, pc_index, stack_types
+from .run import Run
+
+__all__ = ["MAX_TABLE_SIZE", "default_host_modules", "restore"]
+
+_CALL_OPS = ("call", "call_indirect", "call_ref")
+
+#: sanity limits for restoring untrusted snapshots (the runtime enforces the same or smaller)
+MAX_TABLE_SIZE = 10_000_000
+
+HostModules = Dict[str, Callable[[Any], Dict[str, Any]]]
+
+
+def default_host_modules() -> HostModules:
+    """The host modules a snapshot's host objects can come from (``spectest``)."""
+    return {"spectest": spectest_exports}
+
+
+def _load_modules(state: State, modules: Dict[str, bytes]) -> List[LoadedModule]:
+    out = []
+    for sha in state.modules:
+        data = modules.get(sha)
+        if data is None:
+            given = ", ".join(sorted(modules)) or "none"
+            raise SnapshotError(f"snapshot was taken on module sha256:{sha}, which was not given "
+                                f"(given: {given}); refusing to restore onto another module")
+        if hashlib.sha256(data).hexdigest() != sha:
+            raise SnapshotError(f"module bytes given for sha256:{sha} have another sha256")
+        try:
+            out.append(load_module(data))
+        except WasmError as e:
+            raise SnapshotError(f"module sha256:{sha} cannot be loaded: {e}") from None
+    return out
+
+
+def restore(state: State, modules: Dict[str, bytes], host_modules: Optional[HostModules] = None,
+            store: Optional[Store] = None) -> Tuple[Store, Optional[Run]]:
+    """Re-create the store and the run of ``state`` (see the module docstring).  ``modules`` maps
+    sha256 hex → module bytes; a snapshot of another module is refused.  Returns ``(store, run)``;
+    ``run`` is None for a store-only state."""
+    try:
+        out = _restore(state, modules, host_modules, store)
+        if _faults.ACTIVE and out[1] is not None:  # deliberate bugs for `wcr selftest` only
+            _faults.after_restore(out[1])
+        return out
+    except SnapshotError:
+        raise
+    except (WasmError, KeyError, IndexError, ValueError, TypeError, AttributeError, OverflowError) as e:
+        # a state that passes the codec but does not fit the module (crafted or inconsistent)
+        raise SnapshotError(f"snapshot does not fit its module: {type(e).__name__}: {e}") from None
+
+
+def _restore(state: State, modules: Dict[str, bytes], host_modules: Optional[HostModules],
+             store: Optional[Store]) -> Tuple[Store, Optional[Run]]:
+    loaded = _load_modules(state, modules)
+    cfg = state.config
+    if store is None:
+        store = Store(max_call_depth=int(cfg.get("max_call_depth", 1000)),
+                      max_memory_pages=int(cfg.get("max_memory_pages", 16384)))
+    if host_modules is None:
+        host_modules = default_host_modules()
+    objs: Dict[str, Dict[int, Any]] = {k: {} for k in KINDS}
+    counts = state.counts
+
+    def put(kind: str, a: int, obj: Any) -> None:
+        if not 0 <= a < counts[kind]:
+            raise SnapshotError(f"{kind} address {a} out of range")
+        if a in objs[kind]:
+            raise SnapshotError(f"{kind} address {a} defined twice")
+        objs[kind][a] = obj
+
+    host_exports: Dict[str, Dict[str, Any]] = {}
+    for h in state.hosts:
+        if h.module not in host_modules:
+            raise SnapshotError(f"unknown host module {h.module!r}")
+        ex = host_exports.get(h.module)
+        if ex is None:
+            ex = host_exports[h.module] = host_modules[h.module](store)
+        obj = ex.get(h.name)
+        if obj is None or getattr(obj, "kind", None) != h.kind:
+            raise SnapshotError(f"host module {h.module!r} has no {h.kind} {h.name!r}")
+        put(h.kind, h.addr, obj)
+
+    for n, ist in enumerate(state.instances):
+        if not 0 <= ist.module < len(loaded):
+            raise SnapshotError(f"instance {n}: module index {ist.module} out of range")
+        lm = loaded[ist.module]
+        m = lm.module
+        imports = []
+        pos = {k: 0 for k in KINDS}
+        for imp in m.imports:
+            k = imp.desc.kind
+            space = ist.space(k)
+            if pos[k] >= len(space):
+                raise SnapshotError(f"instance {n}: missing address of import {imp.module}.{imp.name}")
+            a = space[pos[k]]
+            pos[k] += 1
+            if a not in objs[k]:
+                raise SnapshotError(f"instance {n}: import {imp.module}.{imp.name} refers to undefined "
+                                    f"{k} address {a}")
+            imports.append(objs[k][a])
+        defined = {"func": len(m.funcs), "table": len(m.tables), "memory": len(m.memories),
+                   "global": len(m.globals), "tag": len(m.tags)}
+        for k in KINDS:
+            if len(ist.space(k)) != pos[k] + defined[k]:
+                raise SnapshotError(f"instance {n}: {k} index space has {len(ist.space(k))} entries, "
+                                    f"module has {pos[k] + defined[k]}")
+        if len(ist.elem_dropped) != len(m.elems) or len(ist.data_dropped) != len(m.datas):
+            raise SnapshotError(f"instance {n}: segment counts differ from the module")
+        try:
+            inst = store.allocate(m, lm.info, imports, state.modules[ist.module], compile=False)
+        except WasmError as e:
+            raise SnapshotError(f"instance {n}: cannot link: {e}") from None
+        inst.name = ist.name
+        for k in KINDS:
+            space = getattr(inst, SPACE_ATTR[k])
+            for j in range(pos[k], len(space)):
+                put(k, ist.space(k)[j], space[j])
+        # Later instances link against this one's tables/memories at their *current* sizes (they may have
+        # grown since, e.g. table_grow.wast's re-exported grown table): size them now, contents below.
+        for a in ist.tables[pos["table"]:]:
+            if a < len(state.tables) and len(state.tables[a]) <= MAX_TABLE_SIZE:
+                objs["table"][a].elements = [None] * len(state.tables[a])
+        for a in ist.mems[pos["memory"]:]:
+            if a < len(state.mems) and state.mems[a].pages <= objs["memory"][a].max_pages:
+                objs["memory"][a].data = bytearray(state.mems[a].pages * PAGE_SIZE)
+        for i, d in enumerate(ist.elem_dropped):
+            if d:
+                inst.drop_elem(i)
+        for i, d in enumerate(ist.data_dropped):
+            if d:
+                inst.drop_data(i)
+    for k in KINDS:
+        if len(objs[k]) != counts[k]:
+            raise SnapshotError(f"{counts[k] - len(objs[k])} {k} addresses are not defined by any instance "
+                                "or host")
+    funcs = objs["func"]
+
+    if len(state.tables) != counts["table"] or len(state.mems) != counts["memory"] or \
+            len(state.globals) != counts["global"]:
+        raise SnapshotError("state sections disagree with the address counts")
+    conv = _Converter(store, funcs)
+    for a, elems in enumerate(state.tables):
+        tab = objs["table"][a]
+        mx = tab.type.limits.max
+        if len(elems) < tab.type.limits.min or (mx is not None and len(elems) > mx) or \
+                len(elems) > MAX_TABLE_SIZE:
+            raise SnapshotError(f"table {a}: size {len(elems)} outside its limits")
+        canon = tab.owner.canon if tab.owner is not None else []
+        tab.elements = [conv.value(tab.type.elem, v, canon) for v in elems]
+    for a, ms in enumerate(state.mems):
+        mem = objs["memory"][a]
+        if ms.pages < mem.type.limits.min or ms.pages > mem.max_pages:
+            raise SnapshotError(f"memory {a}: {ms.pages} pages outside its limits")
+        data = bytearray(ms.pages * PAGE_SIZE)
+        for p, chunk in ms.nonzero.items():
+            if not 0 <= p < ms.pages or len(chunk) != PAGE_SIZE:
+                raise SnapshotError(f"memory {a}: bad page {p}")
+            data[p * PAGE_SIZE:(p + 1) * PAGE_SIZE] = chunk
+        mem.data = data
+    for a, v in enumerate(state.globals):
+        g = objs["global"][a]
+        canon = g.owner.canon if g.owner is not None else []
+        g.value = conv.value(g.type.type, v, canon)
+    log = []
+    for name, vals in state.host_log:
+        log.append((name, tuple(conv.any(v) for v in vals)))
+    store.host_log[:] = log
+
+    if state.thread is None:
+        return store, None
+    return store, _restore_thread(store, state.thread, funcs, conv)
+
+
+class _Converter:
+    """Tagged value → runtime value, checked against the expected type."""
+
+    def __init__(self, store: Store, funcs: Dict[int, FuncInst]):
+        self.store = store
+        self.funcs = funcs
+
+    def any(self, v: Value) -> Any:
+        tag, x = v
+        if tag in NUM_BITS or tag == "int":
+            return x
+        return self.ref(v)
+
+    def ref(self, v: Value) -> Any:
+        tag, x = v
+        if tag == "ref.null":
+            return None
+        if tag == "ref.func":
+            f = self.funcs.get(x)
+            if f is None:
+                raise SnapshotError(f"function address {x} out of range")
+            return f
+        if tag == "ref.extern":
+            return ExternRef(x)
+        raise SnapshotError(f"value tag {tag} where a reference is expected")
+
+    def value(self, t: Any, v: Value, canon: List[Any]) -> Any:
+        tag, x = v
+        if isinstance(t, str):
+            if tag != t:
+                raise SnapshotError(f"value {tag} where {t} is expected")
+            return x
+        if not isinstance(t, RefType):
+            raise SnapshotError(f"unsupported value type {t!r}")
+        r = self.ref(v)
+        if r is None:
+            if not t.nullable:
+                raise SnapshotError(f"null where {t!r} is expected")
+            return r
+        heap = t.heap
+        if isinstance(r, FuncInst):
+            if isinstance(heap, int):
+                if heap >= len(canon) or not self.store.canon_match(r.canon, canon[heap]):
+                    raise SnapshotError(f"function of the wrong type where {t!r} is expected")
+            elif heap not in ("func",):
+                raise SnapshotError(f"function reference where {t!r} is expected")
+        elif heap not in ("extern",):
+            raise SnapshotError(f"host reference where {t!r} is expected")
+        return r
+
+
+def _restore_thread(store: Store, ts: ThreadState, funcs: Dict[int, FuncInst], conv: _Converter) -> Run:
+    entry = funcs.get(ts.entry)
+    if entry is None:
+        raise SnapshotError(f"entry function address {ts.entry} out of range")
+    params = entry.type.params
+    if len(ts.args) != len(params):
+        raise SnapshotError("entry arguments do not match the entry function's type")
+    canon_e = entry.module.canon if entry.module is not None else []
+    args = [conv.value(t, v, canon_e) for t, v in zip(params, ts.args)]
+    th = Thread()
+    th.count = ts.count
+    run = Run(th, entry, args)
+    if ts.status == DONE:
+        if ts.frames or len(ts.results) != len(entry.type.results):
+            raise SnapshotError("finished thread with frames or wrong result count")
+        th.results = [conv.value(t, v, canon_e) for t, v in zip(entry.type.results, ts.results)]
+        th.done = True
+        return run
+    if ts.status == TRAPPED:
+        if ts.frames or not ts.trap:
+            raise SnapshotError("trapped thread without a trap kind or with frames")
+        run.trap = ts.trap
+        th.done = True
+        return run
+    if ts.status != RUNNING:
+        raise SnapshotError(f"unknown thread status {ts.status!r}")
+    if not ts.frames:
+        raise SnapshotError("running thread without frames")
+    if len(ts.frames) > store.max_call_depth:
+        raise SnapshotError(f"{len(ts.frames)} frames exceed the call depth limit {store.max_call_depth}")
+    frames: List[Any] = []
+    fobjs = []
+    for fs in ts.frames:
+        f = funcs.get(fs.func)
+        if f is None or f.host is not None:
+            raise SnapshotError(f"frame function address {fs.func} is not a defined function")
+        fobjs.append(f)
+    # (the bottom frame need not be the entry function: a tail call replaces it)
+    top = len(ts.frames) - 1
+    for n, (fs, f) in enumerate(zip(ts.frames, fobjs)):
+        idx = pc_index(f, fs.pc)
+        info = f.info
+        canon = f.module.canon
+        if not info.reachable[idx] and not false_if_end(f, idx):
+            raise SnapshotError(f"frame {n}: pc {fs.pc} is unreachable code")
+        want = labels_at(f, idx)
+        if fs.labels != want:
+            raise SnapshotError(f"frame {n}: label stack at pc {fs.pc} does not match the module's "
+                                "control structure")
+        if len(fs.locals) != len(info.local_types):
+            raise SnapshotError(f"frame {n}: {len(fs.locals)} locals, function has "
+                                f"{len(info.local_types)}")
+        locs = [conv.value(t, v, canon) for t, v in zip(info.local_types, fs.locals)]
+        stypes = stack_types(f, idx)
+        height = len(stypes)
+        if n < top:
+            ins = f.func.body[idx]
+            if ins.op not in _CALL_OPS:
+                raise SnapshotError(f"frame {n}: pc {fs.pc} is not a call but a callee frame follows")
+            callee = fobjs[n + 1]
+            if ins.op == "call":
+                if f.module.funcs[ins.imm] is not callee:
+                    raise SnapshotError(f"frame {n}: the next frame is not the called function")
+                height -= len(callee.type.params)
+            else:
+                typeidx = ins.imm[0] if ins.op == "call_indirect" else ins.imm
+                if not store.canon_match(callee.canon, canon[typeidx]):
+                    raise SnapshotError(f"frame {n}: the next frame's function has the wrong type")
+                height -= len(callee.type.params) + 1
+        if len(fs.stack) != height:
+            raise SnapshotError(f"frame {n}: operand stack height {len(fs.stack)}, expected {height} at "
+                                f"pc {fs.pc}")
+        store.machine.ensure_compiled(f)
+        fr = Frame(f, locs)
+        fr.pc = idx
+        fr.stack = [conv.value(t, v, canon) for t, v in zip(stypes, fs.stack)]
+        frames.append(fr)
+    th.frames = frames
+    return run
