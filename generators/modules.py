@@ -49,6 +49,7 @@ from typing import Any, Callable, Dict, FrozenSet, Iterable, List, NamedTuple, O
 from hypothesis import strategies as st
 
 from vm.binary import encode_module
+from vm.runtime.spectest import PRINTS
 from vm.module import (
     Data,
     Elem,
@@ -199,7 +200,8 @@ _WEIGHTS: Dict[str, int] = {
     "drop": 4, "local.set": 6, "global.set": 4, "store": 6, "bulk": 2, "print": 3, "counted_loop": 4,
     "br_if": 3, "br": 1, "br_table": 1, "return": 1,
 }
-_PRINTS = ((I32, "print_i32"), (I64, "print_i64"), (F32, "print_f32"), (F64, "print_f64"))
+# the one-argument prints of the spectest declaration, by argument type
+_PRINTS = tuple((params[0], name) for name, params in PRINTS.items() if len(params) == 1)
 
 
 def _conversions(t: ValType, feats: FrozenSet[str]) -> List[Tuple[str, ValType, bool]]:

@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 
 def _diverges(case: Any, sched: Any, sig: Tuple[str, str], hosts: Dict[str, Any], targets: Dict[str, Any]):
-    from suite.fuzz.trial import run_trial
+    from runners.trial import run_trial
 
     try:
         res, _ = run_trial(case, lambda total: _clamp(sched, total), hosts, targets, only=sig)
@@ -122,7 +122,7 @@ def shrink_module(case: Any, sched: Any, sig: Tuple[str, str], timeout: float = 
 
 def _predicate(spec_path: str, wasm_path: str) -> int:
     from reports.bugreport import ReportError, export_type, parse_args
-    from suite.fuzz.trial import Case, Schedule
+    from runners.trial import Case, Schedule
     from vm.errors import WasmError
 
     with open(spec_path) as f:

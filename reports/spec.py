@@ -20,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from spec_tests.runner import FAILED, SKIPPED, FileResult
+from spec_tests.results import FAILED, SKIPPED, FileResult
 
 MAX_FAILURES_IN_JSON = 200
 
@@ -119,7 +119,7 @@ def cr_summary(results: Sequence[FileResult]) -> Dict[str, Any]:
     checkpointed), ``checkpoints``, ``restores`` (checkpoints x restorers), ``mismatches`` (results
     with status mismatch or error, any restorer), ``hosts`` (restores per host), ``targets`` (per
     native target: restores and every status count, plus ``not_convertible_reasons``)."""
-    from spec_tests.cr import merge_counts
+    from runners.session import merge_counts
 
     out: Dict[str, Any] = {"invocations": 0, "checkpoints": 0, "restores": 0, "mismatches": 0,
                            "hosts": {}, "targets": {}}

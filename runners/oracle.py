@@ -2,8 +2,8 @@
 rules", native-runtime column).  One home for the rules, as small pure functions, so that the restorer
 (:mod:`runners.native.restorer`), the CLI and the tests apply exactly the same ones.
 
-Hosts (our own VM) are compared bit-exactly by :func:`vm.snapshot.cr.compare_outcomes`; targets differ
-in three ways, and only these:
+Hosts (our own VM) are compared bit-exactly (:func:`compare_outcomes`); targets differ in three ways,
+and only these:
 
 * **NaN payloads.**  The spec lets float *arithmetic* return any arithmetic (quiet) NaN, sign included,
   so x86 runtimes legitimately produce ``0xffc00000`` where our VM produced ``0x7fc00000``.  A NaN that
@@ -26,49 +26,32 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-Value = Tuple[str, Any]
+from vm.values import Value, format_value, is_nan, is_quiet_nan, is_ref, parse_value
 
-F32_EXP = 0x7F800000
-F32_FRAC = 0x007FFFFF
-F32_QUIET = 0x00400000
-F64_EXP = 0x7FF0000000000000
-F64_FRAC = 0x000FFFFFFFFFFFFF
-F64_QUIET = 0x0008000000000000
+#: the fields of an outcome dict (``vm.snapshot.Outcome.to_dict``) that hosts must reproduce exactly
+OUTCOME_FIELDS = ("results", "trap", "instructions", "host_log", "state_digest")
 
 
-def parse_value(text: str) -> Value:
-    """Inverse of :func:`vm.snapshot.model.format_value` for what outcomes contain (``i32:7``,
-    ``f32:0x7fc00000``, ``ref.null``, ``ref.func:3``, ``ref.extern:1``)."""
-    if text == "ref.null":
-        return ("ref.null", None)
-    tag, _, x = text.partition(":")
-    if tag in ("i32", "i64", "int"):
-        return (tag, int(x))
-    if tag in ("f32", "f64", "v128"):
-        return (tag, int(x, 16))
-    if tag.startswith("ref"):
-        return (tag, x)
-    raise ValueError(f"not a value: {text!r}")
+# ------------------------------------------------------------------------------------- hosts: bit-exact
+def compare_outcomes(expected: Dict[str, Any], actual: Dict[str, Any]) -> List[str]:
+    """Our own VM restored anywhere (another engine, another Python) must give the uninterrupted run's
+    outcome to the bit: results, trap, instruction count, host log and final-state digest.  One line per
+    differing field (empty: identical)."""
+    out = []
+    for f in OUTCOME_FIELDS:
+        a, b = expected.get(f), actual.get(f)
+        if a == b:
+            continue
+        if f == "host_log" and isinstance(a, list) and isinstance(b, list):
+            i = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+            out.append(f"host_log differs at entry {i}: expected {a[i:i + 1]}, got {b[i:i + 1]} "
+                       f"(lengths {len(a)} / {len(b)})")
+        else:
+            out.append(f"{f}: expected {a!r}, got {b!r}")
+    return out
 
 
-def is_nan(v: Value) -> bool:
-    tag, x = v
-    if tag == "f32":
-        return (x & F32_EXP) == F32_EXP and (x & F32_FRAC) != 0
-    if tag == "f64":
-        return (x & F64_EXP) == F64_EXP and (x & F64_FRAC) != 0
-    return False
-
-
-def is_quiet_nan(v: Value) -> bool:
-    tag, x = v
-    return is_nan(v) and bool(x & (F32_QUIET if tag == "f32" else F64_QUIET))
-
-
-def is_ref(v: Value) -> bool:
-    return v[0].startswith("ref")
-
-
+# ------------------------------------------------------------------------ targets: the native rules
 def values_agree(expected: Value, actual: Value, nan_exact: bool = True) -> bool:
     """One value, with the NaN rule and null/non-null reference identity (see the module docstring)."""
     if is_ref(expected) or is_ref(actual):
@@ -228,10 +211,6 @@ def compare_native(reference: Dict[str, Any], prefix_log: Sequence[Tuple[str, Se
 
 
 def _fmt1(v: Value) -> str:
-    from vm.snapshot.model import format_value
-
-    if v[0] == "ref":
-        return "ref"
     try:
         return format_value(v)
     except Exception:  # pragma: no cover - odd tags are shown raw
@@ -244,3 +223,48 @@ def _fmt(vs: Sequence[Value]) -> str:
 
 def _fmt_call(c: Tuple[str, Sequence[Value]]) -> str:
     return f"{c[0]}({', '.join(_fmt1(v) for v in c[1])})"
+
+
+# ----------------------------------------------------------------- conformance: VM vs wasmtime, no C/R
+def _conformant(e: Value, a: Value, deterministic: bool) -> bool:
+    """One value of the conformance run.  wasmtime-py quiets f32 NaN payloads when floats cross into
+    Python, so an f32 NaN compares by NaN-ness only; an f64 NaN keeps its bits and must match exactly
+    when the case is deterministic (its NaNs canonicalised), else by NaN-ness."""
+    if is_ref(e) or is_ref(a):
+        return values_agree(e, a)
+    if e[0] != a[0]:
+        return False
+    if is_nan(e) and is_nan(a):
+        return e[1] == a[1] if (deterministic and e[0] == "f64") else True
+    return e[1] == a[1]
+
+
+def compare_conformance(vm: Any, wt: Any, deterministic: bool = True) -> Optional[str]:
+    """The verdict on one conformance run (:class:`runners.conformance.RunOutcome` of our VM and of
+    wasmtime): None when they agree, else the first difference.  Traps by kind (:func:`compare_trap`);
+    the memory byte for byte (no float arithmetic result reaches memory unobserved in a conformance
+    run: both engines ran the same code from the same state)."""
+    if (vm.trap is None) != (wt.trap is None):
+        return f"vm: {vm.trap or _fmt(vm.results or [])} / wasmtime: {wt.trap or _fmt(wt.results or [])}"
+    if vm.trap is not None:
+        d = compare_trap(vm.trap, wt.trap, wt.trap_candidates)
+        if d:
+            return d
+    else:
+        for i, (e, a) in enumerate(zip(vm.results, wt.results)):
+            if not _conformant(e, a, deterministic):
+                return f"result {i}: vm {_fmt1(e)} / wasmtime {_fmt1(a)}"
+    if len(vm.log) != len(wt.log):
+        return f"host log length: vm {len(vm.log)} / wasmtime {len(wt.log)}"
+    for i, ((n1, a1), (n2, a2)) in enumerate(zip(vm.log, wt.log)):
+        if n1 != n2 or len(a1) != len(a2) or not all(_conformant(x, y, deterministic) for x, y in zip(a1, a2)):
+            return f"host log entry {i}: vm {_fmt_call((n1, a1))} / wasmtime {_fmt_call((n2, a2))}"
+    for name, v in vm.globals.items():
+        if name in wt.globals and not _conformant(v, wt.globals[name], deterministic):
+            return f"global {name}: vm {_fmt1(v)} / wasmtime {_fmt1(wt.globals[name])}"
+    if vm.memory is not None and wt.memory is not None and vm.memory != wt.memory:
+        if len(vm.memory) != len(wt.memory):
+            return f"memory size: vm {len(vm.memory)} / wasmtime {len(wt.memory)}"
+        i = next(i for i in range(len(vm.memory)) if vm.memory[i] != wt.memory[i])
+        return f"memory byte {i:#x}: vm {vm.memory[i]:#x} / wasmtime {wt.memory[i]:#x}"
+    return None

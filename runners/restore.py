@@ -9,15 +9,19 @@ Checks are batched (``check_many``) because some targets are expensive per call 
 compile): a target may amortise that over a whole batch.  Callers should hand over all the checkpoints
 of one spec file (or one fuzzing round) at once.
 
-``resolve("inproc,python:/usr/bin/python3.12,wasmtime")`` turns a ``--restore-on`` list into restorers.
 Hosts live in :mod:`runners.hosts`; targets in :mod:`runners.native` (their restorer adapter is
-``runners.native.restorer``).
+``runners.native.restorer``); :func:`runners.session.resolve` turns a ``--restore-on`` list into
+restorers.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from vm.snapshot.model import SnapshotError
+
+from .oracle import compare_outcomes
 
 MATCH = "match"
 MISMATCH = "mismatch"
@@ -38,8 +42,8 @@ class CheckItem:
 
     ``snapshot``: encoded snapshot bytes; ``state``: the decoded :class:`vm.snapshot.model.State` (saves
     targets a decode); ``modules``: sha256 hex → module bytes for every instance in the snapshot;
-    ``reference``: the uninterrupted run's outcome dict (:meth:`vm.snapshot.checkpoint.Outcome.to_dict`:
-    results, trap, instructions, host_log, digest); ``final_state``: for targets, the final memories,
+    ``reference``: the uninterrupted run's outcome dict (:meth:`vm.snapshot.Outcome.to_dict`:
+    results, trap, instructions, host_log, state_digest); ``final_state``: for targets, the final memories,
     globals and tables of the instance the thread runs in, as produced by
     :func:`vm.snapshot.resume.instance_final_state` on the reference store (hosts ignore it);
     ``label``: where it came from (``"i32.wast:37"``), for reports; ``baseline``: the snapshot of the
@@ -95,9 +99,6 @@ class HostRestorer(Restorer):
         return self.host.available()
 
     def check(self, item: CheckItem) -> CheckResult:
-        from vm.snapshot.cr import compare_outcomes
-        from vm.snapshot.model import SnapshotError
-
         try:
             got = self.host.restore_and_finish(item.snapshot, item.modules)
         except SnapshotError as e:
@@ -111,24 +112,5 @@ class HostRestorer(Restorer):
             return CheckResult(self.name, MISMATCH, "; ".join(diffs), got)
         return CheckResult(self.name, MATCH, "", got)
 
-
-def resolve(spec: str) -> List[Restorer]:
-    """Parse a comma-separated ``--restore-on`` list.  Unknown names raise ``ValueError`` naming them."""
-    from .hosts import get_host
-
-    out: List[Restorer] = []
-    for raw in spec.split(","):
-        name = raw.strip()
-        if not name:
-            continue
-        if name == "inproc" or name.startswith("python:") or name == "pypy3":
-            out.append(HostRestorer(get_host("python:pypy3" if name == "pypy3" else name)))
-            continue
-        try:
-            from .native.restorer import target_restorer
-        except ImportError as e:  # pragma: no cover - the native package is part of the project
-            raise ValueError(f"unknown restore host or target {name!r} ({e})") from None
-        out.append(target_restorer(name))
-    if not out:
-        raise ValueError("empty --restore-on list")
-    return out
+    def close(self) -> None:
+        self.host.close()

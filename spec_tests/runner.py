@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -36,61 +36,10 @@ from vm.errors import (
 )
 
 from .convert import ConversionError, Converted, convert
+from .cr import CrFile
 from .engine import Engine, VmEngine
+from .results import FAILED, PASSED, SKIPPED, CaseResult, FileResult
 from .values import Hooks, format_expected, format_value, match_results, parse_value
-
-PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
-
-
-@dataclass
-class CaseResult:
-    """The outcome of one script command."""
-
-    file: str
-    line: int
-    command: str
-    name: str
-    status: str
-    message: str = ""
-    expected: str = ""
-    actual: str = ""
-    traceback: str = ""
-    feature: str = ""
-    elapsed: float = 0.0
-
-    def to_dict(self) -> Dict[str, Any]:
-        d = {"file": self.file, "line": self.line, "command": self.command, "name": self.name,
-             "status": self.status, "message": self.message, "expected": self.expected,
-             "actual": self.actual}
-        if self.traceback:
-            d["traceback"] = self.traceback
-        if self.feature:
-            d["feature"] = self.feature
-        return d
-
-
-@dataclass
-class FileResult:
-    file: str
-    cases: List[CaseResult] = field(default_factory=list)
-    elapsed: float = 0.0
-    instructions: int = 0
-    cr: Optional[Dict[str, Any]] = None  # C/R counts of this file (``--cr`` mode only)
-
-    def count(self, status: str) -> int:
-        return sum(1 for c in self.cases if c.status == status)
-
-    @property
-    def passed(self) -> int:
-        return self.count(PASSED)
-
-    @property
-    def failed(self) -> int:
-        return self.count(FAILED)
-
-    @property
-    def skipped(self) -> int:
-        return self.count(SKIPPED)
 
 
 # -- internal outcomes ---------------------------------------------------------------------------
@@ -154,11 +103,9 @@ class ScriptRunner:
         self.named: Dict[str, _Slot] = {}
         self.current: Optional[_Slot] = None
         self.instructions = 0
-        self.cr: Any = None  # spec_tests.cr.CrSession in ``--cr`` mode
+        self.cr: Any = None  # spec_tests.cr.CrFile in ``--cr`` mode
         if cr is not None:
-            from .cr import CrSession
-
-            self.cr = CrSession(cr, file)
+            self.cr = CrFile(cr, file)
         self._sha: Dict[int, Tuple[Any, str]] = {}  # id(module) -> (module, sha256 of its bytes)
         self._case: Optional[CaseResult] = None
 

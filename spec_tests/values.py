@@ -14,6 +14,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from vm.exec.numerics import is_arithmetic_nan, is_canonical_nan
+from vm.values import format_value as vm_format_value
+from vm.values import from_runtime
+
 LANES = {"i8": (16, 8), "i16": (8, 16), "i32": (4, 32), "i64": (2, 64), "f32": (4, 32), "f64": (2, 64)}
 
 # Reference-type names as wast2json spells them → (heap kind, null-only?)
@@ -75,26 +79,13 @@ def parse_value(v: Dict[str, Any], hooks: Hooks) -> Any:
     raise ScriptValueError(f"unknown value type {t!r}")
 
 
-# -- NaN classes -----------------------------------------------------------------------------------
-def _is_canonical_nan(bits: int, width: int) -> bool:
-    if width == 32:
-        return bits & 0x7FFFFFFF == 0x7FC00000
-    return bits & 0x7FFFFFFFFFFFFFFF == 0x7FF8000000000000
-
-
-def _is_arithmetic_nan(bits: int, width: int) -> bool:
-    if width == 32:
-        return bits & 0x7FC00000 == 0x7FC00000
-    return bits & 0x7FF8000000000000 == 0x7FF8000000000000
-
-
 def _match_float(expected: str, actual: Any, width: int) -> bool:
     if not isinstance(actual, int) or isinstance(actual, bool):
         return False
     if expected == "nan:canonical":
-        return _is_canonical_nan(actual, width)
+        return is_canonical_nan(actual, width)
     if expected == "nan:arithmetic":
-        return _is_arithmetic_nan(actual, width)
+        return is_arithmetic_nan(actual, width)
     return actual == _int(expected, width)
 
 
@@ -196,28 +187,13 @@ def format_expected(v: Dict[str, Any]) -> str:
 
 
 def format_value(x: Any, typ: Any = None) -> str:
-    """A runtime value as ``type:value`` (ints unsigned decimal, floats as hex bits).
-
-    ``typ`` is the value's Wasm type (``"i32"``, a RefType ...) when known; without it, ints are shown
-    as plain numbers.
-    """
-    if x is None:
-        return f"{typ}:null" if typ is not None else "null"
-    if isinstance(x, bool):
-        return repr(x)
-    if isinstance(x, int):
-        if typ in ("f32",):
-            return f"f32:0x{x:08x}"
-        if typ in ("f64",):
-            return f"f64:0x{x:016x}"
-        if typ == "v128":
-            return f"v128:0x{x:032x}"
-        if typ in ("i32", "i64"):
-            return f"{typ}:{x}"
+    """A runtime value in the one text form (:mod:`vm.values`); ``typ`` is its Wasm type when known
+    (without it an int is shown as a plain number: the runner then does not know what it is)."""
+    if typ is None and isinstance(x, int) and not isinstance(x, bool):
         return str(x)
-    if type(x).__name__ == "ExternRef":
-        return f"externref:{getattr(x, 'value', getattr(x, 'n', '?'))}"
-    k = _kind(x)
-    if k is not None:
-        return f"ref.{k}"
-    return f"ref:{type(x).__name__}"
+    if isinstance(x, bool) or isinstance(x, float):
+        return repr(x)
+    try:
+        return vm_format_value(from_runtime(typ, x))
+    except ValueError:
+        return repr(x)

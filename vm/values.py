@@ -158,7 +158,7 @@ def from_runtime(t: Any, x: Any, func_addr: Optional[Callable[[Any], Optional[in
         return ("ref.extern", getattr(x, "value", None))
     if kind == "func" or type(x).__name__ == "FuncInst":
         return ("ref.func", func_addr(x) if func_addr is not None else None)
-    return ("ref", None)
+    return (f"ref.{kind}", None) if isinstance(kind, str) else ("ref", None)
 
 
 # ------------------------------------------------------------------------------------------- NaNs

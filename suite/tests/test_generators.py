@@ -9,10 +9,11 @@ import wasmtime
 from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 
-from generators.diff import compare, run_vm, run_wasmtime
 from generators.modules import ALL_FEATURES, EDGE_VALUES, Size, args_for, cases, count_instructions, modules
-from generators.schedules import MigrationChain, migration_chains, multi_points, schedules, single_points
+from generators.schedules import Schedule, migration_chains, multi_points, schedules, single_points
 from generators.smith import SmithConfig, smith_cases, smith_module
+from runners.conformance import run_vm, run_wasmtime
+from runners.oracle import compare_conformance as compare
 from vm.binary import decode_module, encode_module
 from vm.types import F32, F64, I32, I64, FuncType
 from vm.valid import validate_module
@@ -142,13 +143,14 @@ def test_smith_cases_run_and_agree_with_wasmtime(case):
 @given(st.data(), st.integers(0, 10_000))
 def test_schedules_are_within_bounds(data, total):
     p = data.draw(single_points(total))
-    assert 0 <= p.k <= total
+    assert p.shape == "single" and len(p.ks) == 1 and 0 <= p.ks[0] <= total
     m = data.draw(multi_points(total))
     assert list(m.ks) == sorted(set(m.ks)) and all(0 <= k <= total for k in m.ks) and m.ks
     c = data.draw(migration_chains(total, ["a", "b", "c"]))
-    assert isinstance(c, MigrationChain) and 1 <= len(c.hops) <= 5
+    assert isinstance(c, Schedule) and c.shape == "chain" and 1 <= len(c.ks) <= 5
     assert list(c.points()) == sorted(c.points()) and all(0 <= k <= total for k in c.points())
-    assert set(c.hosts()) <= {"a", "b", "c"} and c.finish_host == c.hops[-1].host
+    assert set(c.hosts) | {c.start} <= {"a", "b", "c"} and c.finish_host == c.hosts[-1]
+    assert Schedule.from_dict(c.to_dict()) == c
     s = data.draw(schedules(total, ["x"]))
     assert all(0 <= k <= total for k in s.points())
 

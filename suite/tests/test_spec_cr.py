@@ -14,7 +14,8 @@ import pytest
 
 from runners.hosts import InProcHost
 from spec_tests.cr import CrConfig, pick_points
-from spec_tests.runner import FAILED, run_file
+from spec_tests.results import FAILED
+from spec_tests.runner import run_file
 from spec_tests.testsuite import TestsuiteError, locate_testsuite
 from vm.snapshot import decode, encode
 

@@ -1,23 +1,21 @@
-"""One fuzzing trial: a case → differential run (VM vs wasmtime) → uninterrupted reference → checkpoint
-schedule → restores → oracle.
+"""One C/R trial: a case → conformance run (VM vs wasmtime, nothing converted) → uninterrupted reference →
+checkpoint schedule → restores on hosts and targets → the oracle.  The fuzz campaign runs trials, bug
+reports replay them; the checkpoints, restores and verdicts come from :mod:`runners.session`.
 
 Data here is plain (bytes, ints, strings), so a trial can be logged as JSON, rebuilt from a YAML bug
 report and replayed.  The pieces:
 
 * :class:`Case` — module bytes, export, arguments (runtime values), where it came from;
-* :class:`Schedule` — ``single`` (one k), ``multi`` (several ks in one run) or ``chain`` (start host,
-  hops ``(k, host)``; the last hop's host finishes), plus ``targets``: the native targets that resume
-  the checkpoint(s) (for a chain: the last one);
+* :class:`vm.snapshot.schedule.Schedule` — ``single``, ``multi`` or ``chain``, plus the native targets;
 * :class:`Divergence` — kind (``conformance``: VM vs wasmtime without C/R; ``cr-host``: one of our
   hosts differs from the uninterrupted run; ``cr-target``: a native target does), where, k, detail,
   expected/actual, the snapshot;
 * :func:`run_trial` — everything above, with target checks either run at once or handed back as
   :class:`PendingTarget` items for a batched ``check_many`` (:func:`judge_target_results`).
 
-The oracle: hosts are compared by :func:`vm.snapshot.cr.compare_outcomes` (results, trap, instruction
-count, host log, final-state digest: all bit-exact); targets by their restorer
-(:mod:`runners.native.restorer` → :mod:`runners.oracle`, the NaN and trap-candidate rules); the
-conformance check by :func:`generators.diff.compare`.  Inconclusive outcomes (native stack overflow,
+The oracle (:mod:`runners.oracle`): hosts bit-exactly (results, trap, instruction count, host log,
+final-state digest) through :class:`runners.restore.HostRestorer`; targets by their restorer (the NaN
+and trap-candidate rules); the conformance run by :func:`runners.oracle.compare_conformance`.  Inconclusive outcomes (native stack overflow,
 OOM, timeouts, the VM's instruction budget) are counted apart, never as passes or divergences.
 """
 
@@ -27,8 +25,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from vm.snapshot import SnapshotError, advance, checkpoint, encode, finish, start
-from vm.snapshot.cr import compare_outcomes, instantiate_bytes
+from vm.errors import trap_kind
+from vm.snapshot import decode
+from vm.snapshot.schedule import Schedule
+from vm.values import format_value
+
+from .conformance import BudgetExceeded, run_vm, run_wasmtime
+from .oracle import compare_conformance
+from .restore import ERROR, INCONCLUSIVE, MATCH, MISMATCH, CheckItem, CheckResult, HostRestorer
+from .session import NoEnd, checkpoints_of_run, reference_run
 
 #: hard ceiling of an uninterrupted run (a generator bug if reached: programs must terminate)
 MAX_INSTRUCTIONS = 2_000_000
@@ -71,47 +76,6 @@ class Case:
 
 
 @dataclass
-class Schedule:
-    shape: str  # "single" | "multi" | "chain"
-    ks: Tuple[int, ...]
-    start: str = "inproc"  # chain: where the run starts
-    hosts: Tuple[str, ...] = ()  # chain: host of each hop (restores, runs on / finishes); others: all hosts
-    targets: Tuple[str, ...] = ()
-
-    def to_dict(self) -> Dict[str, Any]:
-        d: Dict[str, Any] = {"shape": self.shape, "ks": list(self.ks), "targets": list(self.targets)}
-        if self.shape == "chain":
-            d["start"] = self.start
-            d["hops"] = [[k, h] for k, h in zip(self.ks, self.hosts)]
-        else:
-            d["hosts"] = list(self.hosts)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Dict[str, Any]) -> Schedule:
-        shape = d["shape"]
-        if shape not in ("single", "multi", "chain"):
-            raise ValueError(f"unknown schedule shape {shape!r}")
-        targets = tuple(str(t) for t in d.get("targets", ()))
-        if shape == "chain":
-            hops = [(int(k), str(h)) for k, h in d["hops"]]
-            return cls(shape, tuple(k for k, _ in hops), str(d.get("start", "inproc")),
-                       tuple(h for _, h in hops), targets)
-        return cls(shape, tuple(int(k) for k in d["ks"]), "inproc", tuple(str(h) for h in d.get("hosts", ())),
-                   targets)
-
-    def key(self) -> Tuple[Any, ...]:
-        return (self.shape, self.ks, self.start, self.hosts, self.targets)
-
-    def describe(self) -> str:
-        if self.shape == "chain":
-            hops = " → ".join(f"{h}@{k}" for k, h in zip(self.ks, self.hosts))
-            tail = f" → {'/'.join(self.targets)}" if self.targets else ""
-            return f"chain {self.start} → {hops}{tail}"
-        return f"{self.shape} k={list(self.ks)} on {', '.join(self.hosts + self.targets)}"
-
-
-@dataclass
 class Divergence:
     kind: str  # "conformance" | "cr-host" | "cr-target"
     where: str  # host/target name, or "wasmtime"
@@ -132,7 +96,7 @@ class PendingTarget:
     """A checkpoint waiting for a batched target check."""
 
     target: str
-    item: Any  # runners.restore.CheckItem
+    item: CheckItem
     k: int
 
 
@@ -155,8 +119,6 @@ class TrialResult:
 # -- the pieces ------------------------------------------------------------------------------------------
 def differential(case: Case) -> Tuple[Optional[Divergence], bool]:
     """VM vs wasmtime on the unmodified module: ``(divergence or None, inconclusive)``."""
-    from generators.diff import BudgetExceeded, compare, run_vm, run_wasmtime
-
     export = case.diff_export or case.export
     args = case.diff_args if case.diff_args is not None else case.args
     try:
@@ -164,127 +126,53 @@ def differential(case: Case) -> Tuple[Optional[Divergence], bool]:
     except BudgetExceeded:
         return None, True
     wt = run_wasmtime(case.wasm, export, args)
-    if wt.trap in ("STACK_OVERFLOW", "OUT_OF_FUEL") or (vm.trap or "").startswith("call stack exhausted"):
+    if wt.inconclusive or (vm.trap or "").startswith("call stack exhausted"):
         return None, True  # resource limits differ between engines: says nothing about conformance
-    d = compare(vm, wt, case.deterministic)
+    d = compare_conformance(vm, wt, case.deterministic)
     if d is None:
         return None, False
-    return Divergence("conformance", "wasmtime", d,
-                      expected={"results": vm.results, "trap": vm.trap},
-                      actual={"results": wt.results, "trap": wt.trap}), False
 
+    def shown(o: Any) -> Dict[str, Any]:
+        return {"results": None if o.results is None else [format_value(v) for v in o.results], "trap": o.trap}
 
-_LOADED: Dict[str, Any] = {}
-
-
-def _loaded(case: Case) -> Any:
-    """Decode + validate once per module (a trial instantiates it several times), and seed the
-    restore-side cache of :mod:`vm.snapshot.checkpoint` with the same (immutable) AST and metadata."""
-    from vm.api import load_module
-    from vm.snapshot.checkpoint import _MODULE_CACHE, _Loaded
-
-    sha = case.sha256
-    lm = _LOADED.get(sha)
-    if lm is None:
-        if len(_LOADED) > 64:
-            _LOADED.clear()
-        lm = _LOADED[sha] = load_module(case.wasm)
-        if sha not in _MODULE_CACHE:
-            _MODULE_CACHE[sha] = _Loaded(lm.module, lm.info)
-    return lm
-
-
-def _fresh(case: Case):
-    from vm.api import Store
-    from vm.runtime.spectest import spectest_exports
-
-    store = Store()
-    lm = _loaded(case)
-    if any(imp.module != "spectest" for imp in lm.module.imports):
-        inst = instantiate_bytes(store, case.wasm)
-    else:
-        host = spectest_exports(store)
-        inst = store.instantiate(lm.module, lm.info, [host[imp.name] for imp in lm.module.imports], lm.sha256)
-    return store, inst, inst.exports[case.export]
+    return Divergence("conformance", "wasmtime", d, expected=shown(vm), actual=shown(wt)), False
 
 
 def reference(case: Case) -> Tuple[Dict[str, Any], Any]:
     """The uninterrupted run: its outcome dict and the final state of the instance (for targets)."""
-    from vm.snapshot.resume import instance_final_state
-
-    store, inst, func = _fresh(case)
-    run = start(store, func, case.args)
-    advance(store, run, MAX_INSTRUCTIONS)
-    if run.status == "running":
-        raise TimeoutError(f"no end within {MAX_INSTRUCTIONS} instructions")
-    ref = finish(store, run).to_dict()
-    return ref, instance_final_state(inst)
+    try:
+        ref = reference_run(case.wasm, case.export, case.args, MAX_INSTRUCTIONS)
+    except NoEnd as e:
+        raise TimeoutError(str(e)) from None
+    return ref.outcome, ref.final_state
 
 
 def snapshots_at(case: Case, ks: Sequence[int]) -> List[Tuple[int, bytes, Any]]:
     """Checkpoints of one run at each k (increasing): ``(k, bytes, State)``."""
-    store, _inst, func = _fresh(case)
-    run = start(store, func, case.args)
-    out = []
-    for k in ks:
-        advance(store, run, k)
-        st = checkpoint(store, run)
-        out.append((k, encode(st), st))
-    return out
+    return list(checkpoints_of_run(case.wasm, case.export, case.args, ks))
 
 
 def _host_finish(host: Any, snap: bytes, modules: Dict[str, bytes], ref: Dict[str, Any], k: int,
                  res: TrialResult) -> None:
-    from runners.hosts import HostError
-
+    """Restore on one of our hosts and judge it (bit-exact, :class:`runners.restore.HostRestorer`)."""
     res.restored(host.name)
-    try:
-        got = host.restore_and_finish(snap, modules)
-    except SnapshotError as e:
-        res.divergences.append(Divergence("cr-host", host.name, f"snapshot error: {e}", k, ref, None, snap,
-                                          "error"))
-        return
-    except HostError as e:
-        if e.kind == "timeout":
-            res.inconclusive += 1
-            return
-        res.divergences.append(Divergence("cr-host", host.name, str(e), k, ref, None, snap, "error"))
-        return
-    except Exception as e:  # noqa: BLE001 - a VM crash after restore is a C/R finding
-        res.divergences.append(Divergence("cr-host", host.name, f"{type(e).__name__}: {e}", k, ref, None, snap,
-                                          "error"))
-        return
-    diffs = compare_outcomes(ref, got)
-    if diffs:
-        res.divergences.append(Divergence("cr-host", host.name, "; ".join(diffs), k, ref, got, snap))
+    r: CheckResult = HostRestorer(host).check(CheckItem(snap, None, modules, ref, None, "", k))
+    if r.status == INCONCLUSIVE:
+        res.inconclusive += 1
+    elif r.status != MATCH:
+        res.divergences.append(Divergence("cr-host", host.name, r.detail, k, ref, r.outcome, snap, r.status))
 
 
 def _target_item(snap: bytes, state: Any, modules: Dict[str, bytes], ref: Dict[str, Any], final: Any,
                  k: int, label: str):
-    from runners.restore import CheckItem
-
-    if ref.get("trap"):
-        ref = dict(ref, trap=trap_kind(ref["trap"]))
+    if ref.get("trap"):  # traps compare by kind against native runtimes (they cannot name the index)
+        ref = dict(ref, trap=trap_kind(ref["trap"]) or ref["trap"])
     return CheckItem(snap, state, modules, ref, final, label, k)
-
-
-def trap_kind(message: str) -> str:
-    """Our trap message without its detail (``undefined element 2`` → ``undefined element``): traps
-    compare by kind against native runtimes, which cannot name the index."""
-    from runners.native import TRAP_KINDS
-
-    best = ""
-    for kind in TRAP_KINDS:
-        if message.startswith(kind) and len(kind) > len(best):
-            best = kind
-    return best or message
 
 
 def judge_target_results(pending: Sequence[PendingTarget], results: Sequence[Any], res_by_item: Sequence[TrialResult]
                          ) -> None:
     """Fold batched target results into their trials' :class:`TrialResult` (counts, divergences)."""
-    from runners.restore import ERROR, INCONCLUSIVE, MATCH, MISMATCH
-
     for p, r, res in zip(pending, results, res_by_item):
         if r.status in (MATCH, MISMATCH, ERROR, INCONCLUSIVE):
             res.restored(p.target)
@@ -357,8 +245,6 @@ def run_trial(case: Case, schedule_fn: Any, hosts: Dict[str, Any], targets: Dict
                 res.checkpoints += 1
             else:
                 _host_finish(host, snap, modules, ref, k, res)
-                from vm.snapshot import decode
-
                 to_targets = [(k, snap, decode(snap))]
     for name in sched.targets:
         if name not in targets or (only is not None and only != ("cr-target", name)):

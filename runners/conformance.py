@@ -1,0 +1,206 @@
+"""The conformance run: the *unmodified* module's invocation from the start, on our VM and on wasmtime.
+
+Nothing of ours is converted on the way (no snapshot, no resume module), so a disagreement here is about
+the VM or the runtime, never about checkpoint/restore; the fuzz trial runs it before any checkpoint, and
+its verdict comes from :func:`runners.oracle.compare_conformance`.
+
+Both sides report a :class:`RunOutcome` in the canonical tagged values of :mod:`vm.values`: results,
+trap kind (wasmtime's trap codes mapped through the wasmtime adapter's own table into the one trap
+vocabulary), the ``spectest`` print log, exported globals and the first exported memory.  Module imports
+must all be ``spectest`` prints (what our generators and wasm-smith with ``--export-everything`` produce).
+"""
+
+from __future__ import annotations
+
+import atexit
+import gc
+import struct
+from dataclasses import dataclass, field
+from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple
+
+from vm.api import Store, load_module
+from vm.runtime.spectest import PRINTS, spectest_exports
+from vm.snapshot import advance, start
+from vm.values import Value, from_runtime
+
+__all__ = ["RunOutcome", "BudgetExceeded", "run_vm", "run_wasmtime", "export_type"]
+
+
+class BudgetExceeded(Exception):
+    """The VM did not finish within the instruction budget (programs of our generators must end)."""
+
+
+@dataclass
+class RunOutcome:
+    results: Optional[List[Value]]  # None when trapped (or inconclusive)
+    trap: Optional[str] = None  # a kind of vm.errors.TRAP_KINDS (ours may carry a detail)
+    trap_candidates: FrozenSet[str] = frozenset()  # the kinds a coarse runtime report stands for
+    log: List[Tuple[str, List[Value]]] = field(default_factory=list)
+    globals: Dict[str, Value] = field(default_factory=dict)
+    memory: Optional[bytes] = None
+    instructions: Optional[int] = None  # our VM only
+    inconclusive: str = ""  # out of fuel, native stack overflow: says nothing about conformance
+    raw_trap: str = ""  # the runtime's own report
+
+
+def export_type(module: Any, name: str) -> Any:
+    """The function type of export ``name`` (``KeyError`` when there is no such function export)."""
+    for ex in module.exports:
+        if ex.name == name and ex.kind == "func":
+            return module.func_type(module.func_typeidxs()[ex.index])
+    raise KeyError(name)
+
+
+def _check_imports(module: Any) -> None:
+    for imp in module.imports:
+        if imp.module != "spectest" or imp.name not in PRINTS or imp.desc.kind != "func":
+            raise ValueError(f"unsupported import {imp.module}.{imp.name}")
+
+
+# ------------------------------------------------------------------------------------------ our VM
+def run_vm(wasm: bytes, export: str, args: Sequence[Any], max_instructions: int = 2_000_000) -> RunOutcome:
+    """Instantiate on a fresh store and call ``export`` (runtime-representation ``args``)."""
+    lm = load_module(wasm)
+    _check_imports(lm.module)
+    ft = export_type(lm.module, export)
+    store = Store()
+    host = spectest_exports(store)
+    out = RunOutcome(None)
+    inst = None
+    from vm.errors import Trap
+
+    try:
+        inst = store.instantiate(lm.module, lm.info, [host[i.name] for i in lm.module.imports], lm.sha256)
+    except Trap as e:
+        out.trap = e.kind
+    if inst is not None:
+        run = advance(store, start(store, inst.exports[export], list(args)), max_instructions)
+        out.instructions = run.count
+        if run.status == "running":
+            raise BudgetExceeded(f"{export} did not finish within {max_instructions} instructions")
+        if run.trap is not None:
+            out.trap = run.trap
+        else:
+            out.results = [from_runtime(t, x) for t, x in zip(ft.results, run.thread.results or [])]
+    out.log = [(n, [from_runtime(t, x) for t, x in zip(PRINTS.get(n, ()), a)]) for n, a in store.host_log]
+    if inst is not None:
+        for ex in lm.module.exports:
+            if ex.kind == "global":
+                g = inst.exports[ex.name]
+                out.globals[ex.name] = from_runtime(g.type.type, g.value)
+            elif ex.kind == "memory" and out.memory is None:
+                out.memory = bytes(inst.exports[ex.name].data)
+    return out
+
+
+# ----------------------------------------------------------------------------------------- wasmtime
+_ENGINE: Any = None
+
+
+def _engine() -> Any:
+    global _ENGINE
+    if _ENGINE is None:
+        import wasmtime
+
+        cfg = wasmtime.Config()
+        cfg.consume_fuel = True
+        _ENGINE = wasmtime.Engine(cfg)
+        atexit.register(_drop_engine)
+    return _ENGINE
+
+
+def _drop_engine() -> None:
+    """Free the engine while the bindings still exist (its finalizer would otherwise print an ignored
+    exception at interpreter shutdown)."""
+    global _ENGINE
+    _ENGINE = None
+    gc.collect()
+
+
+def _signed(v: int, bits: int) -> int:
+    return v - (1 << bits) if v >= 1 << (bits - 1) else v
+
+
+def _to_wasmtime(t: Any, v: Any) -> Any:
+    import wasmtime
+
+    if t == "i32":
+        return wasmtime.Val.i32(_signed(v, 32))
+    if t == "i64":
+        return wasmtime.Val.i64(_signed(v, 64))
+    if t == "f32":
+        return wasmtime.Val.f32(struct.unpack("<f", struct.pack("<I", v))[0])
+    if t == "f64":
+        return wasmtime.Val.f64(struct.unpack("<d", struct.pack("<Q", v))[0])
+    return None  # a null reference
+
+
+def _from_wasmtime(t: Any, v: Any) -> Value:
+    """wasmtime-py hands back Python ints/floats (f32 NaN payloads already quieted: the oracle knows)."""
+    if t in ("i32", "i64"):
+        return (t, v & ((1 << (32 if t == "i32" else 64)) - 1))
+    if t == "f32":
+        return (t, struct.unpack("<I", struct.pack("<f", v))[0])
+    if t == "f64":
+        return (t, struct.unpack("<Q", struct.pack("<d", v))[0])
+    value = getattr(v, "value", v)
+    return ("ref.null", None) if value is None else ("ref", None)
+
+
+def _wasmtime_type(t: Any) -> Any:
+    import wasmtime
+
+    return {"i32": wasmtime.ValType.i32(), "i64": wasmtime.ValType.i64(), "f32": wasmtime.ValType.f32(),
+            "f64": wasmtime.ValType.f64()}[t]
+
+
+def run_wasmtime(wasm: bytes, export: str, args: Sequence[Any], fuel: int = 50_000_000) -> RunOutcome:
+    """The same invocation on wasmtime (fresh store; ``spectest`` prints logged like ours)."""
+    import wasmtime
+
+    from runners.native.wasmtime import TRAP_CODES
+
+    lm = load_module(wasm)
+    m = lm.module
+    _check_imports(m)
+    store = wasmtime.Store(_engine())
+    store.set_fuel(fuel)
+    module = wasmtime.Module(_engine(), wasm)
+    log: List[Tuple[str, List[Value]]] = []
+    imports = []
+    for imp in m.imports:
+        params = PRINTS[imp.name]
+
+        def cb(*a: Any, _n: str = imp.name, _p: Tuple[str, ...] = params) -> None:
+            log.append((_n, [_from_wasmtime(t, x) for t, x in zip(_p, a)]))
+
+        imports.append(wasmtime.Func(store, wasmtime.FuncType([_wasmtime_type(t) for t in params], []), cb))
+    ft = export_type(m, export)
+    out = RunOutcome(None)
+    inst = None
+    try:
+        inst = wasmtime.Instance(store, module, imports)
+        res = inst.exports(store)[export](store, *[_to_wasmtime(t, v) for t, v in zip(ft.params, args)])
+        res = [] if not ft.results else ([res] if len(ft.results) == 1 else list(res))
+        out.results = [_from_wasmtime(t, v) for t, v in zip(ft.results, res)]
+    except wasmtime.Trap as e:
+        code = e.trap_code
+        out.raw_trap = code.name if code is not None else str(e).splitlines()[0]
+        kind, cands = TRAP_CODES.get(out.raw_trap, (None, ()))
+        if kind is None or kind == "call stack exhausted":
+            out.inconclusive = f"wasmtime: {out.raw_trap}"  # fuel, native stack: resource limits
+        else:
+            out.trap = kind
+            out.trap_candidates = frozenset(cands) | {kind}
+    out.log = log
+    if inst is not None:
+        exps = inst.exports(store)
+        gtypes = m.global_types()
+        for ex in m.exports:
+            if ex.kind == "global":
+                t = gtypes[ex.index].type
+                out.globals[ex.name] = _from_wasmtime(t, exps[ex.name].value(store))
+            elif ex.kind == "memory" and out.memory is None:
+                mem = exps[ex.name]
+                out.memory = bytes(mem.read(store, 0, mem.data_len(store)))
+    return out

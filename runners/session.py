@@ -1,0 +1,325 @@
+"""The one C/R session: checkpoints of invocations, restored on any mix of hosts and targets, judged by
+the one oracle.
+
+``wcr spec --cr``, the fuzz trial, ``wcr restore`` and ``wcr replay`` all go through here:
+
+* :func:`resolve` turns a ``--restore-on`` list (``inproc,python:/usr/bin/pypy3,wasmtime``) into
+  restorers (:mod:`runners.restore`: hosts compare bit-exactly, targets by the native rules);
+* :func:`reference_run` is the uninterrupted run of an invocation on a fresh store: its outcome (the
+  oracle's expectation), its instruction total, and the final state targets are compared against;
+* :func:`checkpoints_of_run` / :func:`checkpoints_from_snapshot` take checkpoints at the instruction
+  counts of a schedule, through the public :mod:`vm.snapshot` API only, as :class:`CheckItem`\\ s;
+* :class:`Session` queues items (with a caller's tag: the spec command, the fuzz trial), hands them to
+  every restorer in batches (native targets amortise process starts and compiles over a batch), keeps the
+  counts of every status per restorer, and gives each verdict back to the caller.  The caller decides
+  what a verdict means for it (the spec runner fails the command, the campaign files a divergence):
+  nothing here imports back into them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+from vm.api import Store, instantiate, load_module
+from vm.snapshot import advance, checkpoint, decode, encode, finish, restore, start
+from vm.snapshot.resume import instance_final_state
+from vm.values import format_value
+
+from .restore import (
+    ERROR,
+    INCONCLUSIVE,
+    MISMATCH,
+    NONCONFORMANT,
+    NOT_CONVERTIBLE,
+    STATUSES,
+    CheckItem,
+    CheckResult,
+    HostRestorer,
+    Restorer,
+)
+
+#: checkpoints handed to the restorers at once (per file in spec mode)
+BATCH = 200
+#: statuses that are neither a pass nor a C/R failure but must still say where and what differed
+NOTED = (NONCONFORMANT, INCONCLUSIVE)
+#: how many of them one summary lists (the counts are always complete)
+MAX_NOTES = 100
+
+
+def resolve(spec: str, host_timeout: Optional[float] = None) -> List[Restorer]:
+    """Parse a comma-separated ``--restore-on`` list; unknown names raise ``ValueError`` naming them."""
+    from .hosts import get_host
+    from .native.restorer import target_restorer
+
+    out: List[Restorer] = []
+    for raw in spec.split(","):
+        name = raw.strip()
+        if not name:
+            continue
+        if name == "inproc" or name.startswith("python:") or name == "pypy3":
+            host_spec = "python:pypy3" if name == "pypy3" else name
+            out.append(HostRestorer(get_host(host_spec) if host_timeout is None else get_host(host_spec, host_timeout)))
+        else:
+            out.append(target_restorer(name))
+    if not out:
+        raise ValueError("empty --restore-on list")
+    return out
+
+
+# ------------------------------------------------------------------------------------- checkpoints
+@dataclass
+class Reference:
+    """The uninterrupted run: the outcome dict every restore must reproduce, the instruction total
+    (schedules choose k in ``0..total``) and the final state of the entry's instance (for targets)."""
+
+    outcome: Dict[str, Any]
+    total: int
+    final_state: Any = None
+
+
+class NoEnd(Exception):
+    """The uninterrupted run did not end within its instruction cap (a finding about the program)."""
+
+
+def fresh_instance(wasm: bytes, export: str) -> Tuple[Any, Any, Any]:
+    """A fresh store with ``wasm`` instantiated (imports: the store's ``spectest``): (store, instance,
+    the exported function)."""
+    store = Store()
+    inst = instantiate(store, load_module(wasm))
+    return store, inst, inst.exports[export]
+
+
+def reference_run(wasm: bytes, export: str, args: Sequence[Any], max_instructions: Optional[int] = None
+                  ) -> Reference:
+    store, inst, func = fresh_instance(wasm, export)
+    run = advance(store, start(store, func, list(args)), max_instructions)
+    if run.status == "running":
+        raise NoEnd(f"no end within {max_instructions} instructions")
+    out = finish(store, run).to_dict()
+    return Reference(out, out["instructions"], instance_final_state(inst))
+
+
+def checkpoints_of_run(wasm: bytes, export: str, args: Sequence[Any], ks: Sequence[int]
+                       ) -> Iterator[Tuple[int, bytes, Any]]:
+    """Checkpoints of one fresh run at each k (non-decreasing): ``(k, snapshot bytes, State)``."""
+    store, _inst, func = fresh_instance(wasm, export)
+    run = start(store, func, list(args))
+    for k in ks:
+        advance(store, run, k)
+        state = checkpoint(store, run)
+        yield k, encode(state), state
+
+
+def checkpoints_from_snapshot(snapshot: bytes, modules: Dict[str, bytes], ks: Sequence[int]
+                              ) -> Iterator[Tuple[int, bytes, Any]]:
+    """The same from a snapshot (e.g. the spec runner's pre-invocation one): restore it into a scratch
+    store and checkpoint at each k (non-decreasing)."""
+    store, run = restore(decode(snapshot), modules)
+    if run is None:
+        raise ValueError("snapshot has no thread")
+    for k in ks:
+        advance(store, run, k)
+        state = checkpoint(store, run)
+        yield k, encode(state), state
+
+
+def items_for(wasm: bytes, export: str, args: Sequence[Any], ks: Optional[Sequence[int]] = None,
+              label: str = "") -> List[CheckItem]:
+    """Check items of ``export(*args)`` at each k of ``ks`` (default: every instruction boundary and
+    the finished run), with the uninterrupted run as reference."""
+    import hashlib
+
+    ref = reference_run(wasm, export, args)
+    modules = {hashlib.sha256(wasm).hexdigest(): bytes(wasm)}
+    ks = range(ref.total + 1) if ks is None else [min(k, ref.total) for k in ks]
+    return [CheckItem(data, state, modules, ref.outcome, ref.final_state, f"{label or export}@{k}", k)
+            for k, data, state in checkpoints_of_run(wasm, export, args, ks)]
+
+
+# ---------------------------------------------------------------------------------------- session
+Verdict = Tuple[Any, CheckItem, Restorer, CheckResult]
+
+
+def status_key(status: str) -> str:
+    """A status as the plural count key of the JSON summaries (``match`` → ``matches``)."""
+    return {"match": "matches", "mismatch": "mismatches", "error": "errors"}.get(status, status.replace("-", "_"))
+
+
+@dataclass
+class Session:
+    """Batches checkpoints over restorers and counts every verdict (see the module docstring).
+
+    ``on_verdict(tag, item, restorer, result)`` is called for every restore; ``counts`` has the shape
+    of the spec summary's ``cr`` section: invocations, checkpoints, restores, mismatches (C/R
+    mismatches and errors on any restorer), not_checked, ``hosts`` (restores per host), ``targets``
+    (per target: restores and one count per status, plus the not-convertible reasons) and ``notes``
+    (where and what differed for each target-nonconformant or inconclusive verdict, the first
+    :data:`MAX_NOTES`)."""
+
+    restorers: List[Restorer]
+    on_verdict: Optional[Callable[[Any, CheckItem, Restorer, CheckResult], None]] = None
+    batch: int = BATCH
+    counts: Dict[str, Any] = field(default_factory=dict)
+    pending: List[Tuple[Any, CheckItem]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.counts:
+            self.counts = new_counts(self.restorers)
+
+    @property
+    def wants_final_state(self) -> bool:
+        return any(r.kind == "target" for r in self.restorers)
+
+    def add(self, item: CheckItem, tag: Any = None) -> None:
+        self.pending.append((tag, item))
+        self.counts["checkpoints"] += 1
+        if len(self.pending) >= self.batch:
+            self.flush()
+
+    def flush(self) -> List[Verdict]:
+        """Check everything queued on every restorer; returns (and reports) the verdicts."""
+        batch, self.pending = self.pending, []
+        if not batch:
+            return []
+        items = [it for _, it in batch]
+        out: List[Verdict] = []
+        for r in self.restorers:
+            try:
+                results = r.check_many(items)
+            except Exception as e:  # a restorer that fails as a whole fails every item it was given
+                results = [CheckResult(r.name, ERROR, f"{type(e).__name__}: {e}") for _ in items]
+            for (tag, item), res in zip(batch, results):
+                self._count(r, item, res)
+                out.append((tag, item, r, res))
+                if self.on_verdict is not None:
+                    self.on_verdict(tag, item, r, res)
+        return out
+
+    def check(self, items: Sequence[CheckItem]) -> List[Verdict]:
+        """Check ``items`` now (after whatever is queued)."""
+        for it in items:
+            self.pending.append((None, it))
+            self.counts["checkpoints"] += 1
+        return self.flush()
+
+    def _count(self, r: Restorer, item: CheckItem, res: CheckResult) -> None:
+        c = self.counts
+        c["restores"] += 1
+        if r.kind == "target":
+            t = c["targets"].setdefault(r.name, _target_counts())
+            t["restores"] += 1
+            key = status_key(res.status)
+            t[key] = t.get(key, 0) + 1
+            if res.status == NOT_CONVERTIBLE:
+                reason = (res.detail or "unknown").split(":")[0][:80]
+                t["not_convertible_reasons"][reason] = t["not_convertible_reasons"].get(reason, 0) + 1
+        else:
+            c["hosts"][r.name] = c["hosts"].get(r.name, 0) + 1
+        if res.status in (MISMATCH, ERROR):
+            c["mismatches"] += 1
+        if res.status in NOTED and len(c["notes"]) < MAX_NOTES:
+            c["notes"].append(note(r, item, res))
+
+    def close(self) -> None:
+        for r in self.restorers:
+            close = getattr(r, "close", None)
+            if close is not None:
+                close()
+
+
+def note(r: Restorer, item: CheckItem, res: CheckResult) -> Dict[str, Any]:
+    """Where and what: a non-pass verdict as the summaries list it."""
+    d: Dict[str, Any] = {"restorer": r.name, "at": item.label, "k": item.k, "status": res.status,
+                         "detail": res.detail[:1000]}
+    if "baseline" in res.extra:
+        d["uninterrupted_difference"] = str(res.extra["baseline"])[:1000]
+    return d
+
+
+def _target_counts() -> Dict[str, Any]:
+    t: Dict[str, Any] = {"restores": 0}
+    t.update({status_key(st): 0 for st in STATUSES})
+    t["not_convertible_reasons"] = {}
+    return t
+
+
+def new_counts(restorers: Sequence[Restorer]) -> Dict[str, Any]:
+    c: Dict[str, Any] = {"invocations": 0, "checkpoints": 0, "restores": 0, "mismatches": 0,
+                         "not_checked": 0, "hosts": {}, "targets": {}, "notes": []}
+    for r in restorers:
+        if r.kind == "target":
+            c["targets"][r.name] = _target_counts()
+        else:
+            c["hosts"][r.name] = 0
+    return c
+
+
+def merge_counts(into: Dict[str, Any], c: Dict[str, Any]) -> Dict[str, Any]:
+    """Add counts ``c`` into ``into`` (files of a spec run, chunks of a campaign)."""
+    for k in ("invocations", "checkpoints", "restores", "mismatches", "not_checked"):
+        into[k] = into.get(k, 0) + c.get(k, 0)
+    notes = into.setdefault("notes", [])
+    notes.extend(c.get("notes", [])[:max(0, MAX_NOTES - len(notes))])
+    hosts = into.setdefault("hosts", {})
+    for name, n in c.get("hosts", {}).items():
+        hosts[name] = hosts.get(name, 0) + n
+    targets = into.setdefault("targets", {})
+    for name, t in c.get("targets", {}).items():
+        dst = targets.setdefault(name, {})
+        for k, v in t.items():
+            if k == "not_convertible_reasons":
+                r = dst.setdefault(k, {})
+                for reason, n in v.items():
+                    r[reason] = r.get(reason, 0) + n
+            else:
+                dst[k] = dst.get(k, 0) + v
+    return into
+
+
+# ----------------------------------------------------------------------------- one snapshot, one place
+def restore_on(snapshot: bytes, modules: Dict[str, bytes], where: str) -> Dict[str, Any]:
+    """``wcr restore``: resume ``snapshot`` on one host or target and describe it in the one outcome
+    shape — ``results``, ``trap``, ``instructions``, ``host_log``, ``state_digest``, ``restored_on`` —
+    plus, everywhere but in this process, the ``verdict`` against our VM resuming the same snapshot
+    here (``reference``) and the ``differences``.  A native runtime neither counts instructions nor
+    sees our canonical store, so for a target ``instructions`` and ``state_digest`` are null and the
+    final state is judged by the native rules instead.  Raises ``SnapshotError`` for a bad snapshot,
+    ``ValueError`` for an unknown name."""
+    from vm.snapshot import SnapshotError
+
+    (r,) = resolve(where)
+    ok, why = r.available()
+    if not ok:
+        raise ValueError(f"{where} is not available here: {why}")
+    state = decode(snapshot)
+    store, run = restore(state, modules)
+    if run is None:
+        raise SnapshotError("snapshot has no thread to resume")
+    reference = finish(store, run).to_dict()
+    out: Dict[str, Any]
+    if r.kind == "host" and r.name == "inproc":
+        return dict(reference, restored_on=r.name)
+    item = CheckItem(snapshot, state, modules, reference, instance_final_state(run.entry.module),
+                     f"restore on {r.name}", state.thread.count if state.thread is not None else 0)
+    try:
+        res = r.check_many([item])[0]
+    finally:
+        close = getattr(r, "close", None)
+        if close is not None:
+            close()
+    got = res.outcome or {}
+    log = got.get("host_log")
+    if r.kind == "target" and log is not None:  # a resume module prints only what comes after the checkpoint
+        log = [[n, [format_value(v) for v in a]] for n, a in state.host_log] + list(log)
+    out = {"results": got.get("results"), "trap": got.get("trap"),
+           "instructions": got.get("instructions") if r.kind == "host" else None,
+           "host_log": log,
+           "state_digest": got.get("state_digest") if r.kind == "host" else None,
+           "restored_on": r.name, "verdict": res.status,
+           "differences": [d for d in res.detail.split("; ") if d] if res.detail else [],
+           "reference": reference}
+    for key in ("trap_candidates", "inconclusive"):
+        if key in got:
+            out[key] = got[key]
+    return out
