@@ -51,12 +51,12 @@ def _median(f: Callable[[], Any], repeat: int) -> float:
 
 
 def _case(data: bytes, frames: int, pages: int, repeat: int) -> Dict[str, Any]:
-    from vm.api import Store
-    from vm.snapshot import advance, checkpoint, decode, encode, instantiate_bytes, restore, start
+    from vm.api import Store, instantiate
+    from vm.snapshot import advance, checkpoint, decode, encode, restore, start
 
     mods = {hashlib.sha256(data).hexdigest(): data}
     store = Store()
-    inst = instantiate_bytes(store, data)
+    inst = instantiate(store, data)
     run = start(store, inst.exports["down"], [frames - 1, pages])
     # run until the deepest frame has touched its pages and is about to return
     while not (len(run.thread.frames) == frames and
