@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from vm.values import NUM_BITS, ValueTextError, format_value, from_runtime, is_ref, parse_value, to_runtime
+
 FORMAT = 1
 KINDS = ("conformance", "cr-host", "cr-target")
 
@@ -43,30 +45,25 @@ def export_type(wasm: bytes, export: str):
 
 
 def format_args(types: Sequence[Any], args: Sequence[Any]) -> List[str]:
-    from vm.snapshot.model import format_value
-
-    out = []
-    for t, v in zip(types, args):
-        out.append("ref.null" if v is None or not isinstance(t, str) else format_value((t, v)))
-    return out
+    """Runtime arguments as value text (:mod:`vm.values`, the one codec: ``wcr run`` reads the same)."""
+    return [format_value(from_runtime(t, v)) for t, v in zip(types, args)]
 
 
 def parse_args(types: Sequence[Any], texts: Sequence[str]) -> List[Any]:
+    """The report's argument texts → runtime values, checked against the export's parameter types (a
+    report is untrusted input: a bad one is a :class:`ReportError`, not a crash in the replay)."""
     if len(texts) != len(types):
         raise ReportError(f"invocation has {len(texts)} arguments, the export takes {len(types)}")
     out: List[Any] = []
-    for t, s in zip(types, texts):
-        s = str(s)
-        if s == "ref.null":
-            out.append(None)
-            continue
-        tag, _, num = s.partition(":")
-        if tag != t:
-            raise ReportError(f"argument {s!r} does not have the export's type {t}")
+    for t, text in zip(types, texts):
         try:
-            out.append(int(num, 0))
-        except ValueError:
-            raise ReportError(f"bad argument {s!r}") from None
+            v = parse_value(str(text))
+            fits = v[0] == t if isinstance(t, str) and t in NUM_BITS else is_ref(v)
+            if not fits:
+                raise ReportError(f"argument {str(text)!r} does not have the export's type {t!r}")
+            out.append(to_runtime(v))
+        except ValueTextError as e:
+            raise ReportError(f"bad argument: {e}") from None
     return out
 
 

@@ -1,9 +1,9 @@
 """``wcr restore``, ``wcr snapshot show`` and ``wcr bench``: the checkpoint/restore commands.
 
 * ``wcr restore OUT.snap --module M.wasm [--module ...] [--host inproc|python:PATH] [--target NAME]``
-  resumes a snapshot (written by ``wcr run --checkpoint-at``) and prints ``{"results", "trap",
-  "instructions", "state_digest"}``: ``instructions`` is the total of the whole invocation and
-  ``state_digest`` is the same canonical digest ``wcr run`` prints, on every host.
+  resumes a snapshot (written by ``wcr run --checkpoint-at``) and prints the outcome shape ``wcr run``
+  prints: ``{"results", "trap", "instructions", "host_log", "state_digest"}``; ``instructions`` is the
+  total of the whole invocation and ``state_digest`` the same canonical digest, on every host.
 * ``wcr snapshot show FILE`` prints the YAML view of a snapshot.
 * ``wcr bench`` measures engine speed, snapshot size and checkpoint/restore latency.
 
@@ -13,24 +13,13 @@ A corrupt, truncated, foreign-version or wrong-module snapshot is one line on st
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Any, Dict, List
 
-from suite.cli import EXIT_FAIL, EXIT_OK, UsageError
-
-
-def _read(path: str, what: str) -> bytes:
-    p = Path(path)
-    if not p.is_file():
-        raise UsageError(f"{path}: no such {what}")
-    try:
-        return p.read_bytes()
-    except OSError as e:
-        raise UsageError(f"{path}: cannot read: {e.strerror}") from None
+from suite.commands import EXIT_FAIL, EXIT_OK, UsageError
+from suite.commands._io import read_input, read_modules, write_output
 
 
 # ==================================================================================================
@@ -49,11 +38,8 @@ def _add_restore(p: argparse.ArgumentParser) -> None:
 def _run_restore(args: argparse.Namespace) -> int:
     from vm.snapshot import SnapshotError, decode
 
-    blob = _read(args.snapshot, "snapshot file")
-    modules: Dict[str, bytes] = {}
-    for m in args.module:
-        data = _read(m, "module file")
-        modules[hashlib.sha256(data).hexdigest()] = data
+    blob = read_input(args.snapshot, "snapshot file")
+    modules = read_modules(args.module)
     try:
         state = decode(blob)
     except SnapshotError as e:
@@ -99,8 +85,7 @@ def _run_restore(args: argparse.Namespace) -> int:
         close = getattr(host, "close", None)
         if close is not None:
             close()
-    print(json.dumps({"results": got["results"], "trap": got["trap"], "instructions": got["instructions"],
-                      "state_digest": got["state_digest"]}))
+    print(json.dumps(got))  # the host speaks the one outcome shape (vm.snapshot.Outcome.to_dict)
     return EXIT_OK
 
 
@@ -115,7 +100,7 @@ def _add_snapshot(p: argparse.ArgumentParser) -> None:
 def _run_snapshot(args: argparse.Namespace) -> int:
     from vm.snapshot import SnapshotError, show
 
-    blob = _read(args.file, "snapshot file")
+    blob = read_input(args.file, "snapshot file")
     try:
         text = show(blob)
     except SnapshotError as e:
@@ -140,15 +125,14 @@ def bench_engine(n: int = 100_000, repeat: int = 3) -> Dict[str, Any]:
     """Reference-engine speed on a 13-instruction-per-iteration i32 sum loop (best of ``repeat``)."""
     import wasmtime
 
-    from vm.api import Store
-    from vm.snapshot import instantiate_bytes
+    from vm.api import Store, instantiate
 
     data = bytes(wasmtime.wat2wasm(LOOP_WAT))
     best = None
     count = 0
     for _ in range(repeat):
         store = Store()
-        inst = instantiate_bytes(store, data)
+        inst = instantiate(store, data)
         t = time.perf_counter()
         store.invoke(inst.exports["f"], [n])
         dt = time.perf_counter() - t
@@ -189,11 +173,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"  {r[0]:<{w0}}  {r[1]:>{w1}}  {r[2]}")
     if args.json:
-        try:
-            Path(args.json).write_text(json.dumps({"python": py, "engine": eng, "snapshot": snap}, indent=1)
-                                       + "\n", encoding="utf-8")
-        except OSError as e:
-            raise UsageError(f"{args.json}: cannot write: {e.strerror}") from None
+        write_output(args.json, json.dumps({"python": py, "engine": eng, "snapshot": snap}, indent=1) + "\n")
     return EXIT_OK
 
 

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, List, Tuple
 
-from suite.cli import UsageError
+from suite.commands import UsageError
 
 
 def _add_fuzz(p: argparse.ArgumentParser) -> None:

@@ -11,25 +11,14 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
-from pathlib import Path
 from typing import Any, Dict
 
-from suite.cli import EXIT_OK, UsageError
+from suite.commands import EXIT_OK, UsageError
+from suite.commands._io import read_input, read_modules, write_output
 
 EXIT_NOT_CONVERTIBLE = 2
-
-
-def _read(path: str, what: str) -> bytes:
-    p = Path(path)
-    if not p.is_file():
-        raise UsageError(f"{path}: no such {what}")
-    try:
-        return p.read_bytes()
-    except OSError as e:
-        raise UsageError(f"{path}: cannot read: {e.strerror}") from None
 
 
 def _add_convert(p: argparse.ArgumentParser) -> None:
@@ -52,11 +41,8 @@ def _run_convert(args: argparse.Namespace) -> int:
     from vm.snapshot.model import SnapshotError
     from vm.snapshot.resume import NotConvertible, make_resume_module
 
-    data = _read(args.snapshot, "snapshot")
-    modules = {}
-    for m in args.module:
-        b = _read(m, "module")
-        modules[hashlib.sha256(b).hexdigest()] = b
+    data = read_input(args.snapshot, "snapshot")
+    modules = read_modules(args.module)
     try:
         state = decode(data)
     except SnapshotError as e:
@@ -66,10 +52,7 @@ def _run_convert(args: argparse.Namespace) -> int:
     except NotConvertible as e:
         print(f"not convertible: {e}", file=sys.stderr)
         return EXIT_NOT_CONVERTIBLE
-    try:
-        Path(args.output).write_bytes(rm.bytes)
-    except OSError as e:
-        raise UsageError(f"{args.output}: cannot write: {e.strerror}") from None
+    write_output(args.output, rm.bytes)
     print(json.dumps(manifest_json(rm.manifest), indent=2))
     return EXIT_OK
 

@@ -1,4 +1,4 @@
-"""A fuzzing campaign: Hypothesis drives trials (:mod:`suite.fuzz.trial`) in chunks until the budget ends.
+"""A fuzzing campaign: Hypothesis drives trials (:mod:`runners.trial`) in chunks until the budget ends.
 
 Why chunks of Hypothesis runs: one ``@given`` call per chunk (seeded from campaign seed, shard, worker and
 chunk number) gives reproducible generation, Hypothesis shrinking of the *whole* trial (module,
@@ -25,11 +25,11 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from .trial import Case, Divergence, Schedule, judge_target_results, make_hosts, run_trial
+from runners.trial import Case, Divergence, Schedule, judge_target_results, make_hosts, run_trial
 
 CHUNK = 16
 
@@ -147,11 +147,12 @@ class Worker:
         targets = (data.draw(st.sampled_from(sorted(self.targets))),) if self.targets else ()
         shape = data.draw(st.sampled_from(["single", "multi", "chain"]))
         if shape == "single":
-            return Schedule("single", (data.draw(single_points(total)).k,), "inproc", hosts, targets)
-        if shape == "multi":
-            return Schedule("multi", data.draw(multi_points(total, max_points=4)).ks, "inproc", hosts, targets)
-        ch = data.draw(migration_chains(total, hosts, max_hops=4))
-        return Schedule("chain", ch.points(), ch.start_host, tuple(h.host for h in ch.hops), targets)
+            drawn = data.draw(single_points(total))
+        elif shape == "multi":
+            drawn = data.draw(multi_points(total, max_points=4))
+        else:
+            return replace(data.draw(migration_chains(total, hosts, max_hops=4)), targets=targets)
+        return replace(drawn, hosts=hosts, targets=targets)
 
     # -- chunks -----------------------------------------------------------------------------------
     def run(self, deadline_s: float) -> None:
@@ -247,7 +248,7 @@ class Worker:
 
     def flush_targets(self, c: int, batch: List[Tuple[Any, Any, Case, Schedule, int]], deadline_s: float) -> bool:
         """Batched target checks of a chunk; a divergence triggers a minimizing re-run of the chunk."""
-        from .trial import TrialResult
+        from runners.trial import TrialResult
 
         by_target: Dict[str, List[int]] = {}
         for i, (p, *_rest) in enumerate(batch):

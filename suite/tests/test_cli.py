@@ -12,7 +12,8 @@ from typing import Any, List, Tuple
 import pytest
 
 from spec_tests.convert import wasm_tools_exe
-from suite.cli import main, parse_arg
+from suite.cli import main
+from suite.commands.run import parse_arg
 
 
 @pytest.fixture(autouse=True)
@@ -50,6 +51,9 @@ MOD = """(module
 )"""
 
 
+OUTCOME = ("results", "trap", "instructions", "host_log", "state_digest")
+
+
 def test_version(capsys: pytest.CaptureFixture) -> None:
     code, out, _ = wcr(capsys, "--version")
     assert code == 0 and out.startswith("wcr ")
@@ -69,8 +73,10 @@ def test_run_results(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
         (["sub64", "i64:-3", "i64:1"], ["i64:18446744073709551612"], None),
         (["fneg", "f32:0x7fc00000"], ["f32:0xffc00000"], None),
         (["d", "f64:1.5"], ["f64:0x3ff8000000000000"], None),
-        (["ext", "externref:3"], ["externref:3"], None),
-        (["ext", "externref:null"], ["externref:null"], None),
+        (["ext", "externref:3"], ["ref.extern:3"], None),
+        (["ext", "externref:null"], ["ref.null"], None),
+        (["ext", "ref.extern:3"], ["ref.extern:3"], None),
+        (["ext", "ref.null"], ["ref.null"], None),
         (["div", "i32:0"], [], "integer divide by zero"),
         (["pr"], [], None),
     ]
@@ -78,14 +84,21 @@ def test_run_results(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
         code, out, err = wcr(capsys, "run", m, "--invoke", name, *args)
         assert code == 0, err
         doc = json.loads(out)
+        assert list(doc) == list(OUTCOME)  # the one outcome shape (vm.snapshot.Outcome.to_dict)
         assert doc["results"] == results and doc["trap"] == trap
         assert isinstance(doc["instructions"], int)
+    code, out, _ = wcr(capsys, "run", m, "--invoke", "pr")
+    assert json.loads(out)["host_log"] == [["print_i32", ["i32:7"]]]
 
 
 @pytest.mark.parametrize("argv,needle", [
     (["run", "{dir}/missing.wasm", "--invoke", "f"], "missing.wasm: no such file"),
     (["run", "{m}", "--invoke", "add", "i32"], "expected TYPE:VALUE"),
-    (["run", "{m}", "--invoke", "add", "i32:x", "i32:1"], "bad i32 value"),
+    (["run", "{m}", "--invoke", "add", "i32:x", "i32:1"], "argument 'i32:x': bad i32 value"),
+    (["run", "{m}", "--invoke", "add", "i32:", "i32:1"], "argument 'i32:'"),
+    (["run", "{m}", "--invoke", "ext", "i32:1"], "argument 0 must be externref, got i32"),
+    (["run", "{m}", "--invoke", "ext", "ref.func:0"], "argument 'ref.func:0'"),
+    (["run", "{m}", "--invoke", "add", "externref:null", "i32:1"], "argument 0 must be i32, got ref.null"),
     (["run", "{m}", "--invoke", "add", "i32:99999999999", "i32:1"], "out of range"),
     (["run", "{m}", "--invoke", "add", "q32:1", "i32:1"], "unknown type"),
     (["run", "{m}", "--invoke", "nope"], "no exported function 'nope'"),
@@ -189,8 +202,8 @@ def test_run_checkpoint_and_restore(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert all(f["name"] == "fac" and f["func"] == 1 and f["pc"] > 0 for f in cp["checkpoint"]["frames"])
     code, out, _ = wcr(capsys, "restore", str(snap), "--module", str(m))
     got = json.loads(out)
-    assert code == 0 and got == {"results": ["i64:720"], "trap": None, "instructions": plain["instructions"],
-                                 "state_digest": plain["state_digest"]}
+    assert code == 0 and got == {k: plain[k] for k in OUTCOME} and got["results"] == ["i64:720"]
+    assert [entry[0] for entry in got["host_log"]] == ["print_i32"] * 7
     code, out, _ = wcr(capsys, "restore", str(snap), "--module", str(m), "--host", f"python:{sys.executable}")
     assert code == 0 and json.loads(out) == got
     code, out, _ = wcr(capsys, "snapshot", "show", str(snap))
@@ -213,7 +226,7 @@ def test_run_checkpoint_of_a_trap(tmp_path: Path, capsys: pytest.CaptureFixture)
     ran = json.loads(out)
     assert code == 0 and ran["trap"] == "integer divide by zero"
     code, out, _ = wcr(capsys, "restore", str(snap), "--module", str(m))
-    assert code == 0 and json.loads(out) == {k: ran[k] for k in ("results", "trap", "instructions", "state_digest")}
+    assert code == 0 and json.loads(out) == {k: ran[k] for k in OUTCOME}
 
 
 def test_restore_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -1,0 +1,193 @@
+"""``wcr run``: instantiate a module, invoke one export and print its outcome as JSON.
+
+The output is the one outcome shape every host and target speaks (:meth:`vm.snapshot.Outcome.to_dict`):
+``{"results", "trap", "instructions", "host_log", "state_digest"}``, plus ``"checkpoint"`` and
+``"snapshot"`` with ``--checkpoint-at K --snapshot OUT.snap``.  Why one shape: ``wcr restore`` of that
+snapshot prints the same fields, so "did the resumed run end like the uninterrupted one" is a diff.
+
+Arguments are value text (:mod:`vm.values`: ``i32:7``, ``i64:-3``, ``f32:0x7fc00000``, ``f64:1.5``,
+``externref:3``, ``funcref:null``); the module is instantiated through :mod:`vm.api` (imports resolve
+against the ``spectest`` host module); the invocation runs through :mod:`vm.snapshot`'s
+``start``/``advance``/``finish``, the same path a checkpointed run takes, so both print the same
+instruction count and digest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, Dict, List, Optional, Sequence
+
+from suite.commands import EXIT_OK, UnsupportedInput, UsageError
+from suite.commands._io import read_input, write_output
+from vm.api import Store, instantiate
+from vm.errors import InvalidModule, LinkError, MalformedModule, Trap, Unsupported
+from vm.runtime import FuncInst
+from vm.snapshot import (
+    Outcome,
+    State,
+    advance,
+    capture_store,
+    checkpoint,
+    encode,
+    finish,
+    start,
+    state_digest,
+)
+from vm.types import RefType
+from vm.values import NUM_BITS, Value, ValueTextError, parse_value, to_runtime
+
+
+def _add_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument("module", metavar="MODULE.wasm")
+    p.add_argument("--invoke", required=True, nargs="+", metavar=("NAME", "TYPE:VALUE"),
+                   help="exported function to call, then its arguments, e.g. i32:7 i64:-3 "
+                        "f32:0x7fc00000 f64:1.5 externref:3 funcref:null")
+    p.add_argument("args", nargs="*", metavar="TYPE:VALUE", help=argparse.SUPPRESS)
+    p.add_argument("--checkpoint-at", type=int, metavar="K",
+                   help="stop before retired instruction K (0 = before the first; K = the total gives a "
+                        "snapshot of the finished run; beyond the total is an error), write --snapshot, "
+                        "then finish the run")
+    p.add_argument("--snapshot", metavar="OUT.snap", help="where --checkpoint-at writes the snapshot")
+
+
+def _run_run(args: argparse.Namespace) -> int:
+    name, *rest = args.invoke
+    texts = list(args.args) + rest
+    k_at: Optional[int] = args.checkpoint_at
+    if (k_at is None) != (args.snapshot is None):
+        raise UsageError("--checkpoint-at and --snapshot go together")
+    if k_at is not None and k_at < 0:
+        raise UsageError(f"--checkpoint-at {k_at}: must be at least 0")
+    data = read_input(args.module, "file")
+    values = [parse_arg(t) for t in texts]
+    store = Store(max_call_depth=1000)
+    try:
+        inst = instantiate(store, data)
+    except Trap as e:  # the start function or a segment trapped: there is nothing to invoke
+        if k_at is not None:
+            raise UsageError(f"{args.module}: instantiation trapped ({e.kind}): nothing to checkpoint") from None
+        out = Outcome([], e.kind, int(store.instructions or 0), capture_store(store).host_log,
+                      state_digest(store)).to_dict()
+        print(json.dumps(out))
+        return EXIT_OK
+    except MalformedModule as e:
+        raise UsageError(f"{args.module}: malformed module: {e}") from None
+    except InvalidModule as e:
+        raise UsageError(f"{args.module}: invalid module: {e}") from None
+    except LinkError as e:
+        raise UsageError(f"{args.module}: link error: {e} (only the spectest host module is available)") from None
+    except Unsupported as e:
+        raise UnsupportedInput(f"{args.module}: {e}") from None
+    func = exported_function(inst, name, args.module)
+    call_args = runtime_args(func, name, texts, values)
+    try:
+        out = invoke(store, func, call_args, k_at, args.snapshot)
+    except Unsupported as e:  # an instruction or value the engine or the snapshot cannot handle
+        raise UnsupportedInput(f"{args.module}: {e}") from None
+    print(json.dumps(out))
+    return EXIT_OK
+
+
+def invoke(store: Store, func: FuncInst, call_args: List[Any], k_at: Optional[int],
+           snapshot: Optional[str]) -> Dict[str, Any]:
+    """Run the invocation to its end, stopping at ``k_at`` on the way to write ``snapshot``: the
+    outcome dict, with ``checkpoint``/``snapshot`` when it stopped."""
+    run = start(store, func, call_args)
+    extra: Dict[str, Any] = {}
+    if k_at is not None and snapshot is not None:
+        advance(store, run, k_at)
+        if run.count < k_at:
+            raise UsageError(f"--checkpoint-at {k_at}: the invocation ends after {run.count} instructions")
+        state = checkpoint(store, run)
+        write_output(snapshot, encode(state))
+        extra = {"checkpoint": checkpoint_info(state), "snapshot": snapshot}
+    out = finish(store, run).to_dict()
+    out.update(extra)
+    return out
+
+
+def parse_arg(text: str) -> Value:
+    """One ``TYPE:VALUE`` argument → tagged value (:func:`vm.values.parse_value`); its error becomes
+    ``argument 'TEXT': why``."""
+    try:
+        return parse_value(text)
+    except ValueTextError as e:
+        raise UsageError(f"argument {text!r}: {_reason(text, e)}") from None
+
+
+def _reason(text: str, e: ValueTextError) -> str:
+    """The codec's message without its own ``value 'TEXT'`` prefix (the CLI names the argument)."""
+    msg = str(e)
+    prefix = f"value {text.strip()!r}"
+    return msg[len(prefix):].lstrip(": ") if msg.startswith(prefix) else msg
+
+
+def exported_function(inst: Any, name: str, module: str) -> FuncInst:
+    func = inst.exports.get(name)
+    if func is None:
+        funcs = sorted(k for k, v in inst.exports.items() if isinstance(v, FuncInst))
+        raise UsageError(f"{module}: no exported function {name!r} "
+                         f"(exported functions: {', '.join(funcs) or 'none'})")
+    if not isinstance(func, FuncInst):
+        raise UsageError(f"{module}: export {name!r} is not a function")
+    return func
+
+
+def runtime_args(func: FuncInst, name: str, texts: Sequence[str], values: Sequence[Value]) -> List[Any]:
+    """Check the tagged arguments against the export's parameter types and convert them to runtime
+    values (:func:`vm.values.to_runtime`)."""
+    params = list(func.type.params)
+    if len(params) != len(values):
+        raise UsageError(f"{name}: expects {len(params)} arguments "
+                         f"({' '.join(_type_name(p) for p in params) or 'none'}), got {len(values)}")
+    out = []
+    for i, (p, text, v) in enumerate(zip(params, texts, values)):
+        why = _mismatch(p, v)
+        if why:
+            raise UsageError(f"{name}: argument {i} must be {_type_name(p)}, got {why}")
+        try:
+            out.append(to_runtime(v))
+        except ValueTextError as e:
+            raise UsageError(f"argument {text!r}: {e}") from None
+    return out
+
+
+def _mismatch(p: Any, v: Value) -> str:
+    """Why tagged ``v`` cannot be passed for parameter type ``p`` ('' if it can)."""
+    tag = v[0]
+    if isinstance(p, RefType):
+        if tag not in ("ref.null", "ref.extern", "ref.func"):
+            return tag
+        if tag == "ref.null" and not p.nullable:
+            return "null"
+        if tag == "ref.extern" and p.heap != "extern":
+            return "an externref"
+        return ""
+    return "" if tag == p and tag in NUM_BITS else tag
+
+
+def _type_name(t: Any) -> str:
+    return repr(t) if isinstance(t, RefType) else str(t)
+
+
+def checkpoint_info(state: State) -> Dict[str, Any]:
+    """``{"k": K, "status": ..., "frames": [{"func": index in its instance, "instance": n, "name": ...,
+    "pc": byte offset}, ...]}`` (bottom to top): where ``--checkpoint-at`` stopped, in the module's own
+    function indices (a snapshot stores store-wide addresses)."""
+    loc: Dict[int, Any] = {}
+    for n, ist in enumerate(state.instances):
+        for j, a in enumerate(ist.funcs):
+            loc.setdefault(a, (n, j))
+    th = state.thread
+    assert th is not None  # a checkpoint of a run always has its thread
+    frames = []
+    for fr in th.frames:
+        n, j = loc.get(fr.func, (None, None))
+        frames.append({"func": j, "instance": n, "name": state.names.get(fr.func), "pc": fr.pc})
+    return {"k": th.count, "status": th.status, "frames": frames}
+
+
+COMMANDS = [
+    ("run", "instantiate a module and invoke one export, print the outcome JSON", _add_run, _run_run),
+]

@@ -1,0 +1,174 @@
+"""``wcr spec``: run the official ``.wast`` spec tests strictly, optionally checkpointing every invocation.
+
+Exit 0 when nothing failed, 1 when something did, 2 for bad input (no testsuite, no matching file, a
+restorer that does not exist or is not available here).  The per-file table and the failure details go
+to stdout; progress (on a terminal) to stderr; ``--json`` / ``--junit`` write the reports of
+:mod:`reports.spec`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any, List, Optional, Sequence, TextIO, Tuple
+
+from reports.spec import (
+    cr_summary,
+    failure_components,
+    failures,
+    skipped_features,
+    totals,
+    write_json,
+    write_junit,
+)
+from runners.session import resolve
+from spec_tests.cr import CrConfig
+from spec_tests.parallel import run_files
+from spec_tests.testsuite import TestsuiteError, locate_testsuite, read_list, select_files
+from suite.commands import EXIT_FAIL, EXIT_OK, UsageError
+
+
+def _add_spec(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", nargs="*", metavar="FILE|GLOB",
+                   help="scripts relative to the testsuite dir, or globs (i32.wast, 'simd_*.wast', "
+                        "'custom/*.wast'); default: all .wast files, recursively")
+    p.add_argument("--testsuite", metavar="DIR",
+                   help="testsuite directory (default: $WASM_TESTSUITE, ../shared/wasm-testsuite, "
+                        "else download of the pinned commit)")
+    p.add_argument("--list", metavar="NAME", help="a named file list from spec_tests/data (e.g. core-1-2)")
+    p.add_argument("--json", metavar="PATH", help="write the JSON summary here")
+    p.add_argument("--junit", metavar="PATH", help="write JUnit XML here")
+    p.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="worker processes (default 1)")
+    p.add_argument("--max-failures", type=int, default=10, metavar="N",
+                   help="how many failures to show in detail (default 10)")
+    p.add_argument("--quiet", action="store_true", help="no per-file table")
+    p.add_argument("--cr", choices=("random", "all"),
+                   help="C/R mode: also checkpoint every invocation (random: one seeded point; all: every "
+                        "instruction, at most --cr-max-points spread evenly), restore and compare")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the C/R points (default 0)")
+    p.add_argument("--restore-on", default="inproc", metavar="HOST[,HOST...]",
+                   help="restorers for --cr: inproc, python:PATH, pypy3, or a native target name "
+                        "(default inproc)")
+    p.add_argument("--cr-max-points", type=int, default=50, metavar="N",
+                   help="--cr all: at most N checkpoints per invocation (default 50)")
+
+
+def _run_spec(args: argparse.Namespace) -> int:
+    if args.jobs < 1:
+        raise UsageError(f"-j {args.jobs}: must be at least 1")
+    cr = _cr_config(args)
+    root, files = _select(args)
+    tty = sys.stderr.isatty()
+    start = time.perf_counter()
+    results = run_files(root, files, jobs=args.jobs, progress=_Progress(start) if tty else None, cr=cr)
+    elapsed = time.perf_counter() - start
+    if tty:
+        sys.stderr.write("\r\x1b[K")
+        sys.stderr.flush()
+    out = sys.stdout
+    if not args.quiet:
+        _print_table(out, results)
+    _print_failures(out, results, args.max_failures)
+    t = totals(results)
+    n = sum(t.values())
+    rate = n / elapsed if elapsed > 0 else 0.0
+    out.write(f"{len(results)} files: {t['passed']} passed, {t['failed']} failed, {t['skipped']} skipped"
+              f" in {elapsed:.1f}s ({rate:.0f} asserts/s)\n")
+    if cr is not None:
+        _print_cr(out, results, args)
+    if args.json:
+        write_json(Path(args.json), results, elapsed)
+    if args.junit:
+        write_junit(Path(args.junit), results)
+    return EXIT_OK if t["failed"] == 0 else EXIT_FAIL
+
+
+def _cr_config(args: argparse.Namespace) -> Optional[CrConfig]:
+    """``--cr`` as a config for the workers; every restorer must exist and be available *before* the run
+    (a typo must not cost a whole testsuite run)."""
+    if not args.cr:
+        return None
+    if args.cr_max_points < 1:
+        raise UsageError(f"--cr-max-points {args.cr_max_points}: must be at least 1")
+    try:
+        restorers = resolve(args.restore_on)
+    except ValueError as e:
+        raise UsageError(f"--restore-on: {e}") from None
+    for r in restorers:
+        ok, why = r.available()
+        if not ok:
+            raise UsageError(f"--restore-on {r.name}: not available: {why}")
+    return CrConfig(args.cr, args.seed, args.restore_on, args.cr_max_points)
+
+
+def _select(args: argparse.Namespace) -> Tuple[Path, List[str]]:
+    try:
+        root = locate_testsuite(args.testsuite)
+        patterns = list(args.files)
+        if args.list:
+            patterns += read_list(args.list)
+        files = select_files(root, patterns)
+    except TestsuiteError as e:
+        raise UsageError(str(e)) from None
+    if not files:
+        raise UsageError(f"no .wast files in {root}")
+    return root, files
+
+
+class _Progress:
+    """One self-overwriting status line on a terminal: file count, asserts so far, asserts per second."""
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.cases = 0
+
+    def __call__(self, r: Any, i: int, n: int) -> None:
+        self.cases += len(r.cases)
+        el = time.perf_counter() - self.start
+        rate = self.cases / el if el > 0 else 0.0
+        sys.stderr.write(f"\r\x1b[K[{i}/{n}] {r.file}  {self.cases} asserts, {rate:.0f}/s")
+        sys.stderr.flush()
+
+
+def _print_table(out: TextIO, results: Sequence[Any]) -> None:
+    w = max([len(r.file) for r in results] + [5])
+    out.write(f"{'file':<{w}}  {'passed':>7} {'failed':>7} {'skipped':>7}\n")
+    for r in results:
+        out.write(f"{r.file:<{w}}  {r.passed:>7} {r.failed:>7} {r.skipped:>7}\n")
+
+
+def _print_failures(out: TextIO, results: Sequence[Any], limit: int) -> None:
+    feats = skipped_features(results)
+    if feats:
+        out.write("skipped (unsupported features): " + ", ".join(f"{k} {v}" for k, v in feats.items()) + "\n")
+    fails = failures(results, limit)
+    if not fails:
+        return
+    comps = failure_components(results)
+    out.write("failures by component (guess): " + ", ".join(f"{k} {v}" for k, v in comps.items()) + "\n")
+    out.write(f"first {len(fails)} of {totals(results)['failed']} failures:\n")
+    for f in fails:
+        out.write(f"  {f['file']}:{f['line']} {f['name'].split(' ', 1)[-1]}: {f['message']} [{f['component']}]\n")
+        if f.get("expected") or f.get("actual"):
+            out.write(f"      expected: {f.get('expected', '')}\n      actual:   {f.get('actual', '')}\n")
+        tb = f.get("traceback")
+        if tb:
+            for ln in [ln for ln in tb.strip().splitlines() if ln.strip().startswith("File ")][-1:]:
+                out.write(f"      at {ln.strip()}\n")
+
+
+def _print_cr(out: TextIO, results: Sequence[Any], args: argparse.Namespace) -> None:
+    c = cr_summary(results)
+    out.write(f"C/R ({args.cr}, seed {args.seed}): {c['invocations']} invocations, {c['checkpoints']} "
+              f"checkpoints, {c['restores']} restores, {c['mismatches']} mismatches; hosts: "
+              + ", ".join(f"{k} {v}" for k, v in c["hosts"].items()) + "\n")
+    for name, tc in c.get("targets", {}).items():
+        out.write(f"  target {name}: "
+                  + ", ".join(f"{k} {v}" for k, v in tc.items() if k != "not_convertible_reasons") + "\n")
+
+
+COMMANDS = [
+    ("spec", "run the official .wast spec tests strictly", _add_spec, _run_spec),
+]
