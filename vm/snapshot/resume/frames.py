@@ -1,0 +1,272 @@
+"""The frame part of a resume module: one specialized function per frame of the thread.
+
+Each is a copy of its frame's function *starting at the frame's pc*: no params, the function's results,
+every original local (params included) as a declared local set from the snapshot; then the frame's
+control structure rebuilt outermost-first, pushing each label's slice of the operand stack as constants
+at its depth:
+
+- ``block``/``if``/``else``/``try_table`` → a block (``[] -> results``) holding the rest of the current
+  arm; the code after the original ``end`` follows the rebuilt block's ``end``;
+- ``loop`` → ``block $exit (block $cont <rest of iteration> br $exit) (loop <full body>)``: a branch to
+  the loop label becomes a branch to ``$cont`` so a later iteration runs the original loop;
+- every branch depth is remapped through an explicit label map (original label → rebuilt label);
+- in a non-top frame the pending ``call``/``call_indirect``/``call_ref`` becomes ``call`` of the next
+  frame's specialized function (its arguments are not on the snapshot's stack: they are that frame's
+  locals already), so the stack unwinds into the remaining code of each caller as it would have.
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Optional, Tuple
+
+from ...module import Func, Instr
+from ...types import ValType
+from ..model import DONE, RUNNING, FrameState, InstanceState, State, Value
+from .common import NUM_TAGS, Builder, NotConvertible, end
+
+_BRANCH1 = ("br", "br_if", "br_on_null", "br_on_non_null")
+_LEGACY = ("try", "catch", "catch_all", "delegate", "rethrow")
+
+
+def thread_instance(state: State) -> InstanceState:
+    """The instance the thread runs in: the one that *defines* the bottom frame's function (or the
+    entry, for a finished run).  Instances are listed in creation order and an instance can only import
+    what existed before it, so the first instance whose function space holds the address defines it.
+    The other instances of the store (a spec script's earlier modules) are not reachable and ignored."""
+    th = state.thread
+    assert th is not None
+    addr = th.frames[0].func if th.frames else th.entry
+    for ist in state.instances:
+        if addr in ist.funcs:
+            return ist
+    raise NotConvertible("foreign function", f"function address {addr} is in no instance")
+
+
+def frame_functions(b: Builder, prologue: List[Instr]) -> Tuple[List[Func], Tuple[ValType, ...]]:
+    """The functions appended to the module (the first one becomes ``resume``, with ``prologue`` in
+    front) and the result types of ``resume``.  A finished run resumes as its results as constants."""
+    th = b.state.thread
+    assert th is not None
+    m = b.m
+    if th.status == DONE:
+        entry = b.fidx.get(th.entry)
+        if entry is None:
+            raise NotConvertible("foreign function", "entry")
+        results_t = m.func_type(m.func_typeidxs()[entry]).results
+        code = list(prologue)
+        for t, v in zip(results_t, th.results):
+            code.append(b.const(v, t))
+        code.append(end())
+        return [Func(b.functype((), results_t), [], code)], tuple(results_t)
+    if th.status != RUNNING:
+        raise NotConvertible("inconsistent state", f"thread status {th.status}")
+    if not th.frames:
+        raise NotConvertible("inconsistent state", "running thread without frames")
+    fidxs = []
+    for fs in th.frames:
+        i = b.fidx.get(fs.func)
+        if i is None or i < b.nimp_funcs:
+            raise NotConvertible("foreign function", f"frame function address {fs.func}")
+        fidxs.append(i)
+    nfuncs = b.nimp_funcs + len(m.funcs)
+    n = len(th.frames)
+    out = []
+    for k, (fs, fidx) in enumerate(zip(th.frames, fidxs)):
+        callee = nfuncs + k + 1 if k + 1 < n else None
+        out.append(_FrameGen(b, fidx, fs, callee, prologue if k == 0 else []).build())
+    return out, tuple(m.func_type(m.func_typeidxs()[fidxs[0]]).results)
+
+
+def _body_index(f: Func, pc: int) -> int:
+    base = f.body_offset
+    for i, ins in enumerate(f.body):
+        if ins.offset - base == pc:
+            return i
+    raise NotConvertible("inconsistent state", f"pc {pc} is not an instruction boundary")
+
+
+def _is_default(v: Value) -> bool:
+    tag, x = v
+    return tag == "ref.null" or (tag in NUM_TAGS and x == 0)
+
+
+def _local_decls(local_types: Any) -> List[Tuple[int, ValType]]:
+    """Locals as the code section declares them: runs of equal types."""
+    locs: List[Tuple[int, ValType]] = []
+    for t in local_types:
+        if locs and locs[-1][1] == t:
+            locs[-1] = (locs[-1][0] + 1, t)
+        else:
+            locs.append((1, t))
+    return locs
+
+
+class _FrameGen:
+    """Emits the specialized copy of one frame's function."""
+
+    def __init__(self, b: Builder, fidx: int, fs: FrameState, callee: Optional[int], prologue: List[Instr]):
+        self.b = b
+        m = b.m
+        self.fidx = fidx
+        self.func = m.funcs[fidx - b.nimp_funcs]
+        self.fi = b.info.funcs[fidx - b.nimp_funcs]
+        self.fs = fs
+        self.callee = callee  # function index of the next frame's specialized function
+        self.out: List[Instr] = list(prologue)
+
+    def emit(self, op: str, imm: Any = None) -> None:
+        self.out.append(Instr(op, imm))
+
+    def build(self) -> Func:
+        idx = _body_index(self.func, self.fs.pc)
+        self.check_labels(idx)
+        self.set_locals()
+        stypes = self.stack_types(idx)
+        newidx, new_len = self.open_labels(idx, stypes)
+        self.close_labels(idx, newidx, new_len)
+        results = self.b.m.func_type(self.func.typeidx).results
+        return Func(self.b.functype((), results), _local_decls(self.fi.local_types), self.out)
+
+    # -- phases ----------------------------------------------------------------------------------
+    def at_dead_end(self, idx: int) -> bool:
+        """An ``end`` that linear validation calls unreachable (its arm ended in a branch) is still
+        reached through the false edge of an ``if`` without ``else``: the stack then holds numbers
+        whose types are their tags."""
+        return not self.fi.reachable[idx] and self.func.body[idx].op == "end"
+
+    def check_labels(self, idx: int) -> None:
+        ctrls = self.fi.controls[idx]
+        labels = self.fs.labels
+        if (not self.fi.reachable[idx] and not self.at_dead_end(idx)) or len(labels) != len(ctrls):
+            raise NotConvertible("inconsistent state", "labels do not match the pc")
+        for lab, c in zip(labels, ctrls):
+            if lab.height != c.height or lab.kind != c.kind:
+                raise NotConvertible("inconsistent state", "labels do not match the pc")
+
+    def set_locals(self) -> None:
+        """Declared locals start at their default (null: a non-defaultable local unset); the others are
+        set from the snapshot."""
+        local_types = self.fi.local_types
+        if len(self.fs.locals) != len(local_types):
+            raise NotConvertible("inconsistent state", "local count")
+        for i, (t, v) in enumerate(zip(local_types, self.fs.locals)):
+            if _is_default(v):
+                continue
+            self.out.append(self.b.const(v, t))
+            self.emit("local.set", i)
+
+    def stack_types(self, idx: int) -> tuple:
+        stypes = self.fi.stack_types[idx]
+        stack = self.fs.stack
+        if self.at_dead_end(idx):
+            if any(v[0] not in NUM_TAGS for v in stack):
+                raise NotConvertible("inconsistent state", "reference on the stack at an unreachable end")
+            stypes = tuple(v[0] for v in stack)
+        if len(stack) > len(stypes):
+            raise NotConvertible("inconsistent state", "operand stack too deep")
+        return stypes
+
+    def open_labels(self, idx: int, stypes: tuple) -> Tuple[List[int], int]:
+        """Rebuild the enclosing control structure outermost-first, each label's operands pushed as
+        constants below it.  Returns the new label index of every original label and the number of
+        labels open in the new function."""
+        b = self.b
+        body = self.func.body
+        ctrls = self.fi.controls[idx]
+        stack = self.fs.stack
+
+        def push(lo: int, hi: int) -> None:
+            for k in range(lo, hi):
+                self.out.append(b.const(stack[k], stypes[k]))
+
+        L = len(ctrls)
+        newidx = [0]
+        new_len = 1
+        for j in range(1, L):
+            c = ctrls[j]
+            push(ctrls[j - 1].height if j > 1 else 0, c.height)
+            if c.kind in ("block", "if", "else"):
+                self.emit("block", b.blocktype((), c.results))
+                new_len += 1
+            elif c.kind == "loop":
+                self.emit("block", b.blocktype((), c.results))  # $exit
+                self.emit("block", b.blocktype((), c.params))  # $cont
+                new_len += 2
+            elif c.kind == "try_table":
+                bt, catches = body[c.start].imm
+                ctx = j  # labels 0..j-1 are the context of the try_table instruction
+                nc = []
+                for cat in catches:
+                    t = ctx - 1 - cat.label
+                    nc.append(cat._replace(label=(new_len - 1) - newidx[t]))
+                self.emit("try_table", (b.blocktype((), c.results), tuple(nc)))
+                new_len += 1
+            elif c.kind in _LEGACY:
+                raise NotConvertible("legacy exceptions")
+            else:
+                raise NotConvertible("inconsistent state", f"label kind {c.kind}")
+            newidx.append(new_len - 1)
+        push(ctrls[L - 1].height if L > 1 else 0, len(stack))
+        return newidx, new_len
+
+    def close_labels(self, idx: int, newidx: List[int], new_len: int) -> None:
+        """The pending call (non-top frame), then the rest of every rebuilt block, innermost first,
+        each followed by the code after the original ``end``; a loop's rest is followed by the full
+        original loop."""
+        body = self.func.body
+        fi = self.fi
+        ctrls = fi.controls[idx]
+        start = idx
+        if self.callee is not None:
+            if body[idx].op not in ("call", "call_indirect", "call_ref"):
+                raise NotConvertible("inconsistent state", "non-top frame not at a call")
+            self.emit("call", self.callee)
+            start = idx + 1
+        for j in range(len(ctrls) - 1, -1, -1):
+            c = ctrls[j]
+            if j == 0:
+                self.copy(start, len(body), 1, newidx[:1], new_len)
+                break
+            end_ = fi.block_end[c.start]
+            stop = fi.block_else.get(c.start, end_) if c.kind == "if" else end_
+            self.copy(start, stop, j + 1, newidx[:j + 1], new_len)
+            if c.kind == "loop":
+                self.emit("br", 1)  # fell off the loop body: its results leave through $exit
+                self.emit("end")  # $cont: a branch to the loop label lands here, params on the stack
+                new_len -= 1
+                self.copy(c.start, end_ + 1, j, newidx[:j], new_len)
+                self.emit("end")  # $exit
+            else:
+                self.emit("end")
+            new_len -= 1
+            newidx.pop()
+            start = end_ + 1
+
+    def copy(self, lo: int, hi: int, L0: int, outer: List[int], new_len: int) -> None:
+        """Copy ``body[lo:hi]`` whose control context has ``L0`` original labels (mapped to new label
+        indices ``outer``) while ``new_len`` new labels are open, remapping branch depths."""
+        body = self.func.body
+        controls = self.fi.controls
+        for i in range(lo, hi):
+            ins = body[i]
+            op = ins.op
+            here = len(controls[i])
+            new_here = new_len + (here - L0)
+
+            def remap(d: int, here: int = here, new_here: int = new_here) -> int:
+                t = here - 1 - d
+                ni = outer[t] if t < L0 else new_len + (t - L0)
+                return new_here - 1 - ni
+
+            imm = ins.imm
+            if op in _BRANCH1:
+                imm = remap(imm)
+            elif op == "br_table":
+                imm = (tuple(remap(x) for x in imm[0]), remap(imm[1]))
+            elif op in ("br_on_cast", "br_on_cast_fail"):
+                imm = (remap(imm[0]), imm[1], imm[2])
+            elif op == "try_table":
+                imm = (imm[0], tuple(c._replace(label=remap(c.label)) for c in imm[1]))
+            elif op in _LEGACY:
+                raise NotConvertible("legacy exceptions")
+            self.out.append(Instr(op, imm))
