@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from runners.framing import encode_frame
 from runners.hosts import HostError, InProcHost, PythonHost, get_host, known_python_hosts, parse_hosts
 from vm.api import Store
-from vm.snapshot import SnapshotError, checkpoint, cr_check, encode, instantiate_bytes, run_to
+from vm.snapshot import SnapshotError, checkpoint, encode, instantiate_bytes, run_to
 
 wasmtime = pytest.importorskip("wasmtime")
 
@@ -52,9 +53,11 @@ def test_inproc_and_python_host_agree(mod):
     ok, why = h.available()
     if ok:
         hosts.append(h)
-    r = cr_check(mods, lambda s: instantiate_bytes(s, data), "f", [9], 37, hosts)
-    assert r.ok, r.summary()
-    assert r.reference["results"] == ["i32:2", "f32:0x7fa00001"]
+    ref = InProcHost().restore_and_finish(_snapshot(data, 0), mods)
+    assert ref["results"] == ["i32:2", "f32:0x7fa00001"]
+    snap = _snapshot(data, 37)
+    for h in hosts:
+        assert h.restore_and_finish(snap, mods) == ref, h.name
     if not ok:
         pytest.skip(why)
 
@@ -91,6 +94,16 @@ def test_crash_and_timeout_are_reported(tmp_path, mod):
     assert e.value.kind == "timeout"
 
 
+def test_garbled_reply_is_a_protocol_error(tmp_path, mod):
+    """A child that answers a frame that is not JSON is a protocol failure, not a crash or a result."""
+    data, mods = mod
+    bad = PythonHost(_fake_python(tmp_path, "head -c 4 >/dev/null; printf '\\000\\000\\000\\003abc'; sleep 5"))
+    with pytest.raises(HostError) as e:
+        bad.restore_and_finish(_snapshot(data, 5), mods)
+    assert e.value.kind == "protocol"
+    bad.close()
+
+
 def _py312() -> PythonHost:
     h = PythonHost(PY312)
     ok, why = h.available()
@@ -99,15 +112,11 @@ def _py312() -> PythonHost:
     return h
 
 
-@pytest.mark.parametrize("persistent", [True, False])
-def test_step_is_one_chain_hop_on_every_host(mod, persistent):
+def test_step_is_one_chain_hop_on_every_host(mod):
     """step = restore, run to k in total, checkpoint: a chain inproc → python → inproc ends with the
     uninterrupted outcome, and each host's hop gives the same snapshot bytes."""
     data, mods = mod
-    py = PythonHost(PY312, persistent=persistent)
-    ok, why = py.available()
-    if not ok:
-        pytest.skip(why)
+    py = _py312()
     inproc = InProcHost()
     ref = inproc.restore_and_finish(_snapshot(data, 0), mods)
     snap = _snapshot(data, 5)
@@ -126,13 +135,13 @@ def test_persistent_child_sends_modules_once_and_is_reused(mod):
     h = _py312()
     snap = _snapshot(data, 5)
     sizes = []
-    orig = h._exchange
+    orig = h._child.request
 
-    def spy(proc, out):
-        sizes.append(len(out))
-        return orig(proc, out)
+    def spy(obj, timeout):
+        sizes.append(len(encode_frame(obj)))
+        return orig(obj, timeout)
 
-    h._exchange = spy  # type: ignore[method-assign]
+    h._child.request = spy  # type: ignore[method-assign]
     first = h.step(snap, mods, 9)
     h.restore_and_finish(first, mods)
     h.step(snap, mods, 9)
@@ -199,7 +208,7 @@ def test_vm_and_runners_import_stdlib_only():
     # the host side: vm/ and what the python:PATH child imports (runners/native/ drives native
     # runtimes in the parent process and may use their Python packages)
     files = sorted((REPO / "vm").rglob("*.py")) + [REPO / "runners" / n for n in
-                                                    ("__init__.py", "hosts.py", "child.py")]
+                                                    ("__init__.py", "hosts.py", "child.py", "framing.py")]
     for path in files:
         if True:
             tree = ast.parse(path.read_text(), str(path))
