@@ -1,22 +1,31 @@
-"""Child process of the ``wasm3`` target: ``python _wasm3_child.py JOB.json OUT.json``.
+"""Child process of the ``wasm3`` target: ``python _wasm3_child.py`` answers jobs until end of input.
 
 wasm3 runs in process with no time limit and may crash on native stack exhaustion, so the parent runs
-it here, under a timeout.  wasm3 prints a backtrace on stdout when it traps: the result therefore goes
-to OUT.json, never to stdout.  ``python _wasm3_child.py --serve`` answers many jobs (see :func:`serve`).  JOB = {"wasm": path, "entry", "results", "memories", "globals": {name:
-type}, "stack": bytes}.
+it here, under a timeout (:class:`runners.framing.FramedChild`).  Requests and replies are frames of
+wcr's one child protocol (:mod:`runners.framing`).  Why a script and not ``-m``: this file's folder holds
+wcr's own ``wasm3.py``, which is dropped from ``sys.path`` below so that ``import wasm3`` is pywasm3; the
+parent puts the repository root on ``PYTHONPATH`` so that :mod:`runners.framing` is importable (it and
+this file use the standard library only, plus pywasm3).  Importing the module itself has no side
+effect beyond that path fix, so it stays importable standalone (tests call :func:`run_job`).
+
+JOB = {"wasm": hex, "entry", "results": [types], "memories": [names], "globals": {name: type},
+"stack": bytes, "prints": {name: [param types]}}; the reply: {"log", "results", "error": {"phase",
+"message"} | null, "memories": {name: hex}, "globals": {name: [type, bits]}}.
 """
 
 from __future__ import annotations
 
-import json
+import io
 import os
 import struct
 import sys
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 # This file's directory holds wcr's own ``wasm3.py``: keep it from shadowing the pywasm3 extension.
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+
+_SIGS = {"i32": "i", "i64": "I", "f32": "f", "f64": "F"}
 
 
 def _bits(t: str, v: Any) -> int:
@@ -28,6 +37,7 @@ def _bits(t: str, v: Any) -> int:
 
 
 def run_job(job: Dict[str, Any], wasm: bytes) -> Dict[str, Any]:
+    """Load, link the prints, call the entry, read back; every failure is an ``error`` in the reply."""
     import wasm3
 
     res: Dict[str, Any] = {"log": [], "results": None, "error": None, "memories": {}, "globals": {}}
@@ -39,14 +49,11 @@ def run_job(job: Dict[str, Any], wasm: bytes) -> Dict[str, Any]:
     except RuntimeError as exc:
         res["error"] = {"phase": "load", "message": str(exc)}
         return res
-    sigs = {"i32": "i", "i64": "I", "f32": "f", "f64": "F"}
-    prints = {"print": (), "print_i32": ("i32",), "print_i64": ("i64",), "print_f32": ("f32",),
-              "print_f64": ("f64",), "print_i32_f32": ("i32", "f32"), "print_f64_f64": ("f64", "f64")}
-    for name, params in prints.items():
+    for name, params in job["prints"].items():
         def fn(*args: Any, _n: str = name, _p: Any = params) -> None:
             res["log"].append([_n, [[t, _bits(t, a)] for t, a in zip(_p, args)]])
         try:
-            mod.link_function("spectest", name, "v(" + "".join(sigs[p] for p in params) + ")", fn)
+            mod.link_function("spectest", name, "v(" + "".join(_SIGS[p] for p in params) + ")", fn)
         except RuntimeError:
             pass  # not imported by this module
     try:
@@ -66,32 +73,24 @@ def run_job(job: Dict[str, Any], wasm: bytes) -> Dict[str, Any]:
     return res
 
 
-def serve() -> int:
-    """Long-lived mode (``--serve``): length-prefixed JSON jobs on stdin (``wasm`` as hex), answers on
-    the original stdout.  wasm3 prints trap backtraces on fd 1, so fd 1 is pointed at stderr and the
-    protocol uses a private duplicate of the original stdout."""
+def _handle(job: Any) -> Dict[str, Any]:
+    try:
+        return run_job(job, bytes.fromhex(job["wasm"]))
+    except Exception as exc:  # a malformed job is reported, the loop goes on
+        return {"log": [], "results": None, "memories": {}, "globals": {},
+                "error": {"phase": "load", "message": f"bad job: {type(exc).__name__}: {exc}"}}
+
+
+def main() -> int:
+    """Serve jobs with :func:`runners.framing.serve`.  wasm3 prints trap backtraces on fd 1, so fd 1 is
+    pointed at stderr and the protocol uses a private duplicate of the original stdout."""
+    from runners import framing
+
     proto = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
-    inp = sys.stdin.buffer
-    while True:
-        head = inp.read(4)
-        if len(head) < 4:
-            return 0
-        job = json.loads(inp.read(int.from_bytes(head, "little")).decode("utf-8"))
-        res = run_job(job, bytes.fromhex(job["wasm"]))
-        data = json.dumps(res).encode("utf-8")
-        proto.write(len(data).to_bytes(4, "little") + data)
-        proto.flush()
-
-
-def main(argv: List[str]) -> int:
-    if argv and argv[0] == "--serve":
-        return serve()
-    job = json.load(open(argv[0]))
-    res = run_job(job, open(job["wasm"], "rb").read())
-    json.dump(res, open(argv[1], "w"))
-    return 0
+    sys.stdout = io.TextIOWrapper(proto)  # serve() writes frames to sys.stdout.buffer
+    return framing.serve(_handle)
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

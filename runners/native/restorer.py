@@ -2,8 +2,9 @@
 
 A target cannot take our frames, so each checkpoint goes snapshot → resume module
 (:func:`vm.snapshot.resume.make_resume_module`) → feature check (:mod:`.features` against the target's
-declared features) → the runtime (batched: :meth:`runners.native.Target.run_many` lets a target keep a
-process alive or compile a whole batch into one binary) → the native comparison rules
+declared features) → the runtime, given the converter's own manifest (batched:
+:meth:`runners.native.target.Target.run_many` lets a target keep a process alive or compile a whole
+batch into one binary) → the native comparison rules
 (:func:`runners.oracle.compare_native`).  Each step that cannot proceed gives its own status, so a
 report can tell "the target disagrees" (mismatch) from "we could not ask it" (not-convertible,
 not-applicable, inconclusive).
@@ -18,6 +19,8 @@ import hashlib
 import json
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from vm.values import format_value
+
 from ..oracle import compare_native
 from ..restore import (
     ERROR,
@@ -31,18 +34,13 @@ from ..restore import (
     CheckResult,
     Restorer,
 )
-from . import NativeOutcome, ResumeManifest, Target, get_target
 from .features import module_features
+from .registry import get_target
+from .target import NativeOutcome, Target
 
 
 class TargetUnavailable(ValueError):
     """The target's toolchain is missing (the message says what and how to install it)."""
-
-
-def resume_manifest(man: Any) -> ResumeManifest:
-    """The generator's index-keyed manifest → the targets' name-only :class:`ResumeManifest`."""
-    return ResumeManifest(tuple(man.memories.values()), tuple(man.globals.values()),
-                          tuple(man.tables.values()), None, man.entry)
 
 
 class _Prepared:
@@ -107,7 +105,7 @@ class TargetRestorer(Restorer):
         if jobs:
             kw = {} if self.timeout is None else {"timeout": self.timeout}
             try:
-                outs = self.target.run_many([(rm.bytes, resume_manifest(rm.manifest)) for _, rm in jobs], **kw)
+                outs = self.target.run_many([(rm.bytes, rm.manifest) for _, rm in jobs], **kw)
             except Exception as e:  # a target bug must be a finding, not a crash of the whole run
                 outs = [None] * len(jobs)
                 err = f"{type(e).__name__}: {e}"
@@ -153,8 +151,6 @@ class TargetRestorer(Restorer):
 def outcome_dict(out: NativeOutcome, target: Optional[str] = None) -> Dict[str, Any]:
     """A native outcome in the JSON shape ``wcr restore`` prints for hosts (``instructions`` is null:
     native runtimes do not count; ``state_digest`` covers the memories/globals/tables read back)."""
-    from vm.snapshot.model import format_value
-
     def fmt(v: Any) -> str:
         return "ref" if v[0] == "ref" else format_value(v)
 
@@ -208,11 +204,9 @@ def run_on_target(snapshot: bytes, modules: Dict[str, bytes], name: str) -> Dict
         else:
             base["not_applicable"] = p.result.extra.get("features", [])
         return base
-    out = r.target.run_many([(p.resume.bytes, resume_manifest(p.resume.manifest))])[0]
+    out = r.target.run_many([(p.resume.bytes, p.resume.manifest)])[0]
     d = outcome_dict(out, name)
     # the full host log: the snapshot's part (before the checkpoint) + what the resume module printed
-    from vm.snapshot.model import format_value
-
     d["host_log"] = [[n, [format_value(v) for v in a]] for n, a in state.host_log] + d["host_log"]
     return d
 
@@ -225,7 +219,7 @@ def checkpoint_items(wasm: bytes, entry: str, args: Sequence[Any] = (), ks: Opti
     own items from its store."""
     from vm.api import Store, load_module
     from vm.runtime.spectest import spectest_exports
-    from vm.snapshot.checkpoint import checkpoint, finish, run_to
+    from vm.snapshot import checkpoint, finish, run_to
     from vm.snapshot.codec import encode
     from vm.snapshot.resume import instance_final_state
 

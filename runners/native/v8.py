@@ -1,30 +1,56 @@
-"""The ``v8`` target: the machine's ``node`` (V8) runs ``v8_runner.js`` on the shim/resume/reader trio.
+"""The ``v8`` target: the machine's ``node`` (V8) runs the shim/resume/reader trio in ``v8_server.js``.
 
-One long-lived node process (``v8_server.js``) serves every run of the target object: node's start-up
-(~100 ms) used to dominate.  Isolation is kept per run: fresh spectest objects and instances for each
-module, and a run that hangs or crashes node costs only that run (the process is killed and restarted,
-see :class:`._common.Server`).  ``run_one_process`` is the old one-process-per-run path (benchmarks).  Feature flags enable the proposals that node 20's V8
-implements in their final form (relaxed SIMD, extended constant expressions).
+One long-lived node process serves every run of the target object (node's start-up, ~100 ms, would
+dominate otherwise); it speaks the framed protocol of :mod:`runners.framing`.  Isolation is kept per
+run: fresh instances for each module, and a run that hangs or crashes node costs only that run (the
+process is killed and restarted, see :func:`.process.ask`).  Feature flags enable the proposals that
+node 20's V8 implements in their final form (relaxed SIMD, extended constant expressions).
 """
 
 from __future__ import annotations
 
 import base64
-import json
-import os
 import shutil
 import subprocess
-import tempfile
 from functools import lru_cache
 from pathlib import Path
-from typing import Tuple
+from typing import Any, Dict, Tuple
 
-from . import NativeOutcome, ResumeManifest, Target
-from . import _common as C
+from vm.snapshot.resume import Manifest
 
-RUNNER = Path(__file__).with_name("v8_runner.js")
+from ..framing import FramedChild
+from . import adapter
+from .introspect import ModuleInfo
+from .process import ServerDied, Unrunnable, ask
+from .rewrite import rename_import_module
+from .target import NativeOutcome, Target, TrapTable, classify
+
 SERVER = Path(__file__).with_name("v8_server.js")
 NODE_FLAGS = ("--experimental-wasm-relaxed-simd", "--experimental-wasm-extended-const", "--stack-size=900")
+
+#: V8 11.3 (node 20) RuntimeError/RangeError messages → spec kinds (see :func:`.target.classify`)
+TRAP_MESSAGES: TrapTable = (
+    ("maximum call stack size exceeded", "call stack exhausted", ()),  # RangeError
+    ("unreachable", "unreachable", ()),
+    ("divide by zero", "integer divide by zero", ()),
+    ("remainder by zero", "integer divide by zero", ()),
+    ("divide result unrepresentable", "integer overflow", ()),
+    # one message for trunc of NaN and of an out-of-range value (found by `wcr fuzz`)
+    ("float unrepresentable in integer range", "invalid conversion to integer",
+     ("invalid conversion to integer", "integer overflow")),
+    ("memory access out of bounds", "out of bounds memory access", ()),
+    ("data segment", "out of bounds memory access", ()),  # an active data segment does not fit
+    ("element segment", "out of bounds table access", ()),  # an active element segment does not fit
+    ("table initializer", "out of bounds table access", ()),
+    # one message for call_indirect past the end and table.get/set/copy out of bounds
+    ("table index is out of bounds", "undefined element", ("undefined element", "out of bounds table access")),
+    # one message for a null entry and a signature mismatch of call_indirect
+    ("null function or function signature mismatch", "indirect call type mismatch",
+     ("uninitialized element", "indirect call type mismatch")),
+    ("function signature mismatch", "indirect call type mismatch", ()),
+    # call_ref of null, and every other null dereference
+    ("dereferencing a null pointer", "null function reference", ("null function reference", "null reference")),
+)
 
 
 @lru_cache(maxsize=1)
@@ -58,73 +84,43 @@ class V8Target(Target):
     def version(self) -> str:
         return f"node {_node()[1]}"
 
-    def _server(self) -> C.Server:
+    def _server(self) -> FramedChild:
         srv = getattr(self, "_srv", None)
         if srv is None:
-            exe, why = _node()
-            shim = C.cache_dir() / "v8-shim.wasm"
-            if not shim.exists():
-                tmp = shim.with_suffix(f".{os.getpid()}.tmp")
-                tmp.write_bytes(C.wat(C.shim_wat("spectest")))
-                os.replace(tmp, shim)
-            srv = self._srv = C.Server([exe, *NODE_FLAGS, str(SERVER), str(shim)])
+            srv = self._srv = FramedChild([_node()[0], *NODE_FLAGS, str(SERVER)], name="node")
         return srv
 
-    def _run(self, wasm: bytes, info: C.ModuleInfo, man: ResumeManifest, out: NativeOutcome, timeout: float) -> None:
+    def _run(self, wasm: bytes, info: ModuleInfo, man: Manifest, out: NativeOutcome, timeout: float) -> None:
         exe, why = _node()
         if not exe:
-            raise C.Unrunnable(why)
-        req = {"resume": base64.b64encode(C.rename_import_module(wasm)).decode("ascii"),
-               "reader": base64.b64encode(C.wat(C.reader_wat(info, man, dumps=False))).decode("ascii"),
-               "memories": list(man.memories), "tables": list(man.tables)}
+            raise Unrunnable(why)
+        assert info.module is not None
+
+        def b64(data: bytes) -> str:
+            return base64.b64encode(data).decode("ascii")
+
+        req = {"shim": b64(adapter.shim(info)), "resume": b64(rename_import_module(info.module)),
+               "reader": b64(adapter.wat(adapter.reader_wat(info, man, dumps=False))),
+               "memories": list(man.memories.values()), "tables": list(man.tables.values())}
         try:
-            res = self._server().request(req, timeout)
-        except C.ServerDied as exc:
+            res = ask(self._server(), req, timeout)
+        except ServerDied as exc:
             out.inconclusive = f"node died: {exc}"
             return
         self._parse(res, info, man, out)
 
-    def run_one_process(self, wasm: bytes, manifest: object = None, timeout: float = 20.0) -> NativeOutcome:
-        """The old way (one node process for this run, via ``v8_runner.js``), kept for benchmarks."""
-        saved, self._run = self._run, self._run_process  # type: ignore[method-assign]
-        try:
-            return self.run(wasm, manifest, timeout)
-        finally:
-            self._run = saved  # type: ignore[method-assign]
-
-    def _run_process(self, wasm: bytes, info: C.ModuleInfo, man: ResumeManifest, out: NativeOutcome,
-                     timeout: float) -> None:
-        exe, why = _node()
-        if not exe:
-            raise C.Unrunnable(why)
-        with tempfile.TemporaryDirectory(prefix="wcr-v8-") as d:
-            dp = Path(d)
-            (dp / "shim.wasm").write_bytes(C.wat(C.shim_wat("spectest")))
-            (dp / "resume.wasm").write_bytes(C.rename_import_module(wasm))
-            (dp / "reader.wasm").write_bytes(C.wat(C.reader_wat(info, man, dumps=False)))
-            job = {"dir": d, "memories": list(man.memories), "tables": list(man.tables)}
-            (dp / "job.json").write_text(json.dumps(job))
-            proc = C.run_proc([exe, *NODE_FLAGS, str(RUNNER), str(dp / "job.json")], timeout)
-        try:
-            res = json.loads(proc.stdout.decode("utf-8", "replace"))
-        except ValueError:
-            err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-            out.inconclusive = f"node exited {proc.returncode}: {err[-1] if err else 'no output'}"
-            return
-        self._parse(res, info, man, out)
-
-    def _parse(self, res: dict, info: C.ModuleInfo, man: ResumeManifest, out: NativeOutcome) -> None:
+    def _parse(self, res: Dict[str, Any], info: ModuleInfo, man: Manifest, out: NativeOutcome) -> None:
         error = res.get("error")
         if error:
             msg = f"{error['name']}: {error['message']}"
             if error["phase"] in ("setup", "readback") or error["name"] in ("CompileError", "LinkError"):
-                raise C.Unrunnable(msg)
-            kind, cands = C.classify_trap(error["message"])
+                raise Unrunnable(msg)
+            kind, cands = classify(error["message"], TRAP_MESSAGES)
             out.set_trap(kind, msg, cands)
         if res.get("results") is not None:
-            out.results = C.decode_int_results(info.resume_results(man), [int(x) for x in res["results"]])
+            out.results = adapter.decode_int_results(info.resume_results(man), [int(x) for x in res["results"]])
         ev = [(int(w), int(v)) for w, v in res["run_events"]]
         gev = [(int(w), int(v)) for w, v in res["global_events"]]
-        C.fill_from_adapter(out, info, man, ev, gev)
+        adapter.fill_from_adapter(out, info, man, ev, gev)
         out.memories = {k: base64.b64decode(v) for k, v in res.get("memories", {}).items()}
         out.tables = {k: ["ref" if x else "null" for x in v] for k, v in res.get("tables", {}).items()}

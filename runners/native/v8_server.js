@@ -1,15 +1,18 @@
-// wcr's long-lived V8 runner: serves many resume modules from one node process (start-up ~100 ms is
-// what made one process per run slow).  Protocol on stdin/stdout, both directions: a 4-byte
-// little-endian length, then that many bytes of UTF-8 JSON.
-//   request:  {resume: base64 (spectest imports renamed to wcr_spectest), reader: base64,
-//              memories: [names], tables: [names]}
-//   response: the object v8_runner.js prints (run_events, global_events, results, error, memories, tables)
-// Every request gets fresh spectest objects and instances, so runs cannot see each other.  A hang or a
-// crash is handled by the parent (it kills and restarts this process).  Only integers cross into JS.
+// wcr's long-lived V8 runner: serves many resume modules from one node process (start-up ~100 ms would
+// dominate one process per run).  Protocol on stdin/stdout: wcr's one framed protocol
+// (runners/framing.py), a 4-byte big-endian length, then that many bytes of UTF-8 JSON, both ways.
+//   request:  {shim: base64 (the spectest shim, runners/native/adapter.py), resume: base64 (spectest
+//              imports renamed to wcr_spectest), reader: base64, memories: [names], tables: [names]}
+//   response: {run_events, global_events, results, error: {phase, name, message} | null,
+//              memories: {name: base64}, tables: {name: [0 = null | 1]}}
+// Every request gets fresh instances, so runs cannot see each other; the spectest memory, tables and
+// globals are defined by the shim (generated from vm/runtime/spectest.py), so this host provides only
+// the two integer prints.  A hang or a crash is handled by the parent (it kills and restarts this
+// process).  Only integers cross into JS.
 'use strict';
 const fs = require('fs');
 
-let shimModule = null;
+const shimModules = new Map(); // shim base64 → compiled module (a module has one of a few shapes)
 
 function describe(e, phase) {
   const name = (e && e.constructor && e.constructor.name) || typeof e;
@@ -22,17 +25,14 @@ function runJob(job) {
   const host = {
     print_i32: (v) => { events.push([32, String(v)]); },
     print_i64: (v) => { events.push([64, String(v)]); },
-    memory: new WebAssembly.Memory({ initial: 1, maximum: 2 }),
-    table: new WebAssembly.Table({ initial: 10, maximum: 20, element: 'anyfunc' }),
-    global_i32: new WebAssembly.Global({ value: 'i32', mutable: false }, 666),
-    global_i64: new WebAssembly.Global({ value: 'i64', mutable: false }, 666n),
-    global_f32: new WebAssembly.Global({ value: 'f32', mutable: false }, 666.6),
-    global_f64: new WebAssembly.Global({ value: 'f64', mutable: false }, 666.6),
   };
   let resume = null;
   let reader = null;
   try {
-    const shim = new WebAssembly.Instance(shimModule, { spectest: host });
+    if (!shimModules.has(job.shim)) {
+      shimModules.set(job.shim, new WebAssembly.Module(Buffer.from(job.shim, 'base64')));
+    }
+    const shim = new WebAssembly.Instance(shimModules.get(job.shim), { spectest: host });
     const mod = new WebAssembly.Module(Buffer.from(job.resume, 'base64'));
     try {
       resume = new WebAssembly.Instance(mod, { wcr_spectest: shim.exports });
@@ -102,15 +102,13 @@ function writeAll(buf) {
   }
 }
 
-const shimBytes = fs.readFileSync(process.argv[2]);
-shimModule = new WebAssembly.Module(shimBytes);
 for (;;) {
   const head = readExactly(4);
   if (head === null) break;
-  const body = readExactly(head.readUInt32LE(0));
+  const body = readExactly(head.readUInt32BE(0));
   if (body === null) break;
   const out = Buffer.from(JSON.stringify(runJob(JSON.parse(body.toString('utf8')))), 'utf8');
   const len = Buffer.alloc(4);
-  len.writeUInt32LE(out.length, 0);
+  len.writeUInt32BE(out.length, 0);
   writeAll(Buffer.concat([len, out]));
 }

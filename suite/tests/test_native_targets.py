@@ -2,20 +2,37 @@
 
 One test per target runs every scenario that the target's declared features allow and checks the
 outcome against the expected one (so the targets agree with each other); a target is skipped only when
-its toolchain is absent, with the reason.  wasm2c compiles each module once (cached by sha256).
+its toolchain is absent, with the reason.  wasm2c compiles each module once (cached by sha256).  The
+manifests are the converter's own (:class:`vm.snapshot.resume.Manifest`), built here from the
+``wcr:mem:N``/``wcr:global:N``/``wcr:table:N`` export names the converter uses.
 """
 
 from __future__ import annotations
 
+import ast
 import struct
-from typing import Any, Dict, List, Optional, Tuple
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
 
 import pytest
 
 wasmtime = pytest.importorskip("wasmtime")
 
 from runners import native  # noqa: E402
-from runners.native import _common as C  # noqa: E402
+from runners.native import adapter, v8, wabt, wasm2c, wasm3  # noqa: E402
+from runners.native import wasmtime as wasmtime_target  # noqa: E402
+from runners.native.introspect import ModuleInfo  # noqa: E402
+from runners.native.process import Timeout, run_proc  # noqa: E402
+from runners.native.rewrite import RENAMED, internalize_spectest, rename_import_module  # noqa: E402
+from runners.native.target import classify  # noqa: E402
+from vm.binary import decode_module  # noqa: E402
+from vm.errors import TRAP_KINDS  # noqa: E402
+from vm.runtime.spectest import PRINTS  # noqa: E402
+from vm.snapshot.resume import Manifest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
 
 HEADER = """
   (import "spectest" "print" (func $p))
@@ -121,6 +138,23 @@ def wasm_of(text: str) -> bytes:
     return _WASM[text]
 
 
+def manifest_of(wasm: bytes, **override: Any) -> Manifest:
+    """The manifest the converter would write for this module: every ``wcr:KIND:N`` export at index N,
+    results from ``resume``'s type; ``override`` replaces fields (to build wrong manifests)."""
+    mod = decode_module(wasm)
+    spaces: Dict[str, Dict[int, str]] = {"mem": {}, "global": {}, "table": {}}
+    for e in mod.exports:
+        parts = e.name.split(":")
+        if len(parts) == 3 and parts[0] == "wcr" and parts[1] in spaces:
+            spaces[parts[1]][int(parts[2])] = e.name
+    entry = next(e for e in mod.exports if e.name == "resume")
+    results = mod.types[mod.funcs[entry.index - len(mod.imported("func"))].typeidx].comp.results
+    fields: Dict[str, Any] = {"memories": spaces["mem"], "globals": spaces["global"], "tables": spaces["table"],
+                              "results": tuple(results)}
+    fields.update(override)
+    return Manifest(**fields)
+
+
 def target_or_skip(name: str) -> native.Target:
     t = native.get_target(name)
     ok, why = t.available()
@@ -171,24 +205,23 @@ def check_trap(t: native.Target, name: str, out: native.NativeOutcome) -> None:
 def test_target(name: str) -> None:
     t = target_or_skip(name)
     assert t.version()
-    out = t.run(wasm_of(BASIC), {"memories": ["wcr:mem:0"], "globals": ["wcr:global:4", "wcr:global:5",
-                                                                        "wcr:global:6"],
-                                 "results": ["i32", "i64", "f32", "f64", "i32"]})
+    out = t.run(wasm_of(BASIC), manifest_of(wasm_of(BASIC)))
     check_basic(t, out)
     skipped: List[str] = []
     for trap, (text, _, feats) in TRAPS.items():
         if not t.supports(("mvp",) + feats):
             skipped.append(trap)
             continue
-        check_trap(t, trap, t.run(wasm_of(text), None))
+        check_trap(t, trap, t.run(wasm_of(text), manifest_of(wasm_of(text))))
     if skipped:
         print(f"{name}: not applicable: {skipped}")
 
 
 def test_manifest_mismatch_is_inconclusive() -> None:
-    out = native.get_target("wasmtime").run(wasm_of(BASIC), {"results": ["i32"], "memories": ["wcr:mem:0"]})
+    wasm = wasm_of(BASIC)
+    out = native.get_target("wasmtime").run(wasm, manifest_of(wasm, results=("i32",)))
     assert out.inconclusive and "results" in out.inconclusive
-    out = native.get_target("wasmtime").run(wasm_of(BASIC), {"memories": ["nope"]})
+    out = native.get_target("wasmtime").run(wasm, manifest_of(wasm, memories={0: "nope"}))
     assert out.inconclusive and "nope" in out.inconclusive
 
 
@@ -199,9 +232,9 @@ LOOP = f'(module {HEADER} (func (export "resume") (loop $l (br $l))))'
 @pytest.mark.parametrize("name", ["wasmtime", "v8", "wabt"])
 def test_instantiation_trap_and_timeout(name: str) -> None:
     t = target_or_skip(name)
-    out = t.run(wasm_of(INSTANTIATION_TRAP), None)
+    out = t.run(wasm_of(INSTANTIATION_TRAP), manifest_of(wasm_of(INSTANTIATION_TRAP)))
     assert out.trap == "out of bounds memory access", (out.trap_message, out.inconclusive)
-    out = t.run(wasm_of(LOOP), None, timeout=1.0)
+    out = t.run(wasm_of(LOOP), manifest_of(wasm_of(LOOP)), timeout=1.0)
     assert out.inconclusive and "timeout" in out.inconclusive and out.seconds < 10
 
 
@@ -219,7 +252,7 @@ def test_simd_and_refs_results() -> None:
         t = native.get_target(name)
         if not t.available()[0]:
             continue
-        out = t.run(wasm_of(text), None)
+        out = t.run(wasm_of(text), manifest_of(wasm_of(text)))
         assert out.inconclusive is None, (name, out.inconclusive)
         assert out.results == expect, name
         assert out.globals == {"wcr:global:0": ("v128", 1 | M64 << 64), "wcr:global:1": ("ref.null", None)}, name
@@ -227,12 +260,25 @@ def test_simd_and_refs_results() -> None:
 
 def test_rewrites_keep_module_valid() -> None:
     wasm = wasm_of(BASIC)
+    mod = decode_module(wasm)
     engine = wasmtime.Engine()
-    for w in (C.rename_import_module(wasm), C.internalize_spectest(wasm)):
+    for w in (rename_import_module(mod), internalize_spectest(mod)):
         wasmtime.Module.validate(engine, w)
-    imports = wasmtime.Module(engine, C.internalize_spectest(wasm)).imports
-    assert {i.name for i in imports} == set(native.SPECTEST_PRINTS)
-    assert {i.module for i in wasmtime.Module(engine, C.rename_import_module(wasm)).imports} == {C.RENAMED}
+    imports = wasmtime.Module(engine, internalize_spectest(mod)).imports
+    assert {i.name for i in imports} == set(PRINTS)
+    assert {i.module for i in wasmtime.Module(engine, rename_import_module(mod)).imports} == {RENAMED}
+
+
+def test_shim_is_generated_from_the_spectest_declaration() -> None:
+    """The shim provides exactly the spectest names the module imports, with the declared values."""
+    wasm = wasm_of(BASIC)
+    engine = wasmtime.Engine()
+    shim = wasmtime.Module(engine, adapter.shim(ModuleInfo.from_wasm(wasm)))
+    assert {e.name for e in shim.exports} == set(PRINTS) | {"memory", "global_i32", "global_i64", "global_f32",
+                                                            "global_f64"}
+    assert "table64" in adapter.shim_wat(["table64"]) and "table64" not in adapter.shim_wat(["table"])
+    assert adapter._literal("f32", 0x4426A666) == (666.5999755859375).hex()
+    assert adapter._literal("f64", 0xFFF4000000000001) == "-nan:0x4000000000001"
 
 
 def test_describe_lists_every_target() -> None:
@@ -245,20 +291,75 @@ def test_describe_lists_every_target() -> None:
 
 
 def test_trap_messages_map_to_spec_kinds() -> None:
-    cases: Dict[str, Optional[str]] = {
-        "RuntimeError: divide by zero": "integer divide by zero",
-        "RuntimeError: float unrepresentable in integer range": "invalid conversion to integer",
-        "RangeError: Maximum call stack size exceeded": "call stack exhausted",
-        "[trap] unreachable executed": "unreachable",
-        "uninitialized table element": "uninitialized element",
-        "something else entirely": None,
-    }
-    for msg, kind in cases.items():
-        assert C.classify_trap(msg)[0] == kind, msg
-    assert set(C.classify_trap("null function or function signature mismatch")[1]) == {
+    cases = [
+        (v8.TRAP_MESSAGES, "RuntimeError: divide by zero", "integer divide by zero"),
+        (v8.TRAP_MESSAGES, "RuntimeError: float unrepresentable in integer range", "invalid conversion to integer"),
+        (v8.TRAP_MESSAGES, "RangeError: Maximum call stack size exceeded", "call stack exhausted"),
+        (wasm3.TRAP_MESSAGES, "[trap] unreachable executed", "unreachable"),
+        (wabt.TRAP_MESSAGES, "uninitialized table element", "uninitialized element"),
+        (v8.TRAP_MESSAGES, "something else entirely", None),
+        (wabt.TRAP_MESSAGES, "something else entirely", None),
+        (wasm3.TRAP_MESSAGES, "something else entirely", None),
+    ]
+    for table, msg, kind in cases:
+        assert classify(msg, table)[0] == kind, msg
+    assert set(classify("null function or function signature mismatch", v8.TRAP_MESSAGES)[1]) == {
         "uninitialized element", "indirect call type mismatch"}
-    for _, kind, cands in C.TRAP_MESSAGES:
-        assert kind in native.TRAP_KINDS and set(cands) <= set(native.TRAP_KINDS)
+
+
+def test_every_adapter_maps_into_the_one_trap_vocabulary() -> None:
+    """Each target's own table names only kinds of :data:`vm.errors.TRAP_KINDS`, and recording any
+    other kind is refused (an adapter bug must not become a verdict)."""
+    tables = [v8.TRAP_MESSAGES, wabt.TRAP_MESSAGES, wasm3.TRAP_MESSAGES]
+    used = {k for t in tables for _, kind, cands in t for k in (kind, *cands)}
+    for codes in (wasmtime_target.TRAP_CODES, wasm2c.TRAP_CODES):
+        used |= {k for kind, cands in codes.values() for k in (kind, *cands)}
+    assert used <= set(TRAP_KINDS), sorted(used - set(TRAP_KINDS))
+    assert wasmtime_target.TRAP_CODES["NULL_REFERENCE"] == ("null function reference",
+                                                            ("null function reference", "null reference"))
+    with pytest.raises(ValueError):
+        native.NativeOutcome("x").set_trap("segfault", "boom")
+
+
+def test_native_package_has_no_import_cycles() -> None:
+    """No file of runners/native (nor hosts/child/framing) imports a module that imports it back."""
+    files = sorted((REPO / "runners" / "native").glob("*.py")) + [REPO / "runners" / n for n in
+                                                                   ("hosts.py", "child.py", "framing.py")]
+
+    def module_name(path: Path) -> str:
+        rel = path.relative_to(REPO).with_suffix("")
+        parts = list(rel.parts)
+        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+    names = {module_name(p): p for p in files}
+
+    def imports(name: str) -> set:
+        path = names[name]
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        out = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    pkg = package.split(".")
+                    pkg = pkg[:len(pkg) - node.level + 1]
+                    base = ".".join(pkg + ([base] if base else []))
+                for a in node.names:
+                    full = f"{base}.{a.name}"
+                    out.add(full if full in names else base)
+            elif isinstance(node, ast.Import):
+                out.update(a.name for a in node.names)
+        return {m for m in out if m in names and m != name}
+
+    graph = {n: imports(n) for n in names}
+    for start in graph:
+        seen, todo = set(), list(graph[start])
+        while todo:
+            m = todo.pop()
+            assert m != start, f"{start} imports itself back through {sorted(seen)}"
+            if m not in seen:
+                seen.add(m)
+                todo.extend(graph[m])
 
 
 def test_run_proc_timeout_kills_grandchildren() -> None:
@@ -266,11 +367,28 @@ def test_run_proc_timeout_kills_grandchildren() -> None:
     import subprocess
     import time
 
-    from runners.native import _common as C
-
     marker = "31.4159"
-    with pytest.raises(C.Timeout):
-        C.run_proc(["sh", "-c", f"sleep {marker} & wait"], timeout=0.5)
+    with pytest.raises(Timeout):
+        run_proc(["sh", "-c", f"sleep {marker} & wait"], timeout=0.5)
     time.sleep(0.2)
     left = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True, text=True).stdout
     assert not left.strip(), f"grandchild survived: {left}"
+
+
+def test_no_wasmtime_finalizer_noise_at_exit() -> None:
+    """wasmtime-py objects cached by the targets are released before interpreter shutdown (else
+    "Exception ignored in: Managed.__del__ ... TypeError" at exit, seen after `wcr fuzz`)."""
+    code = """if True:
+        import wasmtime
+        from runners.native import get_target
+        from vm.snapshot.resume import Manifest
+        wasm = bytes(wasmtime.wat2wasm('(module (import "spectest" "print_i32" (func (param i32)))'
+                                       ' (func (export "resume") (result i32) (call 0 (i32.const 1)) (i32.const 2)))'))
+        t = get_target("wasmtime")
+        for _ in range(3):
+            out = t.run(wasm, Manifest(results=("i32",)))
+            assert out.results == [("i32", 2)], (out.results, out.inconclusive)
+    """
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(REPO), timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "Exception ignored" not in p.stderr, p.stderr

@@ -1,0 +1,157 @@
+"""The target interface: what a native runtime adapter implements (:class:`Target`) and what it returns
+(:class:`NativeOutcome`), plus the one helper the adapters share to map their runtime's trap reports into
+the closed vocabulary :data:`vm.errors.TRAP_KINDS` (:func:`classify`).
+
+A target takes the converter's own manifest (:class:`vm.snapshot.resume.Manifest`: index → export name
+of the memories, globals and tables to read back, the entry and its result types), so there is one
+description of a resume module, made where the module is made.
+
+Values are the canonical model's tagged tuples (:mod:`vm.values`): ``("i32", u)``, ``("i64", u)``
+unsigned, ``("f32", bits)``, ``("f64", bits)``, ``("v128", u)``; references are ``("ref.null", None)``
+or ``("ref", None)`` (a native runtime cannot tell us *which* function a reference denotes, only whether
+it is null).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple
+
+from vm.errors import TRAP_KINDS
+from vm.snapshot.resume import Manifest
+from vm.values import Value
+
+from .introspect import ModuleInfo
+from .process import Timeout, Unrunnable
+
+#: default wall-clock limit of one run (seconds); every subprocess is also bounded by it
+DEFAULT_TIMEOUT = 20.0
+
+#: how an adapter maps its runtime's trap messages: (substring, primary kind, every kind it may stand
+#: for).  First match wins, so the more specific patterns come first.
+TrapTable = Sequence[Tuple[str, str, Tuple[str, ...]]]
+
+
+def classify(message: str, table: TrapTable) -> Tuple[Optional[str], Tuple[str, ...]]:
+    """Spec trap kind (and alternatives) for a runtime's trap message by ``table``; (None, ()) when no
+    entry matches (the outcome is then inconclusive, never a guessed kind)."""
+    low = message.lower()
+    for needle, kind, cands in table:
+        if needle in low:
+            return kind, cands
+    return None, ()
+
+
+@dataclass
+class NativeOutcome:
+    """What one native run produced, in wcr's representation.
+
+    ``trap`` is the spec trap kind (one of :data:`vm.errors.TRAP_KINDS`) or None; when the runtime's
+    report is coarser than the spec's kinds (wasm2c says "invalid call_indirect" for three different spec traps)
+    ``trap_candidates`` lists every kind it is consistent with (the oracle should accept any of them);
+    otherwise it is ``{trap}``.  ``trap_message`` is the runtime's own words.  ``inconclusive`` is set
+    (with the reason) when the run says nothing about conformance: native stack overflow that is not a
+    spec trap, timeout, a crash, a module the runtime cannot take.  ``nan_exact`` is False when float
+    bits went through host floats (NaN payloads may have been quieted)."""
+
+    target: str
+    results: List[Value] = field(default_factory=list)
+    trap: Optional[str] = None
+    trap_candidates: FrozenSet[str] = frozenset()
+    trap_message: Optional[str] = None
+    host_log: List[Tuple[str, Tuple[Value, ...]]] = field(default_factory=list)
+    memories: Dict[str, bytes] = field(default_factory=dict)
+    globals: Dict[str, Value] = field(default_factory=dict)
+    tables: Dict[str, List[str]] = field(default_factory=dict)
+    inconclusive: Optional[str] = None
+    nan_exact: bool = True
+    seconds: float = 0.0
+    details: Dict[str, Any] = field(default_factory=dict)
+
+    def set_trap(self, kind: Optional[str], message: str, candidates: Sequence[str] = ()) -> None:
+        """Record a trap; an unmappable message makes the outcome inconclusive rather than guessed.  A
+        kind outside :data:`vm.errors.TRAP_KINDS` is an adapter bug and raises ``ValueError``."""
+        self.trap_message = message
+        cands = frozenset(candidates) if candidates else (frozenset([kind]) if kind else frozenset())
+        unknown = sorted((cands | ({kind} if kind else set())) - set(TRAP_KINDS))
+        if unknown:
+            raise ValueError(f"trap kinds outside vm.errors.TRAP_KINDS: {unknown}")
+        if kind is None and not cands:
+            self.inconclusive = f"unrecognised trap: {message}"
+            return
+        self.trap = kind if kind is not None else sorted(cands)[0]
+        self.trap_candidates = cands
+        if self.trap == "call stack exhausted":
+            # Stack depth is a resource limit, not semantics: report it, but it is not a verdict.
+            self.inconclusive = "call stack exhausted in the native runtime"
+
+    def summary(self) -> Dict[str, Any]:
+        """A JSON-friendly view (for reports and ``wcr targets``-style output)."""
+        return {
+            "target": self.target, "results": [list(v) for v in self.results], "trap": self.trap,
+            "trap_candidates": sorted(self.trap_candidates), "trap_message": self.trap_message,
+            "host_log": [[n, [list(a) for a in args]] for n, args in self.host_log],
+            "memories": {k: len(v) for k, v in self.memories.items()},
+            "globals": {k: list(v) for k, v in self.globals.items()}, "tables": self.tables,
+            "inconclusive": self.inconclusive, "nan_exact": self.nan_exact, "seconds": self.seconds,
+        }
+
+class Target:
+    """One native runtime.  Subclasses set ``name`` and ``features`` and implement ``_available``,
+    ``version`` and ``_run``.  ``features`` uses wcr's feature names: mvp, mutable-globals, sign-ext,
+    sat-trunc, multi-value, bulk-memory, reference-types, simd, relaxed-simd, tail-call,
+    extended-const, multi-memory, memory64, function-references, gc, exceptions."""
+
+    name: str = "?"
+    features: FrozenSet[str] = frozenset()
+    #: True when float bits never go through host floats in this target
+    nan_exact: bool = True
+
+    def available(self) -> Tuple[bool, str]:
+        """(usable, reason): reason says what is missing (and how to install it) when not usable."""
+        try:
+            return self._available()
+        except Exception as exc:  # a broken install must read as "missing", never crash a listing
+            return False, f"{type(exc).__name__}: {exc}"
+
+    def _available(self) -> Tuple[bool, str]:
+        raise NotImplementedError
+
+    def version(self) -> str:
+        raise NotImplementedError
+
+    def supports(self, needed: Sequence[str]) -> bool:
+        """Whether every feature in ``needed`` is one this target declares."""
+        return set(needed) <= set(self.features)
+
+    def run(self, wasm: bytes, manifest: Manifest, timeout: float = DEFAULT_TIMEOUT) -> NativeOutcome:
+        """Run ``resume`` of ``wasm`` and read back what ``manifest`` names.  Never raises for anything
+        the module does: problems of the runtime or the module become ``inconclusive``."""
+        t0 = time.perf_counter()
+        out = NativeOutcome(self.name, nan_exact=self.nan_exact)
+        try:
+            info = ModuleInfo.from_wasm(bytes(wasm))
+            problem = info.check(manifest)
+            if problem:
+                out.inconclusive = f"not runnable: {problem}"
+            else:
+                self._run(bytes(wasm), info, manifest, out, timeout)
+        except Unrunnable as exc:
+            out.inconclusive = f"{self.name} cannot run this module: {exc}"
+        except Timeout as exc:
+            out.inconclusive = f"timeout: {exc}"
+        out.seconds = time.perf_counter() - t0
+        return out
+
+    def _run(self, wasm: bytes, info: ModuleInfo, man: Manifest, out: NativeOutcome, timeout: float) -> None:
+        raise NotImplementedError
+
+    def run_many(self, jobs: Sequence[Tuple[bytes, Manifest]], timeout: float = DEFAULT_TIMEOUT) -> List[NativeOutcome]:
+        """:meth:`run` for each ``(wasm, manifest)``, in order.  Targets with a per-run start-up cost
+        (a node process, a gcc compile) override this to amortise it over the batch; the timeout stays
+        per module."""
+        return [self.run(w, m, timeout) for w, m in jobs]
+
+    def __repr__(self) -> str:
+        return f"<native target {self.name}>"
