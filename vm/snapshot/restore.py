@@ -32,6 +32,8 @@ from .model import (
     NUM_BITS,
     RUNNING,
     TRAPPED,
+    FrameState,
+    InstanceState,
     SnapshotError,
     State,
     ThreadState,
@@ -92,22 +94,45 @@ def restore(state: State, modules: Dict[str, bytes], host_modules: Optional[Host
 def _restore(state: State, modules: Dict[str, bytes], host_modules: Optional[HostModules],
              store: Optional[Store]) -> Tuple[Store, Optional[Run]]:
     loaded = _load_modules(state, modules)
-    cfg = state.config
     if store is None:
+        cfg = state.config
         store = Store(max_call_depth=int(cfg.get("max_call_depth", 1000)),
                       max_memory_pages=int(cfg.get("max_memory_pages", 16384)))
-    if host_modules is None:
-        host_modules = default_host_modules()
-    objs: Dict[str, Dict[int, Any]] = {k: {} for k in KINDS}
-    counts = state.counts
+    addrs = _Addresses(state.counts)
+    _host_objects(state, store, host_modules if host_modules is not None else default_host_modules(), addrs)
+    for n, ist in enumerate(state.instances):
+        _instance(state, store, loaded, n, ist, addrs)
+    addrs.check_complete()
+    conv = _Converter(store, addrs.objs["func"])
+    _contents(state, store, addrs, conv)
+    if state.thread is None:
+        return store, None
+    return store, _restore_thread(store, state.thread, addrs.objs["func"], conv)
 
-    def put(kind: str, a: int, obj: Any) -> None:
-        if not 0 <= a < counts[kind]:
+
+class _Addresses:
+    """The address tables being rebuilt: every address of every kind defined exactly once."""
+
+    def __init__(self, counts: Dict[str, int]):
+        self.counts = counts
+        self.objs: Dict[str, Dict[int, Any]] = {k: {} for k in KINDS}
+
+    def put(self, kind: str, a: int, obj: Any) -> None:
+        if not 0 <= a < self.counts[kind]:
             raise SnapshotError(f"{kind} address {a} out of range")
-        if a in objs[kind]:
+        if a in self.objs[kind]:
             raise SnapshotError(f"{kind} address {a} defined twice")
-        objs[kind][a] = obj
+        self.objs[kind][a] = obj
 
+    def check_complete(self) -> None:
+        for k in KINDS:
+            if len(self.objs[k]) != self.counts[k]:
+                raise SnapshotError(f"{self.counts[k] - len(self.objs[k])} {k} addresses are not defined by "
+                                    "any instance or host")
+
+
+def _host_objects(state: State, store: Store, host_modules: HostModules, addrs: _Addresses) -> None:
+    """Re-create the host objects with their host module's factory (once per module and store)."""
     host_exports: Dict[str, Dict[str, Any]] = {}
     for h in state.hosts:
         if h.module not in host_modules:
@@ -118,67 +143,72 @@ def _restore(state: State, modules: Dict[str, bytes], host_modules: Optional[Hos
         obj = ex.get(h.name)
         if obj is None or getattr(obj, "kind", None) != h.kind:
             raise SnapshotError(f"host module {h.module!r} has no {h.kind} {h.name!r}")
-        put(h.kind, h.addr, obj)
+        addrs.put(h.kind, h.addr, obj)
 
-    for n, ist in enumerate(state.instances):
-        if not 0 <= ist.module < len(loaded):
-            raise SnapshotError(f"instance {n}: module index {ist.module} out of range")
-        lm = loaded[ist.module]
-        m = lm.module
-        imports = []
-        pos = {k: 0 for k in KINDS}
-        for imp in m.imports:
-            k = imp.desc.kind
-            space = ist.space(k)
-            if pos[k] >= len(space):
-                raise SnapshotError(f"instance {n}: missing address of import {imp.module}.{imp.name}")
-            a = space[pos[k]]
-            pos[k] += 1
-            if a not in objs[k]:
-                raise SnapshotError(f"instance {n}: import {imp.module}.{imp.name} refers to undefined "
-                                    f"{k} address {a}")
-            imports.append(objs[k][a])
-        defined = {"func": len(m.funcs), "table": len(m.tables), "memory": len(m.memories),
-                   "global": len(m.globals), "tag": len(m.tags)}
-        for k in KINDS:
-            if len(ist.space(k)) != pos[k] + defined[k]:
-                raise SnapshotError(f"instance {n}: {k} index space has {len(ist.space(k))} entries, "
-                                    f"module has {pos[k] + defined[k]}")
-        if len(ist.elem_dropped) != len(m.elems) or len(ist.data_dropped) != len(m.datas):
-            raise SnapshotError(f"instance {n}: segment counts differ from the module")
-        try:
-            inst = store.allocate(m, lm.info, imports, state.modules[ist.module], compile=False)
-        except WasmError as e:
-            raise SnapshotError(f"instance {n}: cannot link: {e}") from None
-        inst.name = ist.name
-        for k in KINDS:
-            space = getattr(inst, SPACE_ATTR[k])
-            for j in range(pos[k], len(space)):
-                put(k, ist.space(k)[j], space[j])
-        # Later instances link against this one's tables/memories at their *current* sizes (they may have
-        # grown since, e.g. table_grow.wast's re-exported grown table): size them now, contents below.
-        for a in ist.tables[pos["table"]:]:
-            if a < len(state.tables) and len(state.tables[a]) <= MAX_TABLE_SIZE:
-                objs["table"][a].elements = [None] * len(state.tables[a])
-        for a in ist.mems[pos["memory"]:]:
-            if a < len(state.mems) and state.mems[a].pages <= objs["memory"][a].max_pages:
-                objs["memory"][a].data = bytearray(state.mems[a].pages * PAGE_SIZE)
-        for i, d in enumerate(ist.elem_dropped):
-            if d:
-                inst.drop_elem(i)
-        for i, d in enumerate(ist.data_dropped):
-            if d:
-                inst.drop_data(i)
+
+def _instance(state: State, store: Store, loaded: List[LoadedModule], n: int, ist: InstanceState,
+              addrs: _Addresses) -> None:
+    """Allocate instance ``n`` (imports by address, no segments, no start function), define the
+    addresses of what it defines, size its tables and memories, set its dropped flags."""
+    objs = addrs.objs
+    if not 0 <= ist.module < len(loaded):
+        raise SnapshotError(f"instance {n}: module index {ist.module} out of range")
+    lm = loaded[ist.module]
+    m = lm.module
+    imports = []
+    pos = {k: 0 for k in KINDS}
+    for imp in m.imports:
+        k = imp.desc.kind
+        space = ist.space(k)
+        if pos[k] >= len(space):
+            raise SnapshotError(f"instance {n}: missing address of import {imp.module}.{imp.name}")
+        a = space[pos[k]]
+        pos[k] += 1
+        if a not in objs[k]:
+            raise SnapshotError(f"instance {n}: import {imp.module}.{imp.name} refers to undefined "
+                                f"{k} address {a}")
+        imports.append(objs[k][a])
+    defined = {"func": len(m.funcs), "table": len(m.tables), "memory": len(m.memories),
+               "global": len(m.globals), "tag": len(m.tags)}
     for k in KINDS:
-        if len(objs[k]) != counts[k]:
-            raise SnapshotError(f"{counts[k] - len(objs[k])} {k} addresses are not defined by any instance "
-                                "or host")
-    funcs = objs["func"]
+        if len(ist.space(k)) != pos[k] + defined[k]:
+            raise SnapshotError(f"instance {n}: {k} index space has {len(ist.space(k))} entries, "
+                                f"module has {pos[k] + defined[k]}")
+    if len(ist.elem_dropped) != len(m.elems) or len(ist.data_dropped) != len(m.datas):
+        raise SnapshotError(f"instance {n}: segment counts differ from the module")
+    try:
+        inst = store.allocate(m, lm.info, imports, state.modules[ist.module], compile=False)
+    except WasmError as e:
+        raise SnapshotError(f"instance {n}: cannot link: {e}") from None
+    inst.name = ist.name
+    for k in KINDS:
+        space = getattr(inst, SPACE_ATTR[k])
+        for j in range(pos[k], len(space)):
+            addrs.put(k, ist.space(k)[j], space[j])
+    # Later instances link against this one's tables/memories at their *current* sizes (they may have
+    # grown since, e.g. table_grow.wast's re-exported grown table): size them now, contents below.
+    for a in ist.tables[pos["table"]:]:
+        if a < len(state.tables) and len(state.tables[a]) <= MAX_TABLE_SIZE:
+            objs["table"][a].elements = [None] * len(state.tables[a])
+    for a in ist.mems[pos["memory"]:]:
+        if a < len(state.mems) and state.mems[a].pages <= objs["memory"][a].max_pages:
+            objs["memory"][a].data = bytearray(state.mems[a].pages * PAGE_SIZE)
+    for i, d in enumerate(ist.elem_dropped):
+        if d:
+            inst.drop_elem(i)
+    for i, d in enumerate(ist.data_dropped):
+        if d:
+            inst.drop_data(i)
 
+
+def _contents(state: State, store: Store, addrs: _Addresses, conv: _Converter) -> None:
+    """Overwrite every table, memory and global and the host log with the state's (checked against
+    each object's own limits and types)."""
+    counts = state.counts
+    objs = addrs.objs
     if len(state.tables) != counts["table"] or len(state.mems) != counts["memory"] or \
             len(state.globals) != counts["global"]:
         raise SnapshotError("state sections disagree with the address counts")
-    conv = _Converter(store, funcs)
     for a, elems in enumerate(state.tables):
         tab = objs["table"][a]
         mx = tab.type.limits.max
@@ -201,14 +231,7 @@ def _restore(state: State, modules: Dict[str, bytes], host_modules: Optional[Hos
         g = objs["global"][a]
         canon = g.owner.canon if g.owner is not None else []
         g.value = conv.value(g.type.type, v, canon)
-    log = []
-    for name, vals in state.host_log:
-        log.append((name, tuple(conv.any(v) for v in vals)))
-    store.host_log[:] = log
-
-    if state.thread is None:
-        return store, None
-    return store, _restore_thread(store, state.thread, funcs, conv)
+    store.host_log[:] = [(name, tuple(conv.any(v) for v in vals)) for name, vals in state.host_log]
 
 
 class _Converter:
@@ -288,11 +311,17 @@ def _restore_thread(store: Store, ts: ThreadState, funcs: Dict[int, FuncInst], c
         return run
     if ts.status != RUNNING:
         raise SnapshotError(f"unknown thread status {ts.status!r}")
+    th.frames = _frames(store, ts, funcs, conv)
+    return run
+
+
+def _frames(store: Store, ts: ThreadState, funcs: Dict[int, FuncInst], conv: _Converter) -> List[Frame]:
+    """The engine frames of a running thread, each checked against the validator's metadata at its pc
+    (docs/snapshot-format.md, "Section 10")."""
     if not ts.frames:
         raise SnapshotError("running thread without frames")
     if len(ts.frames) > store.max_call_depth:
         raise SnapshotError(f"{len(ts.frames)} frames exceed the call depth limit {store.max_call_depth}")
-    frames: List[Any] = []
     fobjs = []
     for fs in ts.frames:
         f = funcs.get(fs.func)
@@ -301,43 +330,46 @@ def _restore_thread(store: Store, ts: ThreadState, funcs: Dict[int, FuncInst], c
         fobjs.append(f)
     # (the bottom frame need not be the entry function: a tail call replaces it)
     top = len(ts.frames) - 1
-    for n, (fs, f) in enumerate(zip(ts.frames, fobjs)):
-        idx = pc_index(f, fs.pc)
-        info = f.info
-        canon = f.module.canon
-        if not info.reachable[idx] and not false_if_end(f, idx):
-            raise SnapshotError(f"frame {n}: pc {fs.pc} is unreachable code")
-        want = labels_at(f, idx)
-        if fs.labels != want:
-            raise SnapshotError(f"frame {n}: label stack at pc {fs.pc} does not match the module's "
-                                "control structure")
-        if len(fs.locals) != len(info.local_types):
-            raise SnapshotError(f"frame {n}: {len(fs.locals)} locals, function has "
-                                f"{len(info.local_types)}")
-        locs = [conv.value(t, v, canon) for t, v in zip(info.local_types, fs.locals)]
-        stypes = stack_types(f, idx)
-        height = len(stypes)
-        if n < top:
-            ins = f.func.body[idx]
-            if ins.op not in _CALL_OPS:
-                raise SnapshotError(f"frame {n}: pc {fs.pc} is not a call but a callee frame follows")
-            callee = fobjs[n + 1]
-            if ins.op == "call":
-                if f.module.funcs[ins.imm] is not callee:
-                    raise SnapshotError(f"frame {n}: the next frame is not the called function")
-                height -= len(callee.type.params)
-            else:
-                typeidx = ins.imm[0] if ins.op == "call_indirect" else ins.imm
-                if not store.canon_match(callee.canon, canon[typeidx]):
-                    raise SnapshotError(f"frame {n}: the next frame's function has the wrong type")
-                height -= len(callee.type.params) + 1
-        if len(fs.stack) != height:
-            raise SnapshotError(f"frame {n}: operand stack height {len(fs.stack)}, expected {height} at "
-                                f"pc {fs.pc}")
-        store.machine.ensure_compiled(f)
-        fr = Frame(f, locs)
-        fr.pc = idx
-        fr.stack = [conv.value(t, v, canon) for t, v in zip(stypes, fs.stack)]
-        frames.append(fr)
-    th.frames = frames
-    return run
+    return [_frame(store, n, fs, f, fobjs[n + 1] if n < top else None, conv)
+            for n, (fs, f) in enumerate(zip(ts.frames, fobjs))]
+
+
+def _frame(store: Store, n: int, fs: FrameState, f: FuncInst, callee: Optional[FuncInst],
+           conv: _Converter) -> Frame:
+    """Frame ``n``: pc, labels, locals and operand stack checked; ``callee`` is the next frame's
+    function when this frame waits in a call (its arguments are no longer on this stack)."""
+    idx = pc_index(f, fs.pc)
+    info = f.info
+    canon = f.module.canon
+    if not info.reachable[idx] and not false_if_end(f, idx):
+        raise SnapshotError(f"frame {n}: pc {fs.pc} is unreachable code")
+    if fs.labels != labels_at(f, idx):
+        raise SnapshotError(f"frame {n}: label stack at pc {fs.pc} does not match the module's "
+                            "control structure")
+    if len(fs.locals) != len(info.local_types):
+        raise SnapshotError(f"frame {n}: {len(fs.locals)} locals, function has "
+                            f"{len(info.local_types)}")
+    locs = [conv.value(t, v, canon) for t, v in zip(info.local_types, fs.locals)]
+    stypes = stack_types(f, idx)
+    height = len(stypes)
+    if callee is not None:
+        ins = f.func.body[idx]
+        if ins.op not in _CALL_OPS:
+            raise SnapshotError(f"frame {n}: pc {fs.pc} is not a call but a callee frame follows")
+        if ins.op == "call":
+            if f.module.funcs[ins.imm] is not callee:
+                raise SnapshotError(f"frame {n}: the next frame is not the called function")
+            height -= len(callee.type.params)
+        else:
+            typeidx = ins.imm[0] if ins.op == "call_indirect" else ins.imm
+            if not store.canon_match(callee.canon, canon[typeidx]):
+                raise SnapshotError(f"frame {n}: the next frame's function has the wrong type")
+            height -= len(callee.type.params) + 1
+    if len(fs.stack) != height:
+        raise SnapshotError(f"frame {n}: operand stack height {len(fs.stack)}, expected {height} at "
+                            f"pc {fs.pc}")
+    store.machine.ensure_compiled(f)
+    fr = Frame(f, locs)
+    fr.pc = idx
+    fr.stack = [conv.value(t, v, canon) for t, v in zip(stypes, fs.stack)]
+    return fr
