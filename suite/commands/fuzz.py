@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, List, Tuple
 
 from suite.commands import UsageError
+from suite.commands._io import write_output
 
 
 def _add_fuzz(p: argparse.ArgumentParser) -> None:
@@ -119,24 +120,11 @@ def _run_fuzz(args: argparse.Namespace) -> int:
         summary = run_campaign(cfg, progress=sys.stderr.isatty())
     except NothingRan as e:
         raise UsageError(str(e)) from None
-    finally:
-        _quiet_exit()
     text = json.dumps(summary, indent=1)
     if args.json:
-        Path(args.json).write_text(text + "\n")
+        write_output(args.json, text + "\n")
     print(text)
     return 1 if summary["divergences"] else 0
-
-
-def _quiet_exit() -> None:
-    """Drop the cached wasmtime engine while its bindings still exist (else its ``__del__`` prints an
-    ignored exception during interpreter shutdown)."""
-    import gc
-
-    diff = sys.modules.get("generators.diff")
-    if diff is not None:
-        diff._ENGINE = None  # type: ignore[attr-defined]
-        gc.collect()
 
 
 def _add_replay(p: argparse.ArgumentParser) -> None:
@@ -150,8 +138,6 @@ def _run_replay(args: argparse.Namespace) -> int:
         return main_replay(args.report)
     except ReportError as e:
         raise UsageError(str(e)) from None
-    finally:
-        _quiet_exit()
 
 
 def _add_selftest(p: argparse.ArgumentParser) -> None:
@@ -189,13 +175,11 @@ def _run_selftest(args: argparse.Namespace) -> int:
         rows = run_selftest(names, args.budget_per_fault, d, args.seed, hosts)
     except NothingRan as e:
         raise UsageError(str(e)) from None
-    finally:
-        _quiet_exit()
     out: Any = {"faults": rows, "caught": sum(r["caught"] for r in rows), "total": len(rows),
                 "all_replay": all(r.get("replays") for r in rows)}
     text = json.dumps(out, indent=1)
     if args.json:
-        Path(args.json).write_text(text + "\n")
+        write_output(args.json, text + "\n")
     print(text)
     return 0 if out["caught"] == len(rows) and out["all_replay"] else 1
 

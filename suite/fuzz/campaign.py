@@ -362,18 +362,6 @@ def _worker_entry(cfg_dict: Dict[str, Any], wid: int, deadline_s: float, queue: 
         w.close()
         if queue is not None:
             queue.put(("done", wid, w.trials, w.checkpoints, w.divergences))
-        _drop_engine()
-
-
-def _drop_engine() -> None:
-    """Free the cached wasmtime engine before interpreter shutdown (its ``__del__`` would otherwise
-    print an ignored exception when the bindings are already torn down)."""
-    import gc
-
-    diff = sys.modules.get("generators.diff")
-    if diff is not None:
-        diff._ENGINE = None  # type: ignore[attr-defined]
-        gc.collect()
 
 
 def run_campaign(cfg: Config, progress: bool = False, out=sys.stderr) -> Dict[str, Any]:
