@@ -122,8 +122,18 @@ def reader_wat(info: ModuleInfo, man: Manifest, host: str = "spectest", dumps: b
     for t in res:
         if t not in NUM and t not in REF_NAMES:
             raise Unrunnable(f"result type {t} cannot be read back")
+    lines = ["(module", *_reader_imports(info, man, host, res, dumps), _reader_run(res)]
+    gl = [_emit_bits(info.type_of(g), f"(global.get $g{i})") for i, g in enumerate(man.globals.values())]
+    lines.append(f'  (func (export "dump_globals") {" ".join(gl)})')
+    if dumps:
+        lines += _reader_dumps(info, man)
+    lines.append(")")
+    return "\n".join(lines)
+
+
+def _reader_imports(info: ModuleInfo, man: Manifest, host: str, res: Sequence[str], dumps: bool) -> List[str]:
+    """The prints, ``resume`` and the manifest's globals (and, with ``dumps``, memories and tables)."""
     lines = [
-        "(module",
         f'  (import "{host}" "print_i32" (func $pi (param i32)))',
         f'  (import "{host}" "print_i64" (func $pl (param i64)))',
         f'  (import "{RESUME_AS}" {_wat_str(man.entry)} (func $resume (result {" ".join(res)})))',
@@ -140,11 +150,14 @@ def reader_wat(info: ModuleInfo, man: Manifest, host: str = "spectest", dumps: b
         assert e is not None
         lines.append(f'  (import "{RESUME_AS}" {_wat_str(m)} (memory $m{i} {"i64 " if e.is64 else ""}0))')
     for i, tb in enumerate(man.tables.values() if dumps else ()):
-        e = info.export(tb)
-        assert e is not None
-        if e.type in REF_NAMES:
-            lines.append(f'  (import "{RESUME_AS}" {_wat_str(tb)} (table $t{i} 0 {e.type}))')
-    # run: call resume, store results into locals (last on top), push them back as integers
+        t = info.type_of(tb)
+        if t in REF_NAMES:
+            lines.append(f'  (import "{RESUME_AS}" {_wat_str(tb)} (table $t{i} 0 {t}))')
+    return lines
+
+
+def _reader_run(res: Sequence[str]) -> str:
+    """``run``: call resume, store results into locals (last on top), push them back as integers."""
     locs = " ".join(f"(local $r{i} {t})" for i, t in enumerate(res))
     body = ["(call $resume)"] + [f"(local.set $r{i})" for i in reversed(range(len(res)))]
     for i, t in enumerate(res):
@@ -152,37 +165,37 @@ def reader_wat(info: ModuleInfo, man: Manifest, host: str = "spectest", dumps: b
         body.append({"i32": g, "i64": g, "f32": f"(i32.reinterpret_f32 {g})", "f64": f"(i64.reinterpret_f64 {g})",
                      "v128": f"(i64x2.extract_lane 0 {g}) (i64x2.extract_lane 1 {g})"}.get(t, f"(ref.is_null {g})"))
     ires = _int_results(res)
-    lines.append(f'  (func (export "run") {"(result " + " ".join(ires) + ")" if ires else ""} {locs} {" ".join(body)})')
-    gl = [_emit_bits(info.export(g).type, f"(global.get $g{i})") for i, g in enumerate(man.globals.values())]  # type: ignore[union-attr]
-    lines.append(f'  (func (export "dump_globals") {" ".join(gl)})')
-    if dumps:
-        for i, m in enumerate(man.memories.values()):
-            e = info.export(m)
-            assert e is not None
-            if e.is64:
-                continue
-            lines.append(
-                f'  (func (export "dump_mem_{i}") (local $a i32) (local $n i32) (local $w i64)'
-                f" (call $pi (memory.size $m{i}))"
-                f" (local.set $n (i32.mul (memory.size $m{i}) (i32.const 65536)))"
-                f" (block $done (loop $l (br_if $done (i32.ge_u (local.get $a) (local.get $n)))"
-                f" (local.set $w (i64.load $m{i} (local.get $a)))"
-                f" (if (i64.ne (local.get $w) (i64.const 0)) (then (call $pi (local.get $a)) (call $pl (local.get $w))))"
-                f" (local.set $a (i32.add (local.get $a) (i32.const 8))) (br $l)))"
-                f" (call $pi (i32.const -1)))")
-        for i, tb in enumerate(man.tables.values()):
-            e = info.export(tb)
-            assert e is not None
-            if e.type not in REF_NAMES:
-                continue
-            lines.append(
-                f'  (func (export "dump_tab_{i}") (local $a i32)'
-                f" (call $pi (table.size $t{i}))"
-                f" (block $done (loop $l (br_if $done (i32.ge_u (local.get $a) (table.size $t{i})))"
-                f" (call $pi (ref.is_null (table.get $t{i} (local.get $a))))"
-                f" (local.set $a (i32.add (local.get $a) (i32.const 1))) (br $l))))")
-    lines.append(")")
-    return "\n".join(lines)
+    return f'  (func (export "run") {"(result " + " ".join(ires) + ")" if ires else ""} {locs} {" ".join(body)})'
+
+
+def _reader_dumps(info: ModuleInfo, man: Manifest) -> List[str]:
+    """``dump_mem_K`` (page count, then (address, non-zero word) pairs, then -1) for each 32-bit memory
+    and ``dump_tab_K`` (size, then 1 = null per element) for each reference table."""
+    lines = []
+    for i, m in enumerate(man.memories.values()):
+        e = info.export(m)
+        assert e is not None
+        if e.is64:
+            continue
+        lines.append(
+            f'  (func (export "dump_mem_{i}") (local $a i32) (local $n i32) (local $w i64)'
+            f" (call $pi (memory.size $m{i}))"
+            f" (local.set $n (i32.mul (memory.size $m{i}) (i32.const 65536)))"
+            f" (block $done (loop $l (br_if $done (i32.ge_u (local.get $a) (local.get $n)))"
+            f" (local.set $w (i64.load $m{i} (local.get $a)))"
+            f" (if (i64.ne (local.get $w) (i64.const 0)) (then (call $pi (local.get $a)) (call $pl (local.get $w))))"
+            f" (local.set $a (i32.add (local.get $a) (i32.const 8))) (br $l)))"
+            f" (call $pi (i32.const -1)))")
+    for i, tb in enumerate(man.tables.values()):
+        if info.type_of(tb) not in REF_NAMES:
+            continue
+        lines.append(
+            f'  (func (export "dump_tab_{i}") (local $a i32)'
+            f" (call $pi (table.size $t{i}))"
+            f" (block $done (loop $l (br_if $done (i32.ge_u (local.get $a) (table.size $t{i})))"
+            f" (call $pi (ref.is_null (table.get $t{i} (local.get $a))))"
+            f" (local.set $a (i32.add (local.get $a) (i32.const 1))) (br $l))))")
+    return lines
 
 
 def wat(text: str) -> bytes:
@@ -249,7 +262,7 @@ class EventStream:
         return out
 
     def globals(self, info: ModuleInfo, man: Manifest) -> Dict[str, Value]:
-        return {g: self.value(info.export(g).type) for g in man.globals.values()}  # type: ignore[union-attr]
+        return {g: self.value(info.type_of(g)) for g in man.globals.values()}
 
     def memory(self) -> bytes:
         pages = self.take(32)
