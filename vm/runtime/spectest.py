@@ -42,14 +42,13 @@ TABLES: Dict[str, Tuple[int, int, bool]] = {
 MEMORIES: Dict[str, Tuple[int, int]] = {
     "memory": (1, 2),
 }
-_PRINTS = PRINTS  # (old private name, kept for callers being migrated)
 
 
 def spectest_exports(store: Any) -> Dict[str, Any]:
     """Fresh spectest extern values bound to ``store`` (tables/memories are per store, as in the
     reference interpreter, which creates them once per script)."""
     out: Dict[str, Any] = {}
-    for name, params in _PRINTS.items():
+    for name, params in PRINTS.items():
         def fn(args, _name=name):
             store.host_log.append((_name, tuple(args)))
             return []
