@@ -2,7 +2,7 @@
 
 Each fault is a realistic C/R mistake.  They are *off* unless named in :data:`ACTIVE` (set from the
 environment variable ``WCR_FAULTS`` (comma-separated) at import, so subprocess hosts see the same faults,
-or assigned directly by the self-test).  The hooks in :mod:`vm.snapshot.checkpoint` are guarded by a
+or assigned directly by the self-test).  The hooks in :mod:`vm.snapshot.capture` and :mod:`vm.snapshot.restore` are guarded by a
 single ``if faults.ACTIVE:`` so a normal run pays one attribute test per checkpoint/restore, nothing per
 instruction.
 
