@@ -49,7 +49,6 @@ from typing import Any, Callable, Dict, FrozenSet, Iterable, List, NamedTuple, O
 from hypothesis import strategies as st
 
 from vm.binary import encode_module
-from vm.runtime.spectest import PRINTS
 from vm.module import (
     Data,
     Elem,
@@ -64,6 +63,7 @@ from vm.module import (
     Module,
     Table,
 )
+from vm.runtime.spectest import PRINTS
 from vm.types import (
     F32,
     F64,
