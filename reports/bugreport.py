@@ -135,8 +135,8 @@ def _yaml_safe(x: Any) -> Any:
 # -- building / writing ----------------------------------------------------------------------------------
 def build_report(case: Any, schedule: Any, div: Any, found: Optional[Dict[str, Any]] = None,
                  minimized: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    """A report dict from a :class:`suite.fuzz.trial.Case`, its :class:`~suite.fuzz.trial.Schedule`
-    (None for a conformance divergence) and the :class:`~suite.fuzz.trial.Divergence`."""
+    """A report dict from a :class:`runners.trial.Case`, its :class:`~runners.trial.Schedule`
+    (None for a conformance divergence) and the :class:`~runners.trial.Divergence`."""
     from generators.modules import count_instructions
     from vm.binary import decode_module
 
@@ -262,7 +262,7 @@ def load_report(path: Any) -> Dict[str, Any]:
 
 
 def case_of(rep: Dict[str, Any]):
-    from suite.fuzz.trial import Case
+    from runners.trial import Case
     from vm.errors import WasmError
 
     wasm = rep["_wasm"]
@@ -285,7 +285,7 @@ def replay(rep: Dict[str, Any], hosts: Optional[Dict[str, Any]] = None,
            targets: Optional[Dict[str, Any]] = None) -> Tuple[bool, str]:
     """Re-run the report's trial: ``(still_diverges, detail)``.  Hosts/targets the report names are
     created unless given; one that is unavailable here raises :class:`ReportError`."""
-    from suite.fuzz.trial import Schedule, run_trial
+    from runners.trial import Schedule, run_trial
 
     case = case_of(rep)
     sig = (rep["kind"], rep["where"])
@@ -313,8 +313,8 @@ def replay(rep: Dict[str, Any], hosts: Optional[Dict[str, Any]] = None,
 
 
 def _make_restorers(sched: Any, hosts: Dict[str, Any], targets: Dict[str, Any]) -> None:
-    from runners.restore import resolve
-    from suite.fuzz.trial import make_hosts
+    from runners.session import resolve
+    from runners.trial import make_hosts
 
     names = ([sched.start] if sched.shape == "chain" else []) + list(sched.hosts)
     for n in names:
