@@ -14,8 +14,8 @@ import pytest
 
 from runners.framing import encode_frame
 from runners.hosts import HostError, InProcHost, PythonHost, get_host, known_python_hosts, parse_hosts
-from vm.api import Store
-from vm.snapshot import SnapshotError, checkpoint, encode, instantiate_bytes, run_to
+from vm.api import Store, instantiate
+from vm.snapshot import SnapshotError, checkpoint, encode, run_to
 
 wasmtime = pytest.importorskip("wasmtime")
 
@@ -42,7 +42,7 @@ def mod():
 
 def _snapshot(data: bytes, k: int) -> bytes:
     store = Store()
-    inst = instantiate_bytes(store, data)
+    inst = instantiate(store, data)
     return encode(checkpoint(store, run_to(store, inst.exports["f"], [9], k)))
 
 

@@ -24,9 +24,16 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("vm", "generators", "runners", "spec_tests", "reports", "suite")
 
 #: files above vm/ longer than MAX_LINES, each with the one concept it holds (why it is still one file).
-#: Empty: no exception has been argued for yet.
 MAX_LINES = 500
-LONG_FILES_ALLOWED: Dict[str, str] = {}
+LONG_FILES_ALLOWED: Dict[str, str] = {
+    "generators/modules.py": "the typed module strategy: one program generator (_Gen) whose instruction "
+                             "emitters share one typed operand/label state; split it when it grows new "
+                             "state kinds (issue 9)",
+    "spec_tests/runner.py": "the script command interpreter, one cmd_* per script command like the reference "
+                            "interpreter's script/run.ml",
+    "suite/tests/test_resume.py": "tests of resume modules (one converter, its cases)",
+    "suite/tests/test_snapshot.py": "tests of checkpoint/restore of our VM (capture, codec, restore checks)",
+}
 
 Graph = Dict[str, Set[str]]  # file (relative path) -> files it imports
 
