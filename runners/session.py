@@ -124,7 +124,7 @@ def checkpoints_from_snapshot(snapshot: bytes, modules: Dict[str, bytes], ks: Se
         yield k, encode(state), state
 
 
-def items_for(wasm: bytes, export: str, args: Sequence[Any], ks: Optional[Sequence[int]] = None,
+def items_for(wasm: bytes, export: str, args: Sequence[Any] = (), ks: Optional[Sequence[int]] = None,
               label: str = "") -> List[CheckItem]:
     """Check items of ``export(*args)`` at each k of ``ks`` (default: every instruction boundary and
     the finished run), with the uninterrupted run as reference."""

@@ -9,8 +9,7 @@ batch into one binary) → the native comparison rules
 report can tell "the target disagrees" (mismatch) from "we could not ask it" (not-convertible,
 not-applicable, inconclusive).
 
-Public API: :func:`target_restorer`, :func:`run_on_target`, :class:`TargetUnavailable`,
-:class:`TargetRestorer`.
+Public API: :func:`target_restorer`, :class:`TargetRestorer`, :func:`outcome_dict`.
 """
 
 from __future__ import annotations
@@ -37,10 +36,6 @@ from ..restore import (
 from .features import module_features
 from .registry import get_target
 from .target import NativeOutcome, Target
-
-
-class TargetUnavailable(ValueError):
-    """The target's toolchain is missing (the message says what and how to install it)."""
 
 
 class _Prepared:
@@ -149,8 +144,10 @@ class TargetRestorer(Restorer):
 
 
 def outcome_dict(out: NativeOutcome, target: Optional[str] = None) -> Dict[str, Any]:
-    """A native outcome in the JSON shape ``wcr restore`` prints for hosts (``instructions`` is null:
-    native runtimes do not count; ``state_digest`` covers the memories/globals/tables read back)."""
+    """A native outcome in the one outcome shape.  ``instructions`` and ``state_digest`` are null: a
+    native runtime neither counts instructions nor sees our canonical store; ``readback_sha256`` hashes
+    the memories, globals and tables it read back (for telling two native runs apart, not for comparing
+    with our digest)."""
     def fmt(v: Any) -> str:
         return "ref" if v[0] == "ref" else format_value(v)
 
@@ -164,7 +161,8 @@ def outcome_dict(out: NativeOutcome, target: Optional[str] = None) -> Dict[str, 
         "trap": out.trap,
         "instructions": None,
         "host_log": [[n, [fmt(v) for v in args]] for n, args in out.host_log],
-        "state_digest": h.hexdigest(),
+        "state_digest": None,
+        "readback_sha256": h.hexdigest(),
         "target": target or out.target,
     }
     if out.trap_candidates and len(out.trap_candidates) > 1:
@@ -180,67 +178,3 @@ def target_restorer(name: str, timeout: Optional[float] = None) -> TargetRestore
         return TargetRestorer(get_target(name), timeout)
     except KeyError as e:
         raise ValueError(str(e.args[0])) from None
-
-
-def run_on_target(snapshot: bytes, modules: Dict[str, bytes], name: str) -> Dict[str, Any]:
-    """``wcr restore --target NAME``: convert, run, and return the outcome dict (see :func:`outcome_dict`;
-    plus ``not_convertible``/``not_applicable`` instead of a run when those apply).  Raises
-    :class:`vm.snapshot.model.SnapshotError` for a bad snapshot, :class:`TargetUnavailable` when the
-    toolchain is missing, ``ValueError`` for an unknown target."""
-    from vm.snapshot.codec import decode
-
-    r = target_restorer(name)
-    ok, why = r.available()
-    if not ok:
-        raise TargetUnavailable(f"target {name} is not available: {why}")
-    state = decode(snapshot)
-    p = r.prepare(state, modules)
-    base: Dict[str, Any] = {"results": [], "trap": None, "instructions": None, "state_digest": None,
-                            "target": name}
-    if p.result is not None:
-        if p.result.status == NOT_CONVERTIBLE:
-            base["not_convertible"] = p.result.extra["reason"]
-            base["detail"] = p.result.detail
-        else:
-            base["not_applicable"] = p.result.extra.get("features", [])
-        return base
-    out = r.target.run_many([(p.resume.bytes, p.resume.manifest)])[0]
-    d = outcome_dict(out, name)
-    # the full host log: the snapshot's part (before the checkpoint) + what the resume module printed
-    d["host_log"] = [[n, [format_value(v) for v in a]] for n, a in state.host_log] + d["host_log"]
-    return d
-
-
-def checkpoint_items(wasm: bytes, entry: str, args: Sequence[Any] = (), ks: Optional[Sequence[int]] = None,
-                     label: str = "", max_call_depth: Optional[int] = None) -> List[CheckItem]:
-    """Check items for checkpoints of ``entry(*args)`` of ``wasm`` (spectest imports) at each k in
-    ``ks`` (default: every instruction boundary, and the finished run): the uninterrupted run gives the
-    reference and the final state.  For tests, benchmarks and the fuzzer; the spec runner builds its
-    own items from its store."""
-    from vm.api import Store, load_module
-    from vm.runtime.spectest import spectest_exports
-    from vm.snapshot import checkpoint, finish, run_to
-    from vm.snapshot.codec import encode
-    from vm.snapshot.resume import instance_final_state
-
-    lm = load_module(wasm)
-
-    def fresh() -> Tuple[Any, Any]:
-        s = Store() if max_call_depth is None else Store(max_call_depth=max_call_depth)
-        sp = spectest_exports(s)
-        imports = [sp[i.name] for i in lm.module.imports]
-        return s, s.instantiate(lm.module, lm.info, imports, lm.sha256)
-
-    s, inst = fresh()
-    run = run_to(s, inst.exports[entry], list(args), None)
-    ref = finish(s, run).to_dict()
-    final = instance_final_state(inst)
-    total = ref["instructions"]
-    items = []
-    for k in (range(total + 1) if ks is None else ks):
-        s, inst = fresh()
-        run = run_to(s, inst.exports[entry], list(args), min(k, total))
-        state = checkpoint(s, run)
-        items.append(CheckItem(encode(state), state, {lm.sha256: bytes(wasm)}, ref, final,
-                               f"{label or entry}@{k}", k))
-    return items

@@ -1,9 +1,12 @@
 """``wcr restore``, ``wcr snapshot show`` and ``wcr bench``: the checkpoint/restore commands.
 
 * ``wcr restore OUT.snap --module M.wasm [--module ...] [--host inproc|python:PATH] [--target NAME]``
-  resumes a snapshot (written by ``wcr run --checkpoint-at``) and prints the outcome shape ``wcr run``
-  prints: ``{"results", "trap", "instructions", "host_log", "state_digest"}``; ``instructions`` is the
-  total of the whole invocation and ``state_digest`` the same canonical digest, on every host.
+  resumes a snapshot (written by ``wcr run --checkpoint-at``) and prints the one outcome shape
+  (:func:`runners.session.restore_on`): ``{"results", "trap", "instructions", "host_log",
+  "state_digest", "restored_on"}``; ``instructions`` is the total of the whole invocation and
+  ``state_digest`` the same canonical digest as ``wcr run``'s.  Anywhere but ``inproc`` the output adds
+  the ``verdict`` against our VM resuming the same snapshot here, its ``differences`` and that
+  ``reference``; exit status 1 when the verdict is a mismatch or an error.
 * ``wcr snapshot show FILE`` prints the YAML view of a snapshot.
 * ``wcr bench`` measures engine speed, snapshot size and checkpoint/restore latency.
 
@@ -32,7 +35,7 @@ def _add_restore(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="inproc", metavar="inproc|python:PATH",
                    help="where to resume (default inproc)")
     p.add_argument("--target", metavar="NAME",
-                   help="resume on a native runtime instead (runners.native.restorer.run_on_target)")
+                   help="resume on a native runtime instead (its verdict against our VM is printed too)")
 
 
 def _run_restore(args: argparse.Namespace) -> int:
@@ -51,42 +54,21 @@ def _run_restore(args: argparse.Namespace) -> int:
     if state.thread is None:
         raise UsageError(f"{args.snapshot}: the snapshot has no thread to resume")
     needed = {sha: modules[sha] for sha in state.modules}
-    if args.target:
-        try:
-            from runners.native.restorer import run_on_target  # type: ignore[attr-defined]
-        except ImportError as e:
-            raise UsageError(f"--target {args.target}: native restore is not available "
-                             f"(runners.native.restorer.run_on_target: {e})") from None
-        try:
-            out = run_on_target(blob, needed, args.target)
-        except SnapshotError as e:
-            raise UsageError(f"{args.snapshot}: bad snapshot: {e}") from None
-        except (KeyError, ValueError) as e:
-            raise UsageError(f"--target {args.target}: {e}") from None
-        print(json.dumps(out))
-        return EXIT_OK
-    from runners.hosts import HostError, get_host
+    from runners.hosts import HostError
+    from runners.session import restore_on
 
+    where = args.target or args.host
     try:
-        host = get_host(args.host)
-    except ValueError as e:
-        raise UsageError(f"--host: {e}") from None
-    ok, why = host.available()
-    if not ok:
-        raise UsageError(f"--host {args.host}: not available: {why}")
-    try:
-        got = host.restore_and_finish(blob, needed)
+        out = restore_on(blob, needed, where)
     except SnapshotError as e:
         raise UsageError(f"{args.snapshot}: cannot restore: {e}") from None
+    except ValueError as e:
+        raise UsageError(f"{'--target' if args.target else '--host'} {where}: {e}") from None
     except HostError as e:
-        print(f"wcr: {host.name}: {e}", file=sys.stderr)
+        print(f"wcr: {where}: {e}", file=sys.stderr)
         return EXIT_FAIL
-    finally:
-        close = getattr(host, "close", None)
-        if close is not None:
-            close()
-    print(json.dumps(got))  # the host speaks the one outcome shape (vm.snapshot.Outcome.to_dict)
-    return EXIT_OK
+    print(json.dumps(out))
+    return EXIT_FAIL if out.get("verdict") in ("mismatch", "error") else EXIT_OK
 
 
 # ==================================================================================================

@@ -202,10 +202,19 @@ def test_run_checkpoint_and_restore(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert all(f["name"] == "fac" and f["func"] == 1 and f["pc"] > 0 for f in cp["checkpoint"]["frames"])
     code, out, _ = wcr(capsys, "restore", str(snap), "--module", str(m))
     got = json.loads(out)
-    assert code == 0 and got == {k: plain[k] for k in OUTCOME} and got["results"] == ["i64:720"]
-    assert [entry[0] for entry in got["host_log"]] == ["print_i32"] * 7
+    assert code == 0 and got == dict({k: plain[k] for k in OUTCOME}, restored_on="inproc")
+    assert got["results"] == ["i64:720"] and [entry[0] for entry in got["host_log"]] == ["print_i32"] * 7
+    # elsewhere the same shape, plus the verdict against our VM resuming the same snapshot here
     code, out, _ = wcr(capsys, "restore", str(snap), "--module", str(m), "--host", f"python:{sys.executable}")
-    assert code == 0 and json.loads(out) == got
+    py = json.loads(out)
+    assert code == 0 and {k: py[k] for k in OUTCOME} == {k: got[k] for k in OUTCOME}
+    assert py["verdict"] == "match" and py["differences"] == [] and py["reference"] == {k: got[k] for k in OUTCOME}
+    code, out, _ = wcr(capsys, "restore", str(snap), "--module", str(m), "--target", "wasmtime")
+    nat = json.loads(out)
+    assert code == 0 and nat["verdict"] == "match" and nat["restored_on"] == "wasmtime", nat
+    assert nat["results"] == got["results"] and nat["host_log"] == got["host_log"]
+    # a native runtime neither counts nor sees our canonical store: it says so instead of a lookalike
+    assert nat["instructions"] is None and nat["state_digest"] is None
     code, out, _ = wcr(capsys, "snapshot", "show", str(snap))
     assert code == 0 and "frames:" in out and "fac" in out
     # the finished run (K = total) is a valid snapshot; beyond the total is an error
@@ -226,7 +235,11 @@ def test_run_checkpoint_of_a_trap(tmp_path: Path, capsys: pytest.CaptureFixture)
     ran = json.loads(out)
     assert code == 0 and ran["trap"] == "integer divide by zero"
     code, out, _ = wcr(capsys, "restore", str(snap), "--module", str(m))
-    assert code == 0 and json.loads(out) == {k: ran[k] for k in OUTCOME}
+    assert code == 0 and json.loads(out) == dict({k: ran[k] for k in OUTCOME}, restored_on="inproc")
+    # was: "trap": null, "not_convertible": "trapped" with exit 0 — the trapped state resumes natively too
+    code, out, _ = wcr(capsys, "restore", str(snap), "--module", str(m), "--target", "wasmtime")
+    nat = json.loads(out)
+    assert code == 0 and nat["verdict"] == "match" and nat["trap"] == "integer divide by zero", nat
 
 
 def test_restore_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

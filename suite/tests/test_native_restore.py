@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from generators.modules import Size, cases  # noqa: E402
 from runners import oracle  # noqa: E402
 from runners.native import NativeOutcome, Target  # noqa: E402
-from runners.native.restorer import TargetRestorer, checkpoint_items, target_restorer  # noqa: E402
+from runners.native.restorer import TargetRestorer, target_restorer  # noqa: E402
 from runners.restore import (  # noqa: E402
     INCONCLUSIVE,
     MATCH,
@@ -29,6 +29,7 @@ from runners.restore import (  # noqa: E402
     NOT_APPLICABLE,
     NOT_CONVERTIBLE,
 )
+from runners.session import items_for as checkpoint_items  # noqa: E402
 
 TARGETS = ["wasmtime", "v8", "wasm3", "wabt", "wasm2c"]
 
