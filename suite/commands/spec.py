@@ -159,6 +159,10 @@ def _print_failures(out: TextIO, results: Sequence[Any], limit: int) -> None:
                 out.write(f"      at {ln.strip()}\n")
 
 
+#: target-nonconformant / inconclusive verdicts printed on the console (the JSON summary keeps up to 100)
+MAX_NOTES_SHOWN = 20
+
+
 def _print_cr(out: TextIO, results: Sequence[Any], args: argparse.Namespace) -> None:
     c = cr_summary(results)
     out.write(f"C/R ({args.cr}, seed {args.seed}): {c['invocations']} invocations, {c['checkpoints']} "
@@ -167,6 +171,17 @@ def _print_cr(out: TextIO, results: Sequence[Any], args: argparse.Namespace) -> 
     for name, tc in c.get("targets", {}).items():
         out.write(f"  target {name}: "
                   + ", ".join(f"{k} {v}" for k, v in tc.items() if k != "not_convertible_reasons") + "\n")
+        reasons = tc.get("not_convertible_reasons") or {}
+        if reasons:
+            out.write("    not convertible: " + ", ".join(f"{r} {n}" for r, n in sorted(reasons.items())) + "\n")
+    # neither a pass nor a C/R failure, but every one says where and what differed
+    for n in c.get("notes", [])[:MAX_NOTES_SHOWN]:
+        out.write(f"  {n['status']} on {n['restorer']}: {n['at']}: {n['detail'][:300]}\n")
+        if n.get("uninterrupted_difference"):
+            out.write(f"      without C/R too: {n['uninterrupted_difference'][:300]}\n")
+    hidden = len(c.get("notes", [])) - MAX_NOTES_SHOWN
+    if hidden > 0:
+        out.write(f"  ... {hidden} more in the JSON summary's cr.notes\n")
 
 
 COMMANDS = [
