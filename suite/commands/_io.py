@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Dict, Sequence, Union
+from typing import Any, Dict, Sequence, Tuple, Union
 
 from suite.commands import UsageError
 
@@ -29,6 +29,25 @@ def read_modules(paths: Sequence[str]) -> Dict[str, bytes]:
         data = read_input(path, "module file")
         modules[hashlib.sha256(data).hexdigest()] = data
     return modules
+
+
+def read_snapshot(path: str, module_paths: Sequence[str]) -> Tuple[bytes, Any, Dict[str, bytes]]:
+    """A snapshot file and the ``--module`` files it needs: ``(bytes, decoded State, {sha256: bytes}
+    of exactly its modules)``.  A bad snapshot or a missing module is bad input (restore onto another
+    module is refused)."""
+    from vm.snapshot import SnapshotError, decode
+
+    blob = read_input(path, "snapshot file")
+    modules = read_modules(module_paths)
+    try:
+        state = decode(blob)
+    except SnapshotError as e:
+        raise UsageError(f"{path}: bad snapshot: {e}") from None
+    missing = [sha for sha in state.modules if sha not in modules]
+    if missing:
+        raise UsageError(f"{path}: needs module sha256 {missing[0]}, which none of the --module files is "
+                         "(restore onto another module is refused)")
+    return blob, state, {sha: modules[sha] for sha in state.modules}
 
 
 def write_output(path: str, data: Union[bytes, str]) -> None:

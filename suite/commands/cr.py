@@ -22,7 +22,7 @@ import time
 from typing import Any, Dict, List
 
 from suite.commands import EXIT_FAIL, EXIT_OK, UsageError
-from suite.commands._io import read_input, read_modules, write_output
+from suite.commands._io import read_input, read_snapshot, write_output
 
 
 # ==================================================================================================
@@ -39,21 +39,11 @@ def _add_restore(p: argparse.ArgumentParser) -> None:
 
 
 def _run_restore(args: argparse.Namespace) -> int:
-    from vm.snapshot import SnapshotError, decode
+    from vm.snapshot import SnapshotError
 
-    blob = read_input(args.snapshot, "snapshot file")
-    modules = read_modules(args.module)
-    try:
-        state = decode(blob)
-    except SnapshotError as e:
-        raise UsageError(f"{args.snapshot}: bad snapshot: {e}") from None
-    missing = [sha for sha in state.modules if sha not in modules]
-    if missing:
-        raise UsageError(f"{args.snapshot}: needs module sha256 {missing[0]}, which none of the --module "
-                         "files is (restore onto another module is refused)")
+    blob, state, needed = read_snapshot(args.snapshot, args.module)
     if state.thread is None:
         raise UsageError(f"{args.snapshot}: the snapshot has no thread to resume")
-    needed = {sha: modules[sha] for sha in state.modules}
     from runners.hosts import HostError
     from runners.session import restore_on
 

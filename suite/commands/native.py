@@ -15,8 +15,8 @@ import json
 import sys
 from typing import Any, Dict
 
-from suite.commands import EXIT_OK, UsageError
-from suite.commands._io import read_input, read_modules, write_output
+from suite.commands import EXIT_OK
+from suite.commands._io import read_snapshot, write_output
 
 EXIT_NOT_CONVERTIBLE = 2
 
@@ -37,16 +37,9 @@ def manifest_json(man: Any) -> Dict[str, Any]:
 
 
 def _run_convert(args: argparse.Namespace) -> int:
-    from vm.snapshot.codec import decode
-    from vm.snapshot.model import SnapshotError
     from vm.snapshot.resume import NotConvertible, make_resume_module
 
-    data = read_input(args.snapshot, "snapshot")
-    modules = read_modules(args.module)
-    try:
-        state = decode(data)
-    except SnapshotError as e:
-        raise UsageError(f"{args.snapshot}: {e}") from None
+    _, state, modules = read_snapshot(args.snapshot, args.module)
     try:
         rm = make_resume_module(state, modules)
     except NotConvertible as e:
