@@ -174,13 +174,10 @@ def format_expected(v: Dict[str, Any]) -> str:
     val = v.get("value")
     if t == "v128":
         return f"v128:{v['lane_type']}x[{' '.join(val)}]"
-    if t in ("i32", "i64"):
-        return f"{t}:{_int(val, 32 if t == 'i32' else 64)}"
-    if t in ("f32", "f64"):
-        if val.startswith("nan:"):
-            return f"{t}:{val}"
-        w = 8 if t == "f32" else 16
-        return f"{t}:0x{_int(val, 32 if t == 'f32' else 64):0{w}x}"
+    if t in ("f32", "f64") and val.startswith("nan:"):
+        return f"{t}:{val}"  # a pattern, not a value
+    if t in ("i32", "i64", "f32", "f64"):
+        return vm_format_value((t, _int(val, 32 if t in ("i32", "f32") else 64)))
     if val is None:
         return f"{t}:{'null' if t in _NULL_ONLY else 'non-null'}"
     return f"{t}:{val}"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, cast
 
 from vm.values import format_value
 
@@ -99,6 +99,7 @@ class TargetRestorer(Restorer):
                 jobs.append((i, p.resume))
         if jobs:
             kw = {} if self.timeout is None else {"timeout": self.timeout}
+            outs: Sequence[Optional[NativeOutcome]]
             try:
                 outs = self.target.run_many([(rm.bytes, rm.manifest) for _, rm in jobs], **kw)
             except Exception as e:  # a target bug must be a finding, not a crash of the whole run
@@ -122,7 +123,7 @@ class TargetRestorer(Restorer):
                 if r is not None and r.status == MISMATCH and items[i].baseline is not None]
         if not redo:
             return
-        base_items = [CheckItem(items[i].baseline, None, items[i].modules, items[i].reference,
+        base_items = [CheckItem(cast(bytes, items[i].baseline), None, items[i].modules, items[i].reference,
                                 items[i].final_state, items[i].label + " k=0 baseline", 0) for i in redo]
         for i, b in zip(redo, self.check_many(base_items)):
             r = results[i]
@@ -148,9 +149,7 @@ def outcome_dict(out: NativeOutcome, target: Optional[str] = None) -> Dict[str, 
     native runtime neither counts instructions nor sees our canonical store; ``readback_sha256`` hashes
     the memories, globals and tables it read back (for telling two native runs apart, not for comparing
     with our digest)."""
-    def fmt(v: Any) -> str:
-        return "ref" if v[0] == "ref" else format_value(v)
-
+    fmt = format_value
     h = hashlib.sha256()
     for k in sorted(out.memories):
         h.update(f"M{k}:{len(out.memories[k])}:".encode() + hashlib.sha256(out.memories[k]).digest())
