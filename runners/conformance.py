@@ -16,7 +16,7 @@ import atexit
 import gc
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple, cast
 
 from vm.api import Store, load_module
 from vm.runtime.spectest import PRINTS, spectest_exports
@@ -180,7 +180,8 @@ def run_wasmtime(wasm: bytes, export: str, args: Sequence[Any], fuel: int = 50_0
     inst = None
     try:
         inst = wasmtime.Instance(store, module, imports)
-        res = inst.exports(store)[export](store, *[_to_wasmtime(t, v) for t, v in zip(ft.params, args)])
+        func = cast(wasmtime.Func, inst.exports(store)[export])  # the invoked export is a function
+        res = func(store, *[_to_wasmtime(t, v) for t, v in zip(ft.params, args)])
         res = [] if not ft.results else ([res] if len(ft.results) == 1 else list(res))
         out.results = [_from_wasmtime(t, v) for t, v in zip(ft.results, res)]
     except wasmtime.Trap as e:
@@ -199,8 +200,8 @@ def run_wasmtime(wasm: bytes, export: str, args: Sequence[Any], fuel: int = 50_0
         for ex in m.exports:
             if ex.kind == "global":
                 t = gtypes[ex.index].type
-                out.globals[ex.name] = _from_wasmtime(t, exps[ex.name].value(store))
+                out.globals[ex.name] = _from_wasmtime(t, cast(wasmtime.Global, exps[ex.name]).value(store))
             elif ex.kind == "memory" and out.memory is None:
-                mem = exps[ex.name]
+                mem = cast(wasmtime.Memory, exps[ex.name])
                 out.memory = bytes(mem.read(store, 0, mem.data_len(store)))
     return out

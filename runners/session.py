@@ -19,9 +19,10 @@ the one oracle.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, cast
 
 from vm.api import Store, instantiate, load_module
+from vm.runtime import ModuleInst
 from vm.snapshot import advance, checkpoint, decode, encode, finish, restore, start
 from vm.snapshot.resume import instance_final_state
 from vm.values import format_value
@@ -300,7 +301,8 @@ def restore_on(snapshot: bytes, modules: Dict[str, bytes], where: str) -> Dict[s
     out: Dict[str, Any]
     if r.kind == "host" and r.name == "inproc":
         return dict(reference, restored_on=r.name)
-    item = CheckItem(snapshot, state, modules, reference, instance_final_state(run.entry.module),
+    final_state = instance_final_state(cast(ModuleInst, run.entry.module))  # the entry's defining instance
+    item = CheckItem(snapshot, state, modules, reference, final_state,
                      f"restore on {r.name}", state.thread.count if state.thread is not None else 0)
     try:
         res = r.check_many([item])[0]

@@ -102,10 +102,9 @@ class Import(NamedTuple):
     desc: ImportDesc
 
 
-class Export(NamedTuple):
-    name: str
-    kind: str  # func | table | memory | global | tag
-    index: int
+# ``kind`` is func | table | memory | global | tag.  The functional form on purpose: the field ``index``
+# shadows ``tuple.index``, which type checkers report as an incompatible override in the class form.
+Export = NamedTuple("Export", [("name", str), ("kind", str), ("index", int)])  # noqa: UP014
 
 
 @dataclass

@@ -12,7 +12,7 @@ dictionary keys and compared with ``==`` in round-trip tests.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Tuple, Union
+from typing import Any, NamedTuple, Optional, Tuple, Union
 
 I32 = "i32"
 I64 = "i64"
@@ -31,10 +31,11 @@ HeapType = Union[str, int]
 
 
 class RefType(NamedTuple):
-    """A reference type ``(ref null? heap)``."""
+    """A reference type ``(ref null? heap)``.  In a module, ``heap`` is an abstract heap type or a type
+    index; in canonical form (:mod:`vm.valid.canon`) a type index becomes that type's key (a tuple)."""
 
     nullable: bool
-    heap: HeapType
+    heap: Union[HeapType, Tuple[Any, ...]]
 
     def __repr__(self) -> str:  # compact, WAT-like; shows up in error messages and YAML
         if self.nullable and isinstance(self.heap, str):

@@ -28,6 +28,8 @@ class Unrunnable(Exception):
 class Timeout(Exception):
     """A run exceeded its wall-clock limit (reported as inconclusive)."""
 
+    stdout: str  # what the process printed before it was killed (set where it is raised)
+
 
 class ServerDied(Exception):
     """A long-lived server exited (crash, native stack overflow) or broke the protocol while handling
@@ -58,7 +60,7 @@ def run_proc(cmd: Sequence[str], timeout: float, cwd: Optional[str] = None,
             proc.kill()
         out, err = proc.communicate()
         t = Timeout(f"{Path(cmd[0]).name} did not finish in {timeout:.0f} s")
-        t.stdout = out.decode("utf-8", "replace") if out else ""  # type: ignore[attr-defined]
+        t.stdout = out.decode("utf-8", "replace") if out else ""
         raise t from exc
     return subprocess.CompletedProcess(list(cmd), proc.returncode, out, err)
 

@@ -219,7 +219,7 @@ class Wasm2cTarget(Target):
                    outs: List[NativeOutcome], timeout: float) -> None:
         t0 = time.perf_counter()
         units: List[Tuple[int, str, str, ModuleInfo, Manifest]] = []  # (out index, name, obj, ...)
-        good = []
+        good: List[str] = []  # harness bodies of the modules that compiled
         for oi, w, info, man in batch:
             try:
                 name, obj, header = self._module_object(w)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import atexit
 import gc
 import threading
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, cast
 
 from vm.snapshot.resume import Manifest
 
@@ -123,9 +123,11 @@ class WasmtimeTarget(Target):
                 return
             linker.define_instance(store, adapter.RESUME_AS, inst)
             reader = linker.instantiate(store, W.Module(engine, adapter.wat(adapter.reader_wat(info, man, dumps=False))))
+            # export kinds are known: the reader exports the functions ``run`` and ``dump_globals``, the
+            # manifest names memories and tables (wasmtime types an export as the union of all kinds)
             rx = reader.exports(store)
             try:
-                r = rx["run"](store)
+                r = cast(W.Func, rx["run"])(store)
                 ints = [] if r is None else (list(r) if isinstance(r, (list, tuple)) else [r])
                 out.results = adapter.decode_int_results(info.resume_results(man), ints)
             except W.Trap as exc:
@@ -135,14 +137,14 @@ class WasmtimeTarget(Target):
             run_events = list(events)
             del events[:]
             store.set_epoch_deadline(1)
-            rx["dump_globals"](store)
+            cast(W.Func, rx["dump_globals"])(store)
             adapter.fill_from_adapter(out, info, man, run_events, list(events))
             ex = inst.exports(store)
             for m in man.memories.values():
-                mem = ex[m]
+                mem = cast(W.Memory, ex[m])
                 out.memories[m] = bytes(mem.read(store, 0, mem.data_len(store)))
             for t in man.tables.values():
-                tab = ex[t]
+                tab = cast(W.Table, ex[t])
                 out.tables[t] = ["null" if _is_null(tab.get(store, i)) else "ref" for i in range(tab.size(store))]
         except W.WasmtimeError as exc:
             raise Unrunnable(str(exc).splitlines()[0]) from exc

@@ -181,7 +181,7 @@ class Reader:
 
     def valtype(self) -> ValType:
         b = self.peek()
-        t = NUM_TYPE_CODES.get(b)  # type: ignore[arg-type]
+        t = NUM_TYPE_CODES.get(b) if b is not None else None  # None: end of input (reftype reports it)
         if t is not None:
             self.pos += 1
             return t
@@ -347,6 +347,7 @@ class Reader:
                 if ent is None:
                     raise _err(f"illegal opcode {b:02x} {sub:02x}", pos)
             name, kind = ent
+            imm: object
             if kind == "none":
                 imm = None
             elif kind == "cast":

@@ -10,7 +10,7 @@ generator builds modules and relies on ``decode_module(encode_module(m)) == m``.
 from __future__ import annotations
 
 import struct
-from typing import Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional, cast
 
 from ..module import Custom, Data, Elem, Expr, Func, Import, Instr, MemArg, Module
 from ..types import (
@@ -164,7 +164,7 @@ def _catch(c) -> bytes:
     return out + encode_u(c.label)
 
 
-_IMM_WRITERS = {
+_IMM_WRITERS: Dict[str, Callable[[Any], bytes]] = {
     O.K_BLOCK: encode_blocktype,
     O.K_TRY_TABLE: lambda imm: encode_blocktype(imm[0]) + _vec(map(_catch, imm[1])),
     O.K_LABEL: encode_u,
@@ -255,11 +255,11 @@ def _funcidx_of(e: Expr) -> Optional[int]:
 def _elem(e: Elem) -> bytes:
     idxs: Optional[List[int]] = None
     if e.type == _FUNC_NONNULL:
-        idxs = [_funcidx_of(x) for x in e.init]
-        if any(i is None for i in idxs):
-            idxs = None
+        found = [_funcidx_of(x) for x in e.init]
+        if not any(i is None for i in found):
+            idxs = cast(List[int], found)
     if idxs is not None:
-        items = _vec(map(encode_u, idxs))  # type: ignore[arg-type]
+        items = _vec(map(encode_u, idxs))
         if e.mode == "active":
             if e.table == 0:
                 return b"\x00" + encode_expr(e.offset or []) + items
@@ -348,11 +348,11 @@ def encode_module(m: Module) -> bytes:
                 for e in m.exports
             )
         elif sid == 8:
-            content = encode_u(m.start)  # type: ignore[arg-type]
+            content = encode_u(cast(int, m.start))  # present[8]: not None
         elif sid == 9:
             content = _vec(map(_elem, m.elems))
         elif sid == 12:
-            content = encode_u(m.data_count)  # type: ignore[arg-type]
+            content = encode_u(cast(int, m.data_count))  # present[12]: not None
         elif sid == 10:
             content = _vec(map(_code_entry, m.funcs))
         else:

@@ -21,7 +21,7 @@ caller continues at ``pc + 1``.
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple, cast
 
 from ..binary.opcodes import feature_of
 from ..errors import Exhaustion, Trap, Unsupported
@@ -41,8 +41,10 @@ class Frame:
     __slots__ = ("func", "code", "pc", "stack", "locals", "nresults")
 
     def __init__(self, func: FuncInst, locals_: list):
+        code = func.code
+        assert code is not None  # frames are built only for compiled functions (ensure_compiled)
         self.func = func
-        self.code = func.code
+        self.code = code
         self.pc = 0
         self.stack: List[Any] = []
         self.locals = locals_
@@ -69,9 +71,13 @@ def _oob() -> Trap:
 class Machine:
     """Per-store engine state: the pending callee of a call handler and the call-depth limit."""
 
+    # The function a call handler hands to the loop.  The loop reads it only right after a handler
+    # returned CALL or TAIL_CALL, so it is typed as always set (it is None only before the first call).
+    callee: FuncInst
+
     def __init__(self, store: Any):
         self.store = store
-        self.callee: Optional[FuncInst] = None
+        self.callee = cast(FuncInst, None)
 
     # -- compilation ------------------------------------------------------------------------
     def ensure_compiled(self, f: FuncInst) -> None:
@@ -602,7 +608,7 @@ def _block_arity(inst: ModuleInst, bt: Any) -> Tuple[int, int]:
 
 def compile_function(m: Machine, f: FuncInst) -> list:
     """Translate ``f.func.body`` into handler pairs using the validator's metadata in ``f.info``."""
-    inst: ModuleInst = f.module
+    inst = cast(ModuleInst, f.module)  # a defined function (host functions are never compiled)
     body = f.func.body
     info = f.info
     heights = info.heights

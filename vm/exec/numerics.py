@@ -234,12 +234,11 @@ def _ctz64(a: int) -> int:
     return (a & -a).bit_length() - 1 if a else 64
 
 
-try:  # Python >= 3.10
-    _bit_count = int.bit_count  # type: ignore[attr-defined]
-except AttributeError:  # pragma: no cover - Python 3.9
+def _bit_count_py39(a: int) -> int:  # pragma: no cover - Python 3.9 has no int.bit_count
+    return bin(a).count("1")
 
-    def _bit_count(a: int) -> int:
-        return bin(a).count("1")
+
+_bit_count: Callable[[int], int] = getattr(int, "bit_count", _bit_count_py39)  # Python >= 3.10
 
 
 def _make_int_ops(bits: int) -> Dict[str, Callable[..., int]]:
@@ -694,7 +693,7 @@ for _bits in (32, 64):
         else:
             TYPES[_op] = ((_t, _t), "i32" if _name in _INT_RELS else _t)
 
-_FLOAT_TABLE = {
+_FLOAT_TABLE: Dict[str, Dict[str, Callable[..., int]]] = {
     "f32": {
         "add": f32_add, "sub": f32_sub, "mul": f32_mul, "div": f32_div, "min": f32_min, "max": f32_max,
         "copysign": lambda a, b: (a & ABS32) | (b & S32),

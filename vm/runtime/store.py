@@ -10,7 +10,7 @@ engine.
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, cast
 
 from ..binary.opcodes import feature_of
 from ..errors import LinkError, Trap, Unsupported
@@ -90,13 +90,14 @@ class BaseStore:
                 ok = match_externtype(kind, ext.type, imp.desc.type, ext_canon(ext), inst.canon)
             if not ok:
                 raise LinkError(f"incompatible import type for {where}")
-            {"func": inst.funcs, "table": inst.tables, "memory": inst.mems, "global": inst.globals,
-             "tag": inst.tags}[kind].append(ext)
+            imported: Dict[str, List[Any]] = {"func": inst.funcs, "table": inst.tables, "memory": inst.mems,
+                                              "global": inst.globals, "tag": inst.tags}
+            imported[kind].append(ext)
 
         # defined functions
         nimp = len(inst.funcs)
         for j, f in enumerate(module.funcs):
-            ft = module.types[f.typeidx].comp
+            ft = cast(FuncType, module.types[f.typeidx].comp)  # valid: a function's type is a func type
             fi = FuncInst(ft, inst.canon[f.typeidx], inst, nimp + j, f, info.funcs[j])
             defaults = []
             for n, t in f.locals:
@@ -107,21 +108,22 @@ class BaseStore:
         # globals (3.0: initialisers may read earlier globals)
         for g in module.globals:
             inst.globals.append(GlobalInst(g.type, self.eval_const(inst, g.init), inst))
-        for t in module.tables:
-            init = self.eval_const(inst, t.init) if t.init is not None else None
-            inst.tables.append(TableInst(t.type, init, inst))
+        for tb in module.tables:
+            init = self.eval_const(inst, tb.init) if tb.init is not None else None
+            inst.tables.append(TableInst(tb.type, init, inst))
         for m in module.memories:
             inst.mems.append(MemInst(m.type, self.max_memory_pages))
         for tg in module.tags:
-            inst.tags.append(TagInst(module.types[tg.typeidx].comp, inst.canon[tg.typeidx]))
+            tag_type = cast(FuncType, module.types[tg.typeidx].comp)  # valid: a tag's type is a func type
+            inst.tags.append(TagInst(tag_type, inst.canon[tg.typeidx]))
         for e in module.elems:
             inst.elems.append([self.eval_const(inst, x) for x in e.init])
             inst.elem_dropped.append(False)
         for d in module.datas:
             inst.datas.append(bytes(d.init))
             inst.data_dropped.append(False)
-        spaces = {"func": inst.funcs, "table": inst.tables, "memory": inst.mems, "global": inst.globals,
-                  "tag": inst.tags}
+        spaces: Dict[str, List[Any]] = {"func": inst.funcs, "table": inst.tables, "memory": inst.mems,
+                                        "global": inst.globals, "tag": inst.tags}
         for ex in module.exports:
             inst.exports[ex.name] = spaces[ex.kind][ex.index]
 
@@ -153,10 +155,10 @@ class BaseStore:
             if d.mode == "active":
                 mem = inst.mems[d.memory]
                 off = self.eval_const(inst, d.offset)
-                seg = inst.datas[i]
-                if off + len(seg) > len(mem.data):
+                dseg = inst.datas[i]
+                if off + len(dseg) > len(mem.data):
                     raise Trap("out of bounds memory access")
-                mem.data[off:off + len(seg)] = seg
+                mem.data[off:off + len(dseg)] = dseg
                 inst.drop_data(i)
 
     def eval_const(self, inst: ModuleInst, expr: Optional[Expr]) -> Any:

@@ -15,10 +15,10 @@ outcome of a run) goes through that one walk, so addresses agree everywhere.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Tuple, cast
 
 from ..exec.store import Store
-from ..runtime.objects import PAGE_SIZE, ExternRef, FuncInst
+from ..runtime.objects import PAGE_SIZE, ExternRef, FuncInst, ModuleInst
 from ..runtime.spectest import PRINTS
 from . import faults as _faults
 from .model import (
@@ -214,7 +214,7 @@ def _frame_names(cap: Capture, run: Run) -> Dict[int, str]:
         if f.host is not None:
             out[a] = f.name
             continue
-        inst = f.module
+        inst = cast(ModuleInst, f.module)  # a defined function (host functions were handled above)
         names = cache.get(id(inst))
         if names is None:
             names = cache[id(inst)] = function_names(inst)

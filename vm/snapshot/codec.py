@@ -554,32 +554,32 @@ def _decode_body(body: bytes) -> State:
         log.append((name, s.values()))
     s.done()
 
-    thread = None
-    s = sections.get(SEC_THREAD)
-    if s is not None:
-        code = s.byte()
+    thread: Optional[ThreadState] = None
+    ts = sections.get(SEC_THREAD)
+    if ts is not None:
+        code = ts.byte()
         if code >= len(STATUSES):
-            raise s.fail("bad thread status")
-        thread = ThreadState(STATUSES[code], s.u(), s.u(1 << 32))
-        thread.args = s.values()
-        thread.results = s.values()
-        thread.trap = s.opt_str()
-        for _ in range(s.count(5)):
-            fr = FrameState(s.u(1 << 32), s.u(1 << 32))
-            fr.locals = s.values()
-            fr.stack = s.values()
-            for _ in range(s.count(5)):
-                fr.labels.append(Label(s.str_(), s.s(), s.u(1 << 32), s.u(1 << 32), s.u(1 << 32)))
+            raise ts.fail("bad thread status")
+        thread = ThreadState(STATUSES[code], ts.u(), ts.u(1 << 32))
+        thread.args = ts.values()
+        thread.results = ts.values()
+        thread.trap = ts.opt_str()
+        for _ in range(ts.count(5)):
+            fr = FrameState(ts.u(1 << 32), ts.u(1 << 32))
+            fr.locals = ts.values()
+            fr.stack = ts.values()
+            for _ in range(ts.count(5)):
+                fr.labels.append(Label(ts.str_(), ts.s(), ts.u(1 << 32), ts.u(1 << 32), ts.u(1 << 32)))
             thread.frames.append(fr)
-        s.done()
+        ts.done()
 
     names: Dict[int, str] = {}
-    s = sections.get(SEC_NAMES)
-    if s is not None:
-        for _ in range(s.count(2)):
-            a = s.u()
-            names[a] = s.str_()
-        s.done()
+    ns = sections.get(SEC_NAMES)
+    if ns is not None:
+        for _ in range(ns.count(2)):
+            a = ns.u()
+            names[a] = ns.str_()
+        ns.done()
 
     state = State(config, modules, counts, hosts, instances, tables, mems, globs, log, thread, names)
     if len(tables) != counts["table"] or len(mems) != counts["memory"] or len(globs) != counts["global"]:

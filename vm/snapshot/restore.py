@@ -16,12 +16,12 @@ every non-top frame).  A snapshot is untrusted input: anything inconsistent rais
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, cast
 
 from ..api import LoadedModule, Store, load_module
 from ..errors import WasmError
 from ..exec.engine import Frame, Thread
-from ..runtime.objects import PAGE_SIZE, ExternRef, FuncInst
+from ..runtime.objects import PAGE_SIZE, ExternRef, FuncInst, ModuleInst
 from ..runtime.spectest import spectest_exports
 from ..types import RefType
 from . import faults as _faults
@@ -340,7 +340,8 @@ def _frame(store: Store, n: int, fs: FrameState, f: FuncInst, callee: Optional[F
     function when this frame waits in a call (its arguments are no longer on this stack)."""
     idx = pc_index(f, fs.pc)
     info = f.info
-    canon = f.module.canon
+    module = cast(ModuleInst, f.module)  # a defined function (checked by _frames)
+    canon = module.canon
     if not info.reachable[idx] and not false_if_end(f, idx):
         raise SnapshotError(f"frame {n}: pc {fs.pc} is unreachable code")
     if fs.labels != labels_at(f, idx):
@@ -357,7 +358,7 @@ def _frame(store: Store, n: int, fs: FrameState, f: FuncInst, callee: Optional[F
         if ins.op not in _CALL_OPS:
             raise SnapshotError(f"frame {n}: pc {fs.pc} is not a call but a callee frame follows")
         if ins.op == "call":
-            if f.module.funcs[ins.imm] is not callee:
+            if module.funcs[ins.imm] is not callee:
                 raise SnapshotError(f"frame {n}: the next frame is not the called function")
             height -= len(callee.type.params)
         else:

@@ -23,7 +23,7 @@ declared supertypes, which only keys carry in a module-independent way.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Tuple, cast
 
 from ..errors import InvalidModule
 from ..types import ArrayType, FieldType, FuncType, RefType, StructType
@@ -75,7 +75,8 @@ def canonical_types(m) -> List[Key]:
     """
     n = len(m.types)
     sizes = list(m.rec_sizes) if sum(m.rec_sizes) == n else [1] * n
-    keys: List[Key] = [None] * n  # type: ignore[list-item]
+    # filled group by group; ``ref`` reads only entries of earlier groups, which are set by then
+    keys = cast(List[Key], [None] * n)
     start = 0
     for size in sizes:
         end = start + size

@@ -12,7 +12,7 @@ another instance is refused ("multiple instances").
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, cast
 
 from ...binary import decode_module
 from ...errors import WasmError
@@ -192,9 +192,9 @@ def fold_foreign_funcs(state: State, ist: InstanceState, m: Module, modules: Dic
             if op in ("call", "return_call"):
                 imm = copy_at[oist.funcs[imm]]
             elif op in ("block", "loop", "if") and isinstance(imm, int):
-                imm = functype(mod.types[imm].comp)
+                imm = functype(cast(FuncType, mod.types[imm].comp))  # valid: a block type index is a func type
             body.append(Instr(op, imm, ins.offset))
-        copies.append(Func(functype(mod.types[f.typeidx].comp), list(f.locals), body,
+        copies.append(Func(functype(cast(FuncType, mod.types[f.typeidx].comp)), list(f.locals), body,
                            f.body_offset, f.body_size))
 
     funcs = [dataclasses.replace(f, body=_remap_expr(f.body, fmap)) for f in m.funcs]
