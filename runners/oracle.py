@@ -15,9 +15,11 @@ and only these:
   both sides, at the same aligned position, is accepted; anything else is not).
 * **Traps by kind only**, and a runtime's coarse report (``trap_candidates``) is accepted when the
   expected kind is among the candidates.
-* **Inconclusive** outcomes (native stack overflow, timeouts, crashes, a module the runtime refuses)
-  and an expected "call stack exhausted" (a resource limit, not semantics) are neither pass nor
-  mismatch: :func:`compare_native` says ``inconclusive`` and the caller counts them apart.
+* **Inconclusive** outcomes (native stack overflow, timeouts, crashes of the runtime's process) and an
+  expected "call stack exhausted" (a resource limit, not semantics) are neither pass nor mismatch:
+  :func:`compare_native` says ``inconclusive`` and the caller counts them apart.  A module the runtime
+  cannot take is ``not-applicable``; a module *we* made wrong (invalid, not fitting its manifest) is
+  ``error``, never inconclusive.
 
 References cannot be identified across runtimes: a reference compares as null / non-null.
 """
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from vm.snapshot import faults as _faults
 from vm.values import Value, format_value, is_nan, is_quiet_nan, is_ref, parse_value
 
 #: the fields of an outcome dict (``vm.snapshot.Outcome.to_dict``) that hosts must reproduce exactly
@@ -38,7 +41,10 @@ def compare_outcomes(expected: Dict[str, Any], actual: Dict[str, Any]) -> List[s
     outcome to the bit: results, trap, instruction count, host log and final-state digest.  One line per
     differing field (empty: identical)."""
     out = []
-    for f in OUTCOME_FIELDS:
+    fields = OUTCOME_FIELDS
+    if _faults.ACTIVE:  # deliberate bugs for `wcr selftest` only (vm/snapshot/faults.py)
+        fields = _faults.oracle_fields(fields)
+    for f in fields:
         a, b = expected.get(f), actual.get(f)
         if a == b:
             continue
@@ -182,11 +188,17 @@ def compare_final_state(expected: Any, manifest: Any, outcome: Any) -> List[str]
 
 def compare_native(reference: Dict[str, Any], prefix_log: Sequence[Tuple[str, Sequence[Value]]],
                    outcome: Any, final_state: Any = None, manifest: Any = None) -> Tuple[str, List[str]]:
-    """The verdict on one native run: ``("match"|"mismatch"|"inconclusive", differences or reason)``.
+    """The verdict on one native run: ``("match"|"mismatch"|"inconclusive"|"error"|"not-applicable",
+    differences or reason)`` (``error``: the outcome says the module we handed over was wrong;
+    ``not-applicable``: the runtime could not take it; ``inconclusive``: a resource limit).
 
     ``reference``: the uninterrupted run's outcome dict (text values); ``prefix_log``: the snapshot's
     ``host_log`` (prints before the checkpoint; the resume module prints only the rest)."""
     exp_trap = reference.get("trap")
+    if getattr(outcome, "error", None):  # the module or manifest we handed over is wrong: our error
+        return "error", [outcome.error]
+    if getattr(outcome, "unsupported", None):  # the runtime cannot take the module: not applicable
+        return "not-applicable", [outcome.unsupported]
     if outcome.inconclusive:
         return "inconclusive", [outcome.inconclusive]
     if exp_trap == "call stack exhausted":

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from vm.snapshot.model import SnapshotError
+from vm.values import Value
 
 from .oracle import compare_outcomes
 
@@ -29,11 +30,65 @@ NOT_APPLICABLE = "not-applicable"  # the target lacks a feature the module needs
 NOT_CONVERTIBLE = "not-convertible"  # the snapshot cannot be turned into a resume module
 INCONCLUSIVE = "inconclusive"  # native stack overflow, OOM, timeout: neither pass nor divergence
 ERROR = "error"  # the host crashed / protocol failure: a finding, counted as a mismatch
-# A target diverged at k, and it diverges the same way when resumed at k=0 (the whole invocation run by
-# the target, no mid-execution state involved): the target does not conform to the spec on this code,
-# which is a conformance finding about the target, not a checkpoint/restore divergence.
+# A target diverged at k, and running the *original* module's invocation from the start (no snapshot,
+# nothing converted by us) it also disagrees with our VM: the target does not conform to the spec on
+# this code, a finding about the target, not a checkpoint/restore divergence.  (A resume module of the
+# k=0 snapshot is not a baseline: it goes through the same converter, so a converter bug in the store
+# part would be blamed on the target.)
 NONCONFORMANT = "target-nonconformant"
 STATUSES = (MATCH, MISMATCH, NOT_APPLICABLE, NOT_CONVERTIBLE, INCONCLUSIVE, ERROR, NONCONFORMANT)
+
+
+@dataclass
+class Origin:
+    """The original invocation, as a target runs it for the blame baseline: module bytes, export,
+    arguments (tagged values: numbers and ``ref.null`` only), and ``log_start``, the number of host-log
+    entries of the reference that were printed before the invocation (the from-scratch run prints only
+    the rest).  Only made when the invoked instance's state before the invocation equals a fresh
+    instantiation (:func:`origin_of`); otherwise a from-scratch run answers another question."""
+
+    wasm: bytes
+    export: str
+    args: List[Value]
+    log_start: int = 0
+
+
+def origin_of(store: Any, func: Any, args: Sequence[Any], wasm: Optional[bytes]) -> Tuple[Optional[Origin], str]:
+    """``(Origin, "")`` when ``func(*args)`` (runtime values), about to run in ``store``, can be re-run
+    from scratch by a target as the blame baseline, else ``(None, why not)``.  The test: ``func`` is an
+    export of an instance that imports only ``spectest``, the arguments are constants, and the
+    instance's state (memories, tables, globals, dropped flags — imported spectest objects included) has
+    the same live-walk digest (:func:`vm.snapshot.digest.instance_digest`) as a fresh instantiation of
+    ``wasm`` whose instantiation printed nothing.  Per instance, not per store: a spec script's store
+    holds every module instantiated so far, and those the invocation cannot reach do not matter."""
+    from vm.api import Store, instantiate, load_module
+    from vm.snapshot.digest import instance_digest
+    from vm.values import NUM_BITS, from_runtime
+
+    inst = getattr(func, "module", None)
+    if wasm is None or inst is None or getattr(func, "host", None) is not None:
+        return None, "no module bytes for the invoked function"
+    export = next((n for n, x in inst.exports.items() if x is func), None)
+    if export is None:
+        return None, "the invoked function is not exported"
+    if any(imp.module != "spectest" for imp in inst.module.imports):
+        return None, "the instance imports from other modules"
+    try:
+        tagged = [from_runtime(t, x) for t, x in zip(func.type.params, args)]
+    except ValueError as exc:
+        return None, f"argument: {exc}"
+    if any(tag not in NUM_BITS and tag != "ref.null" for tag, _ in tagged):
+        return None, "an argument has no constant (a host reference)"
+    try:
+        fresh = Store()
+        fresh_inst = instantiate(fresh, load_module(wasm))
+    except Exception as exc:  # noqa: BLE001 - no fresh instance, no baseline
+        return None, f"fresh instantiation failed: {exc}"
+    if fresh.host_log:
+        return None, "instantiation prints"
+    if instance_digest(fresh_inst) != instance_digest(inst):
+        return None, "the instance's state before the invocation differs from a fresh instantiation"
+    return Origin(bytes(wasm), export, tagged, len(store.host_log)), ""
 
 
 @dataclass
@@ -46,9 +101,10 @@ class CheckItem:
     results, trap, instructions, host_log, state_digest); ``final_state``: for targets, the final memories,
     globals and tables of the instance the thread runs in, as produced by
     :func:`vm.snapshot.resume.instance_final_state` on the reference store (hosts ignore it);
-    ``label``: where it came from (``"i32.wast:37"``), for reports; ``baseline``: the snapshot of the
-    same invocation before its first instruction (k=0), which lets a target tell a C/R divergence from
-    its own non-conformance (status ``target-nonconformant``).
+    ``label``: where it came from (``"i32.wast:37"``), for reports; ``origin``: the original invocation
+    (:class:`Origin`, made by :func:`origin_of`) when running it from scratch on the target is a valid
+    baseline — only then can a target mismatch be blamed on the target (status
+    ``target-nonconformant``); None: a mismatch stays a C/R mismatch.
     """
 
     snapshot: bytes
@@ -58,7 +114,7 @@ class CheckItem:
     final_state: Any = None
     label: str = ""
     k: int = 0
-    baseline: Optional[bytes] = None
+    origin: Optional[Origin] = None
 
 
 @dataclass
@@ -99,8 +155,10 @@ class HostRestorer(Restorer):
         return self.host.available()
 
     def check(self, item: CheckItem) -> CheckResult:
+        from .hosts import instruction_cap  # the cap of every host restore: see runners.hosts
+
         try:
-            got = self.host.restore_and_finish(item.snapshot, item.modules)
+            got = self.host.restore_and_finish(item.snapshot, item.modules, instruction_cap(item.reference))
         except SnapshotError as e:
             return CheckResult(self.name, ERROR, f"snapshot error: {e}")
         except Exception as e:  # HostError (crash/timeout/protocol) and anything else is a finding

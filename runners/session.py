@@ -38,12 +38,14 @@ from .restore import (
     CheckResult,
     HostRestorer,
     Restorer,
+    origin_of,
 )
 
 #: checkpoints handed to the restorers at once (per file in spec mode)
 BATCH = 200
-#: statuses that are neither a pass nor a C/R failure but must still say where and what differed
-NOTED = (NONCONFORMANT, INCONCLUSIVE)
+#: statuses that must say where and what: neither a pass nor a C/R divergence (non-conformant,
+#: inconclusive), or our own error (an invalid resume module: counted with the mismatches and shown)
+NOTED = (NONCONFORMANT, INCONCLUSIVE, ERROR)
 #: how many of them one summary lists (the counts are always complete)
 MAX_NOTES = 100
 
@@ -134,7 +136,9 @@ def items_for(wasm: bytes, export: str, args: Sequence[Any] = (), ks: Optional[S
     ref = reference_run(wasm, export, args)
     modules = {hashlib.sha256(wasm).hexdigest(): bytes(wasm)}
     ks = range(ref.total + 1) if ks is None else [min(k, ref.total) for k in ks]
-    return [CheckItem(data, state, modules, ref.outcome, ref.final_state, f"{label or export}@{k}", k)
+    store, _inst, func = fresh_instance(wasm, export)
+    origin = origin_of(store, func, args, wasm)[0]  # a fresh run: the original invocation is the baseline
+    return [CheckItem(data, state, modules, ref.outcome, ref.final_state, f"{label or export}@{k}", k, origin)
             for k, data, state in checkpoints_of_run(wasm, export, args, ks)]
 
 

@@ -21,7 +21,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-from runners.restore import ERROR, MISMATCH, CheckItem, CheckResult, Restorer
+from runners.restore import ERROR, MISMATCH, CheckItem, CheckResult, Restorer, origin_of
 from runners.session import Session, checkpoints_from_snapshot, merge_counts, resolve
 from vm.errors import WasmException
 from vm.snapshot import checkpoint, encode, outcome_of, start
@@ -83,6 +83,9 @@ class CrFile:
         """The pre-invocation snapshot (None for a host function: it executes no instruction)."""
         if getattr(func, "host", None) is not None:
             return None
+        # the blame baseline (runners.restore.origin_of): only for targets, decided before the run
+        self._origin = origin_of(store, func, args, self.modules.get(getattr(func.module, "sha256", "")))[0] \
+            if self.session.wants_final_state else None
         return encode(checkpoint(store, start(store, func, args)))
 
     def end(self, case: CaseResult, store: Any, func: Any, pre: bytes, results: Optional[List[Any]],
@@ -99,10 +102,10 @@ class CrFile:
         final_state = instance_final_state(func.module) if self.session.wants_final_state else None
         self.counts["invocations"] += 1
         points = pick_points(self.cfg, self.rng, total)
-        baseline = pre if self.session.wants_final_state else None
+        origin = getattr(self, "_origin", None)
         for k, data, state in checkpoints_from_snapshot(pre, self.modules, points):
             mods = {sha: self.modules[sha] for sha in state.modules}
-            item = CheckItem(data, state, mods, reference, final_state, f"{case.name} k={k}", k, baseline)
+            item = CheckItem(data, state, mods, reference, final_state, f"{case.name} k={k}", k, origin=origin)
             self.session.add(item, case)
 
     def flush(self) -> None:

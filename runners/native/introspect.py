@@ -19,7 +19,7 @@ from vm.errors import WasmError
 from vm.module import Module
 from vm.snapshot.resume import Manifest
 
-from .process import Unrunnable
+from .process import InvalidModule
 
 
 @dataclass
@@ -46,17 +46,17 @@ class ModuleInfo:
 
     @classmethod
     def from_wasm(cls, wasm: bytes) -> ModuleInfo:
-        """Validate (wasmtime) and describe (wcr's decoder); :class:`Unrunnable` when either refuses."""
+        """Validate (wasmtime) and describe (wcr's decoder); :class:`InvalidModule` when either refuses."""
         import wasmtime
 
         try:
             wasmtime.Module.validate(_introspection_engine(), wasm)
         except Exception as exc:
-            raise Unrunnable(f"invalid module: {str(exc).splitlines()[0]}") from exc
+            raise InvalidModule(f"invalid module: {str(exc).splitlines()[0]}") from exc
         try:
             mod = decode_module(wasm)
         except WasmError as exc:
-            raise Unrunnable(f"wcr's decoder rejects the module: {exc}") from exc
+            raise InvalidModule(f"wcr's decoder rejects the module: {exc}") from exc
         spaces: Dict[str, List[Any]] = {"func": [], "table": [], "memory": [], "global": [], "tag": []}
         info = cls(module=mod)
         for imp in mod.imports:

@@ -1,12 +1,15 @@
 """Bounded subprocesses of the native targets: one-shot toolchain calls (:func:`run_proc`) and requests to
 long-lived servers (:func:`ask`, over the one framed protocol of :mod:`runners.framing`), plus the two
-exceptions every target raises for "we could not ask the runtime" and the cache folder.
+exceptions every target raises for "we could not ask the runtime" (plus :class:`InvalidModule`, "the
+module we hand over is wrong") and the cache folder.
 
 Why here and not in each target: a hung gcc or node must never hang a campaign, and a killed process
 must take its children along (gcc's ``cc1`` survived a plain ``subprocess.run`` timeout at 6 GB), so
-the kill rule is written once.  :class:`Unrunnable` and :class:`Timeout` become *inconclusive* outcomes
-in :meth:`runners.native.target.Target.run`; :class:`ServerDied` is reported the same way by the targets
-that keep a server.
+the kill rule is written once.  In :meth:`runners.native.target.Target.run`, :class:`Timeout` becomes an
+*inconclusive* outcome (a resource limit, with its reason), :class:`Unrunnable` an *unsupported* one (the
+runtime cannot take this module: not applicable, never a verdict) and :class:`InvalidModule` an *error*
+of ours (every module a target is given is one we made); :class:`ServerDied` (a crash of the runtime's
+process) is inconclusive too.
 """
 
 from __future__ import annotations
@@ -22,7 +25,13 @@ from ..framing import ChildError, ChildTimeout, FramedChild
 
 
 class Unrunnable(Exception):
-    """The module needs something this target cannot provide (reported as inconclusive)."""
+    """The module needs something this target cannot provide (reported as not applicable)."""
+
+
+class InvalidModule(Unrunnable):
+    """The module (or its manifest) handed to a target is wrong: a resume module or a baseline wrapper
+    that fails validation, or a manifest that does not fit its module.  Every such module is ours, so
+    this is wcr's error (status ``error``), never the target's and never inconclusive."""
 
 
 class Timeout(Exception):

@@ -2,23 +2,32 @@
 
 A target cannot take our frames, so each checkpoint goes snapshot → resume module
 (:func:`vm.snapshot.resume.make_resume_module`) → feature check (:mod:`.features` against the target's
-declared features) → the runtime, given the converter's own manifest (batched:
+declared features) → validation by our validator and ``wasm-tools validate`` (:mod:`.validate`; an
+invalid resume module is *our* error, status ``error`` with the validator's message and the module)
+→ the runtime, given the converter's own manifest (batched:
 :meth:`runners.native.target.Target.run_many` lets a target keep a process alive or compile a whole
 batch into one binary) → the native comparison rules
 (:func:`runners.oracle.compare_native`).  Each step that cannot proceed gives its own status, so a
 report can tell "the target disagrees" (mismatch) from "we could not ask it" (not-convertible,
-not-applicable, inconclusive).
+not-applicable) from "we are wrong" (error) from "a resource ran out" (inconclusive, with its reason).
+
+Blame (ARCHITECTURE.md, "Comparison rules"): a mismatch is the target's own non-conformance only when
+the target, running the *original* module's invocation from the start
+(:meth:`runners.native.target.Target.run_original`, nothing of the state converted), also disagrees
+with our VM; that needs the item's :class:`runners.restore.Origin`.  Without one, or when the
+from-scratch run agrees or says nothing, the mismatch stays a C/R mismatch.
 
 Public API: :func:`target_restorer`, :class:`TargetRestorer`, :func:`outcome_dict`.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
-from typing import Any, Dict, List, Optional, Sequence, Tuple, cast
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from vm.values import format_value
+from vm.values import format_value, parse_value
 
 from ..oracle import compare_native
 from ..restore import (
@@ -36,6 +45,10 @@ from ..restore import (
 from .features import module_features
 from .registry import get_target
 from .target import NativeOutcome, Target
+from .validate import check_module, check_modules
+
+#: largest module embedded (base64) in an "invalid resume module" error; larger ones give the sha256 only
+MAX_EMBEDDED = 256 * 1024
 
 
 class _Prepared:
@@ -60,18 +73,29 @@ class TargetRestorer(Restorer):
         return self.target.available()
 
     def prepare(self, state: Any, modules: Dict[str, bytes]) -> _Prepared:
-        """Resume module and feature check of one state (no run)."""
+        """Resume module, validation and feature check of one state (no run)."""
+        p = self._convert(state, modules)
+        return self._checked(p) if p.result is None else p
+
+    def _convert(self, state: Any, modules: Dict[str, bytes]) -> _Prepared:
         from vm.snapshot.resume import NotConvertible, make_resume_module
 
         try:
-            rm = make_resume_module(state, modules)
+            return _Prepared(make_resume_module(state, modules))
         except NotConvertible as e:
             return _Prepared(result=CheckResult(self.name, NOT_CONVERTIBLE, str(e), extra={"reason": e.reason}))
+
+    def _checked(self, p: _Prepared) -> _Prepared:
+        """Validation first (an invalid module is our error whatever the target), then features."""
+        rm = p.resume
+        bad = invalid_module_result(self.name, "resume module", rm.bytes)
+        if bad is not None:
+            return _Prepared(rm, bad)
         missing = sorted(module_features(rm.module) - set(self.target.features))
         if missing:
             return _Prepared(rm, CheckResult(self.name, NOT_APPLICABLE, "needs " + ", ".join(missing),
                                              extra={"features": missing}))
-        return _Prepared(rm)
+        return p
 
     def check(self, item: CheckItem) -> CheckResult:
         return self.check_many([item])[0]
@@ -85,14 +109,23 @@ class TargetRestorer(Restorer):
             return [CheckResult(self.name, NOT_APPLICABLE, f"target unavailable: {why}",
                                 extra={"unavailable": why}) for _ in items]
         results: List[Optional[CheckResult]] = [None] * len(items)
-        jobs: List[Tuple[int, Any]] = []
+        preps: List[Optional[_Prepared]] = [None] * len(items)
         for i, it in enumerate(items):
             try:
                 state = it.state if it.state is not None else decode(it.snapshot)
             except SnapshotError as e:
                 results[i] = CheckResult(self.name, ERROR, f"snapshot error: {e}")
                 continue
-            p = self.prepare(state, it.modules)
+            preps[i] = self._convert(state, it.modules)
+        # every resume module of the batch validated at once (the wasm-tools processes side by side);
+        # _checked then finds each verdict in the cache
+        check_modules([p.resume.bytes for p in preps if p is not None and p.result is None])
+        jobs: List[Tuple[int, Any]] = []
+        for i, p in enumerate(preps):
+            if p is None:
+                continue
+            if p.result is None:
+                p = self._checked(p)
             if p.result is not None:
                 results[i] = p.result
             else:
@@ -116,28 +149,60 @@ class TargetRestorer(Restorer):
         return [r for r in results if r is not None]
 
     def _classify_with_baseline(self, items: Sequence[CheckItem], results: List[Optional[CheckResult]]) -> None:
-        """Re-run each mismatching item from its k=0 snapshot: if the target diverges from the
-        reference there too, the divergence is the target's own (the status says so, with both
-        differences); if the k=0 run matches, the mismatch stands as a C/R divergence."""
-        redo = [i for i, r in enumerate(results)
-                if r is not None and r.status == MISMATCH and items[i].baseline is not None]
+        """For each mismatching item with an :class:`runners.restore.Origin`, run the original
+        invocation from the start on the target (each distinct invocation once): if that run disagrees
+        with our VM too, the target is non-conformant on this code (status ``target-nonconformant``,
+        ``extra["baseline"]`` = the target's own uninterrupted-run difference); otherwise the mismatch
+        stands as a C/R divergence (``extra["baseline_verdict"]`` says why)."""
+        redo = [i for i, r in enumerate(results) if r is not None and r.status == MISMATCH]
+        for i in redo:
+            if items[i].origin is None:
+                cast_result(results[i]).extra["baseline_verdict"] = "none: no from-scratch baseline for this invocation"
+        redo = [i for i in redo if items[i].origin is not None]
         if not redo:
             return
-        base_items = [CheckItem(cast(bytes, items[i].baseline), None, items[i].modules, items[i].reference,
-                                items[i].final_state, items[i].label + " k=0 baseline", 0) for i in redo]
-        for i, b in zip(redo, self.check_many(base_items)):
-            r = results[i]
-            assert r is not None
-            if b.status == MISMATCH:
-                r.extra["baseline"] = b.detail
-                results[i] = CheckResult(self.name, NONCONFORMANT,
-                                         f"{r.detail} (the target diverges without C/R too: {b.detail})",
-                                         r.outcome, r.extra)
+        keys: Dict[Tuple[str, str, str], int] = {}
+        jobs: List[Tuple[bytes, str, Sequence[Any]]] = []
+        of_item: Dict[int, int] = {}
+        for i in redo:
+            o = items[i].origin
+            assert o is not None
+            key = (hashlib.sha256(o.wasm).hexdigest(), o.export, repr(o.args))
+            if key not in keys:
+                keys[key] = len(jobs)
+                jobs.append((o.wasm, o.export, o.args))
+            of_item[i] = keys[key]
+        kw = {} if self.timeout is None else {"timeout": self.timeout}
+        try:
+            outs = self.target.run_original_many(jobs, **kw)
+        except Exception as e:  # noqa: BLE001 - no baseline is a C/R mismatch, never a crash
+            outs = [None] * len(jobs)
+            why = f"{type(e).__name__}: {e}"
+        else:
+            why = f"{self.name} gives no from-scratch baseline"
+        for i in redo:
+            r = cast_result(results[i])
+            it = items[i]
+            o = it.origin
+            assert o is not None
+            out = outs[of_item[i]]
+            if out is None:
+                r.extra["baseline_verdict"] = f"none: {why}"
+                continue
+            verdict, bdiffs = baseline_verdict(it.reference, o.log_start, out, it.final_state)
+            if verdict != MISMATCH:
+                r.extra["baseline_verdict"] = verdict + (f": {'; '.join(bdiffs)}" if bdiffs else "")
+                continue
+            r.extra["baseline"] = "; ".join(bdiffs)
+            r.extra["baseline_outcome"] = outcome_dict(out)
+            results[i] = CheckResult(self.name, NONCONFORMANT,
+                                     f"{r.detail} (the target's own uninterrupted run of the original module "
+                                     f"differs too: {r.extra['baseline']})", r.outcome, r.extra)
 
     def judge(self, reference: Dict[str, Any], prefix_log: Any, out: NativeOutcome, final_state: Any,
               manifest: Any) -> CheckResult:
         verdict, diffs = compare_native(reference, prefix_log, out, final_state, manifest)
-        status = {"match": MATCH, "mismatch": MISMATCH, "inconclusive": INCONCLUSIVE}[verdict]
+        status = _STATUS[verdict]
         extra: Dict[str, Any] = {"seconds": round(out.seconds, 4)}
         if out.trap_candidates and len(out.trap_candidates) > 1:
             extra["trap_candidates"] = sorted(out.trap_candidates)
@@ -169,6 +234,42 @@ def outcome_dict(out: NativeOutcome, target: Optional[str] = None) -> Dict[str, 
     if out.inconclusive:
         d["inconclusive"] = out.inconclusive
     return d
+
+
+_STATUS = {"match": MATCH, "mismatch": MISMATCH, "inconclusive": INCONCLUSIVE, "error": ERROR,
+           "not-applicable": NOT_APPLICABLE}
+
+
+def cast_result(r: Optional[CheckResult]) -> CheckResult:
+    assert r is not None
+    return r
+
+
+def baseline_verdict(reference: Dict[str, Any], log_start: int, out: NativeOutcome,
+                     final_state: Any) -> Tuple[str, List[str]]:
+    """A from-scratch run of the original invocation against the uninterrupted run of our VM: the
+    native rules, with the reference's prints before the invocation as the prefix and the final state
+    read back through the manifest the baseline wrapper made (``out.details["manifest"]``)."""
+    prefix = [(n, [parse_value(x) for x in args]) for n, args in reference.get("host_log", [])[:log_start]]
+    verdict, diffs = compare_native(reference, prefix, out, final_state, out.details.get("manifest"))
+    return _STATUS[verdict], diffs
+
+
+def invalid_module_result(where: str, what: str, data: bytes) -> Optional[CheckResult]:
+    """None when both validators accept ``data`` (a module we made); else our error: status ``error``
+    with the validator's message, the module's sha256 and (up to :data:`MAX_EMBEDDED` bytes) the module
+    itself in ``extra["invalid_module"]``, so the report carries what to reproduce it with."""
+    bad = check_module(data)
+    if bad is None:
+        return None
+    validator, msg = bad
+    sha = hashlib.sha256(data).hexdigest()
+    info: Dict[str, Any] = {"what": what, "validator": validator, "message": msg, "sha256": sha,
+                            "size": len(data)}
+    if len(data) <= MAX_EMBEDDED:
+        info["wasm_base64"] = base64.b64encode(data).decode("ascii")
+    return CheckResult(where, ERROR, f"wcr made an invalid {what} (sha256 {sha}): {validator}: {msg}"[:2000],
+                       extra={"invalid_module": info})
 
 
 def target_restorer(name: str, timeout: Optional[float] = None) -> TargetRestorer:

@@ -1,12 +1,16 @@
-"""The two binary rewrites that fit a resume module to a runtime's linking abilities.
+"""The binary rewrites that fit a module to a runtime's linking abilities, and the baseline entry.
 
 * :func:`rename_import_module`: the module's ``spectest`` imports are taken from another module name
   (``wcr_spectest``, the shim of :mod:`.adapter`), so that the runtime's own ``spectest`` (or ours)
   never sees a float.
 * :func:`internalize_spectest`: the spectest memory/table/global imports become definitions with the
   spectest's types and values (for wasm3, which can import only functions).
+* :func:`with_entry`: the *original* module with one appended function that calls an export with
+  constant arguments, exported as the entry a target runs, and every memory/global/table exported for
+  reading back (the blame baseline of :meth:`.target.Target.run_original`: the original code and
+  initial state, nothing of a snapshot converted).
 
-Both edit the decoded module (:attr:`.introspect.ModuleInfo.module`, wcr's own decoder) and encode it
+All edit the decoded module (:attr:`.introspect.ModuleInfo.module`, wcr's own decoder) and encode it
 again with :func:`vm.binary.encode_module`: one parser and one writer of the binary format in wcr, not a
 second hand-written one here.  The encoder is canonical, so the bytes may differ from the input's (LEB
 widths, section order of customs); the meaning does not.
@@ -15,12 +19,14 @@ widths, section order of customs); the meaning does not.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import List
+from typing import Dict, List, Sequence, Tuple
 
 from vm.binary import encode_module
-from vm.module import Global, Import, Instr, Memory, Module, Table
+from vm.module import Export, Func, Global, Import, Instr, Memory, Module, Table
 from vm.runtime.spectest import GLOBALS, MEMORIES, TABLES
-from vm.types import FUNCREF, GlobalType, Limits, MemType, TableType
+from vm.snapshot.resume import Manifest
+from vm.types import EXTERNREF, FUNCREF, FuncType, GlobalType, Limits, MemType, SubType, TableType
+from vm.values import NUM_BITS, Value
 
 from .process import Unrunnable
 
@@ -61,3 +67,64 @@ def internalize_spectest(module: Module) -> bytes:
         return encode_module(module)
     return encode_module(replace(module, imports=keep, tables=tables + module.tables,
                                  memories=memories + module.memories, globals=globs + module.globals))
+
+
+#: the entry :func:`with_entry` adds, and the prefix of the read-back exports it adds
+BASELINE_ENTRY = "wcr:baseline"
+
+
+def with_entry(module: Module, export: str, args: Sequence[Value]) -> Tuple[bytes, Manifest]:
+    """The original module plus a function ``() -> results`` that calls ``export`` with ``args``
+    (numbers by their bits, ``ref.null``), exported as :data:`BASELINE_ENTRY`, and exports of every
+    memory, global and table of a type a target can read back; the manifest says where they are (index
+    spaces are unchanged).  :class:`Unrunnable` when ``export`` is not a function or an argument has no
+    constant (a host reference)."""
+    ex = next((e for e in module.exports if e.name == export and e.kind == "func"), None)
+    if ex is None:
+        raise Unrunnable(f"no exported function {export!r}")
+    imported = {k: [i for i in module.imports if i.desc.kind == k] for k in ("func", "table", "memory", "global")}
+    ftypes = [module.types[i.desc.type].comp for i in imported["func"]] + \
+        [module.types[f.typeidx].comp for f in module.funcs]
+    ft = ftypes[ex.index]
+    if not isinstance(ft, FuncType) or len(ft.params) != len(args):
+        raise Unrunnable(f"{export!r}: arguments do not fit its type")
+    body: List[Instr] = []
+    for t, (tag, x) in zip(ft.params, args):
+        if tag in NUM_BITS and t == tag and type(x) is int:
+            body.append(Instr(f"{tag}.const", x))
+        elif tag == "ref.null" and t in (FUNCREF, EXTERNREF):
+            body.append(Instr("ref.null", t.heap))
+        else:
+            raise Unrunnable(f"argument {tag} has no constant")
+    body += [Instr("call", ex.index), Instr("end")]
+    names = {e.name for e in module.exports}
+
+    def fresh(name: str) -> str:
+        while name in names:
+            name += "_"
+        names.add(name)
+        return name
+
+    entry = fresh(BASELINE_ENTRY)
+    exports = list(module.exports)
+    nfuncs = len(ftypes)
+    exports.append(Export(entry, "func", nfuncs))
+    spaces: Dict[str, Dict[int, str]] = {"memory": {}, "global": {}, "table": {}}
+    gtypes = [i.desc.type for i in imported["global"]] + [g.type for g in module.globals]
+    ttypes = [i.desc.type for i in imported["table"]] + [t.type for t in module.tables]
+    nmems = len(imported["memory"]) + len(module.memories)
+    readable = {"memory": [True] * nmems,
+                "global": [g.type in NUM_BITS or g.type in (FUNCREF, EXTERNREF) for g in gtypes],
+                "table": [t.elem in (FUNCREF, EXTERNREF) for t in ttypes]}
+    for kind, ok in readable.items():
+        for i, yes in enumerate(ok):
+            if yes:
+                spaces[kind][i] = name = fresh(f"{BASELINE_ENTRY}:{kind}{i}")
+                exports.append(Export(name, kind, i))
+    types = list(module.types) + [SubType(True, (), FuncType((), tuple(ft.results)))]
+    funcs = list(module.funcs) + [Func(len(module.types), [], body)]
+    data = encode_module(replace(module, types=types, rec_sizes=list(module.rec_sizes) + [1], funcs=funcs,
+                                 exports=exports))
+    man = Manifest(entry=entry, memories=spaces["memory"], globals=spaces["global"], tables=spaces["table"],
+                   results=tuple(ft.results), imports=[(i.module, i.name, i.desc.kind) for i in module.imports])
+    return data, man

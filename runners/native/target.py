@@ -23,7 +23,8 @@ from vm.snapshot.resume import Manifest
 from vm.values import Value
 
 from .introspect import ModuleInfo
-from .process import Timeout, Unrunnable
+from .process import InvalidModule, Timeout, Unrunnable
+from .validate import check_module
 
 #: default wall-clock limit of one run (seconds); every subprocess is also bounded by it
 DEFAULT_TIMEOUT = 20.0
@@ -50,10 +51,13 @@ class NativeOutcome:
     ``trap`` is the spec trap kind (one of :data:`vm.errors.TRAP_KINDS`) or None; when the runtime's
     report is coarser than the spec's kinds (wasm2c says "invalid call_indirect" for three different spec traps)
     ``trap_candidates`` lists every kind it is consistent with (the oracle should accept any of them);
-    otherwise it is ``{trap}``.  ``trap_message`` is the runtime's own words.  ``inconclusive`` is set
-    (with the reason) when the run says nothing about conformance: native stack overflow that is not a
-    spec trap, timeout, a crash, a module the runtime cannot take.  ``nan_exact`` is False when float
-    bits went through host floats (NaN payloads may have been quieted)."""
+    otherwise it is ``{trap}``.  ``trap_message`` is the runtime's own words.  Three reasons why a run
+    says nothing about conformance, kept apart because they mean different things: ``inconclusive`` (a
+    nondeterministic resource failure: native stack overflow that is not a spec trap, timeout, a crash
+    of the runtime's process), ``unsupported`` (the runtime cannot take this module: a feature or a
+    readback it lacks; not applicable) and ``error`` (the module or manifest *we* handed over is wrong:
+    invalid, or not fitting its manifest; an error of wcr's).  ``nan_exact`` is False when float bits
+    went through host floats (NaN payloads may have been quieted)."""
 
     target: str
     results: List[Value] = field(default_factory=list)
@@ -65,6 +69,8 @@ class NativeOutcome:
     globals: Dict[str, Value] = field(default_factory=dict)
     tables: Dict[str, List[str]] = field(default_factory=dict)
     inconclusive: Optional[str] = None
+    unsupported: Optional[str] = None
+    error: Optional[str] = None
     nan_exact: bool = True
     seconds: float = 0.0
     details: Dict[str, Any] = field(default_factory=dict)
@@ -94,7 +100,8 @@ class NativeOutcome:
             "host_log": [[n, [list(a) for a in args]] for n, args in self.host_log],
             "memories": {k: len(v) for k, v in self.memories.items()},
             "globals": {k: list(v) for k, v in self.globals.items()}, "tables": self.tables,
-            "inconclusive": self.inconclusive, "nan_exact": self.nan_exact, "seconds": self.seconds,
+            "inconclusive": self.inconclusive, "unsupported": self.unsupported, "error": self.error,
+            "nan_exact": self.nan_exact, "seconds": self.seconds,
         }
 
 class Target:
@@ -107,6 +114,8 @@ class Target:
     features: FrozenSet[str] = frozenset()
     #: True when float bits never go through host floats in this target
     nan_exact: bool = True
+    #: False when the target cannot run an original module from the start (:meth:`run_original`)
+    baseline: bool = True
 
     def available(self) -> Tuple[bool, str]:
         """(usable, reason): reason says what is missing (and how to install it) when not usable."""
@@ -127,21 +136,64 @@ class Target:
 
     def run(self, wasm: bytes, manifest: Manifest, timeout: float = DEFAULT_TIMEOUT) -> NativeOutcome:
         """Run ``resume`` of ``wasm`` and read back what ``manifest`` names.  Never raises for anything
-        the module does: problems of the runtime or the module become ``inconclusive``."""
+        the module does: an invalid module or a manifest that does not fit it is our ``error``, what
+        the runtime cannot take is ``unsupported``, a timeout is ``inconclusive`` (see
+        :class:`NativeOutcome`)."""
         t0 = time.perf_counter()
         out = NativeOutcome(self.name, nan_exact=self.nan_exact)
         try:
             info = ModuleInfo.from_wasm(bytes(wasm))
             problem = info.check(manifest)
             if problem:
-                out.inconclusive = f"not runnable: {problem}"
-            else:
-                self._run(bytes(wasm), info, manifest, out, timeout)
+                raise InvalidModule(f"module and manifest do not fit: {problem}")
+            self._run(bytes(wasm), info, manifest, out, timeout)
+        except InvalidModule as exc:
+            out.error = f"wcr handed {self.name} a bad module: {exc}"
         except Unrunnable as exc:
-            out.inconclusive = f"{self.name} cannot run this module: {exc}"
+            out.unsupported = f"{self.name} cannot run this module: {exc}"
         except Timeout as exc:
             out.inconclusive = f"timeout: {exc}"
         out.seconds = time.perf_counter() - t0
+        return out
+
+    def run_original(self, wasm: bytes, export: str, args: Sequence[Value],
+                     timeout: float = DEFAULT_TIMEOUT) -> Optional[NativeOutcome]:
+        """The blame baseline: instantiate the *original* module (spectest imports) and invoke ``export``
+        with ``args`` from the start — no snapshot, nothing of the state converted.  ``None`` means "no
+        baseline" (this target cannot give one; a mismatch then stays a C/R mismatch)."""
+        outs = self.run_original_many([(wasm, export, args)], timeout)
+        return outs[0]
+
+    def run_original_many(self, jobs: Sequence[Tuple[bytes, str, Sequence[Value]]],
+                          timeout: float = DEFAULT_TIMEOUT) -> List[Optional[NativeOutcome]]:
+        """:meth:`run_original` for a batch.  The default runs, through :meth:`run_many` (so a target's
+        batching applies), the original module plus an appended zero-parameter export that calls
+        ``export`` with ``args`` as constants and exports of its memories/globals/tables for reading
+        back (:func:`.rewrite.with_entry`): the original code and initial state are the runtime's own
+        to run.  Targets that cannot run it set ``baseline = False``."""
+        if not self.baseline:
+            return [None] * len(jobs)
+        from .rewrite import with_entry
+
+        out: List[Optional[NativeOutcome]] = [None] * len(jobs)
+        runs: List[Tuple[int, bytes, Manifest]] = []
+        for i, (wasm, export, args) in enumerate(jobs):
+            try:
+                info = ModuleInfo.from_wasm(bytes(wasm))
+                assert info.module is not None
+                data, man = with_entry(info.module, export, args)
+            except Unrunnable:  # an argument or an export we cannot express: no baseline
+                continue
+            bad = check_module(data)
+            if bad is not None:  # the wrapper is ours: an invalid one is our error, not the target's
+                out[i] = NativeOutcome(self.name, nan_exact=self.nan_exact,
+                                       error=f"invalid baseline wrapper: {bad[0]}: {bad[1]}")
+                continue
+            runs.append((i, data, man))
+        if runs:
+            for (i, _d, m), o in zip(runs, self.run_many([(d, m) for _i, d, m in runs], timeout)):
+                o.details["manifest"] = m
+                out[i] = o
         return out
 
     def _run(self, wasm: bytes, info: ModuleInfo, man: Manifest, out: NativeOutcome, timeout: float) -> None:

@@ -29,7 +29,7 @@ from vm.snapshot.resume import Manifest
 
 from .adapter import decode_int_results
 from .introspect import ModuleInfo
-from .process import Timeout, Unrunnable, cache_dir, run_proc
+from .process import InvalidModule, Timeout, Unrunnable, cache_dir, run_proc
 from .target import DEFAULT_TIMEOUT, NativeOutcome, Target
 
 BATCH_HARNESS = Path(__file__).with_name("wasm2c_batch.c")
@@ -205,11 +205,13 @@ class Wasm2cTarget(Target):
                 info = ModuleInfo.from_wasm(bytes(w))
                 problem = info.check(m)
                 if problem:
-                    out.inconclusive = f"not runnable: {problem}"
+                    out.error = f"wcr handed {self.name} a bad module: module and manifest do not fit: {problem}"
                 else:
                     ready.append((len(outs) - 1, bytes(w), info, m))
+            except InvalidModule as exc:
+                out.error = f"wcr handed {self.name} a bad module: {exc}"
             except Unrunnable as exc:
-                out.inconclusive = f"{self.name} cannot run this module: {exc}"
+                out.unsupported = f"{self.name} cannot run this module: {exc}"
             out.seconds = time.perf_counter() - t0
         for k in range(0, len(ready), BATCH):
             self._run_batch(ready[k:k + BATCH], outs, timeout)
@@ -227,7 +229,7 @@ class Wasm2cTarget(Target):
                 units.append((oi, name, obj, info, man))
                 good.append(body)
             except Unrunnable as exc:
-                outs[oi].inconclusive = f"{self.name} cannot run this module: {exc}"
+                outs[oi].unsupported = f"{self.name} cannot run this module: {exc}"
             except Timeout as exc:
                 # A resume module of thousands of frames can be too big for gcc in the time allowed:
                 # a resource limit of the toolchain, not a divergence (ARCHITECTURE: inconclusive).
@@ -236,7 +238,7 @@ class Wasm2cTarget(Target):
             return
         try:
             binary = self._batch_binary(units, good)
-        except (Unrunnable, Timeout) as exc:
+        except (Unrunnable, Timeout) as exc:  # the toolchain failed on the batch (or ran out of time)
             for oi, *_ in units:
                 outs[oi].inconclusive = f"{self.name} cannot build the batch: {exc}"
             return

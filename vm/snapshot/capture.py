@@ -9,8 +9,9 @@
 :class:`Capture` walks ``store.instances`` once in creation order and each instance's index spaces in
 index order, giving every function, table, memory, global and tag an address the first time it is met
 (docs/snapshot-format.md, "Addresses"); an object first met at an import position is a host object.
-Everything that describes a store's values in the canonical model (a checkpoint, the digest, the
-outcome of a run) goes through that one walk, so addresses agree everywhere.
+Everything that describes a store's values in the canonical model (a checkpoint, the outcome of a
+run) goes through that one walk, so addresses agree everywhere — except the final-state digest, which
+walks the live store by its own code (:mod:`vm.snapshot.digest`) so that it can check this one.
 """
 
 from __future__ import annotations
@@ -157,7 +158,8 @@ class Capture:
 
 
 def capture_store(store: Store, require_sha: bool = False) -> State:
-    """The store part of a state (``thread`` is None): used by :func:`state_digest` too."""
+    """The store part of a state (``thread`` is None).  Not used by :func:`state_digest` (the oracle
+    must not share this code)."""
     return Capture(store, require_sha).state()
 
 

@@ -1,31 +1,232 @@
 """The final-state digest: one canonical hash of everything an invocation can change in a store.
 
-``state_digest(store)`` hashes the digest-only encoding of the store part of a state (address counts,
-every instance's dropped flags, every table's elements, every memory's size and non-zero pages, every
-global's value, the host log) with sha256.  Addresses come from walking the store in creation and index
-order and values are tagged bit patterns, so the digest depends neither on Python object ids nor on dict
-order nor on the interpreter, and it is the same for an uninterrupted run and a restored one.  Module
-identities, registered names and the store configuration are not part of it (they cannot change while
-running).  The encoding is uncompressed, so zlib versions do not matter either.
+Two digests live here, and they are deliberately *not* the same code:
+
+* :func:`state_digest` (``store`` → ``"sha256:<hex>"``) is the **oracle's** digest: the final state of
+  the uninterrupted run and of every restored run in our VM (``Outcome.state_digest``).  It walks the
+  live store objects itself — instances in creation order, each instance's index spaces in index order,
+  every memory's bytes, table's elements, global's value, the dropped flags, the host log — with its own
+  small encoding.  It imports nothing from the checkpoint path (``capture``, ``restore``, ``codec``):
+  if it went through the capture code a checkpoint uses, a capture bug (a page treated as empty, a
+  global not saved) would change the reference digest and the restored one alike and hide itself
+  (ARCHITECTURE.md, "Comparison rules"; issue 9).  ``suite/tests/test_oracle_independence.py`` plants
+  such capture bugs and fails if this digest stops seeing them.
+* :func:`digest_of_state` (``State`` → ``"sha256:<hex>"``) hashes a *snapshot's* store sections in the
+  codec's digest form (docs/snapshot-format.md, "State digest"); it is the snapshot view (what a
+  snapshot file says), not an oracle, and its value differs from ``state_digest`` of the same store.
+
+``state_digest`` is canonical: objects get addresses in walk order (Python ids are only used as
+dictionary keys, never hashed), values are tagged bit patterns, integers are encoded whole (zigzag
+LEB128, so an out-of-range runtime value is seen, not masked), and memories are streamed into the hash
+page by page (all-zero pages are skipped with a ``startswith`` against a zero page: no copy of the
+memory is made).  Module identities, registered names and the store configuration are not part of it
+(they cannot change while running).  :func:`instance_digest` is the same walk restricted to what one
+instance can reach; the C/R session uses it to decide whether running the original invocation from
+scratch is a valid baseline (the instance's state before the invocation equals a fresh instantiation).
 """
 
 from __future__ import annotations
 
 import hashlib
+from typing import Any, Dict, List, Optional
 
 from ..exec.store import Store
-from .capture import capture_store
-from .codec import encode_digest_body
+from ..runtime.objects import PAGE_SIZE, ExternRef, FuncInst, ModuleInst
+from ..runtime.spectest import PRINTS
+from ..values import NUM_BITS
 from .model import State
 
-__all__ = ["digest_of_state", "state_digest"]
+__all__ = ["digest_of_state", "instance_digest", "state_digest"]
+
+_ZERO_PAGE = bytes(PAGE_SIZE)
+#: the index spaces walked, with their ModuleInst attribute (order is part of the encoding)
+_SPACES = (("func", "funcs"), ("table", "tables"), ("memory", "mems"), ("global", "globals"), ("tag", "tags"))
+#: one byte per value tag (the tag names are vm.values'; the byte values are this file's own)
+_TAG = {"i32": 1, "i64": 2, "f32": 3, "f64": 4, "v128": 5, "ref.null": 6, "ref.func": 7, "ref.extern": 8,
+        "int": 9, "foreign": 10, "other": 11}
+#: section markers, so that two different shapes can never encode to the same stream
+_SEC_INSTANCE, _SEC_TABLE, _SEC_MEMORY, _SEC_GLOBAL, _SEC_LOG, _SEC_END = b"I", b"T", b"M", b"G", b"L", b"E"
+_FLUSH = 1 << 16
 
 
-def digest_of_state(state: State) -> str:
-    """``"sha256:<hex>"`` over the store part of ``state`` (its thread is ignored)."""
-    return "sha256:" + hashlib.sha256(encode_digest_body(state)).hexdigest()
+class _Walk:
+    """One canonical walk: the hash, a small write buffer, and the addresses of the objects met."""
+
+    def __init__(self) -> None:
+        self.h = hashlib.sha256()
+        self.buf = bytearray()
+        self.addr: Dict[str, Dict[int, int]] = {k: {} for k, _ in _SPACES}
+        self.objs: Dict[str, List[Any]] = {k: [] for k, _ in _SPACES}
+
+    # -- encoding ------------------------------------------------------------------------------
+    def u(self, n: int) -> None:
+        """Zigzag LEB128 of any Python int (negative and huge values stay distinct)."""
+        n = (n << 1) if n >= 0 else ((-n << 1) - 1)
+        buf = self.buf
+        while True:
+            b = n & 0x7F
+            n >>= 7
+            if n:
+                buf.append(b | 0x80)
+            else:
+                buf.append(b)
+                break
+
+    def raw(self, data: Any) -> None:
+        """Bytes (or a memoryview) straight into the hash, after what is buffered."""
+        self.flush()
+        self.h.update(data)
+
+    def text(self, s: str) -> None:
+        b = s.encode("utf-8", "surrogatepass")
+        self.u(len(b))
+        self.buf += b
+
+    def flush(self) -> None:
+        if self.buf:
+            self.h.update(self.buf)
+            self.buf = bytearray()
+
+    def maybe_flush(self) -> None:
+        if len(self.buf) >= _FLUSH:
+            self.flush()
+
+    # -- addresses -----------------------------------------------------------------------------
+    def meet(self, kind: str, obj: Any) -> int:
+        """The address of ``obj`` in its kind (the next free one the first time it is met)."""
+        table = self.addr[kind]
+        a = table.get(id(obj))
+        if a is None:
+            a = table[id(obj)] = len(self.objs[kind])
+            self.objs[kind].append(obj)
+        return a
+
+    # -- values --------------------------------------------------------------------------------
+    def value(self, t: Any, x: Any) -> None:
+        """A runtime value of Wasm type ``t`` (``None`` when unknown): tag byte, then its bits."""
+        if isinstance(t, str) and t in NUM_BITS and type(x) is int:
+            self.buf.append(_TAG[t])
+            self.u(x)
+        else:
+            self.ref(x)
+
+    def ref(self, x: Any) -> None:
+        buf = self.buf
+        if x is None:
+            buf.append(_TAG["ref.null"])
+        elif isinstance(x, FuncInst):
+            a = self.addr["func"].get(id(x))
+            if a is None:  # a function outside the walked store: seen as such, never as an id
+                buf.append(_TAG["foreign"])
+                self.text(str(x.name or ""))
+            else:
+                buf.append(_TAG["ref.func"])
+                self.u(a)
+        elif isinstance(x, ExternRef):
+            buf.append(_TAG["ref.extern"])
+            v = x.value
+            if type(v) is int:
+                self.u(v)
+            else:
+                self.text(type(v).__name__)
+        elif type(x) is int:
+            buf.append(_TAG["int"])
+            self.u(x)
+        else:  # a value kind this walk does not know yet (GC object, exception): its type, not its id
+            buf.append(_TAG["other"])
+            self.text(type(x).__name__)
+
+    # -- store objects -------------------------------------------------------------------------
+    def instance(self, inst: ModuleInst) -> None:
+        """Index spaces (as addresses: sharing is part of the state) and dropped flags."""
+        self.buf += _SEC_INSTANCE
+        for kind, attr in _SPACES:
+            space = getattr(inst, attr)
+            self.u(len(space))
+            for obj in space:
+                self.u(self.meet(kind, obj))
+        for flags in (inst.elem_dropped, inst.data_dropped):
+            self.u(len(flags))
+            self.buf += bytes(1 if f else 0 for f in flags)
+
+    def objects(self) -> None:
+        """Every table, memory and global met, in address order."""
+        for t in self.objs["table"]:
+            self.buf += _SEC_TABLE
+            elems = t.elements
+            self.u(len(elems))
+            for x in elems:
+                self.ref(x)
+                self.maybe_flush()
+        for m in self.objs["memory"]:
+            self.memory(m.data)
+        self.buf += _SEC_GLOBAL
+        self.u(len(self.objs["global"]))
+        for g in self.objs["global"]:
+            self.value(g.type.type, g.value)
+        self.u(len(self.objs["tag"]))
+
+    def memory(self, data: bytearray) -> None:
+        """Size, then (page number, page bytes) of each page that is not all zero; the bytes go into
+        the hash through a memoryview (no copy)."""
+        self.buf += _SEC_MEMORY
+        n = len(data)
+        self.u(n)
+        with memoryview(data) as mv:
+            for a in range(0, n, PAGE_SIZE):
+                if data.startswith(_ZERO_PAGE, a) or (n - a < PAGE_SIZE and not any(mv[a:])):
+                    continue
+                self.u(a // PAGE_SIZE)
+                self.raw(mv[a:a + PAGE_SIZE])
+        self.u(n // PAGE_SIZE + 1)  # end marker: no page has this number
+
+    def host_log(self, log: List[Any]) -> None:
+        """Each print: its name and arguments, typed by the spectest declaration where there is one."""
+        self.buf += _SEC_LOG
+        self.u(len(log))
+        for entry in log:
+            name, args = str(entry[0]), entry[1]
+            types = PRINTS.get(name)
+            self.text(name)
+            self.u(len(args))
+            for i, x in enumerate(args):
+                self.value(types[i] if types is not None and i < len(types) else None, x)
+            self.maybe_flush()
+
+    def hexdigest(self) -> str:
+        self.buf += _SEC_END
+        self.flush()
+        return "sha256:" + self.h.hexdigest()
 
 
 def state_digest(store: Store) -> str:
-    """``"sha256:<hex>"`` over the canonical store state (see the module docstring)."""
-    return digest_of_state(capture_store(store, require_sha=False))
+    """``"sha256:<hex>"`` over the live store (see the module docstring): what an invocation can change,
+    walked independently of the checkpoint capture."""
+    w = _Walk()
+    w.u(len(store.instances))
+    for inst in store.instances:
+        w.instance(inst)
+    w.objects()
+    w.host_log(store.host_log)
+    return w.hexdigest()
+
+
+def instance_digest(inst: ModuleInst, log: Optional[List[Any]] = None) -> str:
+    """The same walk over one instance and what its index spaces reach (imported objects included;
+    a reference to a function of another instance is "foreign").  Two instances of the same module have
+    equal digests exactly when running an export of either from the same arguments must do the same
+    thing (given the same imported functions)."""
+    w = _Walk()
+    w.u(1)
+    w.instance(inst)
+    w.objects()
+    w.host_log(log or [])
+    return w.hexdigest()
+
+
+def digest_of_state(state: State) -> str:
+    """``"sha256:<hex>"`` over the store sections of a snapshot ``state`` in the codec's digest form
+    (the snapshot view; its thread is ignored).  Not the oracle's digest: see the module docstring."""
+    from .codec import encode_digest_body  # the snapshot view only: state_digest never touches the codec
+
+    return "sha256:" + hashlib.sha256(encode_digest_body(state)).hexdigest()
