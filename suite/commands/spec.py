@@ -178,7 +178,7 @@ def _print_cr(out: TextIO, results: Sequence[Any], args: argparse.Namespace) -> 
     for n in c.get("notes", [])[:MAX_NOTES_SHOWN]:
         out.write(f"  {n['status']} on {n['restorer']}: {n['at']}: {n['detail'][:300]}\n")
         if n.get("uninterrupted_difference"):
-            out.write(f"      without C/R too: {n['uninterrupted_difference'][:300]}\n")
+            out.write(f"      its own uninterrupted run: {n['uninterrupted_difference'][:300]}\n")
     hidden = len(c.get("notes", [])) - MAX_NOTES_SHOWN
     if hidden > 0:
         out.write(f"  ... {hidden} more in the JSON summary's cr.notes\n")
