@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from vm.values import NUM_BITS, ValueTextError, format_value, from_runtime, is_ref, parse_value, to_runtime
 
 FORMAT = 1
-KINDS = ("conformance", "cr-host", "cr-target")
+KINDS = ("conformance", "cr-host", "cr-target", "oracle")  # oracle: its self-probe (runners.trial)
 
 
 class ReportError(Exception):
@@ -149,6 +149,8 @@ def build_report(case: Any, schedule: Any, div: Any, found: Optional[Dict[str, A
     if div.kind == "conformance":
         summary = f"wcr VM and wasmtime disagree on {case.export}: {first_difference(div.detail)}"
         chain = ["wcr", "wasmtime"]
+    elif div.kind == "oracle":
+        summary = f"oracle self-probe on {case.export}: {first_difference(div.detail)}"
     else:
         summary = (f"{div.kind}: resumed on {div.where} after k={div.k} differs from the uninterrupted run: "
                    f"{first_difference(div.detail)}")

@@ -33,9 +33,14 @@ def _clamp(sched: Any, total: int) -> Any:
     return replace(sched, ks=tuple(min(k, total) for k in sched.ks))
 
 
-def _candidates(s: Any, sig: Tuple[str, str]) -> List[Any]:
+def _candidates(s: Any, sig: Tuple[str, str], k: Optional[int] = None) -> List[Any]:
     kind, where = sig
     out = []
+    if s.shape == "exhaustive":  # the point that diverged first, else every point as a plain multi
+        if k is not None:
+            out.append(replace(s, shape="single", ks=(k,)))
+        out.append(replace(s, shape="multi"))
+        return out
     if s.shape != "chain":
         if kind == "cr-host" and (s.hosts != (where,) or s.targets):
             out.append(replace(s, hosts=(where,), targets=()))
@@ -64,14 +69,16 @@ def _candidates(s: Any, sig: Tuple[str, str]) -> List[Any]:
 
 
 def minimize_schedule(case: Any, sched: Any, sig: Tuple[str, str], hosts: Dict[str, Any],
-                      targets: Dict[str, Any], max_tries: int = 60) -> Tuple[Any, Optional[Any], int]:
-    """Greedy schedule reduction: ``(schedule, its divergence or None, tries)``."""
+                      targets: Dict[str, Any], max_tries: int = 60, k: Optional[int] = None
+                      ) -> Tuple[Any, Optional[Any], int]:
+    """Greedy schedule reduction: ``(schedule, its divergence or None, tries)``.  ``k``: where the
+    divergence was seen (an exhaustive schedule is tried as that single point first)."""
     best_div = None
     tries = 0
     progress = True
     while progress and tries < max_tries:
         progress = False
-        for cand in _candidates(sched, sig):
+        for cand in _candidates(sched, sig, k):
             if tries >= max_tries:
                 break
             tries += 1

@@ -17,8 +17,13 @@
 Every host has ``name``, ``available() -> (bool, reason)``, ``close()`` and two operations on encoded
 snapshots:
 
-* ``restore_and_finish(snapshot_bytes, modules) -> dict`` (:meth:`vm.snapshot.Outcome.to_dict`) — restore
-  and run to the end (the spec runner, ``wcr restore``, the fuzzer);
+* ``restore_and_finish(snapshot_bytes, modules, max_instructions=None) -> dict``
+  (:meth:`vm.snapshot.Outcome.to_dict`) — restore and run to the end (the spec runner, ``wcr restore``,
+  the fuzzer).  **Every restore is bounded**: by an instruction cap (the caller passes
+  :func:`instruction_cap` of the reference run; without one, :data:`runners.child.DEFAULT_MAX_INSTRUCTIONS`)
+  and by the host's ``timeout`` in seconds, on ``inproc`` too.  A run that hits either is described as it
+  stands with trap "no end within ..." (:func:`runners.child.finish_within`), so the oracle reports it
+  as a divergence that replays, and nothing waits forever;
 * ``step(snapshot_bytes, modules, k) -> snapshot_bytes`` — restore, run until k instructions have retired
   in total, checkpoint again: one hop of a migration chain (``wcr fuzz``).
 
@@ -40,10 +45,25 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 from vm.snapshot.model import SnapshotError
 
+from .child import finish_within
 from .framing import ChildError, FramedChild
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TIMEOUT = 120.0
+#: share of a child's timeout it may spend before it reports "no end" itself (it then answers before the
+#: parent gives up on it and kills it, so the finding carries the run's state)
+CHILD_SHARE = 0.8
+
+
+def instruction_cap(reference: Any) -> Optional[int]:
+    """The instruction cap of a restore whose uninterrupted run retired ``reference["instructions"]``
+    (an outcome dict or the total itself): twice that plus 10,000.  Any restore that runs past the
+    total already differs from the reference, so the margin only buys a clearer report; None when the
+    total is unknown (the host's default cap applies)."""
+    total = reference.get("instructions") if isinstance(reference, dict) else reference
+    if not isinstance(total, int):
+        return None
+    return 2 * total + 10_000
 
 
 class HostError(Exception):
@@ -62,7 +82,10 @@ class Host:
     def available(self) -> Tuple[bool, str]:
         return True, ""
 
-    def restore_and_finish(self, snapshot: bytes, modules: Dict[str, bytes]) -> Dict[str, Any]:
+    timeout: float = DEFAULT_TIMEOUT
+
+    def restore_and_finish(self, snapshot: bytes, modules: Dict[str, bytes],
+                           max_instructions: Optional[int] = None) -> Dict[str, Any]:
         raise NotImplementedError
 
     def step(self, snapshot: bytes, modules: Dict[str, bytes], k: int) -> bytes:
@@ -78,13 +101,17 @@ class InProcHost(Host):
 
     name = "inproc"
 
-    def restore_and_finish(self, snapshot: bytes, modules: Dict[str, bytes]) -> Dict[str, Any]:
-        from vm.snapshot import decode, finish, restore
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT):
+        self.timeout = timeout
+
+    def restore_and_finish(self, snapshot: bytes, modules: Dict[str, bytes],
+                           max_instructions: Optional[int] = None) -> Dict[str, Any]:
+        from vm.snapshot import decode, restore
 
         store, run = restore(decode(snapshot), modules)
         if run is None:
             raise SnapshotError("snapshot has no thread to resume")
-        return finish(store, run).to_dict()
+        return finish_within(store, run, max_instructions, self.timeout)
 
     def step(self, snapshot: bytes, modules: Dict[str, bytes], k: int) -> bytes:
         from vm.snapshot import advance, checkpoint, decode, encode, restore
@@ -150,8 +177,12 @@ class PythonHost(Host):
             env["WCR_FAULTS"] = fault_names
         return env
 
-    def restore_and_finish(self, snapshot: bytes, modules: Dict[str, bytes]) -> Dict[str, Any]:
-        return self._call({"op": "finish"}, snapshot, modules, "outcome")
+    def restore_and_finish(self, snapshot: bytes, modules: Dict[str, bytes],
+                           max_instructions: Optional[int] = None) -> Dict[str, Any]:
+        req: Dict[str, Any] = {"op": "finish", "seconds": round(self.timeout * CHILD_SHARE, 3)}
+        if max_instructions is not None:
+            req["max_instructions"] = int(max_instructions)
+        return self._call(req, snapshot, modules, "outcome")
 
     def step(self, snapshot: bytes, modules: Dict[str, bytes], k: int) -> bytes:
         b64 = self._call({"op": "step", "k": int(k)}, snapshot, modules, "snapshot_b64")
@@ -213,7 +244,7 @@ def _raise_error(name: str, reply: Dict[str, Any]) -> None:
 def get_host(spec: str, timeout: float = DEFAULT_TIMEOUT) -> Host:
     """``"inproc"`` or ``"python:PATH"`` → a host (what ``--host`` / ``--restore-on`` take)."""
     if spec == "inproc":
-        return InProcHost()
+        return InProcHost(timeout)
     if spec.startswith("python:") and len(spec) > len("python:"):
         return PythonHost(spec[len("python:"):], timeout)
     raise ValueError(f"unknown host {spec!r} (expected inproc or python:PATH)")

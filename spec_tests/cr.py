@@ -9,10 +9,14 @@ checkpoint goes to the session, which batches it over every ``--restore-on`` res
 is a mismatch or an error fails the command that produced it, with the first difference in its
 message.
 
-Checkpoint choice: ``k`` ranges over ``0 .. total-1`` (the resumed part always executes at least one
-instruction).  ``random``: one ``k`` per invocation from a per-file RNG seeded with ``"{seed}:{file}"``
-(so ``-j N`` does not change the points).  ``all``: every ``k`` when ``total <= max_points``, else
-``max_points`` points spread evenly over ``0 .. total-1`` (first and last included).
+Checkpoint choice (:func:`pick_points`): every checked invocation is checkpointed at **k = total** — the
+finished run, or the trapped one (the trapping instruction counts) — where a restore must reproduce the
+results or trap, the host log and the final state without executing anything; that is the snapshot
+shape of a finished program, and a restore path that only ever saw running threads gets it wrong.
+On top of it: ``random``: one ``k`` in ``0 .. total-1`` per invocation from a per-file RNG seeded with
+``"{seed}:{file}"`` (so ``-j N`` does not change the points); ``all``: every ``k`` in ``0 .. total``
+when that is at most ``max_points`` points, else ``max_points`` points spread evenly over ``0 .. total``
+(first and last included).  So ``checkpoints`` counts two per invocation in ``random`` mode.
 """
 
 from __future__ import annotations
@@ -53,16 +57,16 @@ def restorers_for(spec: str) -> List[Restorer]:
 
 
 def pick_points(cfg: CrConfig, rng: random.Random, total: int) -> List[int]:
+    """The checkpoints of an invocation of ``total`` instructions (see the module docstring): always
+    ``total`` itself, plus one random point or (``all``) up to ``max_points`` points in ``0 .. total``."""
     if total <= 0:
         return []
     if cfg.mode == "all":
-        n = max(1, cfg.max_points)
-        if total <= n:
-            return list(range(total))
-        if n == 1:
-            return [0]
-        return sorted({round(i * (total - 1) / (n - 1)) for i in range(n)})
-    return [rng.randrange(total)]
+        n = max(2, cfg.max_points)
+        if total + 1 <= n:
+            return list(range(total + 1))
+        return sorted({round(i * total / (n - 1)) for i in range(n)})
+    return [rng.randrange(total), total]
 
 
 class CrFile:

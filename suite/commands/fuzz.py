@@ -10,8 +10,9 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
-from typing import Any, List, Tuple
+from typing import List, Tuple
 
 from suite.commands import UsageError
 from suite.commands._io import write_output
@@ -155,7 +156,7 @@ def _run_selftest(args: argparse.Namespace) -> int:
     import shutil
 
     from suite.fuzz.campaign import NothingRan
-    from suite.fuzz.selftest import run_selftest
+    from suite.fuzz.selftest import run_selftest, score
     from vm.snapshot.faults import FAULTS
 
     names = [f.strip() for f in args.faults.split(",") if f.strip()] if args.faults is not None else list(FAULTS)
@@ -171,16 +172,18 @@ def _run_selftest(args: argparse.Namespace) -> int:
         shutil.rmtree(d)
     hosts = [h.strip() for h in args.hosts.split(",") if h.strip()]
     _check_hosts(hosts)
+    t0 = time.monotonic()
     try:
         rows = run_selftest(names, args.budget_per_fault, d, args.seed, hosts)
     except NothingRan as e:
         raise UsageError(str(e)) from None
-    out: Any = {"faults": rows, "caught": sum(r["caught"] for r in rows), "total": len(rows),
-                "all_replay": all(r.get("replays") for r in rows)}
+    out = score(rows, time.monotonic() - t0)
     text = json.dumps(out, indent=1)
     if args.json:
         write_output(args.json, text + "\n")
     print(text)
+    print(f"wcr selftest: mutation score {out['score']} in {out['seconds']:g} s"
+          + (f"; not caught: {', '.join(out['not_caught'])}" if out["not_caught"] else ""), file=sys.stderr)
     return 0 if out["caught"] == len(rows) and out["all_replay"] else 1
 
 

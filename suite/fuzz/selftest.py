@@ -2,9 +2,13 @@
 
 For each fault of :data:`vm.snapshot.faults.FAULTS` a campaign runs with only that fault active (in this
 process and, through ``WCR_FAULTS``, in any Python host it starts) until the first divergence or the
-budget.  Per fault it reports: caught or not, seconds to the first divergence, the minimized report,
-the size of its module, and whether ``wcr replay`` reproduces it (exit 1 with the fault active; with the
-fault off it must pass, exit 0 — otherwise the report would not be *about* the fault).  A selftest with
+budget.  The campaign is the fuzzer alone (no spec slice), restoring on the given hosts plus what the
+fault needs to be reachable at all (:data:`vm.snapshot.faults.NEEDS`: a ``python:PATH`` child for the
+child faults, the ``wasmtime`` target for the converter faults).  Per fault it reports: caught or not,
+seconds to the first divergence, trials, the minimized report and the size of its module, and whether
+``wcr replay`` reproduces it (exit 1 with the fault active; with the fault off it must pass, exit 0 —
+otherwise the report would not be *about* the fault).  The score is caught/total
+(:func:`score`).  A selftest with
 no fault to run, or a fault whose campaign completed no trial, raises :class:`NothingRan`: "not caught"
 after zero trials would blame the fuzzer for a run that never happened.
 """
@@ -16,7 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from vm.snapshot import faults
 
@@ -37,10 +41,37 @@ def replay_exit(report: str, fault: Optional[str], timeout: float = 300.0) -> in
     return p.returncode
 
 
+#: the native target converter faults are measured on (in-process wasmtime: no server to start)
+SELFTEST_TARGET = "wasmtime"
+
+
+def restorers_for(fault: str, hosts: Sequence[str]) -> Tuple[List[str], List[str]]:
+    """Hosts and targets of ``fault``'s campaign: ``hosts`` plus what :data:`faults.NEEDS` asks for
+    (when this machine has it; a fault that then cannot be reached shows as not caught)."""
+    need = faults.NEEDS.get(fault)
+    hs = list(hosts)
+    ts: List[str] = []
+    if need == "python" and not any(h.startswith("python:") for h in hs):
+        from .campaign import default_hosts
+
+        hs += [h for h in default_hosts() if h.startswith("python:")][:1]
+    if need == "target":
+        from runners.session import resolve
+
+        try:
+            (r,) = resolve(SELFTEST_TARGET)
+            if r.available()[0]:
+                ts.append(SELFTEST_TARGET)
+        except ValueError:
+            pass
+    return hs, ts
+
+
 def run_fault(fault: str, budget: float, directory: Path, seed: int = 0, hosts: Sequence[str] = ("inproc",),
               shrink_seconds: float = 20.0) -> Dict[str, Any]:
     d = directory / fault
-    cfg = Config(budget=budget, seed=seed, hosts=list(hosts), targets=[], generator="own", dir=str(d),
+    hs, ts = restorers_for(fault, hosts)
+    cfg = Config(budget=budget, seed=seed, hosts=hs, targets=ts, generator="own", dir=str(d),
                  chunk=8, shrink_seconds=shrink_seconds, stop_on_divergence=True, faults=[fault], max_funcs=3)
     d.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
@@ -51,17 +82,20 @@ def run_fault(fault: str, budget: float, directory: Path, seed: int = 0, hosts: 
         w.close()
         faults.set_active(())
     s = summarize(d)
-    out: Dict[str, Any] = {"fault": fault, "what": faults.FAULTS[fault], "caught": s["divergences"] > 0,
+    out: Dict[str, Any] = {"fault": fault, "what": faults.FAULTS[fault], "needs": faults.NEEDS.get(fault, "inproc"),
+                           "hosts": hs, "targets": ts, "caught": s["divergences"] > 0,
                            "seconds_to_catch": s["first_catch_seconds"], "trials": s["trials"],
-                           "seconds": round(time.monotonic() - t0, 2), "report": None}
+                           "seconds": round(time.monotonic() - t0, 2), "report": None,
+                           "replay_with_fault": None, "replay_without_fault": None, "replays": False}
     if s["reports"]:
         rep = s["reports"][0]
         import yaml
 
         with open(rep, encoding="utf-8") as f:
             data = yaml.safe_load(f)
-        out.update(report=rep, kind=data["kind"], where=data["where"],
-                   module_instructions=data["module"]["instructions"], first_difference=data["first_difference"],
+        out.update(report=rep, kind=data["kind"], where=data["where"], k=data["checkpoint"].get("k"),
+                   module_instructions=data["module"]["instructions"], report_bytes=os.path.getsize(rep),
+                   first_difference=data["first_difference"],
                    replay_with_fault=replay_exit(rep, fault), replay_without_fault=replay_exit(rep, None))
         out["replays"] = out["replay_with_fault"] == 1 and out["replay_without_fault"] == 0
     return out
@@ -85,3 +119,11 @@ def run_selftest(names: Sequence[str], budget: float, directory: Path, seed: int
             else:
                 print(f"{name:22s} NOT caught in {budget:g} s ({r['trials']} trials)", file=log)
     return rows
+
+
+def score(rows: Sequence[Dict[str, Any]], seconds: float) -> Dict[str, Any]:
+    """The mutation score of a selftest: caught/total, which faults escaped, and the per-fault rows."""
+    caught = sum(1 for r in rows if r["caught"])
+    return {"score": f"{caught}/{len(rows)}", "caught": caught, "total": len(rows),
+            "not_caught": [r["fault"] for r in rows if not r["caught"]],
+            "all_replay": all(r.get("replays") for r in rows), "seconds": round(seconds, 1), "faults": list(rows)}

@@ -249,3 +249,150 @@ def test_cli_selftest_whose_fault_runs_no_trial_is_exit_2(tmp_path, capsys, monk
                           "--dir", str(tmp_path / "d"))
     assert code == 2 and out == ""
     assert err.startswith("wcr: fault counter_not_restored: ") and len(err.strip().splitlines()) == 1, err
+
+
+# -- schedules: every checkpoint (k = total too) reaches hosts and targets ---------------------------------
+class _FakeTarget:
+    """A target that agrees with everything and remembers the checkpoints it was handed."""
+
+    name = "fake"
+    kind = "target"
+
+    def __init__(self):
+        self.ks = []
+        self.counts = []
+
+    def check_many(self, items):
+        from runners.restore import MATCH, CheckResult
+
+        self.ks += [it.k for it in items]
+        self.counts += [it.state.thread.count for it in items]
+        return [CheckResult(self.name, MATCH) for _ in items]
+
+
+def _total() -> int:
+    from runners.trial import reference
+
+    return reference(_case())[0]["instructions"]
+
+
+def test_trial_sends_every_checkpoint_and_k_total_to_targets():
+    t = _FakeTarget()
+    total = _total()
+    res, _ = run_trial(_case(), lambda n: Schedule("multi", (0, 3, n), hosts=("inproc",), targets=("fake",)),
+                       _host(), {"fake": t})
+    assert not res.divergences and t.ks == [0, 3, total] and t.counts == [0, 3, total]
+    assert res.restores == {"inproc": 3, "fake": 3}
+    # batched: handed back as pending items, one per checkpoint
+    res, _ = run_trial(_case(), lambda n: Schedule("multi", (1, n), hosts=("inproc",), targets=("fake",)),
+                       _host(), {"fake": t}, batch_targets=True)
+    assert [p.k for p in res.pending] == [1, total]
+
+
+def test_exhaustive_schedule_checks_every_boundary_everywhere():
+    t = _FakeTarget()
+    total = _total()
+    res, sched = run_trial(_case(), lambda n: Schedule.exhaustive(n, ("inproc",), ("fake",)), _host(), {"fake": t})
+    assert sched.shape == "exhaustive" and sched.ks == tuple(range(total + 1))
+    assert res.checkpoints == total + 1 and t.ks == list(range(total + 1)) and res.restores["inproc"] == total + 1
+    assert Schedule.from_dict(sched.to_dict()) == sched
+    # an old report's schedule (before "exhaustive") still loads
+    assert Schedule.from_dict({"shape": "single", "ks": [3], "hosts": ["inproc"]}).ks == (3,)
+    # the minimizer tries the point that diverged first
+    from reports.minimize import _candidates
+
+    assert _candidates(sched, ("cr-host", "inproc"), 4)[0] == Schedule("single", (4,), hosts=("inproc",),
+                                                                         targets=("fake",))
+
+
+def test_chain_ends_on_a_target():
+    """Hops run on our hosts (restore, run, re-checkpoint); the final snapshot goes to the target."""
+    t = _FakeTarget()
+    res, _ = run_trial(_case(), lambda n: Schedule("chain", (2, 5), "inproc", ("inproc", "inproc"), ("fake",)),
+                       _host(), {"fake": t})
+    assert not res.divergences and t.ks == [5] and t.counts == [5]
+
+
+def test_campaign_draws_exhaustive_schedules_for_small_runs(tmp_path):
+    from hypothesis import find
+
+    from suite.fuzz.campaign import Worker
+
+    w = Worker(Config(hosts=["inproc"], targets=[], dir=str(tmp_path)), 0)
+    try:
+        s = find(st.data(), lambda data: w.draw_schedule(data, 12).shape == "exhaustive",
+                 settings=settings(database=None, deadline=None, max_examples=500))
+        assert s is not None
+        big = find(st.data(), lambda data: w.draw_schedule(data, 500).shape in ("single", "multi", "chain"),
+                   settings=settings(database=None, deadline=None, max_examples=50))
+        assert big is not None
+    finally:
+        w.close()
+
+
+# -- a restore that does not end is a finding, never a stuck campaign --------------------------------------
+def test_hanging_restore_ends_as_a_finding_within_the_cap(tmp_path, monkeypatch):
+    """locals_zeroed wraps the count-down loop counter: without a cap the restored run would take 2^32
+    iterations.  The campaign records it as a divergence ("no end within N instructions"), writes a
+    report, and the report replays (1 with the fault, 0 without)."""
+    from suite.fuzz.campaign import Worker
+    from suite.fuzz.selftest import replay_exit
+
+    monkeypatch.setattr(Worker, "draw_case", lambda self, data: _case())
+    d = tmp_path / "hang"
+    cfg = Config(budget=30.0, seed=1, hosts=["inproc"], targets=[], dir=str(d), chunk=8, shrink_seconds=5.0,
+                 stop_on_divergence=True, faults=["locals_zeroed"])
+    d.mkdir()
+    w = Worker(cfg, 0)
+    try:
+        w.run(cfg.budget)
+    finally:
+        w.close()
+        faults.set_active(())
+    s = summarize(d)
+    assert s["divergences"] >= 1 and s["reports"], s
+    rep = load_report(s["reports"][0])
+    assert "no end within" in rep["detail"], rep["detail"]
+    assert replay_exit(s["reports"][0], "locals_zeroed") == 1
+    assert replay_exit(s["reports"][0], None) == 0
+
+
+def test_inproc_restore_has_a_cap_and_a_clock():
+    from runners.child import DEFAULT_MAX_INSTRUCTIONS, finish_within
+    from runners.hosts import instruction_cap
+    from runners.session import fresh_instance
+    from vm.snapshot import start
+
+    assert instruction_cap({"instructions": 100}) == 10_200 and instruction_cap({}) is None
+    assert DEFAULT_MAX_INSTRUCTIONS > 0
+    store, _inst, func = fresh_instance(_case().wasm, "run")
+    out = finish_within(store, start(store, func, [5]), 7)
+    assert out["trap"] == "no end within 7 instructions" and out["instructions"] == 7
+    store, _inst, func = fresh_instance(_case().wasm, "run")
+    out = finish_within(store, start(store, func, [5]), None, 0.0)  # the clock: at most one slice
+    assert out["trap"] is None  # this run is shorter than a slice: it ends before the clock is read
+
+
+def test_reports_written_as_found_then_minimized_over(tmp_path):
+    """The as-found report is on disk before shrinking starts; the minimized one replaces it (one path in
+    the summary)."""
+    r = run_fault("counter_not_restored", budget=8.0, directory=tmp_path, seed=0, shrink_seconds=5.0)
+    recs = [json.loads(x) for x in (tmp_path / "counter_not_restored" / "trials-0-0.jsonl").read_text().splitlines()]
+    reps = [x for x in recs if x["t"] == "report"]
+    assert reps[0]["minimized"] is False and reps[-1]["minimized"] is True
+    assert len({x["path"] for x in reps}) == 1 and r["report"] == reps[0]["path"]
+
+
+def test_selftest_json_shape(tmp_path, capsys):
+    out = tmp_path / "st.json"
+    code, _, err = _cli(capsys, "selftest", "--faults", "oracle_ignores_host_log,counter_not_restored",
+                        "--budget-per-fault", "20", "--dir", str(tmp_path / "d"), "--json", str(out))
+    s = json.loads(out.read_text())
+    assert code == 0, err
+    assert s["score"] == "2/2" and s["caught"] == s["total"] == 2 and s["not_caught"] == [] and s["all_replay"]
+    assert "mutation score 2/2" in err
+    for row in s["faults"]:
+        assert {"fault", "what", "needs", "caught", "seconds_to_catch", "trials", "report", "module_instructions",
+                "report_bytes", "replay_with_fault", "replay_without_fault", "replays"} <= set(row)
+        assert row["replay_with_fault"] == 1 and row["replay_without_fault"] == 0
+    assert [r["kind"] for r in s["faults"]] == ["oracle", "cr-host"]

@@ -14,6 +14,7 @@ import zlib
 from typing import Dict, List, Optional, Tuple
 
 from ..runtime.objects import PAGE_SIZE
+from . import faults as _faults
 from .model import (
     KINDS,
     STATUSES,
@@ -441,7 +442,10 @@ def decode(data: bytes) -> State:
     """Snapshot bytes → State.  Raises SnapshotError, and nothing else, on any bad input."""
     body = unpack(data)
     try:
-        return _decode_body(body)
+        state = _decode_body(body)
+        if _faults.ACTIVE:  # deliberate bugs for `wcr selftest` only (vm/snapshot/faults.py)
+            _faults.after_decode(state)
+        return state
     except SnapshotError:
         raise
     except (ValueError, KeyError, IndexError, OverflowError, MemoryError) as e:  # defensive

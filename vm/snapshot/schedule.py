@@ -9,10 +9,16 @@ Shapes:
 
 * ``single`` — one checkpoint, restored on every host and target;
 * ``multi`` — several checkpoints of one run (``ks`` strictly increasing), each restored everywhere;
+* ``exhaustive`` — every instruction boundary of a (small) run, ``ks = 0..total`` with k = total (the
+  finished or trapped run) included, each restored on every host and every target
+  (:func:`exhaustive`; the campaign draws it for a share of its small trials);
 * ``chain`` — the run starts on ``start``, stops at ``ks[i]`` and migrates to ``hosts[i]`` (ks
   non-decreasing; a zero-length hop tests restore → checkpoint fidelity); the last host finishes.
 
-``targets`` are the native targets that resume the checkpoints (for a chain: its last one).
+``targets`` are the native targets that resume the checkpoints (for a chain: its last one: the hops
+run on our hosts, restored and re-checkpointed there, and the final snapshot goes to the targets).
+Reports written before ``exhaustive`` existed load unchanged (the dict form of the other shapes is the
+same).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, Tuple
 
-SHAPES = ("single", "multi", "chain")
+SHAPES = ("single", "multi", "chain", "exhaustive")
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,12 @@ class Schedule:
         except (TypeError, ValueError) as e:
             raise ValueError(f"schedule: {e}") from None
 
+    @classmethod
+    def exhaustive(cls, total: int, hosts: Tuple[str, ...] = (), targets: Tuple[str, ...] = ()) -> Schedule:
+        """Every instruction boundary of a run of ``total`` instructions, on all ``hosts`` and
+        ``targets``."""
+        return cls("exhaustive", tuple(range(total + 1)), "inproc", tuple(hosts), tuple(targets))
+
     def key(self) -> Tuple[Any, ...]:
         return (self.shape, self.ks, self.start, self.hosts, self.targets)
 
@@ -84,4 +96,6 @@ class Schedule:
             hops = " → ".join(f"{h}@{k}" for k, h in zip(self.ks, self.hosts))
             tail = f" → {'/'.join(self.targets)}" if self.targets else ""
             return f"chain {self.start} → {hops}{tail}"
+        if self.shape == "exhaustive":
+            return f"exhaustive k=0..{self.ks[-1] if self.ks else 0} on {', '.join(self.hosts + self.targets)}"
         return f"{self.shape} k={list(self.ks)} on {', '.join(self.hosts + self.targets)}"

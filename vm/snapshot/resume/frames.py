@@ -21,6 +21,7 @@ from typing import Any, List, Optional, Tuple
 
 from ...module import Func, Instr
 from ...types import ValType
+from .. import faults as _faults
 from ..model import DONE, RUNNING, FrameState, InstanceState, State, Value
 from .common import NUM_TAGS, Builder, NotConvertible, end
 
@@ -149,7 +150,10 @@ class _FrameGen:
         local_types = self.fi.local_types
         if len(self.fs.locals) != len(local_types):
             raise NotConvertible("inconsistent state", "local count")
-        for i, (t, v) in enumerate(zip(local_types, self.fs.locals)):
+        pairs = enumerate(zip(local_types, self.fs.locals))
+        if _faults.ACTIVE:  # deliberate bugs for `wcr selftest` only (vm/snapshot/faults.py)
+            pairs = _faults.resume_locals(pairs)
+        for i, (t, v) in pairs:
             if _is_default(v):
                 continue
             self.out.append(self.b.const(v, t))
@@ -206,6 +210,8 @@ class _FrameGen:
             else:
                 raise NotConvertible("inconsistent state", f"label kind {c.kind}")
             newidx.append(new_len - 1)
+            if _faults.ACTIVE and c.kind == "loop":  # deliberate bugs for `wcr selftest` only
+                newidx[-1] = _faults.resume_loop_label(new_len - 1)
         push(ctrls[L - 1].height if L > 1 else 0, len(stack))
         return newidx, new_len
 
@@ -220,7 +226,8 @@ class _FrameGen:
         if self.callee is not None:
             if body[idx].op not in ("call", "call_indirect", "call_ref"):
                 raise NotConvertible("inconsistent state", "non-top frame not at a call")
-            self.emit("call", self.callee)
+            if not _faults.ACTIVE or _faults.resume_pending_call():  # faults: `wcr selftest` only
+                self.emit("call", self.callee)
             start = idx + 1
         for j in range(len(ctrls) - 1, -1, -1):
             c = ctrls[j]

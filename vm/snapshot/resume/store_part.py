@@ -23,6 +23,7 @@ from typing import Dict, List, Optional, Tuple
 
 from ...module import Data, Elem, Global, Instr, Memory, Table
 from ...types import Limits, TableType
+from .. import faults as _faults
 from .common import PAGE, Builder, NotConvertible, const_offset, end
 
 #: zero bytes tolerated inside one data segment before a run is split (fewer, larger segments)
@@ -79,7 +80,10 @@ def _globals(b: Builder, prologue: List[Instr]) -> List[Global]:
                 raise NotConvertible("host externref")
         else:
             g = m.globals[gi - nimp]
-            out.append(type(g)(g.type, b.const_expr(v, gt.type)))
+            init = b.const_expr(v, gt.type)
+            if _faults.ACTIVE:  # deliberate bugs for `wcr selftest` only (vm/snapshot/faults.py)
+                init = _faults.resume_global_init(init, g.init)
+            out.append(type(g)(g.type, init))
     return out
 
 
@@ -119,6 +123,8 @@ def _memories(b: Builder, datas: List[Data], prologue: List[Instr]) -> List[Memo
                 raise NotConvertible("inconsistent state", "memory larger than its maximum")
             out.append(type(mem)(mt._replace(limits=Limits(ms.pages, lim.max))))
             for off, chunk in runs:
+                if _faults.ACTIVE:  # deliberate bugs for `wcr selftest` only (vm/snapshot/faults.py)
+                    off = _faults.resume_data_offset(off)
                 datas.append(Data("active", chunk, mi, const_offset(mt.is64, off)))
     return out
 
