@@ -6,17 +6,28 @@ Data here is plain (bytes, ints, strings), so a trial can be logged as JSON, reb
 report and replayed.  The pieces:
 
 * :class:`Case` — module bytes, export, arguments (runtime values), where it came from;
-* :class:`vm.snapshot.schedule.Schedule` — ``single``, ``multi`` or ``chain``, plus the native targets;
+* :class:`vm.snapshot.schedule.Schedule` — ``single``, ``multi``, ``exhaustive`` or ``chain``, plus the
+  native targets.  Every checkpoint of a single/multi/exhaustive schedule, k = total (the finished or
+  trapped run) included, goes to every host *and* every target (targets batched); a chain's hops run
+  on our hosts (restore, run, re-checkpoint) and its final snapshot goes to the targets as well;
 * :class:`Divergence` — kind (``conformance``: VM vs wasmtime without C/R; ``cr-host``: one of our
-  hosts differs from the uninterrupted run; ``cr-target``: a native target does), where, k, detail,
-  expected/actual, the snapshot;
+  hosts differs from the uninterrupted run; ``cr-target``: a native target does; ``oracle``: the
+  oracle's self-probe found it blind to a changed field), where, k, detail, expected/actual, the
+  snapshot;
 * :func:`run_trial` — everything above, with target checks either run at once or handed back as
   :class:`PendingTarget` items for a batched ``check_many`` (:func:`judge_target_results`).
 
 The oracle (:mod:`runners.oracle`): hosts bit-exactly (results, trap, instruction count, host log,
 final-state digest) through :class:`runners.restore.HostRestorer`; targets by their restorer (the NaN
 and trap-candidate rules); the conformance run by :func:`runners.oracle.compare_conformance`.  Inconclusive outcomes (native stack overflow,
-OOM, timeouts, the VM's instruction budget) are counted apart, never as passes or divergences.
+OOM, the VM's instruction budget on the uninterrupted run) are counted apart, never as passes or
+divergences.  A *restore* that does not end is a divergence: every host restore is capped at
+:func:`runners.hosts.instruction_cap` of the reference and at :data:`HOST_TIMEOUT` seconds, so a
+corrupted loop counter ends as "no end within N instructions" (which replays), never as a stuck campaign.
+
+The oracle checks itself too (:func:`oracle_probe`): each trial hands it the reference outcome with one
+field changed at a time, and a comparison that does not notice is an ``oracle`` divergence — an oracle
+that went blind to the host log would otherwise pass every trial silently.
 """
 
 from __future__ import annotations
@@ -31,7 +42,7 @@ from vm.snapshot.schedule import Schedule
 from vm.values import format_value
 
 from .conformance import BudgetExceeded, run_vm, run_wasmtime
-from .oracle import compare_conformance
+from .oracle import compare_conformance, compare_outcomes
 from .restore import ERROR, INCONCLUSIVE, MATCH, MISMATCH, CheckItem, CheckResult, HostRestorer
 from .session import NoEnd, checkpoints_of_run, reference_run
 
@@ -157,10 +168,31 @@ def _host_finish(host: Any, snap: bytes, modules: Dict[str, bytes], ref: Dict[st
     """Restore on one of our hosts and judge it (bit-exact, :class:`runners.restore.HostRestorer`)."""
     res.restored(host.name)
     r: CheckResult = HostRestorer(host).check(CheckItem(snap, None, modules, ref, None, "", k))
-    if r.status == INCONCLUSIVE:
+    if r.status == INCONCLUSIVE and r.detail.startswith("timeout"):
+        # the host gave no answer within HOST_TIMEOUT (its run is capped far below that): a hang is a
+        # finding about the restore, not a resource accident
+        res.divergences.append(Divergence("cr-host", host.name, f"no answer within {HOST_TIMEOUT:g} s: {r.detail}",
+                                          k, ref, None, snap, ERROR))
+    elif r.status == INCONCLUSIVE:
         res.inconclusive += 1
     elif r.status != MATCH:
         res.divergences.append(Divergence("cr-host", host.name, r.detail, k, ref, r.outcome, snap, r.status))
+
+
+def oracle_probe(ref: Dict[str, Any]) -> List[str]:
+    """The outcome fields the host oracle would not notice a change in (empty: it sees them all).  Each
+    probe is the reference with exactly one field changed the way a broken restore would change it."""
+    log = list(ref.get("host_log") or [])
+    results = list(ref.get("results") or [])
+    probes = {
+        "results": dict(ref, results=results[:-1] if results else ["i32:0"]),
+        "trap": dict(ref, trap=None if ref.get("trap") else "unreachable"),
+        "instructions": dict(ref, instructions=int(ref.get("instructions") or 0) + 1),
+        "host_log": dict(ref, host_log=log[:-1] if log else [["print_i32", ["i32:0"]]]),
+        "state_digest": dict(ref, state_digest="sha256:" + ("0" if str(ref.get("state_digest", "")).endswith("1")
+                                                           else "1") * 64),
+    }
+    return [f for f, changed in probes.items() if not compare_outcomes(ref, changed)]
 
 
 def _target_item(snap: bytes, state: Any, modules: Dict[str, bytes], ref: Dict[str, Any], final: Any,
@@ -213,17 +245,25 @@ def run_trial(case: Case, schedule_fn: Any, hosts: Dict[str, Any], targets: Dict
     res.reference = ref
     total = ref["instructions"]
     res.total = total
+    if only is None or only[0] == "oracle":
+        blind = oracle_probe(ref)
+        if blind:
+            res.divergences.append(Divergence("oracle", "oracle", "the host oracle does not notice a changed "
+                                              + ", ".join(blind), None, ref, {"blind_to": blind}))
+        if only is not None:
+            res.seconds = time.perf_counter() - t0
+            return res, schedule_fn(total) if schedule_fn is not None else None
     sched: Schedule = schedule_fn(total)
     modules = {case.sha256: case.wasm}
     to_targets: List[Tuple[int, bytes, Any]] = []
-    if sched.shape in ("single", "multi"):
+    if sched.shape != "chain":  # single, multi, exhaustive: every checkpoint everywhere
         snaps = snapshots_at(case, sched.ks)
         res.checkpoints += len(snaps)
         for k, snap, _st in snaps:
             for h in sched.hosts:
                 if h in hosts and (only is None or only == ("cr-host", h)):
                     _host_finish(hosts[h], snap, modules, ref, k, res)
-        to_targets = snaps[:1]  # targets are the expensive part: one checkpoint per trial
+        to_targets = snaps  # k = total included; batched per chunk by the campaign
     else:
         snap = None
         k0 = 0
@@ -262,17 +302,24 @@ def run_trial(case: Case, schedule_fn: Any, hosts: Dict[str, Any], targets: Dict
 
 def _step(host: Any, snap: bytes, modules: Dict[str, bytes], k: int, ref: Dict[str, Any],
           res: TrialResult) -> Optional[bytes]:
-    """One chain hop on ``host``: restore, run to k, checkpoint.  None (and a divergence) on failure."""
+    """One chain hop on ``host``: restore, run to k, checkpoint.  None (and a divergence) on failure.
+
+    The new snapshot must stand exactly at k (or at the end, for a k past it): a hop that stops
+    elsewhere gives the same final outcome — the run is deterministic — so only this check sees it, and
+    a checkpoint that is not where it was asked for breaks every "stop at instruction k" promise."""
     from runners.hosts import HostError
 
     res.restored(host.name)
     try:
-        return host.step(snap, modules, k)
+        out = host.step(snap, modules, k)
+        st = decode(out)
+        want = min(k, int(ref["instructions"]))
+        got = st.thread.count if st.thread is not None else None
+        if got == want:
+            return out
+        detail = f"step to k={k} returned a checkpoint at {got} (expected {want})"
     except HostError as e:
-        if e.kind == "timeout":
-            res.inconclusive += 1
-            return None
-        detail = str(e)
+        detail = f"no answer within {HOST_TIMEOUT:g} s: {e}" if e.kind == "timeout" else str(e)
     except Exception as e:  # noqa: BLE001 - SnapshotError or a VM crash: a finding
         detail = f"{type(e).__name__}: {e}"
     res.divergences.append(Divergence("cr-host", host.name, detail, k, ref, None, snap, "error"))

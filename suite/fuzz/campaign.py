@@ -32,6 +32,10 @@ from typing import Any, Dict, List, Optional, Tuple
 from runners.trial import Case, Divergence, Schedule, judge_target_results, make_hosts, run_trial
 
 CHUNK = 16
+#: runs of at most this many instructions may be checked exhaustively (every k, every host and target)
+EXHAUSTIVE_MAX = 200
+#: ... in one trial out of this many
+EXHAUSTIVE_EVERY = 10
 
 
 @dataclass
@@ -145,6 +149,10 @@ class Worker:
         # one target per trial (drawn, so shrinking can settle on the one that diverges): a resume
         # module and a native run cost ~50-100 ms, more than the rest of a trial
         targets = (data.draw(st.sampled_from(sorted(self.targets))),) if self.targets else ()
+        # a share of small runs is checked at every instruction boundary on every host and target (the
+        # draw shrinks towards the cheaper shapes: 0 is "not exhaustive")
+        if total <= EXHAUSTIVE_MAX and data.draw(st.integers(0, EXHAUSTIVE_EVERY - 1)) == EXHAUSTIVE_EVERY - 1:
+            return Schedule.exhaustive(total, hosts, tuple(sorted(self.targets)))
         shape = data.draw(st.sampled_from(["single", "multi", "chain"]))
         if shape == "single":
             drawn = data.draw(single_points(total))
@@ -168,16 +176,21 @@ class Worker:
                 break
 
     def run_chunk(self, c: int, deadline_s: float, reuse: bool = False,
-                  only: Optional[Tuple[str, str]] = None) -> bool:
+                  only: Optional[Tuple[str, str]] = None, report_name: Optional[str] = None) -> bool:
         """One Hypothesis run of up to ``cfg.chunk`` trials.  ``only``: a re-run that looks for one
         divergence signature with synchronous target checks (trials are not counted).  Returns True
-        when a divergence was found."""
+        when a divergence was found.
+
+        A divergence is reported twice under one file name: at once, as found (so a campaign killed
+        or cut short while shrinking still leaves a report that replays), and again, minimized, over
+        it once shrinking ends (``report_name``: the file of an earlier as-found report)."""
         from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
         from hypothesis import strategies as st
         from hypothesis.database import DirectoryBasedExampleDatabase
 
         cfg = self.cfg
-        st_: Dict[str, Any] = {"sig": only, "last": None, "shrink_until": None, "found": False}
+        st_: Dict[str, Any] = {"sig": only, "last": None, "shrink_until": None, "found": False,
+                               "name": report_name}
         batch: List[Tuple[Any, Any, Case, Schedule, int]] = []
         replaying = only is not None
 
@@ -185,6 +198,9 @@ class Worker:
             if st_["sig"] is None and self.elapsed() >= deadline_s:
                 return  # budget spent: let Hypothesis finish the chunk without work
             case = self.draw_case(data)
+            until, last = st_["shrink_until"], st_["last"]
+            if until is not None and last is not None and time.monotonic() > until and case.key() != last[0].key():
+                return  # shrinking time is over: do not even run other modules (a capped restore costs seconds)
             sched_box: List[Schedule] = []
 
             def schedule_fn(total: int) -> Schedule:
@@ -192,8 +208,12 @@ class Worker:
                 sched_box.append(s)
                 return s
 
-            res, sched = run_trial(case, schedule_fn, self.hosts, self.targets,
-                                   batch_targets=not replaying and st_["sig"] is None, only=st_["sig"])
+            try:
+                res, sched = run_trial(case, schedule_fn, self.hosts, self.targets,
+                                       batch_targets=not replaying and st_["sig"] is None, only=st_["sig"])
+            except Exception as e:  # the harness broke: remembered, so it is logged even past the budget
+                st_.setdefault("error", e)
+                raise
             if st_["sig"] is None:  # a counted trial
                 self.trials += 1
                 self.checkpoints += res.checkpoints
@@ -216,6 +236,7 @@ class Worker:
                 st_["shrink_until"] = time.monotonic() + cfg.shrink_seconds
                 st_["found"] = True
                 self.divergence_found(c, case, sched, hit, minimized=False)
+                st_["name"] = self.report(c, case, sched, hit, minimized=False).name
             elif st_["shrink_until"] is None:
                 st_["shrink_until"] = time.monotonic() + cfg.shrink_seconds
             elif time.monotonic() > st_["shrink_until"] and st_["last"] is not None and key != st_["last"][3]:
@@ -233,14 +254,17 @@ class Worker:
         except BaseException as e:  # _Found, or Hypothesis' Flaky/ExceptionGroup wrapping it
             if isinstance(e, KeyboardInterrupt):
                 raise
-            if st_["last"] is None and not (st_["sig"] is None and self.elapsed() >= deadline_s):
+            if st_.get("error") is not None:  # Hypothesis may wrap it (or call it flaky once the budget ended)
+                e = st_["error"]
+            if st_["last"] is None and (st_.get("error") is not None
+                                        or not (st_["sig"] is None and self.elapsed() >= deadline_s)):
                 import traceback
 
                 tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
                 self.emit({"t": "error", "chunk": c, "error": f"{type(e).__name__}: {e}"[:500], "traceback": tb[-3000:]})
         if st_["last"] is not None:
             case, sched, hit, _ = st_["last"]
-            self.report(c, case, sched, hit)
+            self.report(c, case, sched, hit, name=st_["name"])
         found = bool(st_["found"]) or (replaying and st_["last"] is not None)
         if not replaying and batch:
             found = self.flush_targets(c, batch, deadline_s) or found
@@ -278,8 +302,8 @@ class Worker:
                 continue
             seen.add(d.signature)
             self.divergence_found(c, case, sched, d, minimized=False)
-            if not self.run_chunk(c, deadline_s, only=d.signature):
-                self.report(c, case, sched, d, minimized=False)  # not reproduced: report it as found
+            name = self.report(c, case, sched, d, minimized=False).name  # as found; minimized over it
+            self.run_chunk(c, deadline_s, only=d.signature, report_name=name)
         return True
 
     # -- divergences ------------------------------------------------------------------------------
@@ -291,23 +315,31 @@ class Worker:
                    "detail": d.detail[:2000], "first_catch": round(self.first_catch, 3)})
         self.progress()
 
-    def report(self, c: int, case: Case, sched: Optional[Schedule], d: Divergence, minimized: bool = True) -> None:
+    def report(self, c: int, case: Case, sched: Optional[Schedule], d: Divergence, minimized: bool = True,
+               name: Optional[str] = None) -> Path:
+        """Write (or, with ``name``, overwrite) the report of ``d``.  Minimizing the schedule is best
+        effort: a minimizer that fails leaves the schedule as found, and the report is written anyway."""
         from reports.bugreport import build_report, write_report
         from reports.minimize import minimize_schedule
 
         info: Dict[str, Any] = {"hypothesis": minimized}
-        if minimized and sched is not None:
-            sched, d2, tries = minimize_schedule(case, sched, d.signature, self.hosts, self.targets,
-                                                 max_tries=25)
-            d = d2 or d
-            info["schedule_tries"] = tries
+        if minimized and sched is not None and d.kind in ("cr-host", "cr-target"):
+            try:
+                sched, d2, tries = minimize_schedule(case, sched, d.signature, self.hosts, self.targets,
+                                                     max_tries=25, k=d.k)
+                d = d2 or d
+                info["schedule_tries"] = tries
+            except Exception as e:  # noqa: BLE001 - the report matters more than its size
+                info["schedule_error"] = f"{type(e).__name__}: {e}"[:300]
         rep = build_report(case, sched, d, found={"campaign": str(self.dir), "seed": self.cfg.seed,
                                                   "chunk": c, "worker": self.wid,
                                                   "elapsed": round(self.elapsed(), 2)}, minimized=info)
-        path = write_report(rep, self.cfg.reports_dir)
-        self.reports.append(str(path))
+        path = write_report(rep, self.cfg.reports_dir, name)
+        if str(path) not in self.reports:
+            self.reports.append(str(path))
         self.emit({"t": "report", "chunk": c, "path": str(path), "kind": d.kind, "where": d.where,
-                   "instructions": rep["module"]["instructions"]})
+                   "instructions": rep["module"]["instructions"], "minimized": minimized})
+        return path
 
 
 def read_jsonl(path: Path) -> List[Dict[str, Any]]:
@@ -345,7 +377,7 @@ def summarize(directory: Path) -> Dict[str, Any]:
                 fc = rec.get("first_catch")
                 if fc is not None and (first_catch is None or fc < first_catch):
                     first_catch = fc
-            elif t == "report":
+            elif t == "report" and rec["path"] not in reports:  # as found, then minimized over it
                 reports.append(rec["path"])
     return {"trials": trials, "checkpoints": checkpoints, "restores": restores, "divergences": divergences,
             "inconclusive": inconclusive, "reports": reports, "not_applicable": skipped,
