@@ -35,9 +35,16 @@ holds.
 
 Exports: ``run`` (the entry; function 0 of the defined functions), ``f<i>`` for each defined function,
 ``run_bits`` (a wrapper around ``run`` whose float params/results are passed as i32/i64 bit patterns,
-for hosts that would quiet f32 NaN payloads, e.g. wasmtime-py), ``fuel``, ``g<i>`` for the other globals,
-``mem`` and ``tab`` when present.  With the ``host`` feature the module imports
-``spectest.print_i32/print_i64/print_f32/print_f64`` (functions 0-3).
+for hosts that would quiet f32 NaN payloads, e.g. wasmtime-py), ``fuel``, ``g<i>`` for the globals drawn
+as exported (the others stay private, so a restore that writes back only exported globals fails), ``mem``
+(memory 0) and ``tab`` (the call_indirect table) when present.  With the ``host`` feature the module
+imports ``spectest.print_i32/print_i64/print_f32/print_f64`` (functions 0-3) and may import
+``spectest.memory`` (then memory 0) and ``spectest.table``.
+
+Store state and the control shapes C/R converters get wrong (a second memory and table, passive segments,
+table writes over segment slots, deep recursion, a ``br_table`` whose default leaves a loop, an ``if``
+left by its false edge) live in :mod:`generators.stateops`; ``boost=`` makes the ones a campaign has
+not covered yet likelier (:data:`generators.stateops.BOOSTS`, names from :mod:`vm.snapshot.coverage`).
 """
 
 from __future__ import annotations
@@ -67,17 +74,15 @@ from vm.runtime.spectest import PRINTS
 from vm.types import (
     F32,
     F64,
-    FUNCREF,
     I32,
     I64,
     FuncType,
     GlobalType,
-    Limits,
-    MemType,
     SubType,
-    TableType,
     ValType,
 )
+
+from .stateops import BOOSTS, StateOps, _Label
 
 __all__ = [
     "ALL_FEATURES", "DEFAULT_FEATURES", "GeneratedCase", "Size", "modules", "cases", "args_for", "value_of",
@@ -99,6 +104,7 @@ ALL_FEATURES: FrozenSet[str] = frozenset({
     "sign_ext",     # i32.extend8_s ...
     "sat_trunc",    # *.trunc_sat_*
     "canon_nans",   # canonicalise arithmetic NaNs (see module docstring)
+    "multi_memory",  # a second memory (Wasm 3.0; targets without it report not-applicable)
 })
 DEFAULT_FEATURES: FrozenSet[str] = ALL_FEATURES
 
@@ -199,6 +205,8 @@ _WEIGHTS: Dict[str, int] = {
     # statements ("block", "call", "call_indirect" shared with values)
     "drop": 4, "local.set": 6, "global.set": 4, "store": 6, "bulk": 2, "print": 3, "counted_loop": 4,
     "br_if": 3, "br": 1, "br_table": 1, "return": 1,
+    # store state and control shapes (generators.stateops)
+    "table_write": 3, "segment": 2, "mem2": 3, "br_table_loop": 2, "if_skip": 2,
 }
 # the one-argument prints of the spectest declaration, by argument type
 _PRINTS = tuple((params[0], name) for name, params in PRINTS.items() if len(params) == 1)
@@ -268,14 +276,6 @@ def count_instructions(m: Module) -> int:
 # -------------------------------------------------------------------------------------------------------
 # The generator
 # -------------------------------------------------------------------------------------------------------
-class _Label:
-    __slots__ = ("kind", "types")
-
-    def __init__(self, kind: str, types: Tuple[ValType, ...]):
-        self.kind = kind  # "func" | "block" | "loop" | "if"
-        self.types = types  # branch types: results, or params for a loop
-
-
 class _FuncCtx:
     def __init__(self, ft: FuncType, budget: int, exit_trap: bool):
         self.ft = ft
@@ -299,14 +299,25 @@ class _FuncCtx:
         return self.scratch[t]
 
 
-class _Gen:
-    """One module's generation state; ``draw`` is the Hypothesis draw function of the composite."""
+class _Gen(StateOps):
+    """One module's generation state; ``draw`` is the Hypothesis draw function of the composite.
+    ``boost``: coverage kinds to make likelier (:data:`generators.stateops.BOOSTS`)."""
 
     MAX_DEPTH = 5  # expression nesting
     MAX_BLOCKS = 3  # block nesting
 
-    def __init__(self, draw: Callable[[st.SearchStrategy], Any], feats: FrozenSet[str], size: Size):
+    def __init__(self, draw: Callable[[st.SearchStrategy], Any], feats: FrozenSet[str], size: Size,
+                 boost: FrozenSet[str] = frozenset()):
         self.draw = draw
+        self.init_state()
+        self.weights = dict(_WEIGHTS)
+        knobs: set = set()
+        for kind in boost:
+            ks, stmts = BOOSTS.get(kind, ((), ()))
+            knobs.update(ks)
+            for o in stmts:
+                self.weights[o] = self.weights.get(o, 1) * 2
+        self.boost_knobs = frozenset(knobs)
         self.f = feats
         self.size = size
         self.types: List[FuncType] = []
@@ -333,7 +344,7 @@ class _Gen:
 
     def pick_w(self, opts: Sequence[str]) -> str:
         """Weighted choice (weights in :data:`_WEIGHTS`) that still shrinks towards ``opts[0]``."""
-        ws = [_WEIGHTS.get(o, 1) for o in opts]
+        ws = [self.weights.get(o, 1) for o in opts]
         k = self.draw(_ints(0, sum(ws) - 1))
         for o, w in zip(opts, ws):
             if k < w:
@@ -385,42 +396,34 @@ class _Gen:
         nfuncs = self.draw(_ints(1, self.size.max_funcs))
         self._nuser = nfuncs
         fts = [self.draw_functype() for _ in range(nfuncs)]
+        if "calls" in f and self.knob("deep_recursion"):
+            # the last function recurses on its first parameter (an i32 depth); run calls it first
+            self.rec_depth = self.draw(_ints(0, 12))
+            if nfuncs >= 2:
+                self.rec_func = nimp + nfuncs - 1
+                fts[-1] = FuncType((I32,) + fts[-1].params[1:], fts[-1].results)
         for ft in fts:
             self.func_types.append(self.type_index(ft))
         # globals: the fuel first, then a few others
         fuel = self.draw(_ints(0, self.size.max_fuel))
         self.globals.append(Global(GlobalType(I32, True), [Instr("i32.const", fuel), Instr("end")]))
+        # other globals: mutable or not, exported or not (a restore that writes back only the exported
+        # ones must fail on the others)
+        exported = [0]
         for _ in range(self.draw(_ints(0, 3))):
             t = self.pick(self.valtypes)
             v = self.draw(value_of(t))
             self.globals.append(Global(GlobalType(t, self.flag()), [Instr(f"{t}.const", v), Instr("end")]))
+            if self.flag():
+                exported.append(len(self.globals) - 1)
         mems: List[Memory] = []
         datas: List[Data] = []
         if "memory" in f:
-            self.has_mem = True
-            self.mem_pages = self.draw(_ints(1, 2))
-            mx = self.mem_pages + self.draw(_ints(0, 2))
-            mems.append(Memory(MemType(Limits(self.mem_pages, mx))))
-            for _ in range(self.draw(_ints(0, 2))):
-                data = self.draw(st.binary(min_size=1, max_size=16))
-                off = self.draw(_ints(0, 64))
-                datas.append(Data("active", data, 0, [Instr("i32.const", off), Instr("end")]))
+            self.build_memories(mems, datas)
         tables: List[Table] = []
         elems: List[Elem] = []
         if "tables" in f:
-            self.table_size = self.draw(_ints(1, 6))
-            tables.append(Table(TableType(FUNCREF, Limits(self.table_size, self.table_size))))
-            nent = self.table_size if self.choice(4) else self.draw(_ints(0, self.table_size))
-            init = []
-            self.slots = [None] * self.table_size
-            for i in range(nent):
-                if self.choice(6) == 5:
-                    init.append([Instr("ref.null", "func"), Instr("end")])
-                else:
-                    self.slots[i] = nimp + self.choice(nfuncs)
-                    init.append([Instr("ref.func", self.slots[i]), Instr("end")])
-            if init:
-                elems.append(Elem("active", FUNCREF, init, 0, [Instr("i32.const", 0), Instr("end")]))
+            self.build_tables(nimp, nfuncs, tables, elems)
         # bodies (all signatures known first, so any function can call any other, itself included)
         funcs: List[Func] = []
         for ft in fts:
@@ -431,15 +434,15 @@ class _Gen:
         exports += [Export(f"f{j}", "func", nimp + j) for j in range(nfuncs)]
         exports.append(Export("run_bits", "func", wrapper_idx))
         exports.append(Export("fuel", "global", 0))
-        exports += [Export(f"g{i}", "global", i) for i in range(1, len(self.globals))]
-        if mems:
+        exports += [Export(f"g{i}", "global", i) for i in exported[1:]]
+        if self.has_mem:
             exports.append(Export("mem", "memory", 0))
         if tables:
-            exports.append(Export("tab", "table", 0))
+            exports.append(Export("tab", "table", self.main_table))
         return Module(
             types=[SubType(True, (), t) for t in self.types],
             rec_sizes=[1] * len(self.types),
-            imports=self.imports,
+            imports=self.imports + self.other_imports,
             funcs=funcs,
             tables=tables,
             memories=mems,
@@ -447,6 +450,7 @@ class _Gen:
             exports=exports,
             elems=elems,
             datas=datas,
+            data_count=len(datas) if self.passive_datas else None,
         )
 
     def gen_bits_wrapper(self, ft: FuncType, entry: int) -> Func:
@@ -483,8 +487,15 @@ class _Gen:
         self.depth = 0
         self.blocks = 0
         self.fuel_check()
+        fidx = len(self.imports) + len(self.funcs_done)
+        if self.rec_func is not None:
+            if fidx == self.rec_func:
+                self.recursion_prologue(fidx)
+            elif fidx == len(self.imports):
+                self.recursion_call()
         self.block_body((), tuple(ft.results))
         self.code.append(Instr("end"))
+        self.funcs_done.append(fidx)
         ctx = self.ctx
         self.ctx = None
         extra = ctx.local_types[len(ft.params):]
@@ -630,7 +641,7 @@ class _Gen:
             self.value(I32)
         else:
             self.emit("i32.const", slot)
-        self.emit("call_indirect", (ti, 0))
+        self.emit("call_indirect", (ti, self.main_table))
         return ti
 
     # -- single values ---------------------------------------------------------------------------
@@ -797,10 +808,10 @@ class _Gen:
 
     def v_table(self, t, locs, globs) -> None:
         if self.flag():
-            self.emit("table.size", 0)
+            self.emit("table.size", self.main_table)
             return
         self.emit("i32.const", self.draw(_ints(0, self.table_size - (0 if "traps" in self.f else 1))))
-        self.emit("table.get", 0)
+        self.emit("table.get", self.main_table)
         self.emit("ref.is_null")
 
     def v_unreachable(self, t, locs, globs) -> None:
@@ -830,9 +841,22 @@ class _Gen:
             opts.append("block")
             if "loops" in self.f:
                 opts.append("counted_loop")
+                if "branches" in self.f:
+                    opts.append("br_table_loop")
+            if "branches" in self.f:
+                opts.append("if_skip")
         if "branches" in self.f:
             opts += ["br_if", "br", "br_table", "return"]
+        if len(self.tabs) and "bulk_memory" in self.f:
+            opts.append("table_write")
+        if self.passive_datas or (self.passive_elems and "traps" in self.f):
+            opts.append("segment")
+        if len(self.mems) > 1:
+            opts.append("mem2")
         o = self.pick_w(opts)
+        if o in ("table_write", "segment", "mem2", "br_table_loop", "if_skip"):
+            getattr(self, "s_" + o)()
+            return
         if o == "drop":
             self.value(self.pick(self.valtypes))
             self.emit("drop")
@@ -951,18 +975,21 @@ class Size(NamedTuple):
 
 
 @st.composite
-def _modules(draw, feats: FrozenSet[str], size: Size) -> Module:
-    return _Gen(draw, feats, size).build()
+def _modules(draw, feats: FrozenSet[str], size: Size, boost: FrozenSet[str] = frozenset()) -> Module:
+    return _Gen(draw, feats, size, boost).build()
 
 
-def modules(features: Optional[Iterable[str]] = None, size: Optional[Size] = None) -> st.SearchStrategy[Module]:
-    """Valid, terminating modules (as ASTs); see the module docstring for their shape."""
-    return _modules(_normalize(features), size or Size())
+def modules(features: Optional[Iterable[str]] = None, size: Optional[Size] = None,
+            boost: Iterable[str] = ()) -> st.SearchStrategy[Module]:
+    """Valid, terminating modules (as ASTs); see the module docstring for their shape.  ``boost``:
+    coverage kinds (:data:`vm.snapshot.coverage.KINDS`) to make likelier (a campaign steering towards
+    what it has not reached; unknown names are ignored)."""
+    return _modules(_normalize(features), size or Size(), frozenset(boost))
 
 
 @st.composite
-def _cases(draw, feats: FrozenSet[str], size: Size) -> GeneratedCase:
-    m = draw(_modules(feats, size))
+def _cases(draw, feats: FrozenSet[str], size: Size, boost: FrozenSet[str] = frozenset()) -> GeneratedCase:
+    m = draw(_modules(feats, size, boost))
     ft = m.func_type(m.func_typeidxs()[len(m.imported("func"))])
     args = draw(args_for(ft))
     return GeneratedCase(
@@ -976,11 +1003,13 @@ def _cases(draw, feats: FrozenSet[str], size: Size) -> GeneratedCase:
     )
 
 
-def cases(features: Optional[Iterable[str]] = None, size: Optional[Size] = None) -> st.SearchStrategy[GeneratedCase]:
+def cases(features: Optional[Iterable[str]] = None, size: Optional[Size] = None,
+          boost: Iterable[str] = ()) -> st.SearchStrategy[GeneratedCase]:
     """:class:`GeneratedCase` values: a generated module plus arguments for its ``run`` export.
 
-    ``features``: a subset of :data:`ALL_FEATURES` (default: all); ``size``: see :class:`Size`."""
-    return _cases(_normalize(features), size or Size())
+    ``features``: a subset of :data:`ALL_FEATURES` (default: all); ``size``: see :class:`Size`;
+    ``boost``: see :func:`modules`."""
+    return _cases(_normalize(features), size or Size(), frozenset(boost))
 
 
 def f32_bits(x: float) -> int:

@@ -38,6 +38,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from vm.errors import trap_kind
 from vm.snapshot import decode
+from vm.snapshot.coverage import live_kinds
 from vm.snapshot.schedule import Schedule
 from vm.values import format_value
 
@@ -122,6 +123,8 @@ class TrialResult:
     pending: List[PendingTarget] = field(default_factory=list)
     reference: Optional[Dict[str, Any]] = None
     seconds: float = 0.0
+    #: per checkpoint: (k, live state kinds and control shapes (vm.snapshot.coverage), hosts restored on)
+    coverage: List[Tuple[int, Any, Tuple[str, ...]]] = field(default_factory=list)
 
     def restored(self, where: str, n: int = 1) -> None:
         self.restores[where] = self.restores.get(where, 0) + n
@@ -259,6 +262,7 @@ def run_trial(case: Case, schedule_fn: Any, hosts: Dict[str, Any], targets: Dict
     if sched.shape != "chain":  # single, multi, exhaustive: every checkpoint everywhere
         snaps = snapshots_at(case, sched.ks)
         res.checkpoints += len(snaps)
+        res.coverage += [(k, live_kinds(s, modules), tuple(h for h in sched.hosts if h in hosts)) for k, _, s in snaps]
         for k, snap, _st in snaps:
             for h in sched.hosts:
                 if h in hosts and (only is None or only == ("cr-host", h)):
@@ -286,6 +290,7 @@ def run_trial(case: Case, schedule_fn: Any, hosts: Dict[str, Any], targets: Dict
             else:
                 _host_finish(host, snap, modules, ref, k, res)
                 to_targets = [(k, snap, decode(snap))]
+                res.coverage.append((k, live_kinds(to_targets[0][2], modules), (host.name,)))
     for name in sched.targets:
         if name not in targets or (only is not None and only != ("cr-target", name)):
             continue

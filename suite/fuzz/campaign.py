@@ -14,7 +14,8 @@ On disk, under the campaign directory::
     hypothesis/               the example database (found failures replay first next time)
     reports/                  YAML bug reports (default of ``--reports``)
 
-The summary is recomputed from the JSONL files, so a killed campaign loses nothing.  A campaign that
+The summary is recomputed from the JSONL files, so a killed campaign loses nothing.  Its coverage
+section and the steering towards uncovered kinds: :mod:`suite.fuzz.coverage`.  A campaign that
 completes no trial raises :class:`NothingRan`: an empty run proves nothing, so it is never a success.
 """
 
@@ -30,6 +31,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from runners.trial import Case, Divergence, Schedule, judge_target_results, make_hosts, run_trial
+
+from .coverage import Steering, coverage_summary, format_coverage, trial_coverage
 
 CHUNK = 16
 #: runs of at most this many instructions may be checked exhaustively (every k, every host and target)
@@ -104,6 +107,7 @@ class Worker:
         self.t0 = time.monotonic()
         self.first_catch: Optional[float] = None
         self.reports: List[str] = []
+        self.steer = Steering(read_jsonl(self.log_path) if self.log_path.exists() else [], bool(self.targets))
 
     # -- bookkeeping ------------------------------------------------------------------------------
     def elapsed(self) -> float:
@@ -137,7 +141,7 @@ class Worker:
             return Case(c.wasm, c.export, list(c.args), "smith", "", None, c.deterministic, c.seed)
         from generators.modules import Size, cases
 
-        c = data.draw(cases(size=Size(max_funcs=self.cfg.max_funcs)))
+        c = data.draw(cases(size=Size(max_funcs=self.cfg.max_funcs), boost=self.steer.boost))
         return Case(c.wasm, c.export, list(c.args), "own", "run_bits", list(c.bits_args), c.deterministic)
 
     def draw_schedule(self, data: Any, total: int) -> Schedule:
@@ -189,6 +193,7 @@ class Worker:
         from hypothesis.database import DirectoryBasedExampleDatabase
 
         cfg = self.cfg
+        self.steer.new_chunk(c)
         st_: Dict[str, Any] = {"sig": only, "last": None, "shrink_until": None, "found": False,
                                "name": report_name}
         batch: List[Tuple[Any, Any, Case, Schedule, int]] = []
@@ -217,11 +222,13 @@ class Worker:
             if st_["sig"] is None:  # a counted trial
                 self.trials += 1
                 self.checkpoints += res.checkpoints
+                cov = trial_coverage(res.coverage)
+                self.steer.on_hosts(cov)
                 self.emit({"t": "trial", "chunk": c, "gen": case.generator, "N": res.total,
                            "shape": sched.shape if sched else None, "checkpoints": res.checkpoints,
                            "restores": res.restores, "inconclusive": res.inconclusive, "skipped": res.skipped,
                            "divergences": [[d.kind, d.where] for d in res.divergences],
-                           "ms": round(res.seconds * 1000, 2)})
+                           "ms": round(res.seconds * 1000, 2), "coverage": cov})
                 for p in res.pending:
                     batch.append((p, res, case, sched, self.trials))
                 if self.trials % 4 == 0:
@@ -285,6 +292,7 @@ class Worker:
         inconclusive = 0
         skipped: Dict[str, int] = {}
         divs: List[Tuple[Divergence, Case, Schedule]] = []
+        cov = self.steer.on_targets([(b[0], b[1], r) for b, r in zip(batch, per_item)])
         for (_p, _res, case, sched, _n), r in zip(batch, per_item):
             for k, v in r.restores.items():
                 restores[k] = restores.get(k, 0) + v
@@ -293,7 +301,8 @@ class Worker:
             inconclusive += r.inconclusive
             divs += [(d, case, sched) for d in r.divergences]
         self.emit({"t": "targets", "chunk": c, "restores": restores, "inconclusive": inconclusive,
-                   "skipped": skipped, "divergences": [[d.kind, d.where] for d, _, _ in divs]})
+                   "skipped": skipped, "divergences": [[d.kind, d.where] for d, _, _ in divs],
+                   "coverage": cov})
         if not divs:
             return False
         seen = set()
@@ -360,8 +369,11 @@ def summarize(directory: Path) -> Dict[str, Any]:
     skipped: Dict[str, int] = {}
     reports: List[str] = []
     first_catch = None
+    records: List[Dict[str, Any]] = []
     for p in sorted(Path(directory).glob("trials-*.jsonl")):
         for rec in read_jsonl(p):
+            if rec.get("coverage"):
+                records.append(rec)
             t = rec.get("t")
             if t in ("trial", "targets"):
                 for k, v in (rec.get("restores") or {}).items():
@@ -381,7 +393,7 @@ def summarize(directory: Path) -> Dict[str, Any]:
                 reports.append(rec["path"])
     return {"trials": trials, "checkpoints": checkpoints, "restores": restores, "divergences": divergences,
             "inconclusive": inconclusive, "reports": reports, "not_applicable": skipped,
-            "first_catch_seconds": first_catch}
+            "first_catch_seconds": first_catch, "coverage": coverage_summary(records)}
 
 
 def _worker_entry(cfg_dict: Dict[str, Any], wid: int, deadline_s: float, queue: Any) -> None:
@@ -447,6 +459,7 @@ def run_campaign(cfg: Config, progress: bool = False, out=sys.stderr) -> Dict[st
     s["trials_per_second"] = round((s["trials"] - before) / max(s["seconds"], 1e-9), 2)
     if s["trials"] == before:
         raise NothingRan(nothing_ran_reason(d, s["seconds"], cfg.budget))
+    out.write(format_coverage(s["coverage"]) + "\n")
     return s
 
 

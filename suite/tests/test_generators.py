@@ -97,7 +97,10 @@ def test_shrinking_keeps_programs_valid_and_small():
     assert len(case.module.funcs) == 2 and count_instructions(case.module) <= 15, case.module
     case = find(cases(), lambda c: any(i.op == "loop" for f in c.module.funcs for i in f.body), settings=s)
     _valid_both(case.wasm)
-    assert count_instructions(case.module) <= 40, case.module
+    # a loop in a function other than ``run`` can stay there: the function count is drawn before the
+    # bodies, so the shrinker cannot always drop functions (measured over seeds: 23-65 instructions
+    # before the state-kind generators, 23-49 after); the bound says "small", not "minimal"
+    assert count_instructions(case.module) <= 70, case.module
     small = Size(max_funcs=2, max_budget=20, max_fuel=8)
     case = find(cases(size=small), lambda c: run_vm(c.wasm, "run", c.args).trap == "out of bounds memory access",
                 settings=s)
@@ -159,3 +162,70 @@ def test_schedules_for_an_empty_run():
     assert find(multi_points(0), lambda m: True).ks == (0,)
     with pytest.raises(ValueError):
         single_points(-1)
+
+
+# -- state kinds ----------------------------------------------------------------------------------------
+#: the kinds (vm.snapshot.coverage) the generator must make live: what a restore that forgets them would
+#: get wrong (value.v128 waits for SIMD in our VM; imported *mutable* globals: spectest has none)
+GENERATED_KINDS = (
+    "global.internal", "memory.imported", "memory.multi", "table.imported", "table.multi", "table.written",
+    "table.grown", "data.passive", "data.dropped", "elem.dropped", "multi_value.label", "multi_value.results",
+    "frames.deep", "ctl.br_table_exit", "ctl.if_false_end",
+)
+
+
+def _live_in_run(case, kind: str, cap: int = 4000) -> bool:
+    """Is ``kind`` live at some checkpoint k of the case's run (every k up to ``cap``)?"""
+    import hashlib
+
+    from runners.session import fresh_instance
+    from vm.snapshot import advance, checkpoint, start
+    from vm.snapshot.coverage import live_kinds
+
+    mods = {hashlib.sha256(case.wasm).hexdigest(): case.wasm}
+    store, _inst, func = fresh_instance(case.wasm, "run")
+    run = start(store, func, list(case.args))
+    if kind.split(".")[0] in ("global", "memory", "table", "data", "elem"):
+        # store kinds: the final checkpoint (k = total) is where they have accumulated
+        return kind in live_kinds(checkpoint(store, advance(store, run, cap * 10)), mods)
+    for k in range(cap):
+        advance(store, run, k)
+        if kind in live_kinds(checkpoint(store, run), mods):
+            return True
+        if run.status != "running":
+            return False
+    return False
+
+
+@settings(FAST, max_examples=40)
+@given(cases(boost=GENERATED_KINDS))
+def test_boosted_modules_validate_and_terminate(case):
+    _valid_both(case.wasm)
+    out = run_vm(case.wasm, "run", case.args, max_instructions=MAX_INSTRUCTIONS)
+    assert out.instructions is not None and out.instructions <= MAX_INSTRUCTIONS
+
+
+@pytest.mark.parametrize("kind", GENERATED_KINDS)
+def test_generator_makes_each_state_kind_live(kind):
+    s = settings(max_examples=400, database=None, derandomize=True, deadline=None,
+                 suppress_health_check=list(HealthCheck), phases=[Phase.generate])
+    case = find(cases(boost=(kind,)), lambda c: _live_in_run(c, kind), settings=s)
+    _valid_both(case.wasm)
+
+
+def test_generated_bulk_and_table_instructions():
+    ops = ("memory.init", "data.drop", "elem.drop", "table.set", "table.fill", "table.copy", "table.init",
+           "table.grow")
+    s = settings(max_examples=400, database=None, derandomize=True, deadline=None,
+                 suppress_health_check=list(HealthCheck), phases=[Phase.generate])
+    for op in ops:
+        case = find(cases(), lambda c, op=op: any(i.op == op for f in c.module.funcs for i in f.body), settings=s)
+        _valid_both(case.wasm)
+
+
+def test_globals_are_not_all_exported():
+    s = settings(max_examples=200, database=None, derandomize=True, deadline=None,
+                 suppress_health_check=list(HealthCheck), phases=[Phase.generate])
+    case = find(cases(), lambda c: any(g.type.mutable for g in c.module.globals[1:])
+                and len([e for e in c.module.exports if e.kind == "global"]) < len(c.module.globals), settings=s)
+    assert "fuel" in {e.name for e in case.module.exports}
