@@ -44,8 +44,18 @@ from vm.values import format_value
 
 from .conformance import BudgetExceeded, run_vm, run_wasmtime
 from .oracle import compare_conformance, compare_outcomes
-from .restore import ERROR, INCONCLUSIVE, MATCH, MISMATCH, CheckItem, CheckResult, HostRestorer
-from .session import NoEnd, checkpoints_of_run, reference_run
+from .restore import (
+    ERROR,
+    INCONCLUSIVE,
+    MATCH,
+    MISMATCH,
+    CheckItem,
+    CheckResult,
+    HostRestorer,
+    Origin,
+    origin_of,
+)
+from .session import NoEnd, checkpoints_of_run, fresh_instance, reference_run
 
 #: hard ceiling of an uninterrupted run (a generator bug if reached: programs must terminate)
 MAX_INSTRUCTIONS = 2_000_000
@@ -199,10 +209,17 @@ def oracle_probe(ref: Dict[str, Any]) -> List[str]:
 
 
 def _target_item(snap: bytes, state: Any, modules: Dict[str, bytes], ref: Dict[str, Any], final: Any,
-                 k: int, label: str):
+                 k: int, label: str, origin: Optional[Origin] = None) -> CheckItem:
     if ref.get("trap"):  # traps compare by kind against native runtimes (they cannot name the index)
         ref = dict(ref, trap=trap_kind(ref["trap"]) or ref["trap"])
-    return CheckItem(snap, state, modules, ref, final, label, k)
+    return CheckItem(snap, state, modules, ref, final, label, k, origin=origin)
+
+
+def _origin(case: Case) -> Optional[Origin]:
+    """The blame baseline of a trial: its invocation on a fresh instance, which a target can re-run
+    from scratch with nothing of ours converted (None when it cannot, e.g. a start function printed)."""
+    store, _inst, func = fresh_instance(case.wasm, case.export)
+    return origin_of(store, func, case.args, case.wasm)[0]
 
 
 def judge_target_results(pending: Sequence[PendingTarget], results: Sequence[Any], res_by_item: Sequence[TrialResult]
@@ -291,11 +308,12 @@ def run_trial(case: Case, schedule_fn: Any, hosts: Dict[str, Any], targets: Dict
                 _host_finish(host, snap, modules, ref, k, res)
                 to_targets = [(k, snap, decode(snap))]
                 res.coverage.append((k, live_kinds(to_targets[0][2], modules), (host.name,)))
+    origin = _origin(case) if sched.targets and to_targets else None
     for name in sched.targets:
         if name not in targets or (only is not None and only != ("cr-target", name)):
             continue
         for k, snap, st in to_targets:
-            item = _target_item(snap, st, modules, ref, final, k, f"{case.generator}:{case.sha256[:12]}@{k}")
+            item = _target_item(snap, st, modules, ref, final, k, f"{case.generator}:{case.sha256[:12]}@{k}", origin)
             p = PendingTarget(name, item, k)
             if batch_targets:
                 res.pending.append(p)
