@@ -49,6 +49,7 @@ from .restore import (
     INCONCLUSIVE,
     MATCH,
     MISMATCH,
+    NONCONFORMANT,
     CheckItem,
     CheckResult,
     HostRestorer,
@@ -135,31 +136,44 @@ class TrialResult:
     seconds: float = 0.0
     #: per checkpoint: (k, live state kinds and control shapes (vm.snapshot.coverage), hosts restored on)
     coverage: List[Tuple[int, Any, Tuple[str, ...]]] = field(default_factory=list)
+    #: where and what, for every verdict that is neither a pass nor a divergence (inconclusive,
+    #: target-nonconformant): counted is not enough, a person must be able to look
+    notes: List[Dict[str, Any]] = field(default_factory=list)
 
     def restored(self, where: str, n: int = 1) -> None:
         self.restores[where] = self.restores.get(where, 0) + n
 
+    def note(self, where: str, status: str, detail: str, k: Optional[int] = None, at: str = "",
+             own: str = "") -> None:
+        n: Dict[str, Any] = {"where": where, "status": status, "k": k, "at": at, "detail": detail[:500]}
+        if own:
+            n["uninterrupted_difference"] = own[:500]
+        self.notes.append(n)
+
 
 # -- the pieces ------------------------------------------------------------------------------------------
-def differential(case: Case) -> Tuple[Optional[Divergence], bool]:
-    """VM vs wasmtime on the unmodified module: ``(divergence or None, inconclusive)``."""
+def differential(case: Case) -> Tuple[Optional[Divergence], str]:
+    """VM vs wasmtime on the unmodified module: ``(divergence or None, why it is inconclusive or "")``."""
     export = case.diff_export or case.export
     args = case.diff_args if case.diff_args is not None else case.args
     try:
         vm = run_vm(case.wasm, export, args, max_instructions=MAX_INSTRUCTIONS)
-    except BudgetExceeded:
-        return None, True
+    except BudgetExceeded as e:
+        return None, f"our VM: {e}"
     wt = run_wasmtime(case.wasm, export, args)
-    if wt.inconclusive or (vm.trap or "").startswith("call stack exhausted"):
-        return None, True  # resource limits differ between engines: says nothing about conformance
+    # resource limits differ between engines: says nothing about conformance
+    if wt.inconclusive:
+        return None, wt.inconclusive
+    if (vm.trap or "").startswith("call stack exhausted"):
+        return None, "our VM: call stack exhausted"
     d = compare_conformance(vm, wt, case.deterministic)
     if d is None:
-        return None, False
+        return None, ""
 
     def shown(o: Any) -> Dict[str, Any]:
         return {"results": None if o.results is None else [format_value(v) for v in o.results], "trap": o.trap}
 
-    return Divergence("conformance", "wasmtime", d, expected=shown(vm), actual=shown(wt)), False
+    return Divergence("conformance", "wasmtime", d, expected=shown(vm), actual=shown(wt)), ""
 
 
 def reference(case: Case) -> Tuple[Dict[str, Any], Any]:
@@ -188,6 +202,7 @@ def _host_finish(host: Any, snap: bytes, modules: Dict[str, bytes], ref: Dict[st
                                           k, ref, None, snap, ERROR))
     elif r.status == INCONCLUSIVE:
         res.inconclusive += 1
+        res.note(host.name, r.status, r.detail, k)
     elif r.status != MATCH:
         res.divergences.append(Divergence("cr-host", host.name, r.detail, k, ref, r.outcome, snap, r.status))
 
@@ -230,11 +245,14 @@ def judge_target_results(pending: Sequence[PendingTarget], results: Sequence[Any
             res.restored(p.target)
         if r.status == INCONCLUSIVE:
             res.inconclusive += 1
+            res.note(p.target, r.status, r.detail, p.k, p.item.label)
         elif r.status in (MISMATCH, ERROR):
             res.divergences.append(Divergence("cr-target", p.target, r.detail, p.k, p.item.reference, r.outcome,
                                               p.item.snapshot, r.status))
         elif r.status != MATCH:
             res.skipped[f"{p.target}:{r.status}"] = res.skipped.get(f"{p.target}:{r.status}", 0) + 1
+            if r.status == NONCONFORMANT:  # the target's own deviation, with its own difference
+                res.note(p.target, r.status, r.detail, p.k, p.item.label, str(r.extra.get("baseline", "")))
 
 
 def run_trial(case: Case, schedule_fn: Any, hosts: Dict[str, Any], targets: Dict[str, Any],
@@ -250,6 +268,7 @@ def run_trial(case: Case, schedule_fn: Any, hosts: Dict[str, Any], targets: Dict
         div, inconc = differential(case)
         if inconc:
             res.inconclusive += 1
+            res.note("wasmtime", INCONCLUSIVE, inconc, at="conformance run")
             res.seconds = time.perf_counter() - t0
             return res, None
         if div is not None:
@@ -259,8 +278,9 @@ def run_trial(case: Case, schedule_fn: Any, hosts: Dict[str, Any], targets: Dict
             return res, None
     try:
         ref, final = reference(case)
-    except TimeoutError:
+    except TimeoutError as e:
         res.inconclusive += 1
+        res.note("inproc", INCONCLUSIVE, str(e), at="reference run")
         return res, None
     res.reference = ref
     total = ref["instructions"]

@@ -125,6 +125,8 @@ def _run_fuzz(args: argparse.Namespace) -> int:
     if args.json:
         write_output(args.json, text + "\n")
     print(text)
+    if summary.get("inconclusive_flag"):
+        print(f"wcr fuzz: warning: {summary['inconclusive_flag']}", file=sys.stderr)
     return 1 if summary["divergences"] else 0
 
 

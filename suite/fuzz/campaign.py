@@ -227,6 +227,7 @@ class Worker:
                 self.emit({"t": "trial", "chunk": c, "gen": case.generator, "N": res.total,
                            "shape": sched.shape if sched else None, "checkpoints": res.checkpoints,
                            "restores": res.restores, "inconclusive": res.inconclusive, "skipped": res.skipped,
+                           "notes": res.notes,
                            "divergences": [[d.kind, d.where] for d in res.divergences],
                            "ms": round(res.seconds * 1000, 2), "coverage": cov})
                 for p in res.pending:
@@ -291,6 +292,7 @@ class Worker:
         restores: Dict[str, int] = {}
         inconclusive = 0
         skipped: Dict[str, int] = {}
+        notes: List[Dict[str, Any]] = []
         divs: List[Tuple[Divergence, Case, Schedule]] = []
         cov = self.steer.on_targets([(b[0], b[1], r) for b, r in zip(batch, per_item)])
         for (_p, _res, case, sched, _n), r in zip(batch, per_item):
@@ -299,9 +301,10 @@ class Worker:
             for k, v in r.skipped.items():
                 skipped[k] = skipped.get(k, 0) + v
             inconclusive += r.inconclusive
+            notes += r.notes
             divs += [(d, case, sched) for d in r.divergences]
         self.emit({"t": "targets", "chunk": c, "restores": restores, "inconclusive": inconclusive,
-                   "skipped": skipped, "divergences": [[d.kind, d.where] for d, _, _ in divs],
+                   "skipped": skipped, "notes": notes, "divergences": [[d.kind, d.where] for d, _, _ in divs],
                    "coverage": cov})
         if not divs:
             return False
@@ -362,11 +365,19 @@ def read_jsonl(path: Path) -> List[Dict[str, Any]]:
     return out
 
 
+#: notes (where and what of inconclusive / target-nonconformant verdicts) a summary lists
+MAX_NOTES = 100
+#: an inconclusive share above this is flagged: in a healthy campaign it is a fraction of a percent
+#: (native stack overflows), so a jump means resource failures are hiding results
+INCONCLUSIVE_ALARM = 0.02
+
+
 def summarize(directory: Path) -> Dict[str, Any]:
     """The campaign summary from its JSONL files (the final JSON of ``wcr fuzz``)."""
     trials = checkpoints = divergences = inconclusive = 0
     restores: Dict[str, int] = {}
     skipped: Dict[str, int] = {}
+    notes: List[Dict[str, Any]] = []
     reports: List[str] = []
     first_catch = None
     records: List[Dict[str, Any]] = []
@@ -381,6 +392,7 @@ def summarize(directory: Path) -> Dict[str, Any]:
                 for k, v in (rec.get("skipped") or {}).items():
                     skipped[k] = skipped.get(k, 0) + int(v)
                 inconclusive += int(rec.get("inconclusive", 0))
+                notes += (rec.get("notes") or [])[:max(0, MAX_NOTES - len(notes))]
             if t == "trial":
                 trials += 1
                 checkpoints += int(rec.get("checkpoints", 0))
@@ -391,8 +403,13 @@ def summarize(directory: Path) -> Dict[str, Any]:
                     first_catch = fc
             elif t == "report" and rec["path"] not in reports:  # as found, then minimized over it
                 reports.append(rec["path"])
+    done = sum(restores.values()) + trials  # every restore, plus each trial's conformance run
+    rate = inconclusive / done if done else 0.0
     return {"trials": trials, "checkpoints": checkpoints, "restores": restores, "divergences": divergences,
-            "inconclusive": inconclusive, "reports": reports, "not_applicable": skipped,
+            "inconclusive": inconclusive, "inconclusive_rate": round(rate, 4),
+            "inconclusive_flag": (f"inconclusive rate {rate:.1%} is above {INCONCLUSIVE_ALARM:.0%}: something is "
+                                  "failing for resource reasons (see notes)") if rate > INCONCLUSIVE_ALARM else None,
+            "notes": notes, "reports": reports, "not_applicable": skipped,
             "first_catch_seconds": first_catch, "coverage": coverage_summary(records)}
 
 

@@ -396,3 +396,27 @@ def test_selftest_json_shape(tmp_path, capsys):
                 "report_bytes", "replay_with_fault", "replay_without_fault", "replays"} <= set(row)
         assert row["replay_with_fault"] == 1 and row["replay_without_fault"] == 0
     assert [r["kind"] for r in s["faults"]] == ["oracle", "cr-host"]
+
+
+def test_nonpass_target_verdicts_say_where_and_what(tmp_path: Path) -> None:
+    # was: target-nonconformant and inconclusive were only counted, never shown
+    from runners.restore import INCONCLUSIVE, NONCONFORMANT, CheckItem, CheckResult
+    from runners.trial import PendingTarget, TrialResult, judge_target_results
+
+    item = CheckItem(b"", None, {}, {}, None, "own:abc@3", 3)
+    res = TrialResult()
+    judge_target_results(
+        [PendingTarget("v8", item, 3), PendingTarget("wasm3", item, 3)],
+        [CheckResult("v8", INCONCLUSIVE, "call stack exhausted in the native runtime"),
+         CheckResult("wasm3", NONCONFORMANT, "results[0]: expected f32:0x7fa00000, got f32:0x7fe00000",
+                     extra={"baseline": "results[0] differs without C/R too"})],
+        [res, res])
+    assert res.inconclusive == 1 and not res.divergences
+    by = {n["where"]: n for n in res.notes}
+    assert by["v8"]["status"] == INCONCLUSIVE and "stack" in by["v8"]["detail"] and by["v8"]["at"] == "own:abc@3"
+    assert by["wasm3"]["uninterrupted_difference"] == "results[0] differs without C/R too"
+    # a campaign whose inconclusive share jumps is flagged
+    (tmp_path / "trials-0.jsonl").write_text(
+        json.dumps({"t": "trial", "restores": {"inproc": 10}, "inconclusive": 5, "notes": res.notes}) + "\n")
+    s = summarize(tmp_path)
+    assert s["notes"] == res.notes and s["inconclusive_flag"] and s["inconclusive_rate"] > 0.02
