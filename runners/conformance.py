@@ -16,7 +16,7 @@ import atexit
 import gc
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple, cast
+from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Set, Tuple, cast
 
 from vm.api import Store, load_module
 from vm.runtime.spectest import MEMORIES, PRINTS, TABLES, spectest_exports
@@ -54,9 +54,10 @@ def export_type(module: Any, name: str) -> Any:
 def _check_imports(module: Any) -> None:
     """Only the spectest prints, ``spectest.memory`` and the 32-bit ``spectest.table`` (what the
     generators import: a program that writes an imported memory or table is a state kind of its own)."""
-    ok = {"func": PRINTS, "memory": MEMORIES, "table": {k: v for k, v in TABLES.items() if not v[2]}}
+    ok: Dict[str, Set[str]] = {"func": set(PRINTS), "memory": set(MEMORIES),
+                               "table": {k for k, v in TABLES.items() if not v[2]}}
     for imp in module.imports:
-        if imp.module != "spectest" or imp.name not in ok.get(imp.desc.kind, {}):
+        if imp.module != "spectest" or imp.name not in ok.get(imp.desc.kind, set()):
             raise ValueError(f"unsupported import {imp.module}.{imp.name}")
 
 
@@ -170,7 +171,7 @@ def run_wasmtime(wasm: bytes, export: str, args: Sequence[Any], fuel: int = 50_0
     store.set_fuel(fuel)
     module = wasmtime.Module(_engine(), wasm)
     log: List[Tuple[str, List[Value]]] = []
-    imports = []
+    imports: List[Any] = []  # wasmtime externs of several kinds, in import order
     for imp in m.imports:
         if imp.desc.kind == "memory":
             imports.append(wasmtime.Memory(store, wasmtime.MemoryType(wasmtime.Limits(*MEMORIES[imp.name]))))
