@@ -11,7 +11,7 @@ from ...errors import WasmError
 from ...module import Elem, Export, Func, Instr, Module
 from ...types import RefType, ValType
 from ...valid import ModuleInfo, validate_module
-from ..model import TRAPPED, InstanceState, State
+from ..model import InstanceState, State
 from .common import RESUME_EXPORT, Builder, Manifest, NotConvertible, ResumeModule, end
 from .fold import check_imports_are_host, fold_foreign_funcs
 from .frames import frame_functions, thread_instance
@@ -26,8 +26,6 @@ def make_resume_module(state: State, modules: Dict[str, bytes]) -> ResumeModule:
     th = state.thread
     if th is None:
         raise NotConvertible("no thread")
-    if th.status == TRAPPED:
-        raise NotConvertible("trapped", th.trap or "")
     m, info, ist, orig_of = _original(state, modules)
     b = Builder(state, m, info, ist)
     for f in m.funcs:

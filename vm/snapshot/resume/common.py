@@ -19,7 +19,7 @@ NUM_TAGS = ("i32", "i64", "f32", "f64", "v128")
 #: every reason string :class:`NotConvertible` is raised with (stable: callers count them)
 REASONS = (
     "no thread",                # a store-only state: nothing to resume
-    "trapped",                  # the run had already trapped at the checkpoint
+    "trapped",                  # the run had trapped with a kind that cannot be raised for certain here
     "multiple instances",       # an import from another Wasm instance that cannot be folded in
     "module missing",           # the module bytes of the snapshot were not given
     "module not decodable",     # the given bytes do not decode/validate

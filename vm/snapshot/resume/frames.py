@@ -19,10 +19,11 @@ from __future__ import annotations
 
 from typing import Any, List, Optional, Tuple
 
-from ...module import Func, Instr
-from ...types import ValType
+from ...errors import trap_kind
+from ...module import Func, Instr, MemArg
+from ...types import FuncType, ValType
 from .. import faults as _faults
-from ..model import DONE, RUNNING, FrameState, InstanceState, State, Value
+from ..model import DONE, RUNNING, TRAPPED, FrameState, InstanceState, State, Value
 from .common import NUM_TAGS, Builder, NotConvertible, end
 
 _BRANCH1 = ("br", "br_if", "br_on_null", "br_on_non_null")
@@ -43,9 +44,56 @@ def thread_instance(state: State) -> InstanceState:
     raise NotConvertible("foreign function", f"function address {addr} is in no instance")
 
 
+def trap_code(b: Builder, message: str) -> List[Instr]:
+    """Instructions that trap with the kind of ``message``, for a run that had already trapped: the
+    store is rebuilt by the prologue, then this raises the same trap on the target (its kind is what
+    the oracle compares; the target cannot name our detail).  Each sequence traps for certain, whatever
+    the store holds, or the state is not convertible (never a guess)."""
+    kind = trap_kind(message)
+    m = b.m
+    i32 = [Instr("i32.const", 0xFFFFFFFF)]  # an index/address no table or 32-bit memory can reach
+    if kind == "unreachable":
+        return []
+    if kind == "integer divide by zero":
+        return [Instr("i32.const", 1), Instr("i32.const", 0), Instr("i32.div_u"), Instr("drop")]
+    if kind == "integer overflow":
+        return [Instr("i32.const", 0x80000000), Instr("i32.const", 0xFFFFFFFF), Instr("i32.div_s"), Instr("drop")]
+    if kind == "invalid conversion to integer":
+        return [Instr("f32.const", 0x7FC00000), Instr("i32.trunc_f32_s"), Instr("drop")]
+    if kind == "null reference":
+        return [Instr("ref.null", "func"), Instr("ref.as_non_null"), Instr("drop")]
+    if kind == "out of bounds memory access" and m.mem_types():
+        addr = [Instr("i64.const", 0xFFFFFFFFFFFFFFFF)] if m.mem_types()[0].is64 else i32
+        return addr + [Instr("i32.load", MemArg(2, 0, 0)), Instr("drop")]
+    funcref_tables = [i for i, t in enumerate(m.table_types()) if t.elem.heap == "func" and not t.is64]
+    if kind == "out of bounds table access" and funcref_tables:
+        return i32 + [Instr("table.get", funcref_tables[0]), Instr("drop")]
+    if kind == "undefined element" and funcref_tables:
+        return i32 + [Instr("call_indirect", (b.functype((), ()), funcref_tables[0]))]
+    if kind == "uninitialized element":
+        for t in funcref_tables:
+            elems = b.state.tables[b.ist.tables[t]]
+            null = next((j for j, v in enumerate(elems) if v[0] == "ref.null"), None)
+            if null is not None:  # a null slot in the final table: calling it traps
+                return [Instr("i32.const", null), Instr("call_indirect", (b.functype((), ()), t))]
+    if kind == "indirect call type mismatch":
+        for t in funcref_tables:
+            for j, v in enumerate(b.state.tables[b.ist.tables[t]]):
+                f = b.fidx.get(v[1]) if v[0] == "ref.func" else None
+                if f is None:
+                    continue
+                # call a function of this instance through a type that is certainly not its own
+                if m.func_type(m.func_typeidxs()[f]) == FuncType((), ()):
+                    return [Instr("i32.const", 0), Instr("i32.const", j),
+                            Instr("call_indirect", (b.functype(("i32",), ()), t))]
+                return [Instr("i32.const", j), Instr("call_indirect", (b.functype((), ()), t))]
+    raise NotConvertible("trapped", f"{message} (no certain way to raise it here)")
+
+
 def frame_functions(b: Builder, prologue: List[Instr]) -> Tuple[List[Func], Tuple[ValType, ...]]:
     """The functions appended to the module (the first one becomes ``resume``, with ``prologue`` in
-    front) and the result types of ``resume``.  A finished run resumes as its results as constants."""
+    front) and the result types of ``resume``.  A finished run resumes as its results as constants, a
+    trapped one as the prologue and the same trap (:func:`trap_code`)."""
     th = b.state.thread
     assert th is not None
     m = b.m
@@ -58,6 +106,13 @@ def frame_functions(b: Builder, prologue: List[Instr]) -> Tuple[List[Func], Tupl
         for t, v in zip(results_t, th.results):
             code.append(b.const(v, t))
         code.append(end())
+        return [Func(b.functype((), results_t), [], code)], tuple(results_t)
+    if th.status == TRAPPED:
+        entry = b.fidx.get(th.entry)
+        if entry is None:
+            raise NotConvertible("foreign function", "entry")
+        results_t = m.func_type(m.func_typeidxs()[entry]).results
+        code = list(prologue) + trap_code(b, th.trap or "") + [Instr("unreachable"), end()]
         return [Func(b.functype((), results_t), [], code)], tuple(results_t)
     if th.status != RUNNING:
         raise NotConvertible("inconsistent state", f"thread status {th.status}")
