@@ -13,6 +13,7 @@ import struct
 import zlib
 from typing import Dict, List, Optional, Tuple
 
+from ..binary.leb128 import encode_u
 from ..runtime.objects import PAGE_SIZE
 from . import faults as _faults
 from .model import (
@@ -75,15 +76,7 @@ class _W:
     def u(self, n: int) -> None:
         if n < 0:
             raise SnapshotError(f"cannot encode negative number {n}")
-        buf = self.buf
-        while True:
-            b = n & 0x7F
-            n >>= 7
-            if n:
-                buf.append(b | 0x80)
-            else:
-                buf.append(b)
-                return
+        self.buf += encode_u(n)
 
     def s(self, n: int) -> None:  # signed, zigzag
         self.u((n << 1) if n >= 0 else ((-n << 1) - 1))

@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Dict, List, Optional
 
+from ..binary.leb128 import encode_u
 from ..exec.store import Store
 from ..runtime.objects import PAGE_SIZE, ExternRef, FuncInst, ModuleInst
 from ..runtime.spectest import PRINTS
@@ -61,16 +62,7 @@ class _Walk:
     # -- encoding ------------------------------------------------------------------------------
     def u(self, n: int) -> None:
         """Zigzag LEB128 of any Python int (negative and huge values stay distinct)."""
-        n = (n << 1) if n >= 0 else ((-n << 1) - 1)
-        buf = self.buf
-        while True:
-            b = n & 0x7F
-            n >>= 7
-            if n:
-                buf.append(b | 0x80)
-            else:
-                buf.append(b)
-                break
+        self.buf += encode_u((n << 1) if n >= 0 else ((-n << 1) - 1))
 
     def raw(self, data: Any) -> None:
         """Bytes (or a memoryview) straight into the hash, after what is buffered."""
