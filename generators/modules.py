@@ -325,7 +325,7 @@ class _Gen(StateOps):
         self.imports: List[Import] = []
         self.func_types: List[int] = []  # typeidx per function index (imports first)
         self.print_funcs: Dict[ValType, int] = {}
-        self.globals: List[Global] = []
+        self.globals: List[Global] = []  # defined globals (module index = gbase + position)
         self.has_mem = False
         self.mem_pages = 0
         self.table_size = 0
@@ -416,6 +416,8 @@ class _Gen(StateOps):
             self.globals.append(Global(GlobalType(t, self.flag()), [Instr(f"{t}.const", v), Instr("end")]))
             if self.flag():
                 exported.append(len(self.globals) - 1)
+        if "host" in f and self.knob("import_global"):
+            self.import_global()
         mems: List[Memory] = []
         datas: List[Data] = []
         if "memory" in f:
@@ -433,8 +435,8 @@ class _Gen(StateOps):
         exports = [Export("run", "func", nimp)]
         exports += [Export(f"f{j}", "func", nimp + j) for j in range(nfuncs)]
         exports.append(Export("run_bits", "func", wrapper_idx))
-        exports.append(Export("fuel", "global", 0))
-        exports += [Export(f"g{i}", "global", i) for i in exported[1:]]
+        exports.append(Export("fuel", "global", self.gbase))
+        exports += [Export(f"g{i}", "global", self.gbase + i) for i in exported[1:]]
         if self.has_mem:
             exports.append(Export("mem", "memory", 0))
         if tables:
@@ -504,15 +506,16 @@ class _Gen(StateOps):
     def fuel_check(self) -> None:
         """``if fuel == 0 then <exit> end; fuel -= 1`` (not counted against the budget)."""
         c = self.code
-        c += [Instr("global.get", FUEL_GLOBAL), Instr("i32.eqz"), Instr("if", None)]
+        fuel = FUEL_GLOBAL + self.gbase
+        c += [Instr("global.get", fuel), Instr("i32.eqz"), Instr("if", None)]
         if self.ctx.exit_trap:
             c.append(Instr("unreachable"))
         else:
             for t in self.ctx.ft.results:
                 c.append(Instr(f"{t}.const", 0))
             c.append(Instr("return"))
-        c += [Instr("end"), Instr("global.get", FUEL_GLOBAL), Instr("i32.const", 1), Instr("i32.sub"),
-              Instr("global.set", FUEL_GLOBAL)]
+        c += [Instr("end"), Instr("global.get", fuel), Instr("i32.const", 1), Instr("i32.sub"),
+              Instr("global.set", fuel)]
 
     def block_body(self, params: Tuple[ValType, ...], results: Tuple[ValType, ...]) -> None:
         """Code that turns ``params`` (already on the stack) into exactly ``results``."""
@@ -655,7 +658,7 @@ class _Gen(StateOps):
         locs = [i for i, lt in enumerate(ctx.local_types) if lt == t]
         if locs:
             opts.append("local.get")
-        globs = [i for i, g in enumerate(self.globals) if g.type.type == t]
+        globs = [i for i, gt in enumerate(self.global_types()) if gt.type == t]
         if globs:
             opts.append("global.get")
         opts += ["unop", "binop"]
@@ -824,7 +827,7 @@ class _Gen(StateOps):
         writable = [i for i in range(len(ctx.local_types)) if i not in ctx.reserved]
         if writable:
             opts.append("local.set")
-        mglobs = [i for i, g in enumerate(self.globals) if g.type.mutable and i != FUEL_GLOBAL]
+        mglobs = [i for i, gt in enumerate(self.global_types()) if gt.mutable and i != FUEL_GLOBAL + self.gbase]
         if mglobs:
             opts.append("global.set")
         if self.has_mem:
@@ -866,7 +869,7 @@ class _Gen(StateOps):
             self.emit("local.set", i)
         elif o == "global.set":
             i = self.pick(mglobs)
-            self.value(self.globals[i].type.type)
+            self.value(self.global_types()[i].type)
             self.emit("global.set", i)
         elif o == "store":
             t = self.pick(self.valtypes)

@@ -11,9 +11,10 @@ that element segments filled (``table.set/fill/copy/init/grow``) and keep some m
 
 Every knob is a draw whose zero is "off", so shrinking removes the feature; every statement stays in
 bounds unless the ``traps`` feature is on (then a few out-of-bounds forms and drops of segments that a
-later ``memory.init``/``table.init`` may still use are drawn on purpose).  ``spectest`` provides only
-immutable globals (:data:`vm.runtime.spectest.GLOBALS`), so imported *mutable* globals cannot be
-generated; non-exported mutable ones are.
+later ``memory.init``/``table.init`` may still use are drawn on purpose).  Globals: non-exported
+mutable ones are generated, and (knob ``import_global``) the wcr extension ``spectest.global_mut_i32``
+(:data:`vm.runtime.spectest.GLOBALS`) is imported as global 0 and written by ``global.set`` like the
+defined ones, so a host-owned mutable global is live at checkpoints (kind ``global.imported``).
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple
 
 from hypothesis import strategies as st
 
-from vm.module import Data, Elem, Import, ImportDesc, Instr, MemArg, Memory, Table
-from vm.runtime.spectest import MEMORIES, TABLES
-from vm.types import FUNCREF, I32, Limits, MemType, TableType
+from vm.module import Data, Elem, Global, Import, ImportDesc, Instr, MemArg, Memory, Table
+from vm.runtime.spectest import GLOBALS, MEMORIES, TABLES
+from vm.types import FUNCREF, I32, GlobalType, Limits, MemType, TableType
 
 __all__ = ["BOOSTS", "KNOBS", "StateOps"]
 
@@ -47,10 +48,14 @@ KNOBS: Dict[str, Tuple[int, int]] = {
     "passive_data": (4, 7),
     "passive_elem": (4, 7),
     "deep_recursion": (1, 5),
+    "import_global": (2, 5),
 }
+#: the imported mutable global (a wcr extension of the spectest interface)
+IMPORTED_GLOBAL = "global_mut_i32"
 #: coverage kind (:data:`vm.snapshot.coverage.KINDS`) → knobs and statement weights that make it likelier
 BOOSTS: Dict[str, Tuple[Tuple[str, ...], Tuple[str, ...]]] = {
     "global.internal": ((), ("global.set",)),
+    "global.imported": (("import_global",), ("global.set",)),
     "memory.imported": (("import_memory",), ("store", "bulk")),
     "memory.multi": (("second_memory",), ("mem2",)),
     "table.imported": (("import_table",), ("table_write",)),
@@ -94,6 +99,7 @@ class StateOps:
     func_types: List[int]
     imports: List[Import]
     _nuser: int
+    globals: List[Global]
     has_mem: bool
     mem_pages: int
     table_size: int
@@ -127,6 +133,19 @@ class StateOps:
         self.rec_func: Optional[int] = None  # the deep-recursion function (function index)
         self.rec_depth = 0
         self.funcs_done: List[int] = []  # function indices whose bodies are generated
+        self.gbase = 0  # imported globals (0 or 1: spectest.global_mut_i32), before the defined ones
+
+    def import_global(self) -> None:
+        """Import ``spectest.global_mut_i32`` as global 0 (the defined globals move up by one)."""
+        t, _bits, mutable = GLOBALS[IMPORTED_GLOBAL]
+        assert mutable
+        self.other_imports.append(Import("spectest", IMPORTED_GLOBAL, ImportDesc("global", GlobalType(t, True))))
+        self.gbase = 1
+
+    def global_types(self) -> List[GlobalType]:
+        """The types of the module's global index space (imported first)."""
+        imported = [GLOBALS[IMPORTED_GLOBAL]] if self.gbase else []
+        return [GlobalType(t, m) for t, _b, m in imported] + [g.type for g in self.globals]
 
     def build_memories(self, mems: List[Memory], datas: List[Data]) -> None:
         """Memory 0 (defined, or ``spectest.memory``), maybe a second one, active and passive data."""

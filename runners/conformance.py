@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Set, Tuple, cast
 
 from vm.api import Store, load_module
-from vm.runtime.spectest import MEMORIES, PRINTS, TABLES, spectest_exports
+from vm.runtime.spectest import GLOBALS, MEMORIES, PRINTS, TABLES, spectest_exports
 from vm.snapshot import advance, start
 from vm.values import Value, from_runtime
 
@@ -52,10 +52,11 @@ def export_type(module: Any, name: str) -> Any:
 
 
 def _check_imports(module: Any) -> None:
-    """Only the spectest prints, ``spectest.memory`` and the 32-bit ``spectest.table`` (what the
-    generators import: a program that writes an imported memory or table is a state kind of its own)."""
+    """Only the spectest prints, ``spectest.memory``, the 32-bit ``spectest.table`` and the spectest
+    globals (what the generators import: a program that writes an imported memory, table or mutable
+    global is a state kind of its own)."""
     ok: Dict[str, Set[str]] = {"func": set(PRINTS), "memory": set(MEMORIES),
-                               "table": {k for k, v in TABLES.items() if not v[2]}}
+                               "table": {k for k, v in TABLES.items() if not v[2]}, "global": set(GLOBALS)}
     for imp in module.imports:
         if imp.module != "spectest" or imp.name not in ok.get(imp.desc.kind, set()):
             raise ValueError(f"unsupported import {imp.module}.{imp.name}")
@@ -94,7 +95,16 @@ def run_vm(wasm: bytes, export: str, args: Sequence[Any], max_instructions: int 
                 out.globals[ex.name] = from_runtime(g.type.type, g.value)
             elif ex.kind == "memory" and out.memory is None:
                 out.memory = bytes(inst.exports[ex.name].data)
+        _imported_globals(lm.module, lambda name: from_runtime(GLOBALS[name][0], host[name].value), out)
     return out
+
+
+def _imported_globals(module: Any, value: Any, out: RunOutcome) -> None:
+    """The final values of the imported *mutable* spectest globals (host state the program may write,
+    compared like exported globals), as ``spectest.<name>``."""
+    for imp in module.imports:
+        if imp.desc.kind == "global" and GLOBALS[imp.name][2]:
+            out.globals[f"spectest.{imp.name}"] = value(imp.name)
 
 
 # ----------------------------------------------------------------------------------------- wasmtime
@@ -172,7 +182,14 @@ def run_wasmtime(wasm: bytes, export: str, args: Sequence[Any], fuel: int = 50_0
     module = wasmtime.Module(_engine(), wasm)
     log: List[Tuple[str, List[Value]]] = []
     imports: List[Any] = []  # wasmtime externs of several kinds, in import order
+    host_globals: Dict[str, Any] = {}
     for imp in m.imports:
+        if imp.desc.kind == "global":
+            gt, bits, mutable = GLOBALS[imp.name]
+            host_globals[imp.name] = wasmtime.Global(store, wasmtime.GlobalType(_wasmtime_type(gt), mutable),
+                                                     _to_wasmtime(gt, bits))
+            imports.append(host_globals[imp.name])
+            continue
         if imp.desc.kind == "memory":
             imports.append(wasmtime.Memory(store, wasmtime.MemoryType(wasmtime.Limits(*MEMORIES[imp.name]))))
             continue
@@ -216,4 +233,5 @@ def run_wasmtime(wasm: bytes, export: str, args: Sequence[Any], fuel: int = 50_0
             elif ex.kind == "memory" and out.memory is None:
                 mem = cast(wasmtime.Memory, exps[ex.name])
                 out.memory = bytes(mem.read(store, 0, mem.data_len(store)))
+        _imported_globals(m, lambda name: _from_wasmtime(GLOBALS[name][0], host_globals[name].value(store)), out)
     return out

@@ -49,9 +49,10 @@ def shim_wat(needed: Sequence[str] = (), host: str = "spectest") -> str:
     for name, (lo, hi, is64) in TABLES.items():
         if name in needed:
             lines.append(f'  (table (export "{name}") {"i64 " if is64 else ""}{lo} {hi} funcref)')
-    for name, (t, bits) in GLOBALS.items():
+    for name, (t, bits, mutable) in GLOBALS.items():
         if name in needed:
-            lines.append(f'  (global (export "{name}") {t} ({t}.const {_literal(t, bits)}))')
+            gt = f"(mut {t})" if mutable else t
+            lines.append(f'  (global (export "{name}") {gt} ({t}.const {_literal(t, bits)}))')
     for tag, (name, params) in enumerate(PRINTS.items()):
         body = [f"(call $pi (i32.const {tag}))"]
         for i, t in enumerate(params):

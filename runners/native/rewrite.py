@@ -59,8 +59,8 @@ def internalize_spectest(module: Module) -> bytes:
         elif imp.module == "spectest" and kind == "memory" and name in MEMORIES:
             memories.append(Memory(MemType(Limits(*MEMORIES[name]))))
         elif imp.module == "spectest" and kind == "global" and name in GLOBALS:
-            t, bits = GLOBALS[name]
-            globs.append(Global(GlobalType(t, False), [Instr(f"{t}.const", bits), Instr("end")]))
+            t, bits, mutable = GLOBALS[name]
+            globs.append(Global(GlobalType(t, mutable), [Instr(f"{t}.const", bits), Instr("end")]))
         else:
             raise Unrunnable(f"cannot define import {imp.module}.{name} in place")
     if len(keep) == len(module.imports):

@@ -411,7 +411,7 @@ def spectest_host_c() -> str:
         funcs.append(f"wasm_rt_funcref_table_t* w2c_spectest_{name}(struct w2c_spectest* s) {{ return &s->{name}; }}")
         init.append(f"  wasm_rt_allocate_funcref_table(&host.{name}, {lo}, {hi});")
         free.append(f"  wasm_rt_free_funcref_table(&host.{name});")
-    for name, (t, bits) in GLOBALS.items():
+    for name, (t, bits, _mutable) in GLOBALS.items():  # wasm2c reaches both kinds through a pointer
         fields.append(f"  {_C_TYPE[t]} {name};")
         funcs.append(f"{_C_TYPE[t]}* w2c_spectest_{name}(struct w2c_spectest* s) {{ return &s->{name}; }}")
         width = 32 if t in ("i32", "f32") else 64

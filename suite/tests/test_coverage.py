@@ -52,6 +52,18 @@ def test_globals_internal_and_exported_only_once_changed():
     assert ks[0] == {"ctl.entry"} and "ctl.done" in ks[max(ks)]
 
 
+def test_imported_mutable_global_only_once_changed():
+    ks = kinds_by_k("""(module
+      (import "spectest" "global_mut_i32" (global $m (mut i32)))
+      (global $in (mut i32) (i32.const 5))
+      (func (export "run")
+        (global.set $m (i32.const 0))
+        (global.set $m (i32.const 9))
+        (global.set $in (i32.const 5))))""")
+    assert first(ks, "global.imported") == 4  # writing the initial value 0 back changes nothing
+    assert "global.internal" not in ks[max(ks)] and "global.exported" not in ks[max(ks)]
+
+
 def test_imported_memory_and_table_written():
     ks = kinds_by_k("""(module
       (import "spectest" "memory" (memory 1 2)) (import "spectest" "table" (table 10 20 funcref))

@@ -166,9 +166,9 @@ def test_schedules_for_an_empty_run():
 
 # -- state kinds ----------------------------------------------------------------------------------------
 #: the kinds (vm.snapshot.coverage) the generator must make live: what a restore that forgets them would
-#: get wrong (value.v128 waits for SIMD in our VM; imported *mutable* globals: spectest has none)
+#: get wrong (value.v128 waits for SIMD in our VM)
 GENERATED_KINDS = (
-    "global.internal", "memory.imported", "memory.multi", "table.imported", "table.multi", "table.written",
+    "global.internal", "global.imported", "memory.imported", "memory.multi", "table.imported", "table.multi", "table.written",
     "table.grown", "data.passive", "data.dropped", "elem.dropped", "multi_value.label", "multi_value.results",
     "frames.deep", "ctl.br_table_exit", "ctl.if_false_end",
 )

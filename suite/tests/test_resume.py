@@ -19,6 +19,7 @@ from vm.api import Store, load_module
 from vm.binary import decode_module
 from vm.errors import trap_kind
 from vm.runtime.objects import ExternRef
+from vm.runtime.spectest import GLOBALS as SPECTEST_GLOBALS
 from vm.runtime.spectest import spectest_exports
 from vm.snapshot import checkpoint, finish, run_to
 from vm.snapshot.resume import (
@@ -122,10 +123,11 @@ def run_wasmtime(rm: ResumeModule) -> Result:
                 log.append((_n, [_bits(t, a) for t, a in zip(_t, args)]))
 
             item = wasmtime.Func(store, wasmtime.FuncType([_wt_valtype(t) for t in types], []), fn)
-        elif name.startswith("global_"):
-            t = name[len("global_"):]
-            val = {"i32": 666, "i64": 666, "f32": 666.6, "f64": 666.6}[t]
-            item = wasmtime.Global(store, wasmtime.GlobalType(_wt_valtype(t), False),
+        elif name in SPECTEST_GLOBALS:  # from the declaration, the mutable extension included
+            t, bits, mutable = SPECTEST_GLOBALS[name]
+            val = struct.unpack("<f" if t == "f32" else "<d", struct.pack("<I" if t == "f32" else "<Q", bits))[0] \
+                if t in ("f32", "f64") else bits - (1 << 32 if t == "i32" and bits >> 31 else 0)
+            item = wasmtime.Global(store, wasmtime.GlobalType(_wt_valtype(t), mutable),
                                    getattr(wasmtime.Val, t)(val))
         elif name == "table":
             item = wasmtime.Table(store, wasmtime.TableType(wasmtime.ValType.funcref(),
@@ -543,6 +545,25 @@ PRINTS = """
     (global.get $f)))
 """
 
+#: the wcr extension spectest.global_mut_i32: host-owned, never exported by the program, written in a
+#: loop and a callee; the resume module's prologue must set it, the read-back must see its final value
+MUT_GLOBAL = """
+(module
+  (import "spectest" "print_i32" (func $pi (param i32)))
+  (import "spectest" "global_mut_i32" (global $m (mut i32)))
+  (global $g (mut i32) (i32.const 1))
+  (func $bump (param i32)
+    (global.set $m (i32.add (i32.mul (global.get $m) (i32.const 3)) (local.get 0))))
+  (func (export "main") (result i32) (local $i i32)
+    (loop $l
+      (call $bump (i32.add (local.get $i) (i32.const 1)))
+      (call $pi (global.get $m))
+      (global.set $g (i32.add (global.get $g) (global.get $m)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 5))))
+    (global.get $m)))
+"""
+
 NUMBERS = """
 (module
   (func (export "main") (result i64 f32 i64 f64) (local $v i64) (local $x f32) (local $i i32) (local $d f64)
@@ -605,6 +626,14 @@ def test_trap_after_resume(name):
 def test_spectest_prints_imported_memory_and_globals():
     prog = Program(PRINTS)
     assert len(prog.log) == 11
+    check(prog)
+
+
+def test_imported_mutable_global_every_k():
+    prog = Program(MUT_GLOBAL)
+    assert prog.results == [179]  # m = 3m + i for i = 1..5
+    gi = 0  # the imported global is global 0: the resume module reads it back like a defined one
+    assert prog.final.globs[gi] == prog.results[0]
     check(prog)
 
 

@@ -26,12 +26,17 @@ PRINTS: Dict[str, Tuple[str, ...]] = {
     "print_i32_f32": (I32, F32),
     "print_f64_f64": (F64, F64),
 }
-#: immutable globals: name → (type, value as unsigned int / bit pattern)
-GLOBALS: Dict[str, Tuple[str, int]] = {
-    "global_i32": (I32, 666),
-    "global_i64": (I64, 666),
-    "global_f32": (F32, 0x4426A666),  # 666.6f
-    "global_f64": (F64, 0x4084D4CCCCCCCCCD),  # 666.6
+#: globals: name → (type, initial value as unsigned int / bit pattern, mutable).  The four immutable
+#: ones are the official interface; ``global_mut_i32`` is a wcr extension (the official scripts never
+#: import it, so conformance is unaffected): a mutable global the generated programs import and write,
+#: so that host-owned global state is live at checkpoints.  Every place built from this table provides
+#: it as a *mutable* global, created fresh (value 0) with each spectest instance.
+GLOBALS: Dict[str, Tuple[str, int, bool]] = {
+    "global_i32": (I32, 666, False),
+    "global_i64": (I64, 666, False),
+    "global_f32": (F32, 0x4426A666, False),  # 666.6f
+    "global_f64": (F64, 0x4084D4CCCCCCCCCD, False),  # 666.6
+    "global_mut_i32": (I32, 0, True),  # wcr extension
 }
 #: funcref tables: name → (min, max, 64-bit index type)
 TABLES: Dict[str, Tuple[int, int, bool]] = {
@@ -54,8 +59,8 @@ def spectest_exports(store: Any) -> Dict[str, Any]:
             return []
 
         out[name] = store.host_func(name, FuncType(params, ()), fn)
-    for name, (t, value) in GLOBALS.items():
-        out[name] = store.host_global(GlobalType(t, False), value)
+    for name, (t, value, mutable) in GLOBALS.items():
+        out[name] = store.host_global(GlobalType(t, mutable), value)
     for name, (lo, hi, is64) in TABLES.items():
         ttype = TableType(RefType(True, "func"), Limits(lo, hi), is64)
         out[name] = TableInst(ttype, None) if is64 else store.host_table(ttype.elem, ttype.limits)

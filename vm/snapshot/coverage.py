@@ -23,7 +23,7 @@ from collections import OrderedDict
 from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Set, Tuple
 
 from ..runtime.objects import PAGE_SIZE
-from ..runtime.spectest import MEMORIES, TABLES
+from ..runtime.spectest import GLOBALS, MEMORIES, TABLES
 from .model import DONE, TRAPPED, FrameState, InstanceState, State
 
 __all__ = ["CONTROL_SHAPES", "DEEP_FRAMES", "KINDS", "STATE_KINDS", "live_kinds"]
@@ -35,6 +35,7 @@ DEEP_FRAMES = 8
 STATE_KINDS: Dict[str, str] = {
     "global.internal": "a non-exported mutable global differs from its initial value",
     "global.exported": "an exported mutable global differs from its initial value",
+    "global.imported": "an imported mutable global (spectest.global_mut_i32) differs from its initial value",
     "memory.written": "a memory defined by the module differs from its instantiated content",
     "memory.imported": "an imported memory (spectest.memory) differs from its instantiated content",
     "memory.grown": "a memory is larger than after instantiation",
@@ -110,8 +111,10 @@ class _Static:
         self.imports = {k: [i for i in m.imports if i.desc.kind == k] for k in ("table", "memory")}
         exported = {ex.index for ex in m.exports if ex.kind == "global"}
         gtypes = m.global_types()
-        #: global index → (exported, initial value or None when not a plain constant)
-        self.globals: Dict[int, Tuple[bool, Optional[int]]] = {}
+        gimports = [i for i in m.imports if i.desc.kind == "global"]
+        #: global index → (kind, initial value or None when unknown: not a plain constant, or an import
+        #: from elsewhere than the spectest declaration)
+        self.globals: Dict[int, Tuple[str, Optional[int]]] = {}
         for i, gt in enumerate(gtypes):
             if not gt.mutable:
                 continue
@@ -121,7 +124,13 @@ class _Static:
                 e = m.globals[j].init
                 if len(e) == 2 and e[0].op.endswith(".const"):
                     init = e[0].imm
-            self.globals[i] = (i in exported, init)
+                kind = "global.exported" if i in exported else "global.internal"
+            else:
+                imp = gimports[i]
+                if imp.module == "spectest" and imp.name in GLOBALS:
+                    init = GLOBALS[imp.name][1]
+                kind = "global.imported"
+            self.globals[i] = (kind, init)
         self.mem_pages: List[int] = []
         for imp in self.imports["memory"]:
             self.mem_pages.append(MEMORIES.get(imp.name, (imp.desc.type.limits.min, 0))[0])
@@ -265,12 +274,12 @@ def live_kinds(state: State, modules: Mapping[str, Any]) -> FrozenSet[str]:
 
 def _store_kinds(state: State, inst: InstanceState, s: _Static, host_addrs: Set[Tuple[str, int]],
                  out: Set[str]) -> None:
-    for i, (exported, init) in s.globals.items():
+    for i, (kind, init) in s.globals.items():
         if i >= len(inst.globals) or init is None:
             continue
         v = state.globals[inst.globals[i]]
         if v[1] != init:
-            out.add("global.exported" if exported else "global.internal")
+            out.add(kind)
     for d in s.passive_data:
         if d < len(inst.data_dropped):
             out.add("data.dropped" if inst.data_dropped[d] else "data.passive")
