@@ -12,12 +12,11 @@ must all be ``spectest`` prints (what our generators and wasm-smith with ``--exp
 
 from __future__ import annotations
 
-import atexit
-import gc
 import struct
 from dataclasses import dataclass, field
 from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Set, Tuple, cast
 
+from runners.native.engines import wasmtime_engine
 from vm.api import Store, load_module
 from vm.runtime.spectest import GLOBALS, MEMORIES, PRINTS, TABLES, spectest_exports
 from vm.snapshot import advance, start
@@ -108,27 +107,8 @@ def _imported_globals(module: Any, value: Any, out: RunOutcome) -> None:
 
 
 # ----------------------------------------------------------------------------------------- wasmtime
-_ENGINE: Any = None
-
-
 def _engine() -> Any:
-    global _ENGINE
-    if _ENGINE is None:
-        import wasmtime
-
-        cfg = wasmtime.Config()
-        cfg.consume_fuel = True
-        _ENGINE = wasmtime.Engine(cfg)
-        atexit.register(_drop_engine)
-    return _ENGINE
-
-
-def _drop_engine() -> None:
-    """Free the engine while the bindings still exist (its finalizer would otherwise print an ignored
-    exception at interpreter shutdown)."""
-    global _ENGINE
-    _ENGINE = None
-    gc.collect()
+    return wasmtime_engine("fuel")
 
 
 def _signed(v: int, bits: int) -> int:

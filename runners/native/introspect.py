@@ -9,8 +9,6 @@ the binary rewrites of :mod:`.rewrite` do not decode it a second time.
 
 from __future__ import annotations
 
-import atexit
-import gc
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -19,6 +17,7 @@ from vm.errors import WasmError
 from vm.module import Module
 from vm.snapshot.resume import Manifest
 
+from .engines import wasmtime_engine
 from .process import InvalidModule
 
 
@@ -139,22 +138,5 @@ def _extern(name: str, kind: str, t: Any, module: str) -> Extern:
     return Extern(name, kind, module=module)
 
 
-_ENGINE: Any = None
-
-
 def _introspection_engine() -> Any:
-    global _ENGINE
-    if _ENGINE is None:
-        import wasmtime
-
-        _ENGINE = wasmtime.Engine()
-        atexit.register(_release)
-    return _ENGINE
-
-
-def _release() -> None:
-    """Drop the cached engine while wasmtime-py is still whole: finalised after its module globals are
-    gone, it prints "Exception ignored in: Managed.__del__" at interpreter exit."""
-    global _ENGINE
-    _ENGINE = None
-    gc.collect()  # objects in reference cycles go now too, not at shutdown
+    return wasmtime_engine(None)

@@ -9,14 +9,13 @@ side here is just two integer prints.
 
 from __future__ import annotations
 
-import atexit
-import gc
 import threading
 from typing import Any, Dict, List, Optional, Tuple, cast
 
 from vm.snapshot.resume import Manifest
 
 from . import adapter
+from .engines import on_release, wasmtime_engine
 from .introspect import ModuleInfo
 from .process import Unrunnable
 from .rewrite import RENAMED, rename_import_module
@@ -39,29 +38,12 @@ TRAP_CODES: Dict[str, Tuple[str, Tuple[str, ...]]] = {
     "NULL_REFERENCE": ("null function reference", ("null function reference", "null reference")),
 }
 
-_ENGINE: Any = None
-_SHIMS: Dict[bytes, Any] = {}  # shim binary → compiled module of _ENGINE
+_SHIMS: Dict[bytes, Any] = {}  # shim binary → compiled module of the epoch engine
+on_release(_SHIMS.clear)
 
 
 def _engine() -> Any:
-    global _ENGINE
-    if _ENGINE is None:
-        import wasmtime
-
-        cfg = wasmtime.Config()
-        cfg.epoch_interruption = True
-        _ENGINE = wasmtime.Engine(cfg)
-        atexit.register(_release)
-    return _ENGINE
-
-
-def _release() -> None:
-    """Drop the cached engine and modules while wasmtime-py is still whole: finalised after its module
-    globals are gone, they print "Exception ignored in: Managed.__del__" at interpreter exit."""
-    global _ENGINE
-    _SHIMS.clear()
-    _ENGINE = None
-    gc.collect()  # objects in reference cycles go now too, not at shutdown
+    return wasmtime_engine("epoch")
 
 
 def _shim_module(info: ModuleInfo) -> Any:

@@ -22,21 +22,11 @@ builds a copy of the original module where
   declares every function the original could take a ``ref.func`` of (the originally-active segments no
   longer do);
 * the original functions stay, unchanged, at their indices (tables, ``call_indirect``, ``ref.func`` keep
-  working), the start function is removed (it ran), and one *specialized function* per frame is appended:
-  no params, the frame's function's results, every original local (params included) as a declared local,
-  set from the snapshot by a prologue; then the frame's control structure rebuilt outermost-first,
-  pushing each label's slice of the operand stack as constants at its depth:
-
-  - ``block``/``if``/``else``/``try_table`` → a block (``[] -> results``) holding the rest of the current
-    arm; the code after the original ``end`` follows the rebuilt block's ``end``;
-  - ``loop`` → ``block $exit (block $cont <rest of iteration> br $exit) (loop <full body>)``: a branch to
-    the loop label becomes a branch to ``$cont`` so a later iteration runs the original loop;
-  - every branch depth is remapped through an explicit label map (original label → rebuilt label);
-  - in a non-top frame the pending ``call``/``call_indirect``/``call_ref`` becomes ``call`` of the next
-    frame's specialized function (its arguments are not on the snapshot's stack: they are that frame's
-    locals already), so the stack unwinds into the remaining code of each caller as it would have.
-
-  Frame 0's specialized function (with the store prologue in front) is exported as ``resume``.
+  working), the start function is removed (it ran), and one *specialized function* per frame is appended,
+  the frame's function starting at its pc with its control structure rebuilt (:mod:`.frames` says how:
+  blocks, the loop split, branch remapping, pending calls). Frame 0's specialized function (with the
+  store prologue in front) is exported as ``resume``; a finished run resumes as its results, a trapped
+  one as the same trap.
 
 Every memory, global and table of the original index spaces is exported for the oracle as
 ``wcr:mem:N``/``wcr:global:N``/``wcr:table:N`` unless the original exports it already (the manifest
