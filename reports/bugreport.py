@@ -238,6 +238,8 @@ def load_report(path: Any) -> Dict[str, Any]:
         rep = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ReportError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    except RecursionError:  # a crafted report nested thousands deep
+        raise ReportError(f"{path} is nested too deeply to be a wcr bug report") from None
     if not isinstance(rep, dict) or rep.get("wcr_bug_report") != FORMAT:
         raise ReportError(f"{path} is not a wcr bug report (format {FORMAT})")
     for key in ("kind", "where", "module", "invocation"):

@@ -62,6 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def printable(message: str) -> str:
+    """One line that a terminal shows as it is: control characters from modules, snapshots, reports
+    or file names are escaped (``\\n``, ``\\x1b``), never interpreted."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
+def _error(message: str) -> None:
+    print(f"wcr: {printable(message)}", file=sys.stderr)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -71,22 +81,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return int(args._run(args))
     except UsageError as e:
-        print(f"wcr: {e}", file=sys.stderr)
+        _error(str(e))
         return EXIT_USAGE
     except UnsupportedInput as e:
-        print(f"wcr: {e}", file=sys.stderr)
+        _error(str(e))
         return EXIT_UNSUPPORTED
     except KeyboardInterrupt:
-        print("wcr: interrupted", file=sys.stderr)
+        _error("interrupted")
         return 130
     except OSError as e:  # an output path that cannot be written, a vanished input...
-        print(f"wcr: {e.strerror or e}: {e.filename}" if e.filename else f"wcr: {e}", file=sys.stderr)
+        _error(f"{e.strerror or e}: {e.filename}" if e.filename else str(e))
         return EXIT_USAGE
     except Exception as e:  # a bug in wcr: one line, the traceback only on request
         if os.environ.get("WCR_DEBUG"):
             raise
-        print(f"wcr: internal error: {type(e).__name__}: {e} (set WCR_DEBUG=1 for the traceback)",
-              file=sys.stderr)
+        _error(f"internal error: {type(e).__name__}: {e} (set WCR_DEBUG=1 for the traceback)")
         return 1
 
 

@@ -109,6 +109,8 @@ def _run_fuzz(args: argparse.Namespace) -> int:
     else:
         if d.exists() and any(d.glob("trials-*.jsonl")):
             raise UsageError(f"{d} already holds a campaign: use --resume or another --dir")
+        if d.is_dir() and any(d.iterdir()) and not meta.is_file():
+            raise UsageError(f"{d} is not empty and holds no campaign: choose an empty or new --dir")
         hosts, targets, notes = _hosts_and_targets(args)
         for n in notes:
             print(f"wcr fuzz: note: {n}", file=sys.stderr)
@@ -171,6 +173,11 @@ def _run_selftest(args: argparse.Namespace) -> int:
         raise UsageError("--budget-per-fault must be positive")
     d = Path(args.dir)
     if d.exists():
+        # only an earlier selftest's results are replaced: never a directory of someone's files
+        foreign = [x.name for x in d.iterdir() if not (x.is_dir() and x.name in FAULTS)] if d.is_dir() else [d.name]
+        if foreign:
+            raise UsageError(f"{d} is not a selftest directory (it holds {foreign[0]!r}): choose an empty "
+                             "or new --dir")
         shutil.rmtree(d)
     hosts = [h.strip() for h in args.hosts.split(",") if h.strip()]
     _check_hosts(hosts)

@@ -281,3 +281,20 @@ def test_report_paths_directories_created_and_unwritable_is_one_line(tmp_path: P
     blocker.write_text("")
     code, out, err = wcr(capsys, "spec", "--testsuite", str(suite), "--json", str(blocker / "x.json"))
     assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_error_messages_escape_control_characters(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # was: names from the command line, modules and snapshots echoed raw (a terminal would interpret them)
+    code, _, err = wcr(capsys, "run", str(tmp_path / "evil\x1b[2J\nname.wasm"), "--invoke", "f")
+    assert code == 2 and "\x1b" not in err and err.count("\n") == 1 and "\\x1b[2J\\nname.wasm" in err
+
+
+def test_campaign_directories_never_take_over_foreign_files(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # was: `wcr selftest --dir D` deleted D with whatever it held
+    d = tmp_path / "mine"
+    d.mkdir()
+    (d / "thesis.tex").write_text("precious")
+    code, _, err = wcr(capsys, "selftest", "--dir", str(d), "--faults", "pc_off_by_one", "--budget-per-fault", "1")
+    assert code == 2 and "not a selftest directory" in err and (d / "thesis.tex").read_text() == "precious"
+    code, _, err = wcr(capsys, "fuzz", "--budget", "1", "--dir", str(d), "--targets", "")
+    assert code == 2 and "holds no campaign" in err and (d / "thesis.tex").read_text() == "precious"

@@ -420,3 +420,11 @@ def test_nonpass_target_verdicts_say_where_and_what(tmp_path: Path) -> None:
         json.dumps({"t": "trial", "restores": {"inproc": 10}, "inconclusive": 5, "notes": res.notes}) + "\n")
     s = summarize(tmp_path)
     assert s["notes"] == res.notes and s["inconclusive_flag"] and s["inconclusive_rate"] > 0.02
+
+
+def test_deeply_nested_report_is_bad_input(tmp_path: Path) -> None:
+    # was: internal error: RecursionError (exit 1) instead of a clear "bad report" (exit 2)
+    p = tmp_path / "deep.yaml"
+    p.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ReportError, match="nested too deeply|not valid YAML"):
+        load_report(p)
