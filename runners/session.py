@@ -21,9 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, cast
 
-from vm.api import Store, instantiate, load_module
+from vm.api import Store, StoreLimits, instantiate, load_module
 from vm.runtime import ModuleInst
-from vm.snapshot import advance, checkpoint, decode, encode, finish, restore, start
+from vm.snapshot import State, advance, checkpoint, decode, encode, finish, restore, start
 from vm.snapshot.resume import instance_final_state
 from vm.values import format_value
 
@@ -283,22 +283,25 @@ def merge_counts(into: Dict[str, Any], c: Dict[str, Any]) -> Dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- one snapshot, one place
-def restore_on(snapshot: bytes, modules: Dict[str, bytes], where: str) -> Dict[str, Any]:
+def restore_on(snapshot: bytes, modules: Dict[str, bytes], where: str, state: Optional[State] = None,
+               limits: Optional[StoreLimits] = None) -> Dict[str, Any]:
     """``wcr restore``: resume ``snapshot`` on one host or target and describe it in the one outcome
     shape — ``results``, ``trap``, ``instructions``, ``host_log``, ``state_digest``, ``restored_on`` —
     plus, everywhere but in this process, the ``verdict`` against our VM resuming the same snapshot
     here (``reference``) and the ``differences``.  A native runtime neither counts instructions nor
     sees our canonical store, so for a target ``instructions`` and ``state_digest`` are null and the
     final state is judged by the native rules instead.  Raises ``SnapshotError`` for a bad snapshot,
-    ``ValueError`` for an unknown name."""
+    ``ValueError`` for an unknown name.  ``state``: the snapshot already decoded (a large one is not
+    decoded twice); ``limits``: the restorer's."""
     from vm.snapshot import SnapshotError
 
     (r,) = resolve(where)
     ok, why = r.available()
     if not ok:
         raise ValueError(f"{where} is not available here: {why}")
-    state = decode(snapshot)
-    store, run = restore(state, modules)
+    if state is None:
+        state = decode(snapshot, limits)
+    store, run = restore(state, modules, limits=limits)
     if run is None:
         raise SnapshotError("snapshot has no thread to resume")
     reference = finish(store, run).to_dict()

@@ -77,8 +77,8 @@ class VmEngine(Engine):
 
     name = "wcr"
 
-    def __init__(self, max_call_depth: int = 1000):
-        self.max_call_depth = max_call_depth
+    def __init__(self, max_call_depth: Optional[int] = None):
+        self.max_call_depth = max_call_depth  # None: the process's limits (vm.runtime.limits.current)
 
     def decode(self, data: bytes) -> Any:
         from vm.binary import decode_module

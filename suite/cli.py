@@ -6,7 +6,8 @@ and the exit-status contract below is stated once for all of them.
 
 Exit statuses: 0 = success (``spec``: nothing failed), 1 = a failure the command reports (``spec``
 failures, a divergence, a host that failed), 2 = bad input (missing file, bad argument, unknown export,
-malformed/invalid module, a run that tested nothing: one line on stderr, never a traceback), 3 = the
+malformed/invalid module, a run that tested nothing, a module or snapshot beyond the resource limits,
+the host out of memory: one line on stderr, never a traceback), 3 = the
 input needs a feature wcr does not support.  A bug in wcr is one line too (exit 1), with the traceback
 only under ``WCR_DEBUG=1``.
 """
@@ -22,6 +23,8 @@ from typing import List, Optional, Sequence
 
 from suite import commands
 from suite.commands import EXIT_UNSUPPORTED, EXIT_USAGE, Command, UnsupportedInput, UsageError
+from suite.commands._limits import add_limit_flags, apply_limits
+from vm.errors import ResourceLimit
 
 __all__ = ["all_commands", "build_parser", "main"]
 
@@ -58,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_, add, run in all_commands():
         p = sub.add_parser(name, help=help_, description=help_)
         add(p)
+        add_limit_flags(p)
         p.set_defaults(_run=run)
     return parser
 
@@ -79,8 +83,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        return int(args._run(args))
-    except UsageError as e:
+        with apply_limits(args):
+            return int(args._run(args))
+    except (UsageError, ResourceLimit) as e:
         _error(str(e))
         return EXIT_USAGE
     except UnsupportedInput as e:
@@ -89,6 +94,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
+    except MemoryError:  # the host ran out: a limit set too high for this machine, never a traceback
+        _error("out of memory (this machine cannot provide what the limits allow: lower --max-memory-pages "
+               "or --max-table-elements)")
+        return EXIT_USAGE
     except OSError as e:  # an output path that cannot be written, a vanished input...
         _error(f"{e.strerror or e}: {e.filename}" if e.filename else str(e))
         return EXIT_USAGE

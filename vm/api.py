@@ -18,11 +18,11 @@ from .binary import decode_module
 from .errors import LinkError
 from .exec.store import Store
 from .module import Module
-from .runtime import ModuleInst
+from .runtime import DEFAULT_LIMITS, ModuleInst, StoreLimits
 from .runtime.spectest import spectest_exports
 from .valid import ModuleInfo, validate_module
 
-__all__ = ["LoadedModule", "Store", "instantiate", "load_module"]
+__all__ = ["DEFAULT_LIMITS", "LoadedModule", "StoreLimits", "Store", "instantiate", "load_module"]
 
 #: how many decoded modules :func:`load_module` keeps (least recently used ones are dropped)
 CACHE_SIZE = 256

@@ -95,6 +95,13 @@ class LinkError(WasmError):
     """Instantiation failed while resolving imports (``assert_unlinkable``)."""
 
 
+class ResourceLimit(WasmError):
+    """The store's limits (:class:`vm.runtime.limits.StoreLimits`, the runner's or restorer's settings)
+    do not allow an allocation: instantiating a module whose memories or tables are larger, or
+    restoring a snapshot that holds more.  Not a trap: the module is fine, the settings are too
+    small for it (the CLI reports it with exit status 2 and names the flag to raise)."""
+
+
 class Trap(WasmError):
     """A Wasm trap.  ``kind`` is the spec's message, e.g. ``"integer divide by zero"``."""
 

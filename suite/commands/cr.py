@@ -49,7 +49,7 @@ def _run_restore(args: argparse.Namespace) -> int:
 
     where = args.target or args.host
     try:
-        out = restore_on(blob, needed, where)
+        out = restore_on(blob, needed, where, state=state)
     except SnapshotError as e:
         raise UsageError(f"{args.snapshot}: cannot restore: {e}") from None
     except ValueError as e:

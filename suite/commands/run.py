@@ -61,7 +61,7 @@ def _run_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--checkpoint-at {k_at}: must be at least 0")
     data = read_input(args.module, "file")
     values = [parse_arg(t) for t in texts]
-    store = Store(max_call_depth=1000)
+    store = Store()
     try:
         inst = instantiate(store, data)
     except Trap as e:  # the start function or a segment trapped: there is nothing to invoke

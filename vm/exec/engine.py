@@ -25,6 +25,7 @@ from typing import Any, Callable, List, Optional, Tuple, cast
 
 from ..binary.opcodes import feature_of
 from ..errors import Exhaustion, Trap, Unsupported
+from ..runtime.memdata import copy_bytes, fill_bytes
 from ..runtime.objects import PAGE_SIZE, FuncInst, ModuleInst
 from ..types import FuncType
 from . import numerics
@@ -411,7 +412,7 @@ def _h_memory_fill(st, lc, a, pc):
     if d + n > len(data):
         raise _oob()
     if n:
-        data[d:d + n] = bytes([val & 0xFF]) * n
+        fill_bytes(data, d, n, val & 0xFF)
     return pc + 1
 
 
@@ -424,7 +425,7 @@ def _h_memory_copy(st, lc, a, pc):
     if s + n > len(src) or d + n > len(dst):
         raise _oob()
     if n:
-        dst[d:d + n] = src[s:s + n]
+        copy_bytes(dst, d, src, s, n)
     return pc + 1
 
 
@@ -438,7 +439,7 @@ def _h_memory_init(st, lc, a, pc):
     if s + n > len(seg) or d + n > len(data):
         raise _oob()
     if n:
-        data[d:d + n] = seg[s:s + n]
+        copy_bytes(data, d, seg, s, n)
     return pc + 1
 
 

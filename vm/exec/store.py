@@ -8,9 +8,10 @@ to an instruction count, compile a restored frame's function).
 
 from __future__ import annotations
 
-from typing import Any, List, Sequence
+from typing import Any, List, Optional, Sequence
 
 from ..module import Module
+from ..runtime.limits import StoreLimits
 from ..runtime.objects import FuncInst, ModuleInst
 from ..runtime.store import BaseStore
 from .engine import Machine
@@ -21,8 +22,9 @@ __all__ = ["Store"]
 class Store(BaseStore):
     """A set of instances sharing one engine (``reference``: :class:`vm.exec.engine.Machine`)."""
 
-    def __init__(self, max_call_depth: int = 1000, max_memory_pages: int = 16384, engine: str = "reference"):
-        super().__init__(max_call_depth, max_memory_pages, engine)
+    def __init__(self, max_call_depth: Optional[int] = None, max_memory_pages: Optional[int] = None,
+                 engine: str = "reference", limits: Optional[StoreLimits] = None):
+        super().__init__(max_call_depth, max_memory_pages, engine, limits)
         self.machine = Machine(self)
 
     def prepare(self, funcs: Sequence[FuncInst]) -> None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional
 
-from ..errors import Trap
+from ..errors import ResourceLimit, Trap
 from ..types import FuncType, GlobalType, MemType, TableType
-
-PAGE_SIZE = 65536
+from .limits import Quota, current
+from .memdata import PAGE_SIZE, resize, zeroed
 
 
 class ExternRef:
@@ -71,36 +71,58 @@ class FuncInst:
 
 
 class TableInst:
-    __slots__ = ("type", "elements", "owner")
+    """A table.  Its elements are charged to the store's :class:`~vm.runtime.limits.Quota` when it is
+    allocated and when it grows."""
+
+    __slots__ = ("type", "elements", "owner", "quota")
     kind = "table"
 
-    def __init__(self, type: TableType, init: Any = None, owner: Any = None):
+    def __init__(self, type: TableType, init: Any = None, owner: Any = None, quota: Optional[Quota] = None,
+                 what: str = "table"):
         self.type = type
         self.owner = owner  # defining ModuleInst (its canonical type keys interpret type indices)
+        self.quota = quota if quota is not None else Quota(current())
+        self.quota.take_elements(type.limits.min, what)
         self.elements: List[Any] = [init] * type.limits.min
 
     def grow(self, n: int, init: Any) -> int:
-        """Returns the old size, or -1 when the table cannot grow (the spec lets grow fail)."""
+        """Returns the old size, or -1 when the table cannot grow (the spec lets grow fail; so does
+        the store's limit)."""
         old = len(self.elements)
         new = old + n
         mx = self.type.limits.max
         cap = (1 << 64) - 1 if self.type.is64 else 0xFFFFFFFF
-        if new > cap or (mx is not None and new > mx) or new > 10_000_000:
+        if new > cap or (mx is not None and new > mx) or not self.quota.can_take_elements(n):
             return -1
+        self.quota.take_elements(n, "table.grow")
         self.elements.extend([init] * n)
         return old
 
+    def resize_to(self, n: int, what: str) -> None:
+        """Restore: make the table ``n`` elements long (null), charging the growth."""
+        old = len(self.elements)
+        if n > old:
+            self.quota.take_elements(n - old, what)
+        self.elements = [None] * n
+
 
 class MemInst:
-    __slots__ = ("type", "data", "max_pages")
+    """A memory.  Its bytes are a lazily zeroed mapping (:func:`~vm.runtime.limits.zeroed`), so a
+    large declared memory costs only the pages a run writes; its pages are charged to the store's
+    :class:`~vm.runtime.limits.Quota`.  ``max_pages`` is the type's own bound (declared maximum, or
+    the index type's); the store's limit is the quota's."""
+
+    __slots__ = ("type", "data", "max_pages", "quota")
     kind = "memory"
 
-    def __init__(self, type: MemType, max_pages_cap: int):
+    def __init__(self, type: MemType, quota: Optional[Quota] = None, what: str = "memory"):
         self.type = type
-        self.data = bytearray(type.limits.min * PAGE_SIZE)
+        self.quota = quota if quota is not None else Quota(current())
         hard = 1 << 48 if type.is64 else 65536
         mx = type.limits.max if type.limits.max is not None else hard
-        self.max_pages = min(mx, hard, max_pages_cap)
+        self.max_pages = min(mx, hard)
+        self.quota.take_pages(type.limits.min, what)
+        self.data = zeroed(type.limits.min * PAGE_SIZE)
 
     @property
     def pages(self) -> int:
@@ -108,11 +130,22 @@ class MemInst:
 
     def grow(self, n: int) -> int:
         old = len(self.data) // PAGE_SIZE
-        if old + n > self.max_pages:
+        if old + n > self.max_pages or not self.quota.can_take_pages(n):
             return -1
         if n:
-            self.data.extend(bytes(n * PAGE_SIZE))
+            try:
+                self.data = resize(self.data, (old + n) * PAGE_SIZE)
+            except (ResourceLimit, MemoryError):  # no host memory for it: grow fails, as the spec allows
+                return -1
+            self.quota.take_pages(n, "memory.grow")
         return old
+
+    def resize_to(self, pages: int, what: str) -> None:
+        """Restore: a zeroed memory of ``pages`` pages, charging the growth."""
+        old = len(self.data) // PAGE_SIZE
+        if pages > old:
+            self.quota.take_pages(pages - old, what)
+        self.data = zeroed(pages * PAGE_SIZE)
 
 
 class GlobalInst:

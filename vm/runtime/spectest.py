@@ -63,7 +63,7 @@ def spectest_exports(store: Any) -> Dict[str, Any]:
         out[name] = store.host_global(GlobalType(t, mutable), value)
     for name, (lo, hi, is64) in TABLES.items():
         ttype = TableType(RefType(True, "func"), Limits(lo, hi), is64)
-        out[name] = TableInst(ttype, None) if is64 else store.host_table(ttype.elem, ttype.limits)
+        out[name] = TableInst(ttype, None, None, store.quota, f"spectest.{name}")
     for name, (lo, hi) in MEMORIES.items():
         out[name] = store.host_memory(Limits(lo, hi))
     return out

@@ -10,14 +10,16 @@ engine.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable, Dict, List, Optional, Sequence, cast
 
 from ..binary.opcodes import feature_of
 from ..errors import LinkError, Trap, Unsupported
 from ..module import Expr, Module
-from ..types import FuncType, GlobalType, Limits, MemType, RefType, SubType, TableType, default_value
+from ..types import FuncType, GlobalType, Limits, MemType, SubType, default_value
 from ..valid.canon import canonical_types, heap_sub_c
 from ..valid.match import match_externtype
+from .limits import Quota, StoreLimits, current
 from .objects import (
     PAGE_SIZE,
     ExternRef,
@@ -35,15 +37,25 @@ __all__ = ["BaseStore", "ExternRef"]
 class BaseStore:
     """A set of instances and their host state, without an engine.
 
-    ``max_call_depth`` bounds the explicit frame stack ("call stack exhausted"); ``max_memory_pages``
-    caps what ``memory.grow`` will allocate (the spec lets grow fail at any size), so that a test cannot
-    make the host allocate gigabytes.  ``engine`` names the engine of the subclass that runs code (a
-    snapshot records it).
+    ``limits`` (:class:`~vm.runtime.limits.StoreLimits`, the caller's settings) bound the explicit frame
+    stack ("call stack exhausted") and the memory pages and table elements of all the store's objects
+    together (instantiation beyond them raises :class:`~vm.errors.ResourceLimit`; ``memory.grow`` and
+    ``table.grow`` fail, as the spec allows), so that no module or snapshot can make the host allocate
+    gigabytes.  Without ``limits``, the process's (:func:`vm.runtime.limits.current`).  ``max_call_depth``/``max_memory_pages`` override single fields.  ``engine`` names the
+    engine of the subclass that runs code (a snapshot records it).
     """
 
-    def __init__(self, max_call_depth: int = 1000, max_memory_pages: int = 16384, engine: str = "reference"):
-        self.max_call_depth = max_call_depth
-        self.max_memory_pages = max_memory_pages
+    def __init__(self, max_call_depth: Optional[int] = None, max_memory_pages: Optional[int] = None,
+                 engine: str = "reference", limits: Optional[StoreLimits] = None):
+        lim = limits if limits is not None else current()
+        if max_call_depth is not None:
+            lim = replace(lim, max_call_depth=max_call_depth)
+        if max_memory_pages is not None:
+            lim = replace(lim, max_memory_pages=max_memory_pages)
+        self.limits = lim
+        self.quota = Quota(lim)
+        self.max_call_depth = lim.max_call_depth
+        self.max_memory_pages = lim.max_memory_pages
         self.instances: List[ModuleInst] = []
         self.host_log: List[tuple] = []
         self.instructions = 0  # retired instructions of the last invocation
@@ -108,11 +120,11 @@ class BaseStore:
         # globals (3.0: initialisers may read earlier globals)
         for g in module.globals:
             inst.globals.append(GlobalInst(g.type, self.eval_const(inst, g.init), inst))
-        for tb in module.tables:
+        for i, tb in enumerate(module.tables):
             init = self.eval_const(inst, tb.init) if tb.init is not None else None
-            inst.tables.append(TableInst(tb.type, init, inst))
-        for m in module.memories:
-            inst.mems.append(MemInst(m.type, self.max_memory_pages))
+            inst.tables.append(TableInst(tb.type, init, inst, self.quota, f"table {i}"))
+        for i, m in enumerate(module.memories):
+            inst.mems.append(MemInst(m.type, self.quota, f"memory {i}"))
         for tg in module.tags:
             tag_type = cast(FuncType, module.types[tg.typeidx].comp)  # valid: a tag's type is a func type
             inst.tags.append(TagInst(tag_type, inst.canon[tg.typeidx]))
@@ -201,11 +213,8 @@ class BaseStore:
     def host_global(self, t: GlobalType, value: Any) -> GlobalInst:
         return GlobalInst(t, value)
 
-    def host_table(self, elem: RefType, limits: Limits) -> TableInst:
-        return TableInst(TableType(elem, limits), None)
-
     def host_memory(self, limits: Limits) -> MemInst:
-        return MemInst(MemType(limits), self.max_memory_pages)
+        return MemInst(MemType(limits), self.quota, "host memory")
 
 
 def ext_canon(ext: Any) -> List[Any]:

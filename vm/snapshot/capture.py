@@ -145,9 +145,9 @@ class Capture:
             pages = len(data) // PAGE_SIZE
             nz: Dict[int, bytes] = {}
             for p in range(pages):
-                chunk = bytes(data[p * PAGE_SIZE:(p + 1) * PAGE_SIZE])
-                if chunk != _ZERO_PAGE:
-                    nz[p] = chunk
+                a = p * PAGE_SIZE
+                if data.find(_ZERO_PAGE, a, a + PAGE_SIZE) != a:  # no temporary for a zero page
+                    nz[p] = bytes(data[a:a + PAGE_SIZE])
             mems.append(MemoryState(pages, nz))
         globs = [self.value(g.type.type, g.value) for g in self.objs["global"]]
         s = self.store

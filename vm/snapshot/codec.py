@@ -14,7 +14,8 @@ import zlib
 from typing import Dict, List, Optional, Tuple
 
 from ..binary.leb128 import encode_u
-from ..runtime.objects import PAGE_SIZE
+from ..runtime.limits import StoreLimits, current
+from ..runtime.memdata import PAGE_SIZE
 from . import faults as _faults
 from .model import (
     KINDS,
@@ -36,8 +37,8 @@ FLAG_ZLIB = 1
 _HEADER = struct.Struct("<8sIIQ32s")  # magic, version, flags, body length, sha256(body)
 HEADER_SIZE = _HEADER.size  # 56
 
-#: decompressed bodies larger than this are refused (a decompression bomb is a corrupt snapshot)
-MAX_BODY = 1 << 31
+#: decompression works in pieces of this size, checking the reader's bound after each
+_PIECE = 1 << 22
 
 # section ids (< 0x80: required, >= 0x80: optional, skipped by readers that do not know them)
 SEC_META = 1
@@ -68,10 +69,36 @@ _STATUS_CODE = {s: i for i, s in enumerate(STATUSES)}
 # ------------------------------------------------------------------------------------------------
 
 class _W:
-    __slots__ = ("buf",)
+    """A body being written: small fields accumulate in ``buf``; large byte strings (memory pages)
+    are kept by reference in ``chunks`` so that writing a snapshot never copies guest memory."""
+
+    __slots__ = ("buf", "chunks", "size")
 
     def __init__(self) -> None:
         self.buf = bytearray()
+        self.chunks: List[bytes] = []
+        self.size = 0  # bytes in chunks
+
+    def total(self) -> int:
+        return self.size + len(self.buf)
+
+    def flush(self) -> None:
+        if self.buf:
+            self.chunks.append(bytes(self.buf))
+            self.size += len(self.buf)
+            self.buf = bytearray()
+
+    def pieces(self) -> List[bytes]:
+        """The body so far, in order (``buf`` flushed)."""
+        self.flush()
+        return self.chunks
+
+    def append(self, w: _W) -> None:
+        """Append another writer's bytes without copying its large chunks."""
+        self.flush()
+        for c in w.pieces():
+            self.chunks.append(c)
+            self.size += len(c)
 
     def u(self, n: int) -> None:
         if n < 0:
@@ -85,7 +112,12 @@ class _W:
         self.buf.append(b)
 
     def raw(self, b: bytes) -> None:
-        self.buf += b
+        if len(b) >= PAGE_SIZE:
+            self.flush()
+            self.chunks.append(b)
+            self.size += len(b)
+        else:
+            self.buf += b
 
     def bytes_(self, b: bytes) -> None:
         self.u(len(b))
@@ -136,7 +168,8 @@ class _W:
 
 def _section(out: _W, sid: int, w: _W) -> None:
     out.byte(sid)
-    out.bytes_(bytes(w.buf))
+    out.u(w.total())
+    out.append(w)
 
 
 def encode_store_sections(state: State, out: _W, digest_only: bool = False) -> None:
@@ -255,6 +288,10 @@ def _encode_thread(ts: ThreadState) -> _W:
 
 def encode_body(state: State) -> bytes:
     """The uncompressed body: the sections in order."""
+    return b"".join(_body_pieces(state))
+
+
+def _body_pieces(state: State) -> List[bytes]:
     out = _W()
     encode_store_sections(state, out)
     if state.thread is not None:
@@ -266,15 +303,15 @@ def encode_body(state: State) -> bytes:
             w.u(a)
             w.str_(state.names[a])
         _section(out, SEC_NAMES, w)
-    return bytes(out.buf)
+    return out.pieces()
 
 
-def encode_digest_body(state: State) -> bytes:
-    """D of docs/snapshot-format.md, "State digest": the digest form of the store sections,
-    uncompressed (so zlib versions do not matter)."""
+def digest_body_pieces(state: State) -> List[bytes]:
+    """D of docs/snapshot-format.md, "State digest", in pieces: the digest form of the store
+    sections, uncompressed (so zlib versions do not matter)."""
     out = _W()
     encode_store_sections(state, out, digest_only=True)
-    return bytes(out.buf)
+    return out.pieces()
 
 
 def pack(body: bytes, compress: bool = True, version: int = VERSION) -> bytes:
@@ -285,8 +322,16 @@ def pack(body: bytes, compress: bool = True, version: int = VERSION) -> bytes:
 
 
 def encode(state: State, compress: bool = True) -> bytes:
-    """State → snapshot bytes."""
-    return pack(encode_body(state), compress)
+    """State → snapshot bytes.  The body is compressed piece by piece: memory pages are never
+    copied into one uncompressed body."""
+    if not compress:
+        return pack(encode_body(state), False)
+    z = zlib.compressobj(6)
+    stored = bytearray()
+    for piece in _body_pieces(state):
+        stored += z.compress(piece)
+    stored += z.flush()
+    return _HEADER.pack(MAGIC, VERSION, FLAG_ZLIB, len(stored), hashlib.sha256(stored).digest()) + stored
 
 
 # ------------------------------------------------------------------------------------------------
@@ -393,16 +438,18 @@ class _R:
             raise self.fail(f"{self.end - self.pos} unexpected trailing bytes")
 
 
-def unpack(data: bytes) -> bytes:
-    """Check the container and return the (decompressed) body."""
+def unpack(data: bytes, limits: Optional[StoreLimits] = None) -> bytes:
+    """Check the container and return the (decompressed) body.  Decompression is streamed and stops
+    as soon as the body exceeds what a state within the reader's ``limits`` can need
+    (:meth:`~vm.runtime.limits.StoreLimits.snapshot_body_bound`): a decompression bomb costs at most that."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise SnapshotError("snapshot must be bytes")
-    data = bytes(data)
-    if len(data) < HEADER_SIZE:
-        if not MAGIC.startswith(data[:len(MAGIC)]):
+    view = memoryview(data).cast("B")
+    if len(view) < HEADER_SIZE:
+        if not MAGIC.startswith(bytes(view[:len(MAGIC)])):
             raise SnapshotError("not a wcr snapshot (bad magic)")
-        raise SnapshotError(f"truncated snapshot: {len(data)} bytes, the header alone is {HEADER_SIZE}")
-    magic, version, flags, length, digest = _HEADER.unpack_from(data, 0)
+        raise SnapshotError(f"truncated snapshot: {len(view)} bytes, the header alone is {HEADER_SIZE}")
+    magic, version, flags, length, digest = _HEADER.unpack_from(view, 0)
     if magic != MAGIC:
         raise SnapshotError("not a wcr snapshot (bad magic)")
     if version != VERSION:
@@ -410,32 +457,45 @@ def unpack(data: bytes) -> bytes:
                             f"{VERSION})")
     if flags & ~FLAG_ZLIB:
         raise SnapshotError(f"unknown snapshot flags 0x{flags:x}")
-    stored = data[HEADER_SIZE:]
+    stored = view[HEADER_SIZE:]  # a view: no copy of a large snapshot
     if len(stored) != length:
         what = "truncated" if len(stored) < length else "trailing bytes after"
         raise SnapshotError(f"{what} snapshot: body is {len(stored)} bytes, header says {length}")
     if hashlib.sha256(stored).digest() != digest:
         raise SnapshotError("corrupt snapshot: sha256 of the body does not match the header")
     if not flags & FLAG_ZLIB:
-        return stored
+        return bytes(stored)
+    return _inflate(stored, (limits if limits is not None else current()).snapshot_body_bound())
+
+
+def _inflate(stored: memoryview, bound: int) -> bytes:
+    body = bytearray()
     try:
         d = zlib.decompressobj()
-        body = d.decompress(stored, MAX_BODY)
-        if d.unconsumed_tail:
-            raise SnapshotError(f"snapshot body larger than {MAX_BODY} bytes")
-        body += d.flush()
+        rest: object = stored
+        while True:
+            body += d.decompress(rest, _PIECE)  # type: ignore[arg-type]
+            if len(body) > bound:
+                raise SnapshotError(f"snapshot body larger than {bound} bytes, more than a state within "
+                                    "this reader's limits can need (--max-memory-pages, "
+                                    "--max-table-elements)")
+            rest = d.unconsumed_tail
+            if d.eof or not rest:
+                break
         if not d.eof or d.unused_data:
             raise SnapshotError("corrupt snapshot: bad compressed body")
     except zlib.error as e:
         raise SnapshotError(f"corrupt snapshot: bad compressed body ({e})") from None
-    return body
+    return body  # type: ignore[return-value]  # a bytearray reads like bytes here
 
 
-def decode(data: bytes) -> State:
-    """Snapshot bytes → State.  Raises SnapshotError, and nothing else, on any bad input."""
-    body = unpack(data)
+def decode(data: bytes, limits: Optional[StoreLimits] = None) -> State:
+    """Snapshot bytes → State.  Raises SnapshotError, and nothing else, on any bad input.  ``limits``
+    are the reader's (they bound decompression and the sizes read; restore checks them again)."""
+    lim = limits if limits is not None else current()
+    body = unpack(data, lim)
     try:
-        state = _decode_body(body)
+        state = _decode_body(body, lim)
         if _faults.ACTIVE:  # deliberate bugs for `wcr selftest` only (vm/snapshot/faults.py)
             _faults.after_decode(state)
         return state
@@ -445,7 +505,7 @@ def decode(data: bytes) -> State:
         raise SnapshotError(f"corrupt snapshot: {type(e).__name__}: {e}") from None
 
 
-def _decode_body(body: bytes) -> State:
+def _decode_body(body: bytes, limits: StoreLimits) -> State:
     r = _R(body, "body")
     sections: Dict[int, _R] = {}
     order: List[int] = []
@@ -511,10 +571,11 @@ def _decode_body(body: bytes) -> State:
     tables = []
     total = 0
     for _ in range(s.count(2)):
-        size = s.u(10_000_000)
+        size = s.u(limits.max_table_elements)
         total += size
-        if total > 20_000_000:
-            raise s.fail("tables too large")
+        if total > limits.max_table_elements:
+            raise s.fail(f"tables hold more than this reader's limit of {limits.max_table_elements} "
+                         "elements (--max-table-elements)")
         elems: List[Value] = []
         for _ in range(s.count(2)):
             n = s.u(size - len(elems))
@@ -536,7 +597,7 @@ def _decode_body(body: bytes) -> State:
             if p <= last:
                 raise s.fail("memory pages out of order")
             last = p
-            ms.nonzero[p] = s.raw(PAGE_SIZE)
+            ms.nonzero[p] = bytes(s.raw(PAGE_SIZE))
         mems.append(ms)
     s.done()
 

@@ -166,7 +166,7 @@ class _Walk:
         self.u(n)
         with memoryview(data) as mv:
             for a in range(0, n, PAGE_SIZE):
-                if data.startswith(_ZERO_PAGE, a) or (n - a < PAGE_SIZE and not any(mv[a:])):
+                if data.find(_ZERO_PAGE, a, a + PAGE_SIZE) == a or (n - a < PAGE_SIZE and not any(mv[a:])):
                     continue
                 self.u(a // PAGE_SIZE)
                 self.raw(mv[a:a + PAGE_SIZE])
@@ -219,6 +219,9 @@ def instance_digest(inst: ModuleInst, log: Optional[List[Any]] = None) -> str:
 def digest_of_state(state: State) -> str:
     """``"sha256:<hex>"`` over the store sections of a snapshot ``state`` in the codec's digest form
     (the snapshot view; its thread is ignored).  Not the oracle's digest: see the module docstring."""
-    from .codec import encode_digest_body  # the snapshot view only: state_digest never touches the codec
+    from .codec import digest_body_pieces  # the snapshot view only: state_digest never touches the codec
 
-    return "sha256:" + hashlib.sha256(encode_digest_body(state)).hexdigest()
+    h = hashlib.sha256()
+    for piece in digest_body_pieces(state):
+        h.update(piece)
+    return "sha256:" + h.hexdigest()

@@ -24,6 +24,8 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, FrozenSet
 
+from ..runtime.memdata import resize
+
 #: fault name → what goes wrong
 FAULTS: Dict[str, str] = {
     "pc_off_by_one": "restore puts the top frame's pc one instruction too far",
@@ -173,7 +175,7 @@ def after_restore(run: Any) -> None:
         for mem in getattr(inst, "mems", ()):
             keep = mem.type.limits.min * 65536
             if len(mem.data) > keep:
-                del mem.data[keep:]
+                mem.data = resize(mem.data, keep)
     if "counter_not_restored" in ACTIVE:
         th.count = 0
     if "pc_off_by_one" in ACTIVE and th.frames:

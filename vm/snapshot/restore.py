@@ -10,7 +10,10 @@ so sharing is preserved; no segment initialisation, no start function), then ove
 memory, global, dropped flag and the host log from the state, and rebuilds the frames after checking
 them against the validator's metadata (labels, operand heights and types, locals, the pending call of
 every non-top frame).  A snapshot is untrusted input: anything inconsistent raises
-:class:`SnapshotError`, and the limits (pages, table size, call depth) are the restoring side's.
+:class:`SnapshotError`.  The limits (memory pages, table elements, call depth) are the restoring side's
+(``limits``, the same :class:`~vm.runtime.limits.StoreLimits` that bound instantiation and growth); the ones
+a snapshot records are informational only, and a state that exceeds the restorer's is refused before
+anything is allocated for it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, cast
 from ..api import LoadedModule, Store, load_module
 from ..errors import WasmError
 from ..exec.engine import Frame, Thread
+from ..runtime.limits import StoreLimits, current
 from ..runtime.objects import PAGE_SIZE, ExternRef, FuncInst, ModuleInst
 from ..runtime.spectest import spectest_exports
 from ..types import RefType
@@ -42,12 +46,9 @@ from .model import (
 from .pcs import false_if_end, labels_at, pc_index, stack_types
 from .run import Run
 
-__all__ = ["MAX_TABLE_SIZE", "default_host_modules", "restore"]
+__all__ = ["check_limits", "default_host_modules", "restore"]
 
 _CALL_OPS = ("call", "call_indirect", "call_ref")
-
-#: sanity limits for restoring untrusted snapshots (the runtime enforces the same or smaller)
-MAX_TABLE_SIZE = 10_000_000
 
 HostModules = Dict[str, Callable[[Any], Dict[str, Any]]]
 
@@ -75,12 +76,13 @@ def _load_modules(state: State, modules: Dict[str, bytes]) -> List[LoadedModule]
 
 
 def restore(state: State, modules: Dict[str, bytes], host_modules: Optional[HostModules] = None,
-            store: Optional[Store] = None) -> Tuple[Store, Optional[Run]]:
+            store: Optional[Store] = None, limits: Optional[StoreLimits] = None) -> Tuple[Store, Optional[Run]]:
     """Re-create the store and the run of ``state`` (see the module docstring).  ``modules`` maps
-    sha256 hex → module bytes; a snapshot of another module is refused.  Returns ``(store, run)``;
-    ``run`` is None for a store-only state."""
+    sha256 hex → module bytes; a snapshot of another module is refused.  ``limits`` are the
+    restorer's (default: the process's, :func:`vm.runtime.limits.current`; a given ``store`` has its own).
+    Returns ``(store, run)``; ``run`` is None for a store-only state."""
     try:
-        out = _restore(state, modules, host_modules, store)
+        out = _restore(state, modules, host_modules, store, limits)
         if _faults.ACTIVE and out[1] is not None:  # deliberate bugs for `wcr selftest` only
             _faults.after_restore(out[1])
         return out
@@ -91,13 +93,29 @@ def restore(state: State, modules: Dict[str, bytes], host_modules: Optional[Host
         raise SnapshotError(f"snapshot does not fit its module: {type(e).__name__}: {e}") from None
 
 
+def check_limits(state: State, limits: StoreLimits) -> None:
+    """Refuse a state that holds more than ``limits`` allow, before anything is allocated for it
+    (the snapshot's own recorded limits play no part)."""
+    pages = sum(ms.pages for ms in state.mems)
+    if pages > limits.max_memory_pages:
+        raise SnapshotError(f"memories: the snapshot holds {pages} pages of memory, more than this "
+                            f"restorer's limit of {limits.max_memory_pages} pages (--max-memory-pages)")
+    elems = sum(len(t) for t in state.tables)
+    if elems > limits.max_table_elements:
+        raise SnapshotError(f"tables: the snapshot holds {elems} table elements, more than this "
+                            f"restorer's limit of {limits.max_table_elements} (--max-table-elements)")
+    th = state.thread
+    if th is not None and len(th.frames) > limits.max_call_depth:
+        raise SnapshotError(f"thread.frames: {len(th.frames)} frames, more than this restorer's call "
+                            f"depth limit of {limits.max_call_depth} (--max-call-depth)")
+
+
 def _restore(state: State, modules: Dict[str, bytes], host_modules: Optional[HostModules],
-             store: Optional[Store]) -> Tuple[Store, Optional[Run]]:
-    loaded = _load_modules(state, modules)
+             store: Optional[Store], limits: Optional[StoreLimits]) -> Tuple[Store, Optional[Run]]:
     if store is None:
-        cfg = state.config
-        store = Store(max_call_depth=int(cfg.get("max_call_depth", 1000)),
-                      max_memory_pages=int(cfg.get("max_memory_pages", 16384)))
+        store = Store(limits=limits if limits is not None else current())
+    check_limits(state, store.limits)
+    loaded = _load_modules(state, modules)
     addrs = _Addresses(state.counts)
     _host_objects(state, store, host_modules if host_modules is not None else default_host_modules(), addrs)
     for n, ist in enumerate(state.instances):
@@ -188,11 +206,11 @@ def _instance(state: State, store: Store, loaded: List[LoadedModule], n: int, is
     # Later instances link against this one's tables/memories at their *current* sizes (they may have
     # grown since, e.g. table_grow.wast's re-exported grown table): size them now, contents below.
     for a in ist.tables[pos["table"]:]:
-        if a < len(state.tables) and len(state.tables[a]) <= MAX_TABLE_SIZE:
-            objs["table"][a].elements = [None] * len(state.tables[a])
+        if a < len(state.tables):
+            _table_size(objs["table"][a], a, len(state.tables[a]))
     for a in ist.mems[pos["memory"]:]:
-        if a < len(state.mems) and state.mems[a].pages <= objs["memory"][a].max_pages:
-            objs["memory"][a].data = bytearray(state.mems[a].pages * PAGE_SIZE)
+        if a < len(state.mems):
+            _memory_size(objs["memory"][a], a, state.mems[a].pages)
     for i, d in enumerate(ist.elem_dropped):
         if d:
             inst.drop_elem(i)
@@ -211,27 +229,40 @@ def _contents(state: State, store: Store, addrs: _Addresses, conv: _Converter) -
         raise SnapshotError("state sections disagree with the address counts")
     for a, elems in enumerate(state.tables):
         tab = objs["table"][a]
-        mx = tab.type.limits.max
-        if len(elems) < tab.type.limits.min or (mx is not None and len(elems) > mx) or \
-                len(elems) > MAX_TABLE_SIZE:
-            raise SnapshotError(f"table {a}: size {len(elems)} outside its limits")
+        _table_size(tab, a, len(elems))
         canon = tab.owner.canon if tab.owner is not None else []
         tab.elements = [conv.value(tab.type.elem, v, canon) for v in elems]
     for a, ms in enumerate(state.mems):
         mem = objs["memory"][a]
-        if ms.pages < mem.type.limits.min or ms.pages > mem.max_pages:
-            raise SnapshotError(f"memory {a}: {ms.pages} pages outside its limits")
-        data = bytearray(ms.pages * PAGE_SIZE)
+        _memory_size(mem, a, ms.pages)
+        data = mem.data
         for p, chunk in ms.nonzero.items():
             if not 0 <= p < ms.pages or len(chunk) != PAGE_SIZE:
-                raise SnapshotError(f"memory {a}: bad page {p}")
+                raise SnapshotError(f"memories[{a}]: bad page {p}")
             data[p * PAGE_SIZE:(p + 1) * PAGE_SIZE] = chunk
-        mem.data = data
     for a, v in enumerate(state.globals):
         g = objs["global"][a]
         canon = g.owner.canon if g.owner is not None else []
         g.value = conv.value(g.type.type, v, canon)
     store.host_log[:] = [(name, tuple(conv.any(v) for v in vals)) for name, vals in state.host_log]
+
+
+def _table_size(tab: Any, a: int, n: int) -> None:
+    """Size table address ``a`` to ``n`` null elements, within its type's limits (the store's quota
+    is charged by the table)."""
+    mx = tab.type.limits.max
+    if n < tab.type.limits.min or (mx is not None and n > mx):
+        raise SnapshotError(f"tables[{a}]: size {n} outside the table type's limits")
+    if len(tab.elements) != n:
+        tab.resize_to(n, f"tables[{a}]")
+
+
+def _memory_size(mem: Any, a: int, pages: int) -> None:
+    """Size memory address ``a`` to ``pages`` zero pages, within its type's limits."""
+    if pages < mem.type.limits.min or pages > mem.max_pages:
+        raise SnapshotError(f"memories[{a}]: {pages} pages outside the memory type's limits")
+    if mem.pages != pages:
+        mem.resize_to(pages, f"memories[{a}]")
 
 
 class _Converter:
