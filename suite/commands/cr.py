@@ -118,17 +118,21 @@ def _add_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
     p.add_argument("--repeat", type=int, default=5, metavar="N", help="repetitions per latency (median)")
     p.add_argument("--loop", type=int, default=100_000, metavar="N", help="iterations of the engine loop")
+    p.add_argument("--memory-mib", type=int, default=64, metavar="N",
+                   help="guest memory the memory benchmark writes (0: skip it; the issue-10 figure uses 1024)")
 
 
 def _run_bench(args: argparse.Namespace) -> int:
     import platform
 
+    from suite.bench.memory_bench import bench_memory
     from suite.bench.snapshot_bench import bench_snapshot
 
-    if args.repeat < 1 or args.loop < 1:
-        raise UsageError("--repeat and --loop must be at least 1")
+    if args.repeat < 1 or args.loop < 1 or args.memory_mib < 0:
+        raise UsageError("--repeat and --loop must be at least 1, --memory-mib at least 0")
     eng = bench_engine(args.loop)
     snap = bench_snapshot(args.repeat)
+    mem = bench_memory(args.memory_mib) if args.memory_mib else {}
     rows: List[List[str]] = [
         ["engine (reference) on sum loop", f"{eng['instructions_per_s'] / 1e6:.2f} M instr/s",
          f"{eng['instructions']} instructions in {eng['seconds']} s"],
@@ -138,6 +142,12 @@ def _run_bench(args: argparse.Namespace) -> int:
                      f"{d['nonzero_pages']} touched page(s), {d['frames']} frames"])
         for k in ("checkpoint_ms", "encode_ms", "decode_ms", "decode_restore_ms", "checkpoint_to_restored_ms"):
             rows.append([f"{k[:-3].replace('_', ' ')} [{case}]", f"{d[k]:.3f} ms", "median"])
+    for step in ("run", "run_checkpoint", "restore"):
+        d = mem.get(step)
+        if isinstance(d, dict):
+            rows.append([f"peak RSS [{step.replace('_', ' + ')}, writes {mem['guest_mib']} MiB]",
+                         f"{d['peak_mib']} MiB", f"(peak - {d['constant_mib']} MiB) / guest = "
+                         f"{d['ratio_to_guest']}"])
     w0 = max(len(r[0]) for r in rows)
     w1 = max(len(r[1]) for r in rows)
     py = f"{platform.python_implementation()} {platform.python_version()}"
@@ -145,7 +155,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"  {r[0]:<{w0}}  {r[1]:>{w1}}  {r[2]}")
     if args.json:
-        write_output(args.json, json.dumps({"python": py, "engine": eng, "snapshot": snap}, indent=1) + "\n")
+        write_output(args.json, json.dumps({"python": py, "engine": eng, "snapshot": snap, "memory": mem}, indent=1) + "\n")
     return EXIT_OK
 
 

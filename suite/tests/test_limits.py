@@ -209,3 +209,15 @@ def test_snapshot_of_a_large_memory_compresses_page_by_page() -> None:
     assert zlib.decompress(blob[codec.HEADER_SIZE:]) == codec.encode_body(state)
     assert decode(blob) == state
     assert replace(state, names={}) is not state
+
+
+def test_memory_bench_reports_peaks_and_ratios() -> None:
+    """`wcr bench`'s memory figures come from real child processes (no timing or size assertion here:
+    the figures belong to the benchmark, not to a test on a shared machine)."""
+    from suite.bench.memory_bench import bench_memory
+
+    out = bench_memory(1)
+    assert out["guest_mib"] == 1
+    for step in ("run", "run_checkpoint", "restore"):
+        d = out[step]
+        assert isinstance(d, dict) and d["peak_mib"] > 0 and d["constant_mib"] > 0
