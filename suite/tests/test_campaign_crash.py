@@ -172,3 +172,78 @@ def test_a_written_campaign_file_is_locked(tmp_path):
     finally:
         log.close()
     ChunkLog(p).close()  # free again
+
+
+# -- a killed `wcr spec` keeps what finished and resumes --------------------------------------------------
+#: small files, slow enough under --cr that a -j 2 run can be killed between its first and last file
+SPEC_FILES = ["fac.wast", "br.wast", "loop.wast", "call.wast", "block.wast", "if.wast"]
+needs_testsuite = pytest.mark.skipif(not os.environ.get("WASM_TESTSUITE"), reason="no testsuite")
+
+
+def _spec(out: Path, *extra: str) -> List[str]:
+    return [sys.executable, "-m", "suite", "spec", *SPEC_FILES, "--cr", "random", "--seed", "3", "-j", "2",
+            "--quiet", "--json", str(out), *extra]
+
+
+def _comparable(summary: Dict) -> Dict:
+    """A spec JSON summary without its timings."""
+    return {k: v for k, v in summary.items() if k not in ("elapsed_s", "asserts_per_s")}
+
+
+def _finished(state: Path) -> List[str]:
+    if not state.exists():
+        return []
+    return [json.loads(x)["result"]["file"] for x in state.read_text().splitlines()[1:]
+            if x.endswith("}") and '"t": "file"' in x]
+
+
+@linux_only
+@needs_testsuite
+def test_killed_spec_run_resumes(tmp_path):
+    from reports.spec import read_state
+
+    ref, out = tmp_path / "ref.json", tmp_path / "out.json"
+    r = subprocess.run(_spec(ref), env=_env("ref"), capture_output=True, timeout=900)
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    marker = uuid.uuid4().hex
+    state = tmp_path / "out.json.state.jsonl"  # the default place: next to --json
+    proc = subprocess.Popen(_spec(out), env=_env(marker), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        while not _finished(state) and proc.poll() is None:
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        for _ in range(200):
+            left = _marked(marker)
+            if not left:
+                break
+            time.sleep(0.05)
+        assert not left, f"workers of the killed run still run: {left}"
+    finally:
+        for pid in _marked(marker):
+            os.kill(pid, signal.SIGKILL)
+    kept = _finished(state)
+    assert 1 <= len(kept) < len(SPEC_FILES) and not out.exists()
+    _head, recs = read_state(state)  # readable as it was left
+    assert [x["result"]["file"] for _i, x in recs if x["t"] == "file"] == kept
+    # a resume with other options is refused, and names the difference
+    r = subprocess.run(_spec(out, "--resume", "--seed", "4"), env=_env(marker), capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 2 and "seed: 3 there, 4 here" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = subprocess.run(_spec(out, "--resume"), env=_env(marker), capture_output=True, timeout=900)
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    assert sorted(_finished(state)) == sorted(SPEC_FILES)  # the kept files were not run again
+    assert _comparable(json.loads(out.read_text())) == _comparable(json.loads(ref.read_text()))
+
+
+def test_spec_resume_without_a_state_is_bad_input(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "suite", "spec", "fac.wast", "--resume"], env=_env("x"),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "--resume needs" in r.stderr, r.stderr
+    bad = tmp_path / "s.jsonl"
+    bad.write_text("not a state\n")
+    r = subprocess.run([sys.executable, "-m", "suite", "spec", "fac.wast", "--resume", "--state", str(bad)],
+                       env=_env("x"), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "not a wcr spec state file" in r.stderr, r.stderr
