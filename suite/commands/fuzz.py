@@ -94,8 +94,9 @@ def _hosts_and_targets(args: argparse.Namespace) -> Tuple[List[str], List[str], 
 
 
 def _run_fuzz(args: argparse.Namespace) -> int:
-    from suite.fuzz.campaign import Config, NothingRan, run_campaign
+    from suite.fuzz.campaign import Config, run_campaign
     from suite.fuzz.chunklog import CampaignBusy
+    from suite.fuzz.summary import NothingRan
 
     if args.budget is not None and args.budget <= 0:
         raise UsageError("--budget must be positive")
@@ -192,8 +193,8 @@ def _add_selftest(p: argparse.ArgumentParser) -> None:
 def _run_selftest(args: argparse.Namespace) -> int:
     import shutil
 
-    from suite.fuzz.campaign import NothingRan
     from suite.fuzz.selftest import run_selftest, score
+    from suite.fuzz.summary import NothingRan
     from vm.snapshot.faults import FAULTS
 
     names = [f.strip() for f in args.faults.split(",") if f.strip()] if args.faults is not None else list(FAULTS)

@@ -39,8 +39,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from runners.trial import Case, Divergence, Schedule, judge_target_results, make_hosts, run_trial
 
-from .chunklog import ChunkLog, check_unlocked, chunk_records, resume_point
-from .coverage import Steering, coverage_summary, format_coverage, trial_coverage
+from .chunklog import ChunkLog, check_unlocked, resume_point
+from .coverage import Steering, format_coverage, trial_coverage
+from .summary import NothingRan, nothing_ran_reason, summarize
 
 CHUNK = 16
 #: runs of at most this many instructions may be checked exhaustively (every k, every host and target)
@@ -75,11 +76,6 @@ class Config:
     @property
     def reports_dir(self) -> Path:
         return Path(self.reports) if self.reports else Path(self.dir) / "reports"
-
-
-class NothingRan(Exception):
-    """A campaign (or a selftest) completed no trial.  Why an error and not a zero: a fuzzer that tested
-    nothing must never look like a fuzzer that found nothing.  The message is one line saying why."""
 
 
 class _Found(Exception):
@@ -385,53 +381,6 @@ class Worker:
         return path
 
 
-#: notes (where and what of inconclusive / target-nonconformant verdicts) a summary lists
-MAX_NOTES = 100
-#: an inconclusive share above this is flagged: in a healthy campaign it is a fraction of a percent
-#: (native stack overflows), so a jump means resource failures are hiding results
-INCONCLUSIVE_ALARM = 0.02
-
-
-def summarize(directory: Path) -> Dict[str, Any]:
-    """The campaign summary from its committed chunks (the final JSON of ``wcr fuzz``)."""
-    trials = checkpoints = divergences = inconclusive = 0
-    restores: Dict[str, int] = {}
-    skipped: Dict[str, int] = {}
-    notes: List[Dict[str, Any]] = []
-    reports: List[str] = []
-    first_catch = None
-    records: List[Dict[str, Any]] = []
-    for rec in chunk_records(Path(directory)):
-        if rec.get("coverage"):
-            records.append(rec)
-        t = rec.get("t")
-        if t in ("trial", "targets"):
-            for k, v in (rec.get("restores") or {}).items():
-                restores[k] = restores.get(k, 0) + int(v)
-            for k, v in (rec.get("skipped") or {}).items():
-                skipped[k] = skipped.get(k, 0) + int(v)
-            inconclusive += int(rec.get("inconclusive", 0))
-            notes += (rec.get("notes") or [])[:max(0, MAX_NOTES - len(notes))]
-        if t == "trial":
-            trials += 1
-            checkpoints += int(rec.get("checkpoints", 0))
-        elif t == "divergence":
-            divergences += 1
-            fc = rec.get("first_catch")
-            if fc is not None and (first_catch is None or fc < first_catch):
-                first_catch = fc
-        elif t == "report" and rec["path"] not in reports:  # as found, then minimized over it
-            reports.append(rec["path"])
-    done = sum(restores.values()) + trials  # every restore, plus each trial's conformance run
-    rate = inconclusive / done if done else 0.0
-    return {"trials": trials, "checkpoints": checkpoints, "restores": restores, "divergences": divergences,
-            "inconclusive": inconclusive, "inconclusive_rate": round(rate, 4),
-            "inconclusive_flag": (f"inconclusive rate {rate:.1%} is above {INCONCLUSIVE_ALARM:.0%}: something is "
-                                  "failing for resource reasons (see notes)") if rate > INCONCLUSIVE_ALARM else None,
-            "notes": notes, "reports": reports, "not_applicable": skipped,
-            "first_catch_seconds": first_catch, "coverage": coverage_summary(records)}
-
-
 def _worker_entry(cfg_dict: Dict[str, Any], wid: int, deadline_s: float, queue: Any, parent: int) -> None:
     from runners.lifetime import die_with_parent
 
@@ -501,14 +450,6 @@ def run_campaign(cfg: Config, progress: bool = False, out=sys.stderr) -> Dict[st
         raise NothingRan(nothing_ran_reason(d, s["seconds"], cfg.budget))
     out.write(format_coverage(s["coverage"]) + "\n")
     return s
-
-
-def nothing_ran_reason(directory: Path, seconds: float, budget: float) -> str:
-    """One line for :class:`NothingRan`: the last recorded trial error, else the budget."""
-    errors = [rec for rec in chunk_records(Path(directory)) if rec.get("t") == "error"]
-    why = (f"every trial failed, last error: {' '.join(str(errors[-1].get('error', '?')).split())}" if errors
-           else f"the budget of {budget:g} s ended before the first trial finished")
-    return f"the campaign completed 0 trials in {seconds:g} s: {why} (log: {directory})"
 
 
 def _print_progress(out: Any, t0: float, before: int, stats: Dict[int, Tuple[int, int, int]]) -> None:

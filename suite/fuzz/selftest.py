@@ -24,7 +24,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from vm.snapshot import faults
 
-from .campaign import Config, NothingRan, Worker, nothing_ran_reason, summarize
+from .campaign import Config, Worker
+from .summary import NothingRan, nothing_ran_reason, summarize
 
 
 def replay_exit(report: str, fault: Optional[str], timeout: float = 300.0) -> int:

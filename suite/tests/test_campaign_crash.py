@@ -17,8 +17,8 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-from suite.fuzz.campaign import summarize
 from suite.fuzz.chunklog import CampaignBusy, ChunkLog, chunk_records, committed, resume_point, write_chunk
+from suite.fuzz.summary import summarize
 
 ROOT = Path(__file__).resolve().parents[2]
 linux_only = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc (Linux)")
