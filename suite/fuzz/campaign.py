@@ -401,6 +401,10 @@ def run_campaign(cfg: Config, progress: bool = False, out=sys.stderr) -> Dict[st
     d = Path(cfg.dir)
     d.mkdir(parents=True, exist_ok=True)
     check_unlocked(d)
+    if cfg.chunks and all(resume_point(d / f"trials-{cfg.shard[0]}-{w}.jsonl").next_chunk >= cfg.chunks
+                          for w in range(cfg.workers)):
+        raise NothingRan(f"the campaign in {d} has its {cfg.chunks} chunks per worker already: nothing to run "
+                         "(a larger --chunks continues it)")
     (d / "meta.json").write_text(json.dumps(asdict(cfg), indent=1))
     t0 = time.monotonic()
     before = summarize(d)["trials"]

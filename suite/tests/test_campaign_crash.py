@@ -107,14 +107,18 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, workers):
     assert summarize(crash)["trials"] == summarize(ref)["trials"] == len(resumed)
 
 
-def test_a_finished_campaign_resumed_runs_nothing_and_says_so(tmp_path):
+def test_a_finished_campaign_resumed_runs_nothing_and_says_so_unless_given_more_chunks(tmp_path):
     d = tmp_path / "c"
     env = _env("x")
     argv = [sys.executable, "-m", "suite", "fuzz", "--chunks", "1", "--hosts", "inproc", "--targets", "",
             "--workers", "1", "--dir", str(d)]
-    assert subprocess.run(argv, env=env, capture_output=True, timeout=300).returncode == 0
+    r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    first = json.loads(r.stdout)["trials"]
     r = subprocess.run(argv + ["--resume"], env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 2 and "0 trials" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert r.returncode == 2 and "1 chunks per worker already" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = subprocess.run(argv + ["--resume", "--chunks", "2"], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and json.loads(r.stdout)["trials"] > first > 0, r.stderr
 
 
 def test_resume_of_an_old_format_campaign_is_refused(tmp_path):
