@@ -251,3 +251,34 @@ def test_spec_resume_without_a_state_is_bad_input(tmp_path):
     r = subprocess.run([sys.executable, "-m", "suite", "spec", "fac.wast", "--resume", "--state", str(bad)],
                        env=_env("x"), capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "not a wcr spec state file" in r.stderr, r.stderr
+
+
+def test_fuzz_needs_a_budget(tmp_path, capsys):
+    from suite.cli import main
+
+    assert main(["fuzz", "--dir", str(tmp_path / "d"), "--targets", ""]) == 2
+    assert "--budget SECONDS, --chunks N or both" in capsys.readouterr().err
+
+
+def test_spec_state_keeps_whole_files_and_names_a_bad_line(tmp_path):
+    from reports.spec import SpecState, StateError
+    from spec_tests.results import PASSED, CaseResult, FileResult
+
+    p, opts = tmp_path / "s.jsonl", {"cr": None, "files": ["a.wast", "b.wast"]}
+    st = SpecState(p, opts, resume=False)
+    a = FileResult("a.wast", [CaseResult("a.wast", 3, "assert_return", "a.wast:3 assert_return", PASSED)], 0.5)
+    st.add(a)
+    st.close()
+    with open(p, "a") as f:
+        f.write('{"t": "file", "session": 0, "result": {"file": "b.wa')  # killed while writing b
+    st = SpecState(p, opts, resume=True)
+    assert st.done == {"a.wast": a} and st.session == 1
+    st.add(FileResult("b.wast"))
+    st.close()
+    assert set(SpecState(p, opts, resume=True).done) == {"a.wast", "b.wast"}
+    with pytest.raises(StateError, match="files: 2 files there, 1 files here"):
+        SpecState(p, dict(opts, files=["a.wast"]), resume=True)
+    with open(p, "a") as f:
+        f.write(json.dumps({"t": "file", "result": {"file": "c.wast", "cases": [{"line": "x"}]}}) + "\n")
+    with pytest.raises(StateError, match=r"s\.jsonl:\d+: .*case 0"):
+        SpecState(p, opts, resume=True)
