@@ -112,8 +112,8 @@ class Worker:
         self.trials = 0
         self.divergences = 0
         self.checkpoints = 0
+        self.log = ChunkLog(self.log_path)  # locked first: nobody else appends while we read it
         rp = resume_point(self.log_path)
-        self.log = ChunkLog(self.log_path)
         self.elapsed0, self.next_chunk, self.floor = rp.elapsed, rp.next_chunk, rp.floor
         self.buf: List[Dict[str, Any]] = []  # the records of the chunk being run
         self.cut = False  # the running chunk was cut short by the budget
