@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from runners.lifetime import popen_kwargs
 from vm.snapshot import faults
 
 from .campaign import Config, Worker
@@ -38,7 +39,7 @@ def replay_exit(report: str, fault: Optional[str], timeout: float = 300.0) -> in
     # the child runs in the package's root (so ``-m suite`` works from a checkout): the report's path
     # must not depend on the caller's working directory
     p = subprocess.run([sys.executable, "-m", "suite", "replay", str(Path(report).resolve())], env=env, cwd=str(root),
-                       capture_output=True, timeout=timeout)
+                       capture_output=True, timeout=timeout, **popen_kwargs())  # dies with the selftest
     return p.returncode
 
 
