@@ -3,7 +3,8 @@
 
 A frame is a 4-byte **big-endian** length followed by that many bytes of UTF-8 JSON, in both directions;
 one request frame gets one reply frame.  :class:`FramedChild` is the parent's side: it starts the child
-in its own process group (so a kill takes the child's children too), writes without blocking (a large
+in its own process group (so a kill takes the child's children too) and bound to die with this process
+(:mod:`runners.lifetime`), writes without blocking (a large
 snapshot must not deadlock against a child that is writing), reads with a deadline, and turns a crash or
 a timeout into :class:`ChildCrashed` / :class:`ChildTimeout` after which the next request starts a fresh
 process.  :func:`serve` is the child's side (standard library only: bare interpreters run it).
@@ -20,6 +21,8 @@ import sys
 import tempfile
 import time
 from typing import Any, BinaryIO, Callable, Dict, Optional, Sequence
+
+from .lifetime import popen_kwargs
 
 _HEAD = struct.Struct(">I")
 #: refuse a reply frame larger than this (a broken child must not make us allocate without bound)
@@ -116,7 +119,7 @@ class FramedChild:
         self._err = tempfile.TemporaryFile()
         try:
             proc = subprocess.Popen(self.cmd, cwd=self.cwd, env=self.env, stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, stderr=self._err, start_new_session=True)
+                                    stdout=subprocess.PIPE, stderr=self._err, **popen_kwargs())
         except OSError as e:
             raise ChildCrashed(f"{self.name} cannot start: {e}") from None
         assert proc.stdin is not None

@@ -2,15 +2,22 @@
 
 Each worker builds its own engine and Store per file, so results do not depend on ``-j``.  A worker
 that dies (e.g. a C-level crash) costs only the file it was running: the unfinished files are rerun
-one per process, and the one that kills its process again is reported as one failed case.
+one per process, and the one that kills its process again is reported as one failed case.  Workers die
+with the process that runs them (:func:`runners.lifetime.die_with_parent`): a killed ``wcr spec -j N``
+leaves no worker running.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import multiprocessing
+import os
+import sys
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
+
+from runners.lifetime import die_with_parent
 
 from .runner import FAILED, CaseResult, FileResult, run_file
 
@@ -19,6 +26,14 @@ Progress = Callable[[FileResult, int, int], None]
 
 def _worker(root: str, rel: str, cache_root: Optional[str], cr: Any = None) -> FileResult:
     return run_file(Path(root), rel, None, Path(cache_root) if cache_root else None, cr)
+
+
+def _pool(jobs: int) -> cf.ProcessPoolExecutor:
+    """Worker processes that are children of this process (fork on Linux, else spawn: never a fork
+    server in between, whose death would not reach them) and die with it."""
+    ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    return cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=die_with_parent,
+                                  initargs=(os.getpid(),))
 
 
 def _crashed(rel: str, why: str) -> FileResult:
@@ -52,7 +67,7 @@ def run_files(
         return [done[f] for f in files]
 
     broken = False
-    with cf.ProcessPoolExecutor(max_workers=jobs) as pool:
+    with _pool(jobs) as pool:
         futs = {pool.submit(_worker, str(root), rel, croot, cr): rel for rel in files}
         for fut in cf.as_completed(futs):
             rel = futs[fut]
@@ -69,7 +84,7 @@ def run_files(
     if broken:
         # We cannot tell which file killed the worker: rerun the unfinished ones one per process.
         for rel in [f for f in files if f not in done]:
-            with cf.ProcessPoolExecutor(max_workers=1) as solo:
+            with _pool(1) as solo:
                 try:
                     record(solo.submit(_worker, str(root), rel, croot, cr).result())
                 except BrokenProcessPool:

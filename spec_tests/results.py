@@ -4,7 +4,7 @@ them imports another to reach it)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, List, Optional
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
@@ -48,6 +48,11 @@ class FileResult:
     def count(self, status: str) -> int:
         return sum(1 for c in self.cases if c.status == status)
 
+    def to_state(self) -> Dict[str, Any]:
+        """Everything of this result as JSON data (``wcr spec``'s state file: :func:`from_state` reads it
+        back exactly, so a resumed run reports a finished file as if it had just run it)."""
+        return asdict(self)
+
     @property
     def passed(self) -> int:
         return self.count(PASSED)
@@ -59,3 +64,41 @@ class FileResult:
     @property
     def skipped(self) -> int:
         return self.count(SKIPPED)
+
+
+_TYPES = {"str": str, "int": int, "float": (int, float)}
+
+
+def _checked(cls: Any, d: Any, where: str) -> Dict[str, Any]:
+    """``d``'s fields of dataclass ``cls`` whose annotation is str/int/float, type-checked."""
+    if not isinstance(d, dict):
+        raise ValueError(f"{where}: not an object")
+    out = {}
+    for f in fields(cls):
+        want = _TYPES.get(str(f.type))
+        if f.name in d and want is not None:
+            v = d[f.name]
+            if not isinstance(v, want) or isinstance(v, bool):
+                raise ValueError(f"{where}: field {f.name!r} is not {f.type}")
+            out[f.name] = v
+    return out
+
+
+def from_state(d: Any) -> FileResult:
+    """The inverse of :meth:`FileResult.to_state`.  The data comes from a file (a state file can be cut,
+    edited or from another version), so every field is checked: :class:`ValueError` names the bad one."""
+    head = _checked(FileResult, d, "file result")
+    if "file" not in head:
+        raise ValueError("file result: no 'file'")
+    cases = d.get("cases", [])
+    cr = d.get("cr")
+    if not isinstance(cases, list) or not (cr is None or isinstance(cr, dict)):
+        raise ValueError(f"{head['file']}: 'cases' must be a list and 'cr' an object or null")
+    out = FileResult(**head, cr=cr)
+    for i, c in enumerate(cases):
+        args = _checked(CaseResult, c, f"{head['file']}: case {i}")
+        missing = [k for k in ("file", "line", "command", "name", "status") if k not in args]
+        if missing or args["status"] not in (PASSED, FAILED, SKIPPED):
+            raise ValueError(f"{head['file']}: case {i}: missing {missing} or unknown status")
+        out.cases.append(CaseResult(**args))
+    return out

@@ -5,7 +5,8 @@ module we hand over is wrong") and the cache folder.
 
 Why here and not in each target: a hung gcc or node must never hang a campaign, and a killed process
 must take its children along (gcc's ``cc1`` survived a plain ``subprocess.run`` timeout at 6 GB), so
-the kill rule is written once.  In :meth:`runners.native.target.Target.run`, :class:`Timeout` becomes an
+the kill rule is written once; and every such process dies with the process that started it
+(:mod:`runners.lifetime`), so a killed campaign leaves no compiler running.  In :meth:`runners.native.target.Target.run`, :class:`Timeout` becomes an
 *inconclusive* outcome (a resource limit, with its reason), :class:`Unrunnable` an *unsupported* one (the
 runtime cannot take this module: not applicable, never a verdict) and :class:`InvalidModule` an *error*
 of ours (every module a target is given is one we made); :class:`ServerDied` (a crash of the runtime's
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from ..framing import ChildError, ChildTimeout, FramedChild
+from ..lifetime import popen_kwargs
 
 
 class Unrunnable(Exception):
@@ -59,7 +61,7 @@ def run_proc(cmd: Sequence[str], timeout: float, cwd: Optional[str] = None,
     """Run ``cmd`` with a hard wall-clock limit; :class:`Timeout` when exceeded (the process group is
     killed, so no grandchild survives; the output so far is on the exception's ``stdout``)."""
     proc = subprocess.Popen(list(cmd), cwd=cwd, stdin=subprocess.PIPE if input is not None else None,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen_kwargs())
     try:
         out, err = proc.communicate(input, timeout=timeout)
     except subprocess.TimeoutExpired as exc:

@@ -12,14 +12,20 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import List, Tuple
+from typing import TYPE_CHECKING, List, Tuple
 
 from suite.commands import UsageError
 from suite.commands._io import write_output
 
+if TYPE_CHECKING:
+    from suite.fuzz.campaign import Config
+
 
 def _add_fuzz(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--budget", type=float, required=True, metavar="SECONDS", help="campaign wall time")
+    p.add_argument("--budget", type=float, metavar="SECONDS",
+                   help="campaign time (cumulative over --resume; a chunk the budget cuts is re-run by --resume)")
+    p.add_argument("--chunks", type=int, metavar="N",
+                   help="chunks (of 16 trials) per worker: a deterministic budget, alone or with --budget")
     p.add_argument("--seed", type=int, default=0, metavar="N")
     p.add_argument("--hosts", metavar="LIST",
                    help="inproc,python:PATH,... (default: inproc and one other Python if present)")
@@ -33,7 +39,8 @@ def _add_fuzz(p: argparse.ArgumentParser) -> None:
                    help="campaign directory: JSONL results, Hypothesis database (default fuzz-campaign)")
     p.add_argument("--json", metavar="PATH", help="write the final JSON summary here")
     p.add_argument("--reports", metavar="DIR", help="bug report directory (default DIR/reports)")
-    p.add_argument("--resume", action="store_true", help="continue the campaign in --dir")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the campaign in --dir: re-runs exactly its unfinished chunks")
     p.add_argument("--shrink-seconds", type=float, default=60.0, metavar="S",
                    help="time limit of Hypothesis shrinking per divergence (default 60)")
 
@@ -87,26 +94,30 @@ def _hosts_and_targets(args: argparse.Namespace) -> Tuple[List[str], List[str], 
 
 
 def _run_fuzz(args: argparse.Namespace) -> int:
-    from suite.fuzz.campaign import Config, NothingRan, run_campaign
+    from suite.fuzz.campaign import Config, run_campaign
+    from suite.fuzz.chunklog import CampaignBusy
+    from suite.fuzz.summary import NothingRan
 
-    if args.budget <= 0:
+    if args.budget is not None and args.budget <= 0:
         raise UsageError("--budget must be positive")
+    if args.chunks is not None and args.chunks < 1:
+        raise UsageError("--chunks must be >= 1")
     if args.workers < 1:
         raise UsageError("--workers must be >= 1")
     shard = _parse_shard(args.shard)
     d = Path(args.dir)
     meta = d / "meta.json"
+    budget = float("inf") if args.budget is None else args.budget
     if args.resume:
-        if not meta.is_file():
-            raise UsageError(f"--resume: {d} has no campaign (meta.json missing)")
-        try:
-            old = json.loads(meta.read_text())
-            cfg = Config(**old)
-            cfg.shard = tuple(cfg.shard)  # type: ignore[assignment]
-        except (ValueError, TypeError) as e:
-            raise UsageError(f"--resume: unreadable {meta}: {e}") from None
-        cfg.budget = args.budget
+        cfg = _resumed_config(d)
+        cfg.budget = budget
+        if args.chunks is not None:
+            cfg.chunks = args.chunks
+        if args.budget is None and not cfg.chunks:
+            raise UsageError("--resume: the campaign has no --chunks: give --budget SECONDS")
     else:
+        if args.budget is None and args.chunks is None:
+            raise UsageError("give --budget SECONDS, --chunks N or both")
         if d.exists() and any(d.glob("trials-*.jsonl")):
             raise UsageError(f"{d} already holds a campaign: use --resume or another --dir")
         if d.is_dir() and any(d.iterdir()) and not meta.is_file():
@@ -114,14 +125,16 @@ def _run_fuzz(args: argparse.Namespace) -> int:
         hosts, targets, notes = _hosts_and_targets(args)
         for n in notes:
             print(f"wcr fuzz: note: {n}", file=sys.stderr)
-        cfg = Config(budget=args.budget, seed=args.seed, hosts=hosts, targets=targets, generator=args.generator,
+        cfg = Config(budget=budget, seed=args.seed, hosts=hosts, targets=targets, generator=args.generator,
                      workers=args.workers, shard=shard, dir=str(d), reports=args.reports or "",
-                     shrink_seconds=args.shrink_seconds)
-    print(f"wcr fuzz: {cfg.budget:g} s, seed {cfg.seed}, generator {cfg.generator}, hosts {','.join(cfg.hosts)}, "
+                     shrink_seconds=args.shrink_seconds, chunks=args.chunks or 0)
+    limit = " and ".join(x for x in (f"{cfg.budget:g} s" if cfg.budget != float("inf") else "",
+                                     f"{cfg.chunks} chunks/worker" if cfg.chunks else "") if x)
+    print(f"wcr fuzz: {limit}, seed {cfg.seed}, generator {cfg.generator}, hosts {','.join(cfg.hosts)}, "
           f"targets {','.join(cfg.targets) or '-'}, {cfg.workers} worker(s), dir {cfg.dir}", file=sys.stderr)
     try:
         summary = run_campaign(cfg, progress=sys.stderr.isatty())
-    except NothingRan as e:
+    except (NothingRan, CampaignBusy) as e:
         raise UsageError(str(e)) from None
     text = json.dumps(summary, indent=1)
     if args.json:
@@ -130,6 +143,27 @@ def _run_fuzz(args: argparse.Namespace) -> int:
     if summary.get("inconclusive_flag"):
         print(f"wcr fuzz: warning: {summary['inconclusive_flag']}", file=sys.stderr)
     return 1 if summary["divergences"] else 0
+
+
+def _resumed_config(d: Path) -> Config:
+    """The configuration of the campaign in ``d`` (its ``meta.json``), for ``--resume``."""
+    from suite.fuzz.campaign import FORMAT, Config
+
+    meta = d / "meta.json"
+    if not meta.is_file():
+        raise UsageError(f"--resume: {d} has no campaign (meta.json missing)")
+    try:
+        old = json.loads(meta.read_text())
+        if not isinstance(old, dict):
+            raise ValueError("not a JSON object")
+        cfg = Config(**old)
+        cfg.shard = tuple(cfg.shard)  # type: ignore[assignment]
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"--resume: unreadable {meta}: {e}") from None
+    if old.get("format") != FORMAT:  # older campaigns have no "format" (and no chunk markers)
+        raise UsageError(f"--resume: {d} was written by another version of wcr (format {old.get('format', 1)}, this one "
+                         f"writes {FORMAT}): start a new campaign")
+    return cfg
 
 
 def _add_replay(p: argparse.ArgumentParser) -> None:
@@ -159,8 +193,8 @@ def _add_selftest(p: argparse.ArgumentParser) -> None:
 def _run_selftest(args: argparse.Namespace) -> int:
     import shutil
 
-    from suite.fuzz.campaign import NothingRan
     from suite.fuzz.selftest import run_selftest, score
+    from suite.fuzz.summary import NothingRan
     from vm.snapshot.faults import FAULTS
 
     names = [f.strip() for f in args.faults.split(",") if f.strip()] if args.faults is not None else list(FAULTS)

@@ -3,7 +3,8 @@
 Exit 0 when nothing failed, 1 when something did, 2 for bad input (no testsuite, no matching file, a
 restorer that does not exist or is not available here).  The per-file table and the failure details go
 to stdout; progress (on a terminal) to stderr; ``--json`` / ``--junit`` write the reports of
-:mod:`reports.spec`.
+:mod:`reports.spec`.  Each finished file is streamed to a state file (``--state``, by default next to
+``--json`` or ``--junit``): a killed run keeps what finished, and ``--resume`` runs only the rest.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any, List, Optional, Sequence, TextIO, Tuple
+from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
 from reports.spec import (
+    SpecState,
+    StateError,
     cr_summary,
     failure_components,
     failures,
@@ -53,6 +56,11 @@ def _add_spec(p: argparse.ArgumentParser) -> None:
                         "(default inproc)")
     p.add_argument("--cr-max-points", type=int, default=50, metavar="N",
                    help="--cr all: at most N checkpoints per invocation (default 50)")
+    p.add_argument("--state", metavar="PATH",
+                   help="stream each finished file's results here (default: JSON.state.jsonl next to --json, "
+                        "else next to --junit)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run of --state: skip the files it finished (same files and options)")
 
 
 def _run_spec(args: argparse.Namespace) -> int:
@@ -61,9 +69,25 @@ def _run_spec(args: argparse.Namespace) -> int:
     cr = _cr_config(args)
     root, files = _select(args)
     tty = sys.stderr.isatty()
+    state = _open_state(args, root, files)
     start = time.perf_counter()
-    results = run_files(root, files, jobs=args.jobs, progress=_Progress(start) if tty else None, cr=cr)
-    elapsed = time.perf_counter() - start
+    show = _Progress(start) if tty else None
+
+    def progress(r: Any, i: int, n: int) -> None:
+        if state is not None:
+            state.add(r)
+        if show is not None:
+            show(r, i, n)
+
+    done = state.done if state is not None else {}
+    try:
+        fresh = run_files(root, [f for f in files if f not in done], jobs=args.jobs, progress=progress, cr=cr)
+    finally:
+        if state is not None:
+            state.close()
+    by_file = dict(done, **{r.file: r for r in fresh})
+    results = [by_file[f] for f in files]
+    elapsed = state.elapsed() if state is not None else time.perf_counter() - start
     if tty:
         sys.stderr.write("\r\x1b[K")
         sys.stderr.flush()
@@ -83,6 +107,42 @@ def _run_spec(args: argparse.Namespace) -> int:
     if args.junit:
         write_junit(Path(args.junit), results)
     return EXIT_OK if t["failed"] == 0 else EXIT_FAIL
+
+
+#: options that do not change any file's results (they may differ between a run and its ``--resume``)
+NOT_RESULTS = frozenset({"json", "junit", "jobs", "quiet", "max_failures", "state", "resume", "command",
+                         "files", "list", "testsuite"})
+
+
+def _state_path(args: argparse.Namespace) -> Optional[Path]:
+    if args.state:
+        return Path(args.state)
+    for out in (args.json, args.junit):
+        if out:
+            return Path(out).with_name(Path(out).name + ".state.jsonl")
+    return None
+
+
+def _open_state(args: argparse.Namespace, root: Path, files: List[str]) -> Optional[SpecState]:
+    """The run's state file (None without ``--state``/``--json``/``--junit``).  Its options are what
+    decides a file's results: the testsuite, the selected files and every option not in
+    :data:`NOT_RESULTS` (so a flag added later takes part without being listed here)."""
+    path = _state_path(args)
+    if path is None:
+        if args.resume:
+            raise UsageError("--resume needs the state of the run: --state PATH, or the run's --json/--junit")
+        return None
+    options: Dict[str, Any] = {k: v for k, v in sorted(vars(args).items())
+                               if k not in NOT_RESULTS and not k.startswith("_")}
+    options.update(testsuite=str(root.resolve()), files=list(files))
+    if args.resume and not path.is_file():
+        raise UsageError(f"--resume: no state file {path} (a run with these --json/--junit/--state writes it)")
+    try:
+        return SpecState(path, options, resume=args.resume)
+    except StateError as e:
+        raise UsageError(str(e)) from None
+    except OSError as e:
+        raise UsageError(f"--state {path}: {e.strerror}") from None
 
 
 def _cr_config(args: argparse.Namespace) -> Optional[CrConfig]:

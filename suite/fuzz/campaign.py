@@ -5,18 +5,25 @@ chunk number) gives reproducible generation, Hypothesis shrinking of the *whole*
 arguments and schedule are all draws) when a chunk fails, and a natural point to flush batched target
 checks (a node process or compile per batch, not per checkpoint).  A target divergence only shows up at
 the flush, so the chunk is then re-run with synchronous target checks restricted to that divergence's
-signature, which lets Hypothesis shrink it too.
+signature, which lets Hypothesis shrink it too.  A chunk is also the unit of recording and of
+``--resume`` (:mod:`suite.fuzz.chunklog`): its records reach the file together or not at all, and a
+resumed campaign re-runs exactly the chunks that are not complete.  That a chunk's trials depend only on
+(seed, shard, worker, chunk) and on the worker's earlier chunks (steering) is what makes this exact:
+counted chunks therefore never replay the example database (it would put earlier failures into them).
 
 On disk, under the campaign directory::
 
     meta.json                 configuration (``--resume`` reads it)
-    trials-S-W.jsonl          one line per trial / target batch / divergence / report, as they happen
-    hypothesis/               the example database (found failures replay first next time)
-    reports/                  YAML bug reports (default of ``--reports``)
+    trials-S-W.jsonl          worker W's records, one chunk (trials, target batch, divergences, reports,
+                              errors, then an end marker) per write: :mod:`suite.fuzz.chunklog`
+    hypothesis/               the example database (shrinking and the re-runs of target divergences)
+    reports/                  YAML bug reports (default of ``--reports``), written as found at once
 
-The summary is recomputed from the JSONL files, so a killed campaign loses nothing.  Its coverage
-section and the steering towards uncovered kinds: :mod:`suite.fuzz.coverage`.  A campaign that
-completes no trial raises :class:`NothingRan`: an empty run proves nothing, so it is never a success.
+The summary is recomputed from the committed chunks, so a killed campaign loses nothing but its
+unfinished chunks, which ``--resume`` re-runs.  Workers die with the campaign process
+(:mod:`runners.lifetime`).  Its coverage section and the steering towards uncovered kinds:
+:mod:`suite.fuzz.coverage`.  A campaign that completes no trial raises :class:`NothingRan`: an empty
+run proves nothing, so it is never a success.
 """
 
 from __future__ import annotations
@@ -32,7 +39,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from runners.trial import Case, Divergence, Schedule, judge_target_results, make_hosts, run_trial
 
-from .coverage import Steering, coverage_summary, format_coverage, trial_coverage
+from .chunklog import ChunkLog, check_unlocked, resume_point
+from .coverage import Steering, format_coverage, trial_coverage
+from .summary import NothingRan, nothing_ran_reason, summarize
 
 CHUNK = 16
 #: runs of at most this many instructions may be checked exhaustively (every k, every host and target)
@@ -41,9 +50,13 @@ EXHAUSTIVE_MAX = 200
 EXHAUSTIVE_EVERY = 10
 
 
+#: ``meta.json`` format: 2 = chunks committed with end markers (older campaigns cannot be resumed)
+FORMAT = 2
+
+
 @dataclass
 class Config:
-    budget: float = 60.0
+    budget: float = 60.0  # seconds of campaign time (inf: none; then ``chunks`` bounds the campaign)
     seed: int = 0
     hosts: List[str] = field(default_factory=lambda: ["inproc"])
     targets: List[str] = field(default_factory=list)
@@ -57,19 +70,21 @@ class Config:
     stop_on_divergence: bool = False
     faults: List[str] = field(default_factory=list)
     max_funcs: int = 4
+    chunks: int = 0  # chunks per worker (0: until the budget ends); the deterministic budget
+    format: int = FORMAT
 
     @property
     def reports_dir(self) -> Path:
         return Path(self.reports) if self.reports else Path(self.dir) / "reports"
 
 
-class NothingRan(Exception):
-    """A campaign (or a selftest) completed no trial.  Why an error and not a zero: a fuzzer that tested
-    nothing must never look like a fuzzer that found nothing.  The message is one line saying why."""
-
-
 class _Found(Exception):
     """Raised inside the Hypothesis test for a divergence (one raise site: one failure to shrink)."""
+
+
+def _digest(key: Any) -> str:
+    """A short stable id of a case or schedule key (``trial`` records: comparing campaigns)."""
+    return hashlib.sha256(repr(key).encode()).hexdigest()[:16]
 
 
 def _hseed(cfg: Config, wid: int, chunk: int) -> int:
@@ -94,29 +109,32 @@ class Worker:
         self.targets = {t: resolve(t)[0] for t in cfg.targets}
         self.dir = Path(cfg.dir)
         self.log_path = self.dir / f"trials-{cfg.shard[0]}-{wid}.jsonl"
-        self.elapsed0 = 0.0
-        self.next_chunk = 0
         self.trials = 0
         self.divergences = 0
         self.checkpoints = 0
-        if self.log_path.exists():
-            for rec in read_jsonl(self.log_path):
-                self.elapsed0 = max(self.elapsed0, float(rec.get("elapsed", 0.0)))
-                self.next_chunk = max(self.next_chunk, int(rec.get("chunk", -1)) + 1)
-        self.log = open(self.log_path, "a", encoding="utf-8")
+        self.log = ChunkLog(self.log_path)  # locked first: nobody else appends while we read it
+        rp = resume_point(self.log_path)
+        self.elapsed0, self.next_chunk, self.floor = rp.elapsed, rp.next_chunk, rp.floor
+        self.buf: List[Dict[str, Any]] = []  # the records of the chunk being run
+        self.cut = False  # the running chunk was cut short by the budget
         self.t0 = time.monotonic()
         self.first_catch: Optional[float] = None
         self.reports: List[str] = []
-        self.steer = Steering(read_jsonl(self.log_path) if self.log_path.exists() else [], bool(self.targets))
+        self.steer = Steering(rp.records, bool(self.targets))
 
     # -- bookkeeping ------------------------------------------------------------------------------
     def elapsed(self) -> float:
         return self.elapsed0 + time.monotonic() - self.t0
 
     def emit(self, rec: Dict[str, Any]) -> None:
+        """Add a record to the running chunk (:meth:`commit` writes them)."""
         rec["elapsed"] = round(self.elapsed(), 3)
-        self.log.write(json.dumps(rec) + "\n")
-        self.log.flush()
+        self.buf.append(rec)
+
+    def commit(self, c: int, complete: bool) -> None:
+        """Write chunk ``c``'s records in one piece (:mod:`suite.fuzz.chunklog`)."""
+        buf, self.buf = self.buf, []
+        self.log.commit(c, buf, complete, self.elapsed())
 
     def progress(self) -> None:
         if self.queue is not None:
@@ -168,22 +186,27 @@ class Worker:
 
     # -- chunks -----------------------------------------------------------------------------------
     def run(self, deadline_s: float) -> None:
-        """Run chunks until ``deadline_s`` seconds of (cumulative) campaign time."""
-        first = True
-        while self.elapsed() < deadline_s:
+        """Run chunks until ``deadline_s`` seconds of (cumulative) campaign time, or until the worker has
+        ``cfg.chunks`` complete chunks; each chunk is committed as it ends."""
+        while self.elapsed() < deadline_s and not (self.cfg.chunks and self.next_chunk >= self.cfg.chunks):
             c = self.next_chunk
+            self.cut = False
+            stop = self.run_chunk(c, deadline_s)
+            self.commit(c, complete=not self.cut)
+            self.floor = 0
+            if self.cut:
+                break
             self.next_chunk += 1
-            stop = self.run_chunk(c, deadline_s, reuse=first)
-            first = False
             self.progress()
             if stop and self.cfg.stop_on_divergence:
                 break
 
-    def run_chunk(self, c: int, deadline_s: float, reuse: bool = False,
-                  only: Optional[Tuple[str, str]] = None, report_name: Optional[str] = None) -> bool:
+    def run_chunk(self, c: int, deadline_s: float, only: Optional[Tuple[str, str]] = None,
+                  report_name: Optional[str] = None) -> bool:
         """One Hypothesis run of up to ``cfg.chunk`` trials.  ``only``: a re-run that looks for one
         divergence signature with synchronous target checks (trials are not counted).  Returns True
-        when a divergence was found.
+        when a divergence was found.  A chunk the budget ends sets ``self.cut`` (not complete), but
+        never before it has ``self.floor`` trials (those of the cut version it re-runs).
 
         A divergence is reported twice under one file name: at once, as found (so a campaign killed
         or cut short while shrinking still leaves a report that replays), and again, minimized, over
@@ -198,9 +221,11 @@ class Worker:
                                "name": report_name}
         batch: List[Tuple[Any, Any, Case, Schedule, int]] = []
         replaying = only is not None
+        counted = [0]  # trials of this chunk so far
 
         def body(data: Any) -> None:
-            if st_["sig"] is None and self.elapsed() >= deadline_s:
+            if st_["sig"] is None and self.elapsed() >= deadline_s and counted[0] >= self.floor:
+                self.cut = True
                 return  # budget spent: let Hypothesis finish the chunk without work
             case = self.draw_case(data)
             until, last = st_["shrink_until"], st_["last"]
@@ -221,10 +246,12 @@ class Worker:
                 raise
             if st_["sig"] is None:  # a counted trial
                 self.trials += 1
+                counted[0] += 1
                 self.checkpoints += res.checkpoints
                 cov = trial_coverage(res.coverage)
                 self.steer.on_hosts(cov)
-                self.emit({"t": "trial", "chunk": c, "gen": case.generator, "N": res.total,
+                self.emit({"t": "trial", "chunk": c, "i": counted[0] - 1, "case": _digest(case.key()),
+                           "sched": _digest(sched.key()) if sched else None, "gen": case.generator, "N": res.total,
                            "shape": sched.shape if sched else None, "checkpoints": res.checkpoints,
                            "restores": res.restores, "inconclusive": res.inconclusive, "skipped": res.skipped,
                            "notes": res.notes,
@@ -252,7 +279,7 @@ class Worker:
             st_["last"] = (case, sched, hit, key)
             raise _Found(hit.detail)
 
-        phases = ([Phase.reuse] if reuse or replaying else []) + [Phase.generate, Phase.shrink]
+        phases = ([Phase.reuse] if replaying else []) + [Phase.generate, Phase.shrink]
         test = settings(max_examples=cfg.chunk, database=DirectoryBasedExampleDatabase(str(self.dir / "hypothesis")),
                         deadline=None, phases=phases, suppress_health_check=list(HealthCheck),
                         verbosity=Verbosity.quiet, print_blob=False, report_multiple_bugs=False,
@@ -354,66 +381,10 @@ class Worker:
         return path
 
 
-def read_jsonl(path: Path) -> List[Dict[str, Any]]:
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue  # a line cut by a kill: everything before it is intact
-    return out
+def _worker_entry(cfg_dict: Dict[str, Any], wid: int, deadline_s: float, queue: Any, parent: int) -> None:
+    from runners.lifetime import die_with_parent
 
-
-#: notes (where and what of inconclusive / target-nonconformant verdicts) a summary lists
-MAX_NOTES = 100
-#: an inconclusive share above this is flagged: in a healthy campaign it is a fraction of a percent
-#: (native stack overflows), so a jump means resource failures are hiding results
-INCONCLUSIVE_ALARM = 0.02
-
-
-def summarize(directory: Path) -> Dict[str, Any]:
-    """The campaign summary from its JSONL files (the final JSON of ``wcr fuzz``)."""
-    trials = checkpoints = divergences = inconclusive = 0
-    restores: Dict[str, int] = {}
-    skipped: Dict[str, int] = {}
-    notes: List[Dict[str, Any]] = []
-    reports: List[str] = []
-    first_catch = None
-    records: List[Dict[str, Any]] = []
-    for p in sorted(Path(directory).glob("trials-*.jsonl")):
-        for rec in read_jsonl(p):
-            if rec.get("coverage"):
-                records.append(rec)
-            t = rec.get("t")
-            if t in ("trial", "targets"):
-                for k, v in (rec.get("restores") or {}).items():
-                    restores[k] = restores.get(k, 0) + int(v)
-                for k, v in (rec.get("skipped") or {}).items():
-                    skipped[k] = skipped.get(k, 0) + int(v)
-                inconclusive += int(rec.get("inconclusive", 0))
-                notes += (rec.get("notes") or [])[:max(0, MAX_NOTES - len(notes))]
-            if t == "trial":
-                trials += 1
-                checkpoints += int(rec.get("checkpoints", 0))
-            elif t == "divergence":
-                divergences += 1
-                fc = rec.get("first_catch")
-                if fc is not None and (first_catch is None or fc < first_catch):
-                    first_catch = fc
-            elif t == "report" and rec["path"] not in reports:  # as found, then minimized over it
-                reports.append(rec["path"])
-    done = sum(restores.values()) + trials  # every restore, plus each trial's conformance run
-    rate = inconclusive / done if done else 0.0
-    return {"trials": trials, "checkpoints": checkpoints, "restores": restores, "divergences": divergences,
-            "inconclusive": inconclusive, "inconclusive_rate": round(rate, 4),
-            "inconclusive_flag": (f"inconclusive rate {rate:.1%} is above {INCONCLUSIVE_ALARM:.0%}: something is "
-                                  "failing for resource reasons (see notes)") if rate > INCONCLUSIVE_ALARM else None,
-            "notes": notes, "reports": reports, "not_applicable": skipped,
-            "first_catch_seconds": first_catch, "coverage": coverage_summary(records)}
-
-
-def _worker_entry(cfg_dict: Dict[str, Any], wid: int, deadline_s: float, queue: Any) -> None:
+    die_with_parent(parent)  # a killed campaign must not leave workers appending to its files
     cfg = Config(**cfg_dict)
     cfg.shard = tuple(cfg.shard)  # type: ignore[assignment]
     w = Worker(cfg, wid, queue)
@@ -429,6 +400,11 @@ def run_campaign(cfg: Config, progress: bool = False, out=sys.stderr) -> Dict[st
     """Run (or continue) a campaign and return :func:`summarize`'s dict plus timing."""
     d = Path(cfg.dir)
     d.mkdir(parents=True, exist_ok=True)
+    check_unlocked(d)
+    if cfg.chunks and all(resume_point(d / f"trials-{cfg.shard[0]}-{w}.jsonl").next_chunk >= cfg.chunks
+                          for w in range(cfg.workers)):
+        raise NothingRan(f"the campaign in {d} has its {cfg.chunks} chunks per worker already: nothing to run "
+                         "(a larger --chunks continues it)")
     (d / "meta.json").write_text(json.dumps(asdict(cfg), indent=1))
     t0 = time.monotonic()
     before = summarize(d)["trials"]
@@ -449,7 +425,7 @@ def run_campaign(cfg: Config, progress: bool = False, out=sys.stderr) -> Dict[st
 
         ctx = mp.get_context("spawn")
         q = ctx.Queue()
-        procs = [ctx.Process(target=_worker_entry, args=(asdict(cfg), i, cfg.budget, q), daemon=True)
+        procs = [ctx.Process(target=_worker_entry, args=(asdict(cfg), i, cfg.budget, q, os.getpid()), daemon=True)
                  for i in range(cfg.workers)]
         for p in procs:
             p.start()
@@ -474,19 +450,10 @@ def run_campaign(cfg: Config, progress: bool = False, out=sys.stderr) -> Dict[st
     s = summarize(d)
     s["seconds"] = round(time.monotonic() - t0, 2)
     s["trials_per_second"] = round((s["trials"] - before) / max(s["seconds"], 1e-9), 2)
-    if s["trials"] == before:
+    if s["trials"] <= before:  # (fewer: a re-run of a cut chunk broke down)
         raise NothingRan(nothing_ran_reason(d, s["seconds"], cfg.budget))
     out.write(format_coverage(s["coverage"]) + "\n")
     return s
-
-
-def nothing_ran_reason(directory: Path, seconds: float, budget: float) -> str:
-    """One line for :class:`NothingRan`: the last recorded trial error, else the budget."""
-    errors = [rec for p in sorted(Path(directory).glob("trials-*.jsonl")) for rec in read_jsonl(p)
-              if rec.get("t") == "error"]
-    why = (f"every trial failed, last error: {' '.join(str(errors[-1].get('error', '?')).split())}" if errors
-           else f"the budget of {budget:g} s ended before the first trial finished")
-    return f"the campaign completed 0 trials in {seconds:g} s: {why} (log: {directory})"
 
 
 def _print_progress(out: Any, t0: float, before: int, stats: Dict[int, Tuple[int, int, int]]) -> None:

@@ -22,9 +22,11 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from runners.lifetime import popen_kwargs
 from vm.snapshot import faults
 
-from .campaign import Config, NothingRan, Worker, nothing_ran_reason, summarize
+from .campaign import Config, Worker
+from .summary import NothingRan, nothing_ran_reason, summarize
 
 
 def replay_exit(report: str, fault: Optional[str], timeout: float = 300.0) -> int:
@@ -37,7 +39,7 @@ def replay_exit(report: str, fault: Optional[str], timeout: float = 300.0) -> in
     # the child runs in the package's root (so ``-m suite`` works from a checkout): the report's path
     # must not depend on the caller's working directory
     p = subprocess.run([sys.executable, "-m", "suite", "replay", str(Path(report).resolve())], env=env, cwd=str(root),
-                       capture_output=True, timeout=timeout)
+                       capture_output=True, timeout=timeout, **popen_kwargs())  # dies with the selftest
     return p.returncode
 
 

@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 from reports.bugreport import ReportError, build_report, load_report, replay, write_report
 from runners.trial import Case, Divergence, Schedule, run_trial
 from suite.cli import main
-from suite.fuzz.campaign import Config, NothingRan, run_campaign, summarize
+from suite.fuzz.campaign import Config, run_campaign
 from suite.fuzz.selftest import run_fault, run_selftest
+from suite.fuzz.summary import NothingRan, summarize
 from vm.errors import trap_kind
 from vm.snapshot import faults
 
@@ -157,14 +158,17 @@ def test_campaign_resume_and_json_shape(tmp_path):
     assert {"trials", "checkpoints", "restores", "divergences", "inconclusive", "reports"} <= set(s1)
     assert s1["trials"] > 0 and s1["restores"]["inproc"] > 0 and s1["divergences"] == 0
     lines = (d / "trials-0-0.jsonl").read_text().splitlines()
-    chunks = {json.loads(x)["chunk"] for x in lines}
+    markers = [json.loads(x) for x in lines if json.loads(x)["t"] == "chunk"]
+    complete = [m["chunk"] for m in markers if m["complete"]]
+    assert complete == list(range(len(complete))) and markers[-1]["chunk"] == len(markers) - 1
     cfg.budget = 3.0  # the budget is the campaign's total: resume runs the remaining ~1.5 s
     s2 = run_campaign(cfg)
     assert s2["trials"] > s1["trials"]
     lines2 = (d / "trials-0-0.jsonl").read_text().splitlines()
     assert lines2[:len(lines)] == lines  # nothing lost or rewritten
     new_chunks = {json.loads(x)["chunk"] for x in lines2[len(lines):]}
-    assert new_chunks and min(new_chunks) > max(chunks)  # continued, not restarted
+    # continued, not restarted: only the chunk the budget cut (not complete) is run again
+    assert new_chunks and min(new_chunks) == len(complete)
     # a line cut by a kill is ignored, the rest still counts
     with open(d / "trials-0-0.jsonl", "a") as f:
         f.write('{"t": "trial", "chu')
@@ -416,8 +420,10 @@ def test_nonpass_target_verdicts_say_where_and_what(tmp_path: Path) -> None:
     assert by["v8"]["status"] == INCONCLUSIVE and "stack" in by["v8"]["detail"] and by["v8"]["at"] == "own:abc@3"
     assert by["wasm3"]["uninterrupted_difference"] == "results[0] differs without C/R too"
     # a campaign whose inconclusive share jumps is flagged
-    (tmp_path / "trials-0.jsonl").write_text(
-        json.dumps({"t": "trial", "restores": {"inproc": 10}, "inconclusive": 5, "notes": res.notes}) + "\n")
+    from suite.fuzz.chunklog import write_chunk
+
+    write_chunk(tmp_path / "trials-0.jsonl", 0, [{"t": "trial", "restores": {"inproc": 10}, "inconclusive": 5,
+                                                  "notes": res.notes}])
     s = summarize(tmp_path)
     assert s["notes"] == res.notes and s["inconclusive_flag"] and s["inconclusive_rate"] > 0.02
 

@@ -31,8 +31,6 @@ LONG_FILES_ALLOWED: Dict[str, str] = {
                              "state kinds (issue 9)",
     "spec_tests/runner.py": "the script command interpreter, one cmd_* per script command like the reference "
                             "interpreter's script/run.ml",
-    "suite/fuzz/campaign.py": "the fuzz campaign: workers running Hypothesis chunks of trials, batched target "
-                              "flushes, reports and the summary (coverage rows and steering: suite/fuzz/coverage.py)",
     "suite/tests/test_resume.py": "tests of resume modules (one converter, its cases)",
     "suite/tests/test_snapshot.py": "tests of checkpoint/restore of our VM (capture, codec, restore checks)",
 }
