@@ -7,7 +7,8 @@ and the exit-status contract below is stated once for all of them.
 Exit statuses: 0 = success (``spec``: nothing failed), 1 = a failure the command reports (``spec``
 failures, a divergence, a host that failed), 2 = bad input (missing file, bad argument, unknown export,
 malformed/invalid module, a run that tested nothing: one line on stderr, never a traceback), 3 = the
-input needs a feature wcr does not support.  A bug in wcr is one line too (exit 1), with the traceback
+input needs a feature wcr does not support, 4 = ``run``/``restore`` stopped by a limit the user set
+(``--fuel``/``--timeout``; one line on stderr names the limit, the JSON on stdout has ``"stopped"``).  A bug in wcr is one line too (exit 1), with the traceback
 only under ``WCR_DEBUG=1``.
 """
 

@@ -16,6 +16,7 @@ from typing import List, Tuple
 
 from suite.commands import UsageError
 from suite.commands._io import write_output
+from suite.commands._limits import add_limit_flags, limits_of
 
 
 def _add_fuzz(p: argparse.ArgumentParser) -> None:
@@ -36,6 +37,8 @@ def _add_fuzz(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue the campaign in --dir")
     p.add_argument("--shrink-seconds", type=float, default=60.0, metavar="S",
                    help="time limit of Hypothesis shrinking per divergence (default 60)")
+    add_limit_flags(p, "trial (a stopped trial is inconclusive)", None,
+                    fuel_default="runners.trial.MAX_INSTRUCTIONS", timeout_default="suite.fuzz.campaign.TRIAL_TIMEOUT")
 
 
 def _parse_shard(text: str) -> Tuple[int, int]:
@@ -114,9 +117,12 @@ def _run_fuzz(args: argparse.Namespace) -> int:
         hosts, targets, notes = _hosts_and_targets(args)
         for n in notes:
             print(f"wcr fuzz: note: {n}", file=sys.stderr)
+        limits = limits_of(args)
         cfg = Config(budget=args.budget, seed=args.seed, hosts=hosts, targets=targets, generator=args.generator,
                      workers=args.workers, shard=shard, dir=str(d), reports=args.reports or "",
-                     shrink_seconds=args.shrink_seconds)
+                     shrink_seconds=args.shrink_seconds, fuel=limits.fuel)
+        if args.timeout is not None:  # else the campaign's default (TRIAL_TIMEOUT); 0 = no limit
+            cfg.timeout = limits.seconds
     print(f"wcr fuzz: {cfg.budget:g} s, seed {cfg.seed}, generator {cfg.generator}, hosts {','.join(cfg.hosts)}, "
           f"targets {','.join(cfg.targets) or '-'}, {cfg.workers} worker(s), dir {cfg.dir}", file=sys.stderr)
     try:

@@ -4,6 +4,10 @@ Exit 0 when nothing failed, 1 when something did, 2 for bad input (no testsuite,
 restorer that does not exist or is not available here).  The per-file table and the failure details go
 to stdout; progress (on a terminal) to stderr; ``--json`` / ``--junit`` write the reports of
 :mod:`reports.spec`.
+
+Every command runs within ``--timeout`` seconds (default :data:`COMMAND_TIMEOUT`, so one engine bug cannot
+stall a CI job) and, with ``--fuel N``, N retired instructions per invocation: a command they stop fails
+with "timeout after S s" / "fuel exhausted after N instructions" and the run goes on.
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ from spec_tests.cr import CrConfig
 from spec_tests.parallel import run_files
 from spec_tests.testsuite import TestsuiteError, locate_testsuite, read_list, select_files
 from suite.commands import EXIT_FAIL, EXIT_OK, UsageError
+from suite.commands._limits import add_limit_flags, limits_of
+
+#: default wall-time limit of one script command (seconds); the whole 1.0/2.0 set runs in seconds
+COMMAND_TIMEOUT = 60.0
 
 
 def _add_spec(p: argparse.ArgumentParser) -> None:
@@ -53,16 +61,19 @@ def _add_spec(p: argparse.ArgumentParser) -> None:
                         "(default inproc)")
     p.add_argument("--cr-max-points", type=int, default=50, metavar="N",
                    help="--cr all: at most N checkpoints per invocation (default 50)")
+    add_limit_flags(p, "command (and per restore in --cr mode)", COMMAND_TIMEOUT)
 
 
 def _run_spec(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise UsageError(f"-j {args.jobs}: must be at least 1")
+    limits = limits_of(args)
     cr = _cr_config(args)
     root, files = _select(args)
     tty = sys.stderr.isatty()
     start = time.perf_counter()
-    results = run_files(root, files, jobs=args.jobs, progress=_Progress(start) if tty else None, cr=cr)
+    results = run_files(root, files, jobs=args.jobs, progress=_Progress(start) if tty else None, cr=cr,
+                        limits=limits)
     elapsed = time.perf_counter() - start
     if tty:
         sys.stderr.write("\r\x1b[K")
@@ -100,7 +111,7 @@ def _cr_config(args: argparse.Namespace) -> Optional[CrConfig]:
         ok, why = r.available()
         if not ok:
             raise UsageError(f"--restore-on {r.name}: not available: {why}")
-    return CrConfig(args.cr, args.seed, args.restore_on, args.cr_max_points)
+    return CrConfig(args.cr, args.seed, args.restore_on, args.cr_max_points, limits_of(args))
 
 
 def _select(args: argparse.Namespace) -> Tuple[Path, List[str]]:

@@ -31,10 +31,14 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from runners.trial import Case, Divergence, Schedule, judge_target_results, make_hosts, run_trial
+from vm.exec.budget import Limits
 
 from .coverage import Steering, coverage_summary, format_coverage, trial_coverage
 
 CHUNK = 16
+#: seconds one trial may take unless ``wcr fuzz --timeout`` says otherwise (trials take milliseconds; one
+#: that takes a minute is counted inconclusive with the reason, and the campaign goes on)
+TRIAL_TIMEOUT = 60.0
 #: runs of at most this many instructions may be checked exhaustively (every k, every host and target)
 EXHAUSTIVE_MAX = 200
 #: ... in one trial out of this many
@@ -57,6 +61,8 @@ class Config:
     stop_on_divergence: bool = False
     faults: List[str] = field(default_factory=list)
     max_funcs: int = 4
+    fuel: Optional[int] = None  # per trial, every run (None: runners.trial.MAX_INSTRUCTIONS)
+    timeout: Optional[float] = TRIAL_TIMEOUT  # per trial, wall time
 
     @property
     def reports_dir(self) -> Path:
@@ -215,7 +221,8 @@ class Worker:
 
             try:
                 res, sched = run_trial(case, schedule_fn, self.hosts, self.targets,
-                                       batch_targets=not replaying and st_["sig"] is None, only=st_["sig"])
+                                       batch_targets=not replaying and st_["sig"] is None, only=st_["sig"],
+                                       limits=Limits(cfg.fuel, cfg.timeout))
             except Exception as e:  # the harness broke: remembered, so it is logged even past the budget
                 st_.setdefault("error", e)
                 raise
