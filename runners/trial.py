@@ -40,7 +40,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from vm.errors import Stopped, trap_kind
+from vm.errors import FUEL_EXHAUSTED, TIMEOUT, Stopped, stop_message, trap_kind
 from vm.exec.budget import Budget, Limits
 from vm.snapshot import decode
 from vm.snapshot.coverage import live_kinds
@@ -152,10 +152,12 @@ class TrialResult:
         self.restores[where] = self.restores.get(where, 0) + n
 
     def note(self, where: str, status: str, detail: str, k: Optional[int] = None, at: str = "",
-             own: str = "") -> None:
+             own: str = "", stopped: str = "") -> None:
         n: Dict[str, Any] = {"where": where, "status": status, "k": k, "at": at, "detail": detail[:500]}
         if own:
             n["uninterrupted_difference"] = own[:500]
+        if stopped:  # the stop kind (vm.errors.STOP_KINDS) when a limit made it inconclusive
+            n["stopped"] = stopped
         self.notes.append(n)
 
 
@@ -164,10 +166,11 @@ def differential(case: Case, fuel: Optional[int] = None) -> Tuple[Optional[Diver
     """VM vs wasmtime on the unmodified module: ``(divergence or None, why it is inconclusive or "")``."""
     export = case.diff_export or case.export
     args = case.diff_args if case.diff_args is not None else case.args
+    fuel = MAX_INSTRUCTIONS if fuel is None else fuel
     try:
-        vm = run_vm(case.wasm, export, args, max_instructions=MAX_INSTRUCTIONS if fuel is None else fuel)
-    except BudgetExceeded as e:
-        return None, f"our VM: {e}"
+        vm = run_vm(case.wasm, export, args, max_instructions=fuel)
+    except BudgetExceeded:
+        return None, f"our VM: {stop_message(FUEL_EXHAUSTED, fuel)}"
     wt = run_wasmtime(case.wasm, export, args)
     # resource limits differ between engines: says nothing about conformance
     if wt.inconclusive:
@@ -210,7 +213,7 @@ def _host_finish(host: Any, snap: bytes, modules: Dict[str, bytes], ref: Dict[st
                                           k, ref, None, snap, ERROR))
     elif r.status == INCONCLUSIVE:
         res.inconclusive += 1
-        res.note(host.name, r.status, r.detail, k)
+        res.note(host.name, r.status, r.detail, k, stopped=(r.outcome or {}).get("stopped") or "")
     elif r.status != MATCH:
         res.divergences.append(Divergence("cr-host", host.name, r.detail, k, ref, r.outcome, snap, r.status))
 
@@ -279,7 +282,8 @@ def run_trial(case: Case, schedule_fn: Any, hosts: Dict[str, Any], targets: Dict
         div, inconc = differential(case, budget.fuel)
         if inconc:
             res.inconclusive += 1
-            res.note("wasmtime", INCONCLUSIVE, inconc, at="conformance run")
+            res.note("wasmtime", INCONCLUSIVE, inconc, at="conformance run",
+                     stopped=FUEL_EXHAUSTED if inconc.startswith(f"our VM: {FUEL_EXHAUSTED}") else "")
             res.seconds = time.perf_counter() - t0
             return res, None
         if div is not None:
@@ -291,7 +295,7 @@ def run_trial(case: Case, schedule_fn: Any, hosts: Dict[str, Any], targets: Dict
         ref, final = reference(case, budget)
     except Stopped as e:
         res.inconclusive += 1
-        res.note("inproc", INCONCLUSIVE, str(e), at="reference run")
+        res.note("inproc", INCONCLUSIVE, str(e), at="reference run", stopped=e.kind)
         res.seconds = time.perf_counter() - t0
         return res, None
     res.reference = ref
@@ -363,7 +367,8 @@ def _out_of_time(budget: Budget, res: TrialResult, k: int) -> bool:
     if not budget.expired():
         return False
     res.inconclusive += 1
-    res.note("trial", INCONCLUSIVE, f"timeout after {budget.seconds:g} s: checkpoints from k={k} on not restored", k)
+    res.note("trial", INCONCLUSIVE, f"timeout after {budget.seconds:g} s: checkpoints from k={k} on not restored", k,
+             stopped=TIMEOUT)
     return True
 
 

@@ -92,6 +92,13 @@ def _err(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
 
+def _expected_of(cmd: Dict[str, Any]) -> str:
+    """What a command expected, for a failure that produced nothing to compare (a stopped run)."""
+    if "expected" in cmd:
+        return "[" + ", ".join(format_expected(e) for e in cmd["expected"]) + "]"
+    return cmd.get("text") or "the command completes"
+
+
 class ScriptRunner:
     """Runs the commands of one converted script against an engine."""
 
@@ -513,8 +520,8 @@ class ScriptRunner:
         except _Fail as e:
             case.status, case.message, case.expected, case.actual = FAILED, e.message, e.expected, e.actual
         except Stopped as e:  # a limit of the run, not the program: the expected result was not produced
-            case.status, case.message, case.actual = FAILED, e.message, e.message
-            case.expected = "what the script expects, within the command's limits"
+            case.status, case.message, case.actual, case.stopped = FAILED, e.message, e.message, e.kind
+            case.expected = _expected_of(cmd)
         except Exception as e:  # a bug somewhere in wcr: a failure of this command, not of the run
             case.status = FAILED
             case.message = f"unexpected {_err(e)}"[:2000]
