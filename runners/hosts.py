@@ -45,7 +45,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from vm.snapshot.model import SnapshotError
 
@@ -161,8 +161,11 @@ class PythonHost(Host):
         return self._child.starts
 
     def _exe(self) -> Optional[str]:
+        """The interpreter's absolute path (a relative PATH is relative to the current directory, not to
+        the child's), or None when there is no such executable."""
         if os.sep in self.path or (os.altsep and os.altsep in self.path):
-            return self.path if os.path.isfile(self.path) and os.access(self.path, os.X_OK) else None
+            ok = os.path.isfile(self.path) and os.access(self.path, os.X_OK)
+            return os.path.abspath(self.path) if ok else None
         return shutil.which(self.path)
 
     def available(self) -> Tuple[bool, str]:
@@ -286,3 +289,34 @@ def known_python_hosts() -> List[str]:
     if shutil.which("pypy3"):
         out.append("python:pypy3")
     return out
+
+
+# ------------------------------------------------------------------------- what a stranger's file may run
+#: the environment variable listing the ``python:PATH`` hosts this machine lets a bug report name
+#: (comma-separated, as ``--restore-on`` takes them)
+HOSTS_ENV = "WCR_HOSTS"
+#: hosts that run nothing but this process's own VM: always allowed
+BUILTIN_HOSTS = ("inproc",)
+
+
+def host_spec(name: str) -> str:
+    """A host name as ``--restore-on`` spells it, in its one form (``pypy3`` is ``python:pypy3``)."""
+    name = name.strip()
+    return "python:pypy3" if name == "pypy3" else name
+
+
+def allowed_hosts(named: Sequence[str] = (), environ: Optional[Mapping[str, str]] = None) -> Set[str]:
+    """The hosts a file from elsewhere (a bug report) may make this machine use: :data:`BUILTIN_HOSTS`,
+    plus every host the user named (``--restore-on``/``--host``) or configured (:data:`HOSTS_ENV`).
+    Why: a ``python:PATH`` host *runs the program at PATH* (even asking whether it is available runs
+    it), and a report is downloaded from an issue tracker; only the replaying user may choose what
+    runs.  Names compare as written (``python:./x.py`` and ``python:/abs/x.py`` are different names)."""
+    env = os.environ if environ is None else environ
+    extra = [x for item in named for x in item.split(",")] + env.get(HOSTS_ENV, "").split(",")
+    return set(BUILTIN_HOSTS) | {host_spec(x) for x in extra if x.strip()}
+
+
+def not_allowed_message(spec: str) -> str:
+    """What is printed for a host a report names that this machine does not allow."""
+    return (f"host {spec} named by the report is not allowed here; pass --restore-on {spec} "
+            f"(or list it in {HOSTS_ENV}) to use it")

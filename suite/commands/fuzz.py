@@ -140,13 +140,17 @@ def _run_fuzz(args: argparse.Namespace) -> int:
 
 def _add_replay(p: argparse.ArgumentParser) -> None:
     p.add_argument("report", metavar="REPORT.yaml")
+    p.add_argument("--restore-on", "--host", dest="restore_on", action="append", default=[],
+                   metavar="HOST[,HOST...]",
+                   help="python:PATH hosts the report may use (a report runs only inproc, the native "
+                        "targets and the hosts named here or in $WCR_HOSTS; others are skipped)")
 
 
 def _run_replay(args: argparse.Namespace) -> int:
     from reports.bugreport import ReportError, main_replay
 
     try:
-        return main_replay(args.report)
+        return main_replay(args.report, allow=args.restore_on)
     except ReportError as e:
         raise UsageError(str(e)) from None
 
