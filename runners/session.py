@@ -85,11 +85,13 @@ class Reference:
     final_state: Any = None
 
 
-def fresh_instance(wasm: bytes, export: str) -> Tuple[Any, Any, Any]:
+def fresh_instance(wasm: bytes, export: str, budget: Optional[Budget] = None) -> Tuple[Any, Any, Any]:
     """A fresh store with ``wasm`` instantiated (imports: the store's ``spectest``): (store, instance,
-    the exported function)."""
+    the exported function).  ``budget`` bounds the start function (:class:`vm.errors.Stopped`)."""
     store = Store()
+    store.budget = budget
     inst = instantiate(store, load_module(wasm))
+    store.budget = None
     return store, inst, inst.exports[export]
 
 
@@ -97,7 +99,7 @@ def reference_run(wasm: bytes, export: str, args: Sequence[Any], budget: Optiona
                   ) -> Reference:
     """The uninterrupted run, within ``budget``; :class:`vm.errors.Stopped` when a limit stopped it
     (there is then nothing to compare restores with)."""
-    store, inst, func = fresh_instance(wasm, export)
+    store, inst, func = fresh_instance(wasm, export, budget)
     run = start(store, func, list(args))
     stop = advance_within(store, run, budget)
     if stop is not None:
