@@ -33,7 +33,9 @@ from vm.snapshot import faults as _faults
 from vm.values import Value, format_value, is_nan, is_quiet_nan, is_ref, parse_value
 
 #: the fields of an outcome dict (``vm.snapshot.Outcome.to_dict``) that hosts must reproduce exactly
-OUTCOME_FIELDS = ("results", "trap", "instructions", "host_log", "state_digest")
+#: (``stopped`` too: callers judge a stopped side first, :func:`compare_stopped`, but a bare comparison
+#: must never call a stopped run equal to a finished one)
+OUTCOME_FIELDS = ("results", "trap", "instructions", "host_log", "state_digest", "stopped")
 
 
 # --------------------------------------------------------------------------- stopped runs (any side)

@@ -157,6 +157,17 @@ def test_restore_timeout_stops(tmp_path: Path, capsys: pytest.CaptureFixture, lo
     assert code == 4 and json.loads(out)["stopped"] == "timeout" and "timeout after 1 s" in err, err
 
 
+def test_restore_on_a_target_has_a_wall_time_limit(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                   loop_wasm: bytes) -> None:
+    """A native target knows no fuel: ``--timeout`` bounds it (wasmtime: epoch interruption), and the
+    verdict of a stopped run is inconclusive."""
+    m, snap = _snapshot(tmp_path, capsys, loop_wasm)
+    code, out, err = wcr(capsys, "restore", snap, "--module", m, "--target", "wasmtime", "--timeout", "1")
+    doc = json.loads(out)
+    assert code == 4 and doc["stopped"] == "timeout" and doc["verdict"] == "inconclusive", err
+    assert doc["instructions"] is None and "timeout after 1 s" in err
+
+
 def test_python_child_enforces_the_budget_itself(loop_wasm: bytes) -> None:
     """The child gets the limits in the request and answers with a stopped outcome (the parent does not
     have to kill it)."""
