@@ -293,3 +293,13 @@ def test_fuzz_trial_out_of_time_leaves_its_restores_inconclusive(loop_wasm: byte
                        limits=Limits(seconds=0.0))  # the reference (shorter than a slice) ends; then no time
     assert res.divergences == [] and res.inconclusive == 1 and res.restores == {}
     assert res.notes[0]["stopped"] == "timeout" and "not restored" in res.notes[0]["detail"]
+
+
+@pytest.mark.parametrize("argv", [
+    ["fuzz", "--budget", "1", "--hosts", "inproc", "--targets", "", "--fuel", "-5", "--dir", "{dir}/c"],
+    ["spec", "--testsuite", "{dir}", "--timeout", "-1"],
+    ["restore", "{dir}/none.snap", "--module", "{dir}/none.wasm", "--fuel", "-1"],
+])
+def test_every_command_checks_its_limits(tmp_path: Path, capsys: pytest.CaptureFixture, argv: Any) -> None:
+    code, _, err = wcr(capsys, *[a.replace("{dir}", str(tmp_path)) for a in argv])
+    assert code == 2 and "must be" in err and "Traceback" not in err
