@@ -9,6 +9,13 @@ difference, the environment, and a one-line replay command.  :func:`replay` re-r
 Why the module *and* the snapshot: the replay re-derives the snapshot from the module (so a fix in
 checkpoint *or* restore makes it pass), while the embedded snapshot lets a reader look at the exact
 state (``wcr snapshot show``) without running anything.
+
+A report is a file from a stranger: the hosts it names are used only when this machine allows them
+(:func:`runners.hosts.allowed_hosts`: ``inproc``, and the ``python:PATH`` hosts the replaying user names
+with ``--restore-on`` or lists in ``WCR_HOSTS``), because a ``python:PATH`` host runs the program at
+PATH.  Any other host is reported and skipped; when the finding itself needs it (it diverged there, or
+the migration chain passes through it) the replay refuses (:class:`ReportError`), never a pass.  Targets
+are wcr's own adapters (an unknown name is an error).
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from vm.values import NUM_BITS, ValueTextError, format_value, from_runtime, is_ref, parse_value, to_runtime
 
@@ -202,7 +209,8 @@ def write_report(rep: Dict[str, Any], directory: Path, name: Optional[str] = Non
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         name = f"{rep['kind']}-{_slug(rep['where'])}-{rep['module']['sha256'][:10]}-{stamp}.yaml"
     path = directory / name
-    rep["replay"] = f"wcr replay {path}"
+    own = sorted({h for h in rep.get("chain") or [] if str(h).startswith("python:")})
+    rep["replay"] = f"wcr replay {path}" + (f" --restore-on {','.join(own)}" if own else "")
     tmp = path.with_suffix(".yaml.tmp")
     class _Dumper(yaml.SafeDumper):
         pass
@@ -286,9 +294,12 @@ def case_of(rep: Dict[str, Any]):
 
 
 def replay(rep: Dict[str, Any], hosts: Optional[Dict[str, Any]] = None,
-           targets: Optional[Dict[str, Any]] = None) -> Tuple[bool, str]:
+           targets: Optional[Dict[str, Any]] = None, allow: Sequence[str] = (),
+           skipped: Optional[List[str]] = None) -> Tuple[bool, str]:
     """Re-run the report's trial: ``(still_diverges, detail)``.  Hosts/targets the report names are
-    created unless given; one that is unavailable here raises :class:`ReportError`."""
+    created unless given; one that is unavailable here raises :class:`ReportError`.  ``allow``: the
+    hosts the user allows besides the built-in and configured ones (see the module docstring); the
+    message of each host skipped is appended to ``skipped``."""
     from runners.trial import Schedule, run_trial
 
     case = case_of(rep)
@@ -303,6 +314,9 @@ def replay(rep: Dict[str, Any], hosts: Optional[Dict[str, Any]] = None,
         own_hosts = hosts is None
         hosts = dict(hosts or {})
         targets = dict(targets or {})
+        sched, notes = allowed_schedule(sched, rep, set(hosts), allow)
+        if skipped is not None:
+            skipped.extend(notes)
         try:
             _make_restorers(sched, hosts, targets)
             res, _ = run_trial(case, lambda total: sched, hosts, targets, only=sig)
@@ -314,6 +328,25 @@ def replay(rep: Dict[str, Any], hosts: Optional[Dict[str, Any]] = None,
         if d.signature == sig:
             return True, d.detail
     return False, ""
+
+
+def allowed_schedule(sched: Any, rep: Dict[str, Any], given: Set[str], allow: Sequence[str]) -> Tuple[Any, List[str]]:
+    """The report's schedule without the hosts this machine does not allow, and one message per host
+    left out.  ``given``: hosts the caller created itself (allowed).  :class:`ReportError` when the
+    finding cannot be replayed without one (it diverged there, or a migration chain passes through it)."""
+    from dataclasses import replace as _replace
+
+    from runners.hosts import allowed_hosts, host_spec, not_allowed_message
+
+    ok = allowed_hosts(allow) | {host_spec(h) for h in given}
+    named = ([sched.start] if sched.shape == "chain" else []) + list(sched.hosts)
+    banned = sorted({host_spec(h) for h in named} - ok)
+    if not banned:
+        return sched, []
+    notes = [not_allowed_message(h) for h in banned]
+    if sched.shape == "chain" or host_spec(str(rep.get("where", ""))) in banned:
+        raise ReportError("; ".join(notes) + " (the finding cannot be replayed without it)")
+    return _replace(sched, hosts=tuple(h for h in sched.hosts if host_spec(h) not in banned)), notes
 
 
 def _make_restorers(sched: Any, hosts: Dict[str, Any], targets: Dict[str, Any]) -> None:
@@ -345,10 +378,19 @@ def _make_restorers(sched: Any, hosts: Dict[str, Any], targets: Dict[str, Any]) 
         targets[t] = r
 
 
-def main_replay(path: str, out=sys.stdout) -> int:
-    """``wcr replay``: 1 = still diverges, 0 = fixed, 2 = bad report (raises ReportError)."""
+def main_replay(path: str, out: Any = None, allow: Sequence[str] = (), err: Any = None) -> int:
+    """``wcr replay``: 1 = still diverges, 0 = fixed, 2 = bad report or a finding that needs a host this
+    machine does not allow (raises ReportError).  Hosts skipped are printed on ``err``: they are not
+    part of the verdict."""
+    out = sys.stdout if out is None else out  # looked up now: a caller may have redirected it
+    err = sys.stderr if err is None else err
     rep = load_report(path)
-    diverges, detail = replay(rep)
+    skipped: List[str] = []
+    try:
+        diverges, detail = replay(rep, allow=allow, skipped=skipped)
+    finally:
+        for note in skipped:
+            print(f"wcr replay: skipped: {note}", file=err)
     if diverges:
         print(f"still diverges: {rep['kind']} on {rep['where']}: {first_difference(detail)}", file=out)
         return 1

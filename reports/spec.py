@@ -8,6 +8,8 @@ JSON summary shape (stable; automation depends on it)::
      "failure_components": {"runtime": N, "validator": N, ...},   (a triage guess, see component_of)
      "failures": [{"file", "line", "command", "name", "message", "expected", "actual", ...}, ...],
      "failures_total": N, "elapsed_s": X, "asserts_per_s": X, "instructions": N,
+     "stopped": {"timeout": N, "fuel exhausted": N},   (failed commands a --timeout/--fuel limit stopped;
+                                                       such a failure also carries "stopped": kind)
      "cr": {...}}    (only with ``--cr``; see :func:`cr_summary`)
 
 File keys are paths relative to the testsuite directory (``custom/branch_hint.wast``).
@@ -59,6 +61,8 @@ def component_of(case: Any) -> str:
     otherwise the command kind decides (malformed → decoder, invalid → validator, results and traps
     → runtime, conversion/worker problems → runner).
     """
+    if getattr(case, "stopped", ""):  # a limit, not a component, ended it
+        return "limit"
     tb = case.traceback or ""
     if tb:
         frames = [ln for ln in tb.splitlines() if ln.strip().startswith("File ")]
@@ -117,6 +121,7 @@ def summary(results: Sequence[FileResult], elapsed: float, max_failures: int = M
         "elapsed_s": round(elapsed, 3),
         "asserts_per_s": round(n / elapsed, 1) if elapsed > 0 else None,
         "instructions": sum(r.instructions for r in results),
+        "stopped": dict(Counter(c.stopped for r in results for c in r.cases if c.stopped)),
     } | ({"cr": cr_summary(results)} if any(r.cr is not None for r in results) else {})
 
 

@@ -4,15 +4,16 @@ One long-lived process answers many requests in wcr's one framed protocol (:mod:
 4-byte big-endian length + UTF-8 JSON, both ways; :class:`runners.hosts.PythonHost` is the other end),
 until end of input.  A request::
 
-    {"op": "finish" | "step", "k": K, "max_instructions": N, "seconds": T, "snapshot_b64": "...",
+    {"op": "finish" | "step", "k": K, "fuel": N, "seconds": T, "snapshot_b64": "...",
      "modules_b64": {"<sha256 hex>": "..."}, "module_shas": ["<sha256 hex>", ...]}
 
 restores the snapshot into a fresh store and answers (the operations are :class:`runners.hosts.Host`'s):
 
 * ``"op": "finish"`` (the default) — run to the end: ``{"outcome": {...}, "python": "3.12.1 (CPython)"}``,
-  but no further than ``max_instructions`` retired instructions in total and no longer than ``seconds``
-  (:func:`finish_within`): a restored run that does not end is an *outcome* (trap "no end within N
-  instructions"), which the oracle then reports, never a child that hangs until the parent kills it;
+  but no further than ``fuel`` retired instructions in total and no longer than ``seconds``
+  (:func:`finish_within`): a restored run that does not end is an *outcome* (``"stopped": "fuel
+  exhausted"`` or ``"timeout"``), which the oracle then judges, never a child that hangs until the parent
+  kills it;
 * ``"op": "step", "k": K`` — run until K instructions have retired in total and checkpoint again:
   ``{"snapshot_b64": "...", "python": ...}`` (one hop of a migration chain, ``wcr fuzz``);
 
@@ -28,48 +29,27 @@ from __future__ import annotations
 import base64
 import platform
 import sys
-import time
 from typing import Any, Dict, Optional
 
 from runners.framing import serve
 
-#: instructions run between two looks at the clock (a slice costs well under a second)
-SLICE = 100_000
-#: the cap of a restore whose caller names none (every restore has one)
+#: the fuel of a restore whose caller names none (every restore has a cap)
 DEFAULT_MAX_INSTRUCTIONS = 100_000_000
 
 
-def no_end_trap(cap: int) -> str:
-    """The trap text of a restored run that hit its instruction cap (the oracle shows it as the
-    difference; the same text in the report makes it replay as the same finding)."""
-    return f"no end within {cap} instructions"
-
-
-def finish_within(store: Any, run: Any, max_instructions: Optional[int] = None,
+def finish_within(store: Any, run: Any, fuel: Optional[int] = None,
                   seconds: Optional[float] = None) -> Dict[str, Any]:
     """Run a restored ``run`` to its end and describe it (:meth:`vm.snapshot.Outcome.to_dict`), but stop
-    at ``max_instructions`` retired instructions in total (default :data:`DEFAULT_MAX_INSTRUCTIONS`) or
-    after ``seconds`` of wall time.  Why both: a corrupted restore (a loop counter wrapped) can run for
-    hours, and the cap makes that a deterministic finding; the clock is the backstop for slow hosts.
-    Either way the run is described as it stands, with trap "no end within ..."."""
-    from vm.snapshot import advance, finish, outcome_of
-    from vm.snapshot.model import RUNNING
+    at ``fuel`` retired instructions in total (default :data:`DEFAULT_MAX_INSTRUCTIONS`) or after
+    ``seconds`` of wall time (:mod:`vm.exec.budget`).  Why both: a corrupted restore (a loop counter
+    wrapped) can run for hours, and the fuel makes that a deterministic finding (the caller's fuel is
+    more than the uninterrupted run needed, :func:`runners.hosts.instruction_cap`); the clock is the
+    backstop for slow hosts.  Either way the run is described as it stands, with ``stopped`` set."""
+    from vm.exec.budget import Budget
+    from vm.snapshot import finish
 
-    cap = DEFAULT_MAX_INSTRUCTIONS if max_instructions is None else int(max_instructions)
-    deadline = None if seconds is None else time.monotonic() + float(seconds)
-    while run.status == RUNNING:
-        advance(store, run, min(cap, run.count + SLICE))
-        if run.status != RUNNING:
-            break
-        why = None
-        if run.count >= cap:
-            why = no_end_trap(cap)
-        elif deadline is not None and time.monotonic() > deadline:
-            why = f"no end within {seconds:g} s ({run.count} instructions)"
-        if why is not None:
-            store.instructions = run.count
-            return outcome_of(store, run.entry.type.results, None, why, run.count).to_dict()
-    return finish(store, run).to_dict()
+    cap = DEFAULT_MAX_INSTRUCTIONS if fuel is None else int(fuel)
+    return finish(store, run, budget=Budget(cap, None if seconds is None else float(seconds))).to_dict()
 
 
 def _run(req: Dict[str, Any], snap: bytes, modules: Dict[str, bytes]) -> Dict[str, Any]:
@@ -89,7 +69,7 @@ def _run(req: Dict[str, Any], snap: bytes, modules: Dict[str, bytes]) -> Dict[st
             out: Dict[str, Any] = {"snapshot_b64": base64.b64encode(encode(checkpoint(store, run))).decode("ascii")}
         else:
             at = run.count
-            outcome = finish_within(store, run, req.get("max_instructions"), req.get("seconds"))
+            outcome = finish_within(store, run, req.get("fuel"), req.get("seconds"))
             if faults.ACTIVE:  # deliberate bugs for `wcr selftest` only (vm/snapshot/faults.py)
                 outcome = faults.child_outcome(outcome, at)
             out = {"outcome": outcome}

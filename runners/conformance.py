@@ -71,10 +71,14 @@ def run_vm(wasm: bytes, export: str, args: Sequence[Any], max_instructions: int 
     host = spectest_exports(store)
     out = RunOutcome(None)
     inst = None
-    from vm.errors import Trap
+    from vm.errors import Stopped, Trap
+    from vm.exec.budget import Budget
 
+    store.budget = Budget(max_instructions)  # a start function that does not end is no conformance finding
     try:
         inst = store.instantiate(lm.module, lm.info, [host[i.name] for i in lm.module.imports], lm.sha256)
+    except Stopped:
+        raise BudgetExceeded(f"the start function did not finish within {max_instructions} instructions") from None
     except Trap as e:
         out.trap = e.kind
     if inst is not None:

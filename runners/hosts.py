@@ -17,13 +17,17 @@
 Every host has ``name``, ``available() -> (bool, reason)``, ``close()`` and two operations on encoded
 snapshots:
 
-* ``restore_and_finish(snapshot_bytes, modules, max_instructions=None) -> dict``
+* ``restore_and_finish(snapshot_bytes, modules, fuel=None, seconds=None) -> dict``
   (:meth:`vm.snapshot.Outcome.to_dict`) — restore and run to the end (the spec runner, ``wcr restore``,
-  the fuzzer).  **Every restore is bounded**: by an instruction cap (the caller passes
-  :func:`instruction_cap` of the reference run; without one, :data:`runners.child.DEFAULT_MAX_INSTRUCTIONS`)
-  and by the host's ``timeout`` in seconds, on ``inproc`` too.  A run that hits either is described as it
-  stands with trap "no end within ..." (:func:`runners.child.finish_within`), so the oracle reports it
-  as a divergence that replays, and nothing waits forever;
+  the fuzzer).  **Every restore is bounded**: by fuel (the caller passes :func:`instruction_cap` of the
+  reference run, or less when the user asked for less; without one,
+  :data:`runners.child.DEFAULT_MAX_INSTRUCTIONS`) and by ``seconds`` of wall time (default: the host's
+  ``timeout`` times :data:`CHILD_SHARE`), on ``inproc`` too.  A run that hits either is described as it
+  stands with ``"stopped"`` set (:func:`runners.child.finish_within`); the oracle judges it
+  (:func:`runners.oracle.compare_stopped`: a restore that ran past the reference's total is a divergence
+  that replays, anything else stopped is inconclusive), and nothing waits forever.  A ``python:PATH``
+  child enforces ``seconds`` itself; the parent kills one that has not answered :func:`parent_wait`
+  later (a child stuck outside the instruction loop);
 * ``step(snapshot_bytes, modules, k) -> snapshot_bytes`` — restore, run until k instructions have retired
   in total, checkpoint again: one hop of a migration chain (``wcr fuzz``).
 
@@ -41,7 +45,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from vm.snapshot.model import SnapshotError
 
@@ -50,9 +54,18 @@ from .framing import ChildError, FramedChild
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TIMEOUT = 120.0
-#: share of a child's timeout it may spend before it reports "no end" itself (it then answers before the
-#: parent gives up on it and kills it, so the finding carries the run's state)
+#: share of a child's timeout it may spend before it stops the run itself (it then answers before the
+#: parent gives up on it and kills it, so the outcome carries the run's state)
 CHILD_SHARE = 0.8
+#: at least this many seconds between a child's own clock running out and the parent killing it
+#: (decoding, restoring and digesting happen outside the instruction loop)
+GRACE = 5.0
+
+
+def parent_wait(seconds: float) -> float:
+    """How long the parent waits for a child told to stop its run after ``seconds``: a quarter more,
+    and at least :data:`GRACE` more."""
+    return seconds + max(GRACE, 0.25 * seconds)
 
 
 def instruction_cap(reference: Any) -> Optional[int]:
@@ -84,8 +97,8 @@ class Host:
 
     timeout: float = DEFAULT_TIMEOUT
 
-    def restore_and_finish(self, snapshot: bytes, modules: Dict[str, bytes],
-                           max_instructions: Optional[int] = None) -> Dict[str, Any]:
+    def restore_and_finish(self, snapshot: bytes, modules: Dict[str, bytes], fuel: Optional[int] = None,
+                           seconds: Optional[float] = None) -> Dict[str, Any]:
         raise NotImplementedError
 
     def step(self, snapshot: bytes, modules: Dict[str, bytes], k: int) -> bytes:
@@ -104,14 +117,14 @@ class InProcHost(Host):
     def __init__(self, timeout: float = DEFAULT_TIMEOUT):
         self.timeout = timeout
 
-    def restore_and_finish(self, snapshot: bytes, modules: Dict[str, bytes],
-                           max_instructions: Optional[int] = None) -> Dict[str, Any]:
+    def restore_and_finish(self, snapshot: bytes, modules: Dict[str, bytes], fuel: Optional[int] = None,
+                           seconds: Optional[float] = None) -> Dict[str, Any]:
         from vm.snapshot import decode, restore
 
         store, run = restore(decode(snapshot), modules)
         if run is None:
             raise SnapshotError("snapshot has no thread to resume")
-        return finish_within(store, run, max_instructions, self.timeout)
+        return finish_within(store, run, fuel, self.timeout if seconds is None else seconds)
 
     def step(self, snapshot: bytes, modules: Dict[str, bytes], k: int) -> bytes:
         from vm.snapshot import advance, checkpoint, decode, encode, restore
@@ -148,8 +161,11 @@ class PythonHost(Host):
         return self._child.starts
 
     def _exe(self) -> Optional[str]:
+        """The interpreter's absolute path (a relative PATH is relative to the current directory, not to
+        the child's), or None when there is no such executable."""
         if os.sep in self.path or (os.altsep and os.altsep in self.path):
-            return self.path if os.path.isfile(self.path) and os.access(self.path, os.X_OK) else None
+            ok = os.path.isfile(self.path) and os.access(self.path, os.X_OK)
+            return os.path.abspath(self.path) if ok else None
         return shutil.which(self.path)
 
     def available(self) -> Tuple[bool, str]:
@@ -177,12 +193,16 @@ class PythonHost(Host):
             env["WCR_FAULTS"] = fault_names
         return env
 
-    def restore_and_finish(self, snapshot: bytes, modules: Dict[str, bytes],
-                           max_instructions: Optional[int] = None) -> Dict[str, Any]:
-        req: Dict[str, Any] = {"op": "finish", "seconds": round(self.timeout * CHILD_SHARE, 3)}
-        if max_instructions is not None:
-            req["max_instructions"] = int(max_instructions)
-        return self._call(req, snapshot, modules, "outcome")
+    def restore_and_finish(self, snapshot: bytes, modules: Dict[str, bytes], fuel: Optional[int] = None,
+                           seconds: Optional[float] = None) -> Dict[str, Any]:
+        """The child stops its run after ``seconds`` (default: :data:`CHILD_SHARE` of the host's
+        timeout) and the parent waits :func:`parent_wait` of that (default: the host's timeout)."""
+        own = self.timeout * CHILD_SHARE if seconds is None else float(seconds)
+        req: Dict[str, Any] = {"op": "finish", "seconds": round(own, 3)}
+        if fuel is not None:
+            req["fuel"] = int(fuel)
+        wait = self.timeout if seconds is None else parent_wait(own)
+        return self._call(req, snapshot, modules, "outcome", wait)
 
     def step(self, snapshot: bytes, modules: Dict[str, bytes], k: int) -> bytes:
         b64 = self._call({"op": "step", "k": int(k)}, snapshot, modules, "snapshot_b64")
@@ -207,7 +227,8 @@ class PythonHost(Host):
             self._faults = faults
             self._sent = set()
 
-    def _call(self, req: Dict[str, Any], snapshot: bytes, modules: Dict[str, bytes], key: str) -> Any:
+    def _call(self, req: Dict[str, Any], snapshot: bytes, modules: Dict[str, bytes], key: str,
+              wait: Optional[float] = None) -> Any:
         exe = self._exe()
         if exe is None:
             raise HostError("unavailable", f"{self.path}: not found")
@@ -219,7 +240,7 @@ class PythonHost(Host):
             "module_shas": sorted(modules),
         })
         try:
-            reply = self._child.request(request, self.timeout)
+            reply = self._child.request(request, self.timeout if wait is None else wait)
         except ChildError as e:
             raise HostError(e.kind, str(e)) from None
         self._sent.update(modules)
@@ -268,3 +289,34 @@ def known_python_hosts() -> List[str]:
     if shutil.which("pypy3"):
         out.append("python:pypy3")
     return out
+
+
+# ------------------------------------------------------------------------- what a stranger's file may run
+#: the environment variable listing the ``python:PATH`` hosts this machine lets a bug report name
+#: (comma-separated, as ``--restore-on`` takes them)
+HOSTS_ENV = "WCR_HOSTS"
+#: hosts that run nothing but this process's own VM: always allowed
+BUILTIN_HOSTS = ("inproc",)
+
+
+def host_spec(name: str) -> str:
+    """A host name as ``--restore-on`` spells it, in its one form (``pypy3`` is ``python:pypy3``)."""
+    name = name.strip()
+    return "python:pypy3" if name == "pypy3" else name
+
+
+def allowed_hosts(named: Sequence[str] = (), environ: Optional[Mapping[str, str]] = None) -> Set[str]:
+    """The hosts a file from elsewhere (a bug report) may make this machine use: :data:`BUILTIN_HOSTS`,
+    plus every host the user named (``--restore-on``/``--host``) or configured (:data:`HOSTS_ENV`).
+    Why: a ``python:PATH`` host *runs the program at PATH* (even asking whether it is available runs
+    it), and a report is downloaded from an issue tracker; only the replaying user may choose what
+    runs.  Names compare as written (``python:./x.py`` and ``python:/abs/x.py`` are different names)."""
+    env = os.environ if environ is None else environ
+    extra = [x for item in named for x in item.split(",")] + env.get(HOSTS_ENV, "").split(",")
+    return set(BUILTIN_HOSTS) | {host_spec(x) for x in extra if x.strip()}
+
+
+def not_allowed_message(spec: str) -> str:
+    """What is printed for a host a report names that this machine does not allow."""
+    return (f"host {spec} named by the report is not allowed here; pass --restore-on {spec} "
+            f"(or list it in {HOSTS_ENV}) to use it")

@@ -15,7 +15,8 @@ and only these:
   both sides, at the same aligned position, is accepted; anything else is not).
 * **Traps by kind only**, and a runtime's coarse report (``trap_candidates``) is accepted when the
   expected kind is among the candidates.
-* **Inconclusive** outcomes (native stack overflow, timeouts, crashes of the runtime's process) and an
+* **Inconclusive** outcomes (native stack overflow, timeouts, crashes of the runtime's process, an
+  uninterrupted run stopped by ``--fuel``/``--timeout``) and an
   expected "call stack exhausted" (a resource limit, not semantics) are neither pass nor mismatch:
   :func:`compare_native` says ``inconclusive`` and the caller counts them apart.  A module the runtime
   cannot take is ``not-applicable``; a module *we* made wrong (invalid, not fitting its manifest) is
@@ -32,7 +33,35 @@ from vm.snapshot import faults as _faults
 from vm.values import Value, format_value, is_nan, is_quiet_nan, is_ref, parse_value
 
 #: the fields of an outcome dict (``vm.snapshot.Outcome.to_dict``) that hosts must reproduce exactly
-OUTCOME_FIELDS = ("results", "trap", "instructions", "host_log", "state_digest")
+#: (``stopped`` too: callers judge a stopped side first, :func:`compare_stopped`, but a bare comparison
+#: must never call a stopped run equal to a finished one)
+OUTCOME_FIELDS = ("results", "trap", "instructions", "host_log", "state_digest", "stopped")
+
+
+# --------------------------------------------------------------------------- stopped runs (any side)
+def compare_stopped(expected: Dict[str, Any], actual: Dict[str, Any]) -> Optional[Tuple[str, str]]:
+    """The verdict when a limit stopped either side (outcome field ``stopped``, :data:`vm.errors.STOP_KINDS`),
+    or None when neither was stopped (compare them as usual).
+
+    A stopped run did not finish, so it says nothing about the result: ``("inconclusive", why)``.  One
+    case is decided all the same, because both runs are deterministic: a side that was stopped after
+    retiring **more** instructions than the other side's whole finished run has already gone somewhere
+    the other never went (``("mismatch", difference)``).  That is how a restore that loops forever (a
+    corrupted loop counter) is a divergence that replays: its fuel is more than the reference needed
+    (:func:`runners.hosts.instruction_cap`), and the rule holds for ``timeout`` too."""
+    stops = [(name, o) for name, o in (("reference", expected), ("restored", actual)) if o.get("stopped")]
+    if not stops:
+        return None
+    if len(stops) == 1:
+        name, o = stops[0]
+        other = actual if o is expected else expected
+        n, total = o.get("instructions"), other.get("instructions")
+        if isinstance(n, int) and isinstance(total, int) and n > total:
+            return "mismatch", (f"instructions: the {name} run retired {n} without ending ({o['stopped']}), "
+                                f"the other ended after {total}")
+    why = ", ".join(f"the {name} run was stopped ({o['stopped']} after {o.get('instructions')} instructions)"
+                    for name, o in stops)
+    return "inconclusive", why
 
 
 # ------------------------------------------------------------------------------------- hosts: bit-exact
@@ -199,6 +228,8 @@ def compare_native(reference: Dict[str, Any], prefix_log: Sequence[Tuple[str, Se
         return "error", [outcome.error]
     if getattr(outcome, "unsupported", None):  # the runtime cannot take the module: not applicable
         return "not-applicable", [outcome.unsupported]
+    if reference.get("stopped"):  # the uninterrupted run did not finish: nothing to compare with
+        return "inconclusive", [f"the uninterrupted run was stopped ({reference['stopped']})"]
     if outcome.inconclusive:
         return "inconclusive", [outcome.inconclusive]
     if exp_trap == "call stack exhausted":

@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from vm.snapshot.model import SnapshotError
 from vm.values import Value
 
-from .oracle import compare_outcomes
+from .oracle import compare_outcomes, compare_stopped
 
 MATCH = "match"
 MISMATCH = "mismatch"
@@ -143,13 +143,19 @@ class Restorer:
 
 
 class HostRestorer(Restorer):
-    """A Python host (``runners.hosts``): restore, finish, compare everything bit-exactly."""
+    """A Python host (``runners.hosts``): restore, finish, compare everything bit-exactly.  ``fuel`` and
+    ``seconds`` are the user's limits of one restore (``--fuel``/``--timeout``); the fuel actually given
+    is the smaller of that and :func:`runners.hosts.instruction_cap` of the reference.  A stopped run on
+    either side is judged by :func:`runners.oracle.compare_stopped` (inconclusive, or a mismatch when the
+    restore ran past the reference's total)."""
 
     kind = "host"
 
-    def __init__(self, host: Any):
+    def __init__(self, host: Any, fuel: Optional[int] = None, seconds: Optional[float] = None):
         self.host = host
         self.name = host.name
+        self.fuel = fuel
+        self.seconds = seconds
 
     def available(self) -> Tuple[bool, str]:
         return self.host.available()
@@ -157,14 +163,19 @@ class HostRestorer(Restorer):
     def check(self, item: CheckItem) -> CheckResult:
         from .hosts import instruction_cap  # the cap of every host restore: see runners.hosts
 
+        cap = instruction_cap(item.reference)
+        fuel = self.fuel if cap is None else cap if self.fuel is None else min(cap, self.fuel)
         try:
-            got = self.host.restore_and_finish(item.snapshot, item.modules, instruction_cap(item.reference))
+            got = self.host.restore_and_finish(item.snapshot, item.modules, fuel, self.seconds)
         except SnapshotError as e:
             return CheckResult(self.name, ERROR, f"snapshot error: {e}")
         except Exception as e:  # HostError (crash/timeout/protocol) and anything else is a finding
             kind = getattr(e, "kind", "error")
             status = INCONCLUSIVE if kind == "timeout" else ERROR
             return CheckResult(self.name, status, f"{kind}: {e}")
+        stopped = compare_stopped(item.reference, got)
+        if stopped is not None:
+            return CheckResult(self.name, stopped[0], stopped[1], got)
         diffs = compare_outcomes(item.reference, got)
         if diffs:
             return CheckResult(self.name, MISMATCH, "; ".join(diffs), got)

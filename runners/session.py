@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, cast
 
 from vm.api import Store, StoreLimits, instantiate, load_module
+from vm.exec.budget import NO_LIMITS, Budget, RunLimits
 from vm.runtime import ModuleInst
-from vm.snapshot import State, advance, checkpoint, decode, encode, finish, restore, start
+from vm.snapshot import State, advance, advance_within, checkpoint, decode, encode, finish, restore, start
 from vm.snapshot.resume import instance_final_state
 from vm.values import format_value
 
@@ -50,8 +51,10 @@ NOTED = (NONCONFORMANT, INCONCLUSIVE, ERROR)
 MAX_NOTES = 100
 
 
-def resolve(spec: str, host_timeout: Optional[float] = None) -> List[Restorer]:
-    """Parse a comma-separated ``--restore-on`` list; unknown names raise ``ValueError`` naming them."""
+def resolve(spec: str, host_timeout: Optional[float] = None, limits: RunLimits = NO_LIMITS) -> List[Restorer]:
+    """Parse a comma-separated ``--restore-on`` list; unknown names raise ``ValueError`` naming them.
+    ``limits``: the user's fuel and wall time of one restore (a native target gets the wall time only:
+    fuel does not translate to native engines)."""
     from .hosts import get_host
     from .native.restorer import target_restorer
 
@@ -62,9 +65,10 @@ def resolve(spec: str, host_timeout: Optional[float] = None) -> List[Restorer]:
             continue
         if name == "inproc" or name.startswith("python:") or name == "pypy3":
             host_spec = "python:pypy3" if name == "pypy3" else name
-            out.append(HostRestorer(get_host(host_spec) if host_timeout is None else get_host(host_spec, host_timeout)))
+            host = get_host(host_spec) if host_timeout is None else get_host(host_spec, host_timeout)
+            out.append(HostRestorer(host, limits.fuel, limits.seconds))
         else:
-            out.append(target_restorer(name))
+            out.append(target_restorer(name, limits.seconds))
     if not out:
         raise ValueError("empty --restore-on list")
     return out
@@ -81,24 +85,26 @@ class Reference:
     final_state: Any = None
 
 
-class NoEnd(Exception):
-    """The uninterrupted run did not end within its instruction cap (a finding about the program)."""
-
-
-def fresh_instance(wasm: bytes, export: str) -> Tuple[Any, Any, Any]:
+def fresh_instance(wasm: bytes, export: str, budget: Optional[Budget] = None) -> Tuple[Any, Any, Any]:
     """A fresh store with ``wasm`` instantiated (imports: the store's ``spectest``): (store, instance,
-    the exported function)."""
+    the exported function).  ``budget`` bounds the start function (:class:`vm.errors.Stopped`)."""
     store = Store()
+    store.budget = budget
     inst = instantiate(store, load_module(wasm))
+    store.budget = None
     return store, inst, inst.exports[export]
 
 
-def reference_run(wasm: bytes, export: str, args: Sequence[Any], max_instructions: Optional[int] = None
+def reference_run(wasm: bytes, export: str, args: Sequence[Any], budget: Optional[Budget] = None
                   ) -> Reference:
-    store, inst, func = fresh_instance(wasm, export)
-    run = advance(store, start(store, func, list(args)), max_instructions)
-    if run.status == "running":
-        raise NoEnd(f"no end within {max_instructions} instructions")
+    """The uninterrupted run, within ``budget``; :class:`vm.errors.Stopped` when a limit stopped it
+    (there is then nothing to compare restores with)."""
+    store, inst, func = fresh_instance(wasm, export, budget)
+    run = start(store, func, list(args))
+    stop = advance_within(store, run, budget)
+    if stop is not None:
+        assert budget is not None
+        raise budget.stopped(stop, run.count)
     out = finish(store, run).to_dict()
     return Reference(out, out["instructions"], instance_final_state(inst))
 
@@ -283,28 +289,32 @@ def merge_counts(into: Dict[str, Any], c: Dict[str, Any]) -> Dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- one snapshot, one place
-def restore_on(snapshot: bytes, modules: Dict[str, bytes], where: str, state: Optional[State] = None,
-               limits: Optional[StoreLimits] = None) -> Dict[str, Any]:
+def restore_on(snapshot: bytes, modules: Dict[str, bytes], where: str, limits: RunLimits = NO_LIMITS,
+               state: Optional[State] = None, store_limits: Optional[StoreLimits] = None
+               ) -> Dict[str, Any]:
     """``wcr restore``: resume ``snapshot`` on one host or target and describe it in the one outcome
-    shape — ``results``, ``trap``, ``instructions``, ``host_log``, ``state_digest``, ``restored_on`` —
+    shape — ``results``, ``trap``, ``instructions``, ``host_log``, ``state_digest``, ``stopped``,
+    ``restored_on`` —
     plus, everywhere but in this process, the ``verdict`` against our VM resuming the same snapshot
     here (``reference``) and the ``differences``.  A native runtime neither counts instructions nor
     sees our canonical store, so for a target ``instructions`` and ``state_digest`` are null and the
-    final state is judged by the native rules instead.  Raises ``SnapshotError`` for a bad snapshot,
-    ``ValueError`` for an unknown name.  ``state``: the snapshot already decoded (a large one is not
-    decoded twice); ``limits``: the restorer's."""
+    final state is judged by the native rules instead.  ``limits`` bound the restored run and the
+    reference here alike (each its own clock); a stopped side makes the verdict inconclusive.
+    ``state``: the snapshot already decoded (a large one is not decoded twice); ``store_limits``:
+    the restorer's (default: the process's).  Raises ``SnapshotError`` for a bad snapshot,
+    ``ValueError`` for an unknown name."""
     from vm.snapshot import SnapshotError
 
-    (r,) = resolve(where)
+    (r,) = resolve(where, limits=limits)
     ok, why = r.available()
     if not ok:
         raise ValueError(f"{where} is not available here: {why}")
     if state is None:
-        state = decode(snapshot, limits)
-    store, run = restore(state, modules, limits=limits)
+        state = decode(snapshot, store_limits)
+    store, run = restore(state, modules, limits=store_limits)
     if run is None:
         raise SnapshotError("snapshot has no thread to resume")
-    reference = finish(store, run).to_dict()
+    reference = finish(store, run, budget=limits.start()).to_dict()
     out: Dict[str, Any]
     if r.kind == "host" and r.name == "inproc":
         return dict(reference, restored_on=r.name)
@@ -325,6 +335,7 @@ def restore_on(snapshot: bytes, modules: Dict[str, bytes], where: str, state: Op
            "instructions": got.get("instructions") if r.kind == "host" else None,
            "host_log": log,
            "state_digest": got.get("state_digest") if r.kind == "host" else None,
+           "stopped": got.get("stopped"),
            "restored_on": r.name, "verdict": res.status,
            "differences": [d for d in res.detail.split("; ") if d] if res.detail else [],
            "reference": reference}

@@ -20,10 +20,14 @@ report and replayed.  The pieces:
 The oracle (:mod:`runners.oracle`): hosts bit-exactly (results, trap, instruction count, host log,
 final-state digest) through :class:`runners.restore.HostRestorer`; targets by their restorer (the NaN
 and trap-candidate rules); the conformance run by :func:`runners.oracle.compare_conformance`.  Inconclusive outcomes (native stack overflow,
-OOM, the VM's instruction budget on the uninterrupted run) are counted apart, never as passes or
-divergences.  A *restore* that does not end is a divergence: every host restore is capped at
-:func:`runners.hosts.instruction_cap` of the reference and at :data:`HOST_TIMEOUT` seconds, so a
-corrupted loop counter ends as "no end within N instructions" (which replays), never as a stuck campaign.
+OOM, a limit that stopped the uninterrupted run) are counted apart, never as passes or divergences.
+**RunLimits** (:class:`vm.exec.budget.RunLimits`, ``wcr fuzz --fuel/--timeout``) are per trial: the fuel bounds
+every run of the trial (the conformance run, the reference, each restore), the clock the whole trial; a
+trial whose reference is stopped, or whose clock runs out, is inconclusive with the reason.  A *restore*
+that does not end is a divergence: every host restore's fuel is at most
+:func:`runners.hosts.instruction_cap` of the reference, and a restore stopped past the reference's total
+has diverged (:func:`runners.oracle.compare_stopped`), so a corrupted loop counter ends as a finding that
+replays, never as a stuck campaign.
 
 The oracle checks itself too (:func:`oracle_probe`): each trial hands it the reference outcome with one
 field changed at a time, and a comparison that does not notice is an ``oracle`` divergence — an oracle
@@ -36,7 +40,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from vm.errors import trap_kind
+from vm.errors import FUEL_EXHAUSTED, TIMEOUT, Stopped, stop_message, trap_kind
+from vm.exec.budget import Budget, RunLimits
 from vm.snapshot import decode
 from vm.snapshot.coverage import live_kinds
 from vm.snapshot.schedule import Schedule
@@ -56,10 +61,13 @@ from .restore import (
     Origin,
     origin_of,
 )
-from .session import NoEnd, checkpoints_of_run, fresh_instance, reference_run
+from .session import checkpoints_of_run, fresh_instance, reference_run
 
-#: hard ceiling of an uninterrupted run (a generator bug if reached: programs must terminate)
+#: hard ceiling of an uninterrupted run (a generator bug if reached: programs must terminate): the
+#: default fuel of a trial
 MAX_INSTRUCTIONS = 2_000_000
+#: a trial's limits unless the campaign says otherwise (``wcr fuzz --fuel/--timeout``)
+DEFAULT_LIMITS = RunLimits(MAX_INSTRUCTIONS, None)
 #: seconds one host request may take in a campaign or replay (trials take milliseconds; a hang is a finding
 #: counted as inconclusive, and it must not stall the campaign for the hosts' 120 s default)
 HOST_TIMEOUT = 60.0
@@ -144,22 +152,25 @@ class TrialResult:
         self.restores[where] = self.restores.get(where, 0) + n
 
     def note(self, where: str, status: str, detail: str, k: Optional[int] = None, at: str = "",
-             own: str = "") -> None:
+             own: str = "", stopped: str = "") -> None:
         n: Dict[str, Any] = {"where": where, "status": status, "k": k, "at": at, "detail": detail[:500]}
         if own:
             n["uninterrupted_difference"] = own[:500]
+        if stopped:  # the stop kind (vm.errors.STOP_KINDS) when a limit made it inconclusive
+            n["stopped"] = stopped
         self.notes.append(n)
 
 
 # -- the pieces ------------------------------------------------------------------------------------------
-def differential(case: Case) -> Tuple[Optional[Divergence], str]:
+def differential(case: Case, fuel: Optional[int] = None) -> Tuple[Optional[Divergence], str]:
     """VM vs wasmtime on the unmodified module: ``(divergence or None, why it is inconclusive or "")``."""
     export = case.diff_export or case.export
     args = case.diff_args if case.diff_args is not None else case.args
+    fuel = MAX_INSTRUCTIONS if fuel is None else fuel
     try:
-        vm = run_vm(case.wasm, export, args, max_instructions=MAX_INSTRUCTIONS)
-    except BudgetExceeded as e:
-        return None, f"our VM: {e}"
+        vm = run_vm(case.wasm, export, args, max_instructions=fuel)
+    except BudgetExceeded:
+        return None, f"our VM: {stop_message(FUEL_EXHAUSTED, fuel)}"
     wt = run_wasmtime(case.wasm, export, args)
     # resource limits differ between engines: says nothing about conformance
     if wt.inconclusive:
@@ -176,12 +187,10 @@ def differential(case: Case) -> Tuple[Optional[Divergence], str]:
     return Divergence("conformance", "wasmtime", d, expected=shown(vm), actual=shown(wt)), ""
 
 
-def reference(case: Case) -> Tuple[Dict[str, Any], Any]:
-    """The uninterrupted run: its outcome dict and the final state of the instance (for targets)."""
-    try:
-        ref = reference_run(case.wasm, case.export, case.args, MAX_INSTRUCTIONS)
-    except NoEnd as e:
-        raise TimeoutError(str(e)) from None
+def reference(case: Case, budget: Optional[Budget] = None) -> Tuple[Dict[str, Any], Any]:
+    """The uninterrupted run: its outcome dict and the final state of the instance (for targets).
+    :class:`vm.errors.Stopped` when ``budget`` (default: :data:`MAX_INSTRUCTIONS` of fuel) stopped it."""
+    ref = reference_run(case.wasm, case.export, case.args, budget or DEFAULT_LIMITS.start())
     return ref.outcome, ref.final_state
 
 
@@ -191,10 +200,12 @@ def snapshots_at(case: Case, ks: Sequence[int]) -> List[Tuple[int, bytes, Any]]:
 
 
 def _host_finish(host: Any, snap: bytes, modules: Dict[str, bytes], ref: Dict[str, Any], k: int,
-                 res: TrialResult) -> None:
-    """Restore on one of our hosts and judge it (bit-exact, :class:`runners.restore.HostRestorer`)."""
+                 res: TrialResult, budget: Optional[Budget] = None) -> None:
+    """Restore on one of our hosts and judge it (bit-exact, :class:`runners.restore.HostRestorer`),
+    within the trial's fuel and what is left of its clock."""
     res.restored(host.name)
-    r: CheckResult = HostRestorer(host).check(CheckItem(snap, None, modules, ref, None, "", k))
+    fuel, left = (None, None) if budget is None else (budget.fuel, budget.left())
+    r: CheckResult = HostRestorer(host, fuel, left).check(CheckItem(snap, None, modules, ref, None, "", k))
     if r.status == INCONCLUSIVE and r.detail.startswith("timeout"):
         # the host gave no answer within HOST_TIMEOUT (its run is capped far below that): a hang is a
         # finding about the restore, not a resource accident
@@ -202,7 +213,7 @@ def _host_finish(host: Any, snap: bytes, modules: Dict[str, bytes], ref: Dict[st
                                           k, ref, None, snap, ERROR))
     elif r.status == INCONCLUSIVE:
         res.inconclusive += 1
-        res.note(host.name, r.status, r.detail, k)
+        res.note(host.name, r.status, r.detail, k, stopped=(r.outcome or {}).get("stopped") or "")
     elif r.status != MATCH:
         res.divergences.append(Divergence("cr-host", host.name, r.detail, k, ref, r.outcome, snap, r.status))
 
@@ -256,19 +267,23 @@ def judge_target_results(pending: Sequence[PendingTarget], results: Sequence[Any
 
 
 def run_trial(case: Case, schedule_fn: Any, hosts: Dict[str, Any], targets: Dict[str, Any],
-              batch_targets: bool = False, only: Optional[Tuple[str, str]] = None) -> Tuple[TrialResult, Optional[Schedule]]:
+              batch_targets: bool = False, only: Optional[Tuple[str, str]] = None,
+              limits: RunLimits = DEFAULT_LIMITS) -> Tuple[TrialResult, Optional[Schedule]]:
     """Run one trial.  ``schedule_fn(total) -> Schedule`` draws the schedule once the instruction total
     is known (a Hypothesis draw in a campaign, a fixed schedule on replay).  ``hosts``: name →
     :class:`runners.hosts.Host` (:func:`make_hosts`); ``targets``: name → restorer.  With ``batch_targets`` the target checks
     are returned in ``pending`` instead of run.  ``only``: a divergence signature to look for (skips
-    the conformance run unless it is that kind)."""
+    the conformance run unless it is that kind).  ``limits``: the trial's fuel and wall time (see the
+    module docstring)."""
     t0 = time.perf_counter()
     res = TrialResult()
+    budget = Budget(MAX_INSTRUCTIONS if limits.fuel is None else limits.fuel, limits.seconds)
     if only is None or only[0] == "conformance":
-        div, inconc = differential(case)
+        div, inconc = differential(case, budget.fuel)
         if inconc:
             res.inconclusive += 1
-            res.note("wasmtime", INCONCLUSIVE, inconc, at="conformance run")
+            res.note("wasmtime", INCONCLUSIVE, inconc, at="conformance run",
+                     stopped=FUEL_EXHAUSTED if inconc.startswith(f"our VM: {FUEL_EXHAUSTED}") else "")
             res.seconds = time.perf_counter() - t0
             return res, None
         if div is not None:
@@ -277,10 +292,11 @@ def run_trial(case: Case, schedule_fn: Any, hosts: Dict[str, Any], targets: Dict
             res.seconds = time.perf_counter() - t0
             return res, None
     try:
-        ref, final = reference(case)
-    except TimeoutError as e:
+        ref, final = reference(case, budget)
+    except Stopped as e:
         res.inconclusive += 1
-        res.note("inproc", INCONCLUSIVE, str(e), at="reference run")
+        res.note("inproc", INCONCLUSIVE, str(e), at="reference run", stopped=e.kind)
+        res.seconds = time.perf_counter() - t0
         return res, None
     res.reference = ref
     total = ref["instructions"]
@@ -301,9 +317,11 @@ def run_trial(case: Case, schedule_fn: Any, hosts: Dict[str, Any], targets: Dict
         res.checkpoints += len(snaps)
         res.coverage += [(k, live_kinds(s, modules), tuple(h for h in sched.hosts if h in hosts)) for k, _, s in snaps]
         for k, snap, _st in snaps:
+            if _out_of_time(budget, res, k):
+                break
             for h in sched.hosts:
                 if h in hosts and (only is None or only == ("cr-host", h)):
-                    _host_finish(hosts[h], snap, modules, ref, k, res)
+                    _host_finish(hosts[h], snap, modules, ref, k, res, budget)
         to_targets = snaps  # k = total included; batched per chunk by the campaign
     else:
         snap = None
@@ -325,7 +343,7 @@ def run_trial(case: Case, schedule_fn: Any, hosts: Dict[str, Any], targets: Dict
                     break
                 res.checkpoints += 1
             else:
-                _host_finish(host, snap, modules, ref, k, res)
+                _host_finish(host, snap, modules, ref, k, res, budget)
                 to_targets = [(k, snap, decode(snap))]
                 res.coverage.append((k, live_kinds(to_targets[0][2], modules), (host.name,)))
     origin = _origin(case) if sched.targets and to_targets else None
@@ -341,6 +359,17 @@ def run_trial(case: Case, schedule_fn: Any, hosts: Dict[str, Any], targets: Dict
                 judge_target_results([p], targets[name].check_many([item]), [res])
     res.seconds = time.perf_counter() - t0
     return res, sched
+
+
+def _out_of_time(budget: Budget, res: TrialResult, k: int) -> bool:
+    """True (and the trial counted inconclusive once, with the reason) when the trial's clock has run
+    out: the checkpoints not yet restored are left unchecked rather than restored with no time."""
+    if not budget.expired():
+        return False
+    res.inconclusive += 1
+    res.note("trial", INCONCLUSIVE, f"timeout after {budget.seconds:g} s: checkpoints from k={k} on not restored", k,
+             stopped=TIMEOUT)
+    return True
 
 
 def _step(host: Any, snap: bytes, modules: Dict[str, bytes], k: int, ref: Dict[str, Any],

@@ -17,6 +17,11 @@ On top of it: ``random``: one ``k`` in ``0 .. total-1`` per invocation from a pe
 ``"{seed}:{file}"`` (so ``-j N`` does not change the points); ``all``: every ``k`` in ``0 .. total``
 when that is at most ``max_points`` points, else ``max_points`` points spread evenly over ``0 .. total``
 (first and last included).  So ``checkpoints`` counts two per invocation in ``random`` mode.
+
+RunLimits (``wcr spec --fuel/--timeout``): each restore gets the command's limits
+(:class:`vm.exec.budget.RunLimits` in :attr:`CrConfig.limits`); a restore they stop is inconclusive
+(:func:`runners.oracle.compare_stopped`), never a failure; a live run they stop has no checkpoints
+(counted in ``not_checked``; the command itself fails).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from runners.restore import ERROR, MISMATCH, CheckItem, CheckResult, Restorer, origin_of
 from runners.session import Session, checkpoints_from_snapshot, merge_counts, resolve
 from vm.errors import WasmException
+from vm.exec.budget import NO_LIMITS, RunLimits
 from vm.snapshot import checkpoint, encode, outcome_of, start
 from vm.snapshot.resume import instance_final_state
 
@@ -47,12 +53,14 @@ class CrConfig:
     seed: int = 0
     restore_on: str = "inproc"
     max_points: int = DEFAULT_MAX_POINTS
+    limits: RunLimits = NO_LIMITS
 
 
-def restorers_for(spec: str) -> List[Restorer]:
-    r = _RESTORERS.get(spec)
+def restorers_for(spec: str, limits: RunLimits = NO_LIMITS) -> List[Restorer]:
+    key = f"{spec}|{limits.fuel}|{limits.seconds}"
+    r = _RESTORERS.get(key)
     if r is None:
-        r = _RESTORERS[spec] = resolve(spec)
+        r = _RESTORERS[key] = resolve(spec, limits=limits)
     return r
 
 
@@ -77,7 +85,7 @@ class CrFile:
         self.file = file
         self.modules: Dict[str, bytes] = {}
         self.rng = random.Random(f"{cfg.seed}:{file}")
-        self.session = Session(restorers or restorers_for(cfg.restore_on), on_verdict=_judge)
+        self.session = Session(restorers or restorers_for(cfg.restore_on, cfg.limits), on_verdict=_judge)
 
     @property
     def counts(self) -> Dict[str, Any]:

@@ -10,6 +10,8 @@ Error contract (what the interpreter expects to be raised):
 * ``validate``     → ``vm.errors.InvalidModule``
 * ``instantiate``  → ``vm.errors.LinkError`` / ``vm.errors.Trap``
 * ``invoke``       → ``vm.errors.Trap`` (``Exhaustion``), ``vm.errors.WasmException``
+* ``instantiate``, ``invoke`` → ``vm.errors.Stopped`` when the command's limits (``start_command``:
+  ``--fuel`` / ``--timeout``) stopped the code it ran: a failure of that command, never a trap
 * any step         → ``vm.errors.Unsupported(feature)`` = skipped, never passed
 """
 
@@ -35,6 +37,10 @@ class Engine:
 
     def new_store(self) -> Any:
         raise NotImplementedError
+
+    def start_command(self, store: Any) -> None:
+        """A script command begins: the clock and fuel of what it runs in ``store`` start now (default:
+        no limits)."""
 
     def spectest(self, store: Any) -> Dict[str, Any]:
         """Exports of the ``spectest`` host module for this store."""
@@ -77,8 +83,11 @@ class VmEngine(Engine):
 
     name = "wcr"
 
-    def __init__(self, max_call_depth: Optional[int] = None):
-        self.max_call_depth = max_call_depth  # None: the process's limits (vm.runtime.limits.current)
+    def __init__(self, max_call_depth: Optional[int] = None, limits: Any = None):
+        from vm.exec.budget import RunLimits
+
+        self.max_call_depth = max_call_depth  # None: the process's store limits (vm.runtime.limits.current)
+        self.limits = limits if limits is not None else RunLimits()
 
     def decode(self, data: bytes) -> Any:
         from vm.binary import decode_module
@@ -99,6 +108,11 @@ class VmEngine(Engine):
         from vm.api import Store
 
         return Store(max_call_depth=self.max_call_depth)
+
+    def start_command(self, store: Any) -> None:
+        """Every invocation of the command (and a module's start function) runs within ``limits``, one
+        fuel count per invocation and one clock per command (:class:`vm.exec.budget.RunLimits`)."""
+        store.budget = self.limits.start()
 
     def spectest(self, store: Any) -> Dict[str, Any]:
         from vm.runtime.spectest import spectest_exports

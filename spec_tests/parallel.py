@@ -24,8 +24,8 @@ from .runner import FAILED, CaseResult, FileResult, run_file
 Progress = Callable[[FileResult, int, int], None]
 
 
-def _worker(root: str, rel: str, cache_root: Optional[str], cr: Any = None) -> FileResult:
-    return run_file(Path(root), rel, None, Path(cache_root) if cache_root else None, cr)
+def _worker(root: str, rel: str, cache_root: Optional[str], cr: Any = None, limits: Any = None) -> FileResult:
+    return run_file(Path(root), rel, None, Path(cache_root) if cache_root else None, cr, limits)
 
 
 def _pool(jobs: int) -> cf.ProcessPoolExecutor:
@@ -49,9 +49,11 @@ def run_files(
     progress: Optional[Progress] = None,
     cache_root: Optional[Path] = None,
     cr: Any = None,
+    limits: Any = None,
 ) -> List[FileResult]:
     """Run ``files`` (relative to ``root``); results in the order of ``files``.  ``cr``: a
-    :class:`spec_tests.cr.CrConfig` for C/R mode (None: plain run)."""
+    :class:`spec_tests.cr.CrConfig` for C/R mode (None: plain run); ``limits``: each command's
+    :class:`vm.exec.budget.Limits` (None: unlimited)."""
     done: Dict[str, FileResult] = {}
     total = len(files)
     croot = str(cache_root) if cache_root else None
@@ -63,12 +65,12 @@ def run_files(
 
     if jobs <= 1 or len(files) <= 1:
         for rel in files:
-            record(run_file(root, rel, None, cache_root, cr))
+            record(run_file(root, rel, None, cache_root, cr, limits))
         return [done[f] for f in files]
 
     broken = False
     with _pool(jobs) as pool:
-        futs = {pool.submit(_worker, str(root), rel, croot, cr): rel for rel in files}
+        futs = {pool.submit(_worker, str(root), rel, croot, cr, limits): rel for rel in files}
         for fut in cf.as_completed(futs):
             rel = futs[fut]
             try:
@@ -86,7 +88,7 @@ def run_files(
         for rel in [f for f in files if f not in done]:
             with _pool(1) as solo:
                 try:
-                    record(solo.submit(_worker, str(root), rel, croot, cr).result())
+                    record(solo.submit(_worker, str(root), rel, croot, cr, limits).result())
                 except BrokenProcessPool:
                     record(_crashed(rel, "worker process died while running this file"))
                 except Exception as e:

@@ -25,6 +25,7 @@ class CaseResult:
     traceback: str = ""
     feature: str = ""
     elapsed: float = 0.0
+    stopped: str = ""  # the stop kind (vm.errors.STOP_KINDS) when a limit made the command fail
 
     def to_dict(self) -> Dict[str, Any]:
         d = {"file": self.file, "line": self.line, "command": self.command, "name": self.name,
@@ -34,6 +35,8 @@ class CaseResult:
             d["traceback"] = self.traceback
         if self.feature:
             d["feature"] = self.feature
+        if self.stopped:
+            d["stopped"] = self.stopped
         return d
 
 

@@ -7,7 +7,9 @@ command becomes one :class:`CaseResult`:
   only where the script allows them, the exact number of results, error messages by prefix as the
   reference interpreter's ``assert_message`` does);
 * **failed** — anything else, including an unexpected Python exception inside the command (its
-  traceback is kept and the run goes on);
+  traceback is kept and the run goes on) and a command whose code a limit stopped (``wcr spec
+  --timeout``/``--fuel``: "timeout after S s (N instructions)", "fuel exhausted after N instructions";
+  the expected result is known and was not produced);
 * **skipped** — only when the engine raised ``Unsupported(feature)`` for this command or for a module it
   depends on (invoking a skipped module, importing from a registered skipped module).  Never "passed".
 
@@ -29,6 +31,7 @@ from vm.errors import (
     InvalidModule,
     LinkError,
     MalformedModule,
+    Stopped,
     Trap,
     Unsupported,
     WasmError,
@@ -87,6 +90,13 @@ def _prefix_ok(expected: str, actual: str) -> bool:
 
 def _err(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
+
+
+def _expected_of(cmd: Dict[str, Any]) -> str:
+    """What a command expected, for a failure that produced nothing to compare (a stopped run)."""
+    if "expected" in cmd:
+        return "[" + ", ".join(format_expected(e) for e in cmd["expected"]) + "]"
+    return cmd.get("text") or "the command completes"
 
 
 class ScriptRunner:
@@ -192,6 +202,9 @@ class ScriptRunner:
         except _Fail as e:
             self._bind(_Slot(line, failed=e.message), cmd.get("name"))
             raise
+        except Stopped as e:  # the start function ran out of fuel or time
+            self._bind(_Slot(line, failed=e.message), cmd.get("name"))
+            raise
         except Exception:
             self._bind(_Slot(line, failed="unexpected error loading module"), cmd.get("name"))
             raise
@@ -226,6 +239,9 @@ class ScriptRunner:
         except (LinkError, Trap) as e:
             raise self._module_failed({"line": line, "name": name}, e, "instantiation failed") from None
         except _Fail as e:
+            self._bind(_Slot(line, failed=e.message), name)
+            raise
+        except Stopped as e:
             self._bind(_Slot(line, failed=e.message), name)
             raise
         except Exception:
@@ -299,6 +315,9 @@ class ScriptRunner:
             res = self.engine.invoke(self.store, func, args)
         except (Trap, WasmException) as e:
             exc = e
+        except Stopped:  # no finished reference run: nothing to checkpoint (the command fails)
+            self.cr.counts["not_checked"] += 1
+            raise
         finally:
             self.instructions += self.engine.instructions(self.store)
         if pre is not None and self._case is not None:
@@ -492,6 +511,7 @@ class ScriptRunner:
             handler = getattr(self, "cmd_" + t, None)
             if handler is None:
                 raise _Fail(f"unknown command type {t!r}")
+            self.engine.start_command(self.store)
             handler(cmd)
         except _Skip as e:
             case.status, case.feature, case.message = SKIPPED, e.feature, e.message
@@ -499,6 +519,9 @@ class ScriptRunner:
             case.status, case.feature, case.message = SKIPPED, e.feature, str(e)
         except _Fail as e:
             case.status, case.message, case.expected, case.actual = FAILED, e.message, e.expected, e.actual
+        except Stopped as e:  # a limit of the run, not the program: the expected result was not produced
+            case.status, case.message, case.actual, case.stopped = FAILED, e.message, e.message, e.kind
+            case.expected = _expected_of(cmd)
         except Exception as e:  # a bug somewhere in wcr: a failure of this command, not of the run
             case.status = FAILED
             case.message = f"unexpected {_err(e)}"[:2000]
@@ -520,8 +543,10 @@ def run_file(
     engine: Optional[Engine] = None,
     cache_root: Optional[Path] = None,
     cr: Any = None,
+    limits: Any = None,
 ) -> FileResult:
-    """Convert (cached) and run one script; never raises for problems inside the script."""
+    """Convert (cached) and run one script; never raises for problems inside the script.  ``limits``:
+    the :class:`vm.exec.budget.Limits` of each command (for the default engine)."""
     start = time.perf_counter()
     result = FileResult(rel)
     try:
@@ -531,7 +556,7 @@ def run_file(
                                        message=str(e), actual=str(e)))
         result.elapsed = time.perf_counter() - start
         return result
-    runner = ScriptRunner(engine if engine is not None else VmEngine(), conv, rel, cr)
+    runner = ScriptRunner(engine if engine is not None else VmEngine(limits=limits), conv, rel, cr)
     result.cases = runner.run()
     result.instructions = runner.instructions
     if runner.cr is not None:

@@ -7,8 +7,9 @@ and the exit-status contract below is stated once for all of them.
 Exit statuses: 0 = success (``spec``: nothing failed), 1 = a failure the command reports (``spec``
 failures, a divergence, a host that failed), 2 = bad input (missing file, bad argument, unknown export,
 malformed/invalid module, a run that tested nothing, a module or snapshot beyond the resource limits,
-the host out of memory: one line on stderr, never a traceback), 3 = the
-input needs a feature wcr does not support.  A bug in wcr is one line too (exit 1), with the traceback
+the host out of memory: one line on stderr, never a traceback), 3 = the input needs a feature wcr does
+not support, 4 = ``run``/``restore`` stopped by a limit the user set (``--fuel``/``--timeout``; one line
+on stderr names the limit, the JSON on stdout has ``"stopped"``).  A bug in wcr is one line too (exit 1), with the traceback
 only under ``WCR_DEBUG=1``.
 """
 
@@ -23,7 +24,7 @@ from typing import List, Optional, Sequence
 
 from suite import commands
 from suite.commands import EXIT_UNSUPPORTED, EXIT_USAGE, Command, UnsupportedInput, UsageError
-from suite.commands._limits import add_limit_flags, apply_limits
+from suite.commands._limits import add_store_limit_flags, apply_store_limits
 from vm.errors import ResourceLimit
 
 __all__ = ["all_commands", "build_parser", "main"]
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_, add, run in all_commands():
         p = sub.add_parser(name, help=help_, description=help_)
         add(p)
-        add_limit_flags(p)
+        add_store_limit_flags(p)
         p.set_defaults(_run=run)
     return parser
 
@@ -83,7 +84,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        with apply_limits(args):
+        with apply_store_limits(args):
             return int(args._run(args))
     except (UsageError, ResourceLimit) as e:
         _error(str(e))

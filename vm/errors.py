@@ -31,6 +31,27 @@ TRAP_KINDS: Tuple[str, ...] = (
 )
 
 
+#: The closed vocabulary of *stops*: an invocation ended by a limit the runner set (``--fuel`` N retired
+#: instructions, ``--timeout`` S seconds of wall time), not by the program.  These are not Wasm traps: the
+#: spec knows neither fuel nor clocks, so a stop never appears as an outcome's ``trap`` (nor in a
+#: snapshot) but in its own field, ``stopped``; a comparison with a stopped side says nothing about C/R
+#: and is inconclusive (:func:`runners.oracle.compare_stopped`).
+FUEL_EXHAUSTED = "fuel exhausted"
+TIMEOUT = "timeout"
+STOP_KINDS: Tuple[str, ...] = (FUEL_EXHAUSTED, TIMEOUT)
+
+
+def stop_message(kind: str, instructions: Optional[int], seconds: Optional[float] = None) -> str:
+    """The one line that says which limit stopped a run and where: ``"fuel exhausted after 1000
+    instructions"``, ``"timeout after 1 s (123456 instructions)"`` (every command prints this wording;
+    ``instructions`` is None for a native engine, which does not count)."""
+    count = f"{instructions} instructions" if instructions is not None else ""
+    if kind == TIMEOUT:
+        after = f" after {seconds:g} s" if seconds is not None else ""
+        return f"timeout{after}" + (f" ({count})" if count else "")
+    return f"fuel exhausted after {count or 'an unknown number of instructions'}"
+
+
 def trap_kind(message: str) -> Optional[str]:
     """The kind a trap message belongs to (its longest :data:`TRAP_KINDS` prefix), or None when it is
     not a trap of the vocabulary (free text must never pass for a trap kind)."""
@@ -121,3 +142,13 @@ class WasmException(WasmError):
         super().__init__("uncaught exception")
         self.tag = tag
         self.payload = payload
+
+
+class Stopped(WasmError):
+    """An invocation stopped by a limit (:data:`STOP_KINDS`): ``kind``, ``instructions`` retired so far.
+    Deliberately not a :class:`Trap`: a script's ``assert_trap`` must not pass because the clock ran out."""
+
+    def __init__(self, kind: str, instructions: int, seconds: Optional[float] = None):
+        super().__init__(stop_message(kind, instructions, seconds))
+        self.kind = kind
+        self.instructions = instructions

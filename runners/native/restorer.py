@@ -226,6 +226,7 @@ def outcome_dict(out: NativeOutcome, target: Optional[str] = None) -> Dict[str, 
         "instructions": None,
         "host_log": [[n, [fmt(v) for v in args]] for n, args in out.host_log],
         "state_digest": None,
+        "stopped": out.stopped,
         "readback_sha256": h.hexdigest(),
         "target": target or out.target,
     }

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
-from vm.errors import TRAP_KINDS
+from vm.errors import TIMEOUT, TRAP_KINDS
 from vm.snapshot.resume import Manifest
 from vm.values import Value
 
@@ -74,6 +74,13 @@ class NativeOutcome:
     nan_exact: bool = True
     seconds: float = 0.0
     details: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def stopped(self) -> Optional[str]:
+        """``"timeout"`` when the wall-clock limit ended the run (every adapter words that inconclusive
+        reason ``"timeout..."``), else None.  Fuel does not translate to native engines: they are bounded
+        by the clock only."""
+        return TIMEOUT if (self.inconclusive or "").startswith("timeout") else None
 
     def set_trap(self, kind: Optional[str], message: str, candidates: Sequence[str] = ()) -> None:
         """Record a trap; an unmappable message makes the outcome inconclusive rather than guessed.  A

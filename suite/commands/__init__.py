@@ -15,8 +15,9 @@ import argparse
 from typing import Callable, Tuple
 
 #: exit statuses: success (``spec``: nothing failed); ``spec`` had failures, a divergence, a host that
-#: failed; bad input; the input needs a Wasm feature wcr does not support
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNSUPPORTED = 0, 1, 2, 3
+#: failed; bad input; the input needs a Wasm feature wcr does not support; ``run``/``restore``: a limit
+#: the user set (``--fuel``/``--timeout``) stopped the run before it ended
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNSUPPORTED, EXIT_STOPPED = 0, 1, 2, 3, 4
 
 Command = Tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 

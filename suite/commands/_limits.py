@@ -1,21 +1,33 @@
-"""The resource-limit flags every command shares, and their one mapping to :class:`vm.api.StoreLimits`.
+"""The limit flags of the commands, with the same checks and wording everywhere, in one place.
 
-The limits are the caller's settings, never a snapshot's or a report's: the CLI configures them for
-the whole process (and, through the environment, for the child hosts it starts), so instantiation,
-growth, restore and snapshot decompression all obey the same numbers.
+Two kinds, both the caller's settings (never a snapshot's or a report's):
+
+- **store limits** (``--max-memory-pages``, ``--max-table-elements``, ``--max-call-depth``) on every
+  command: :class:`vm.runtime.limits.StoreLimits`, configured for the whole process (and, through the
+  environment, for the child hosts it starts), so instantiation, growth, restore and snapshot
+  decompression all obey the same numbers;
+- **run limits** (``--fuel N``, ``--timeout S``) on the commands that run code (``run``, ``restore``,
+  ``spec`` per command, ``fuzz`` per trial): :class:`vm.exec.budget.RunLimits`; a run they stop is
+  *stopped* (:data:`vm.errors.STOP_KINDS`), never trapped.
 """
 
 from __future__ import annotations
 
 import argparse
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Optional
 
+from suite.commands import UsageError
+from vm.exec.budget import RunLimits
 from vm.runtime.limits import DEFAULT_LIMITS, StoreLimits, configure, current
 
-__all__ = ["add_limit_flags", "apply_limits"]
+__all__ = ["MAX_SECONDS", "add_limit_flags", "add_store_limit_flags", "apply_store_limits", "limits_of"]
+
+#: the largest --timeout (about four months; a clock must stay a finite number)
+MAX_SECONDS = 1e7
 
 
+# -- store limits ------------------------------------------------------------------------------
 def _positive(text: str) -> int:
     try:
         n = int(text)
@@ -26,7 +38,7 @@ def _positive(text: str) -> int:
     return n
 
 
-def add_limit_flags(p: argparse.ArgumentParser) -> None:
+def add_store_limit_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("resource limits (of this machine's runs and restores, never a snapshot's)")
     g.add_argument("--max-memory-pages", type=_positive, default=DEFAULT_LIMITS.max_memory_pages, metavar="N",
                    help="64 KiB pages of all memories of a store together "
@@ -39,7 +51,7 @@ def add_limit_flags(p: argparse.ArgumentParser) -> None:
 
 
 @contextmanager
-def apply_limits(args: argparse.Namespace) -> Iterator[None]:
+def apply_store_limits(args: argparse.Namespace) -> Iterator[None]:
     """Make the parsed flags this process's limits (and its children's) while the command runs;
     the previous ones come back after (``main`` is also called in-process, e.g. by tests)."""
     previous = current()
@@ -49,3 +61,26 @@ def apply_limits(args: argparse.Namespace) -> Iterator[None]:
         yield
     finally:
         configure(previous)
+
+
+# -- run limits --------------------------------------------------------------------------------
+def add_limit_flags(p: argparse.ArgumentParser, per: str, default_timeout: Optional[float] = None,
+                    fuel_default: str = "no limit", timeout_default: str = "") -> None:
+    """Add ``--fuel`` and ``--timeout``; ``per`` says what one limit covers ("run", "command", "trial");
+    ``*_default`` name a default the command applies itself (its help says so)."""
+    p.add_argument("--fuel", type=int, metavar="N",
+                   help=f"stop after N retired instructions per {per} (default: {fuel_default})")
+    shown = timeout_default or (f"{default_timeout:g}" if default_timeout is not None else "no limit")
+    p.add_argument("--timeout", type=float, default=default_timeout, metavar="S",
+                   help=f"stop after S seconds of wall time per {per} (default: {shown}; 0 = no limit)")
+
+
+def limits_of(args: argparse.Namespace) -> RunLimits:
+    """The flags as :class:`vm.exec.budget.RunLimits`; a negative fuel, a negative or endless timeout is
+    bad input."""
+    fuel, seconds = args.fuel, args.timeout
+    if fuel is not None and fuel < 0:
+        raise UsageError(f"--fuel {fuel}: must be at least 0")
+    if seconds is not None and not 0 <= seconds <= MAX_SECONDS:
+        raise UsageError(f"--timeout {seconds:g}: must be between 0 and {MAX_SECONDS:g} seconds")
+    return RunLimits(fuel, seconds or None)

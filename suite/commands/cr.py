@@ -6,7 +6,10 @@
   "state_digest", "restored_on"}``; ``instructions`` is the total of the whole invocation and
   ``state_digest`` the same canonical digest as ``wcr run``'s.  Anywhere but ``inproc`` the output adds
   the ``verdict`` against our VM resuming the same snapshot here, its ``differences`` and that
-  ``reference``; exit status 1 when the verdict is a mismatch or an error.
+  ``reference``; exit status 1 when the verdict is a mismatch or an error.  ``--fuel N`` / ``--timeout
+  S`` bound the restored run (fuel counts from the invocation's start, as ``wcr run --fuel`` does; a
+  native target gets the wall time only) and the reference here alike; a run they stop ends with
+  ``"stopped"`` set, one line on stderr and exit status 4 (the verdict is then inconclusive).
 * ``wcr snapshot show FILE`` prints the YAML view of a snapshot.
 * ``wcr bench`` measures engine speed, snapshot size and checkpoint/restore latency.
 
@@ -21,8 +24,11 @@ import sys
 import time
 from typing import Any, Dict, List
 
-from suite.commands import EXIT_FAIL, EXIT_OK, UsageError
+from suite.commands import EXIT_FAIL, EXIT_OK, EXIT_STOPPED, UsageError
 from suite.commands._io import read_input, read_snapshot, write_output
+from suite.commands._limits import add_limit_flags, limits_of
+from suite.commands.run import print_outcome
+from vm.errors import stop_message
 
 
 # ==================================================================================================
@@ -36,11 +42,13 @@ def _add_restore(p: argparse.ArgumentParser) -> None:
                    help="where to resume (default inproc)")
     p.add_argument("--target", metavar="NAME",
                    help="resume on a native runtime instead (its verdict against our VM is printed too)")
+    add_limit_flags(p, "restore (and for the reference run here)")
 
 
 def _run_restore(args: argparse.Namespace) -> int:
     from vm.snapshot import SnapshotError
 
+    limits = limits_of(args)
     blob, state, needed = read_snapshot(args.snapshot, args.module)
     if state.thread is None:
         raise UsageError(f"{args.snapshot}: the snapshot has no thread to resume")
@@ -48,17 +56,26 @@ def _run_restore(args: argparse.Namespace) -> int:
     from runners.session import restore_on
 
     where = args.target or args.host
+    if args.target and limits.fuel is not None:
+        print(f"wcr: note: --fuel bounds only our reference run here; {where} is bounded by the clock only",
+              file=sys.stderr)
     try:
-        out = restore_on(blob, needed, where, state=state)
+        out = restore_on(blob, needed, where, limits, state=state)
     except SnapshotError as e:
         raise UsageError(f"{args.snapshot}: cannot restore: {e}") from None
     except ValueError as e:
         raise UsageError(f"{'--target' if args.target else '--host'} {where}: {e}") from None
     except HostError as e:
         print(f"wcr: {where}: {e}", file=sys.stderr)
-        return EXIT_FAIL
-    print(json.dumps(out))
-    return EXIT_FAIL if out.get("verdict") in ("mismatch", "error") else EXIT_OK
+        return EXIT_STOPPED if e.kind == "timeout" and limits.seconds is not None else EXIT_FAIL
+    status = print_outcome(out, limits.seconds)  # EXIT_STOPPED when the restored run was stopped
+    ref = out.get("reference") or {}
+    if status == EXIT_OK and ref.get("stopped"):  # the restored run ended, the reference here did not
+        print(f"wcr: the reference run here was stopped: "
+              f"{stop_message(ref['stopped'], ref.get('instructions'), limits.seconds)}", file=sys.stderr)
+        status = EXIT_STOPPED
+    # a restore stopped after running past the reference's total has diverged: a finding beats a limit
+    return EXIT_FAIL if out.get("verdict") in ("mismatch", "error") else status
 
 
 # ==================================================================================================

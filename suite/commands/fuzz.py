@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, List, Tuple
 
 from suite.commands import UsageError
 from suite.commands._io import write_output
+from suite.commands._limits import add_limit_flags, limits_of
 
 if TYPE_CHECKING:
     from suite.fuzz.campaign import Config
@@ -43,6 +44,8 @@ def _add_fuzz(p: argparse.ArgumentParser) -> None:
                    help="continue the campaign in --dir: re-runs exactly its unfinished chunks")
     p.add_argument("--shrink-seconds", type=float, default=60.0, metavar="S",
                    help="time limit of Hypothesis shrinking per divergence (default 60)")
+    add_limit_flags(p, "trial (a stopped trial is inconclusive)", None,
+                    fuel_default="runners.trial.MAX_INSTRUCTIONS", timeout_default="suite.fuzz.campaign.TRIAL_TIMEOUT")
 
 
 def _parse_shard(text: str) -> Tuple[int, int]:
@@ -125,9 +128,12 @@ def _run_fuzz(args: argparse.Namespace) -> int:
         hosts, targets, notes = _hosts_and_targets(args)
         for n in notes:
             print(f"wcr fuzz: note: {n}", file=sys.stderr)
+        limits = limits_of(args)
         cfg = Config(budget=budget, seed=args.seed, hosts=hosts, targets=targets, generator=args.generator,
                      workers=args.workers, shard=shard, dir=str(d), reports=args.reports or "",
-                     shrink_seconds=args.shrink_seconds, chunks=args.chunks or 0)
+                     shrink_seconds=args.shrink_seconds, chunks=args.chunks or 0, fuel=limits.fuel)
+        if args.timeout is not None:  # else the campaign's default (TRIAL_TIMEOUT); 0 = no limit
+            cfg.timeout = limits.seconds
     limit = " and ".join(x for x in (f"{cfg.budget:g} s" if cfg.budget != float("inf") else "",
                                      f"{cfg.chunks} chunks/worker" if cfg.chunks else "") if x)
     print(f"wcr fuzz: {limit}, seed {cfg.seed}, generator {cfg.generator}, hosts {','.join(cfg.hosts)}, "
@@ -168,13 +174,17 @@ def _resumed_config(d: Path) -> Config:
 
 def _add_replay(p: argparse.ArgumentParser) -> None:
     p.add_argument("report", metavar="REPORT.yaml")
+    p.add_argument("--restore-on", "--host", dest="restore_on", action="append", default=[],
+                   metavar="HOST[,HOST...]",
+                   help="python:PATH hosts the report may use (a report runs only inproc, the native "
+                        "targets and the hosts named here or in $WCR_HOSTS; others are skipped)")
 
 
 def _run_replay(args: argparse.Namespace) -> int:
     from reports.bugreport import ReportError, main_replay
 
     try:
-        return main_replay(args.report)
+        return main_replay(args.report, allow=args.restore_on)
     except ReportError as e:
         raise UsageError(str(e)) from None
 

@@ -10,23 +10,39 @@ Arguments are value text (:mod:`vm.values`: ``i32:7``, ``i64:-3``, ``f32:0x7fc00
 against the ``spectest`` host module); the invocation runs through :mod:`vm.snapshot`'s
 ``start``/``advance``/``finish``, the same path a checkpointed run takes, so both print the same
 instruction count and digest.
+
+``--fuel N`` / ``--timeout S`` bound the run (:mod:`vm.exec.budget`; instantiation's start function
+included): a run they stop prints the outcome as it stands with ``"stopped": "fuel exhausted"`` or
+``"timeout"``, one line on stderr naming the limit, and exits with :data:`EXIT_STOPPED`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any, Dict, List, Optional, Sequence
 
-from suite.commands import EXIT_OK, UnsupportedInput, UsageError
+from suite.commands import EXIT_OK, EXIT_STOPPED, UnsupportedInput, UsageError
 from suite.commands._io import read_input, write_output
+from suite.commands._limits import add_limit_flags, limits_of
 from vm.api import Store, instantiate
-from vm.errors import InvalidModule, LinkError, MalformedModule, Trap, Unsupported
+from vm.errors import (
+    TIMEOUT,
+    InvalidModule,
+    LinkError,
+    MalformedModule,
+    Stopped,
+    Trap,
+    Unsupported,
+    stop_message,
+)
+from vm.exec.budget import Budget
 from vm.runtime import FuncInst
 from vm.snapshot import (
     Outcome,
     State,
-    advance,
+    advance_within,
     capture_store,
     checkpoint,
     encode,
@@ -49,6 +65,7 @@ def _add_run(p: argparse.ArgumentParser) -> None:
                         "snapshot of the finished run; beyond the total is an error), write --snapshot, "
                         "then finish the run")
     p.add_argument("--snapshot", metavar="OUT.snap", help="where --checkpoint-at writes the snapshot")
+    add_limit_flags(p, "run")
 
 
 def _run_run(args: argparse.Namespace) -> int:
@@ -59,11 +76,16 @@ def _run_run(args: argparse.Namespace) -> int:
         raise UsageError("--checkpoint-at and --snapshot go together")
     if k_at is not None and k_at < 0:
         raise UsageError(f"--checkpoint-at {k_at}: must be at least 0")
+    limits = limits_of(args)
     data = read_input(args.module, "file")
     values = [parse_arg(t) for t in texts]
     store = Store()
+    store.budget = budget = limits.start()  # one clock for the start function and the invocation
     try:
         inst = instantiate(store, data)
+    except Stopped as e:  # the start function ran out of fuel or time
+        out = Outcome([], None, e.instructions, capture_store(store).host_log, state_digest(store), e.kind).to_dict()
+        return print_outcome(out, limits.seconds)
     except Trap as e:  # the start function or a segment trapped: there is nothing to invoke
         if k_at is not None:
             raise UsageError(f"{args.module}: instantiation trapped ({e.kind}): nothing to checkpoint") from None
@@ -82,27 +104,39 @@ def _run_run(args: argparse.Namespace) -> int:
     func = exported_function(inst, name, args.module)
     call_args = runtime_args(func, name, texts, values)
     try:
-        out = invoke(store, func, call_args, k_at, args.snapshot)
+        out = invoke(store, func, call_args, k_at, args.snapshot, budget)
     except Unsupported as e:  # an instruction or value the engine or the snapshot cannot handle
         raise UnsupportedInput(f"{args.module}: {e}") from None
+    return print_outcome(out, limits.seconds)
+
+
+def print_outcome(out: Dict[str, Any], seconds: Optional[float]) -> int:
+    """Print the outcome JSON; a stopped one also gets its one line on stderr and :data:`EXIT_STOPPED`
+    (``wcr restore`` ends the same way)."""
     print(json.dumps(out))
-    return EXIT_OK
+    if not out.get("stopped"):
+        return EXIT_OK
+    print(f"wcr: {stop_message(out['stopped'], out.get('instructions'), seconds)}", file=sys.stderr)
+    return EXIT_STOPPED
 
 
 def invoke(store: Store, func: FuncInst, call_args: List[Any], k_at: Optional[int],
-           snapshot: Optional[str]) -> Dict[str, Any]:
-    """Run the invocation to its end, stopping at ``k_at`` on the way to write ``snapshot``: the
-    outcome dict, with ``checkpoint``/``snapshot`` when it stopped."""
+           snapshot: Optional[str], budget: Optional[Budget] = None) -> Dict[str, Any]:
+    """Run the invocation to its end (within ``budget``), stopping at ``k_at`` on the way to write
+    ``snapshot``: the outcome dict, with ``checkpoint``/``snapshot`` when it stopped there."""
     run = start(store, func, call_args)
     extra: Dict[str, Any] = {}
     if k_at is not None and snapshot is not None:
-        advance(store, run, k_at)
+        if budget is not None and budget.fuel is not None and k_at > budget.fuel:
+            raise UsageError(f"--checkpoint-at {k_at}: beyond --fuel {budget.fuel}")
+        if advance_within(store, run, Budget(k_at, None if budget is None else budget.left())) == TIMEOUT:
+            return finish(store, run, budget=budget).to_dict()  # stopped on the way to k: no snapshot
         if run.count < k_at:
             raise UsageError(f"--checkpoint-at {k_at}: the invocation ends after {run.count} instructions")
         state = checkpoint(store, run)
         write_output(snapshot, encode(state))
         extra = {"checkpoint": checkpoint_info(state), "snapshot": snapshot}
-    out = finish(store, run).to_dict()
+    out = finish(store, run, budget=budget).to_dict()
     out.update(extra)
     return out
 

@@ -5,6 +5,10 @@ restorer that does not exist or is not available here).  The per-file table and 
 to stdout; progress (on a terminal) to stderr; ``--json`` / ``--junit`` write the reports of
 :mod:`reports.spec`.  Each finished file is streamed to a state file (``--state``, by default next to
 ``--json`` or ``--junit``): a killed run keeps what finished, and ``--resume`` runs only the rest.
+
+Every command runs within ``--timeout`` seconds (default :data:`COMMAND_TIMEOUT`, so one engine bug cannot
+stall a CI job) and, with ``--fuel N``, N retired instructions per invocation: a command they stop fails
+with "timeout after S s" / "fuel exhausted after N instructions" and the run goes on.
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ from spec_tests.cr import CrConfig
 from spec_tests.parallel import run_files
 from spec_tests.testsuite import TestsuiteError, locate_testsuite, read_list, select_files
 from suite.commands import EXIT_FAIL, EXIT_OK, UsageError
+from suite.commands._limits import add_limit_flags, limits_of
+
+#: default wall-time limit of one script command (seconds); the whole 1.0/2.0 set runs in seconds
+COMMAND_TIMEOUT = 60.0
 
 
 def _add_spec(p: argparse.ArgumentParser) -> None:
@@ -61,11 +69,13 @@ def _add_spec(p: argparse.ArgumentParser) -> None:
                         "else next to --junit)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run of --state: skip the files it finished (same files and options)")
+    add_limit_flags(p, "command (and per restore in --cr mode)", COMMAND_TIMEOUT)
 
 
 def _run_spec(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise UsageError(f"-j {args.jobs}: must be at least 1")
+    limits = limits_of(args)
     cr = _cr_config(args)
     root, files = _select(args)
     tty = sys.stderr.isatty()
@@ -81,7 +91,8 @@ def _run_spec(args: argparse.Namespace) -> int:
 
     done = state.done if state is not None else {}
     try:
-        fresh = run_files(root, [f for f in files if f not in done], jobs=args.jobs, progress=progress, cr=cr)
+        fresh = run_files(root, [f for f in files if f not in done], jobs=args.jobs, progress=progress, cr=cr,
+                          limits=limits)
     finally:
         if state is not None:
             state.close()
@@ -160,7 +171,7 @@ def _cr_config(args: argparse.Namespace) -> Optional[CrConfig]:
         ok, why = r.available()
         if not ok:
             raise UsageError(f"--restore-on {r.name}: not available: {why}")
-    return CrConfig(args.cr, args.seed, args.restore_on, args.cr_max_points)
+    return CrConfig(args.cr, args.seed, args.restore_on, args.cr_max_points, limits_of(args))
 
 
 def _select(args: argparse.Namespace) -> Tuple[Path, List[str]]:

@@ -38,12 +38,16 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from runners.trial import Case, Divergence, Schedule, judge_target_results, make_hosts, run_trial
+from vm.exec.budget import RunLimits
 
 from .chunklog import ChunkLog, check_unlocked, resume_point
 from .coverage import Steering, format_coverage, trial_coverage
 from .summary import NothingRan, nothing_ran_reason, summarize
 
 CHUNK = 16
+#: seconds one trial may take unless ``wcr fuzz --timeout`` says otherwise (trials take milliseconds; one
+#: that takes a minute is counted inconclusive with the reason, and the campaign goes on)
+TRIAL_TIMEOUT = 60.0
 #: runs of at most this many instructions may be checked exhaustively (every k, every host and target)
 EXHAUSTIVE_MAX = 200
 #: ... in one trial out of this many
@@ -72,6 +76,8 @@ class Config:
     max_funcs: int = 4
     chunks: int = 0  # chunks per worker (0: until the budget ends); the deterministic budget
     format: int = FORMAT
+    fuel: Optional[int] = None  # per trial, every run (None: runners.trial.MAX_INSTRUCTIONS)
+    timeout: Optional[float] = TRIAL_TIMEOUT  # per trial, wall time
 
     @property
     def reports_dir(self) -> Path:
@@ -240,7 +246,8 @@ class Worker:
 
             try:
                 res, sched = run_trial(case, schedule_fn, self.hosts, self.targets,
-                                       batch_targets=not replaying and st_["sig"] is None, only=st_["sig"])
+                                       batch_targets=not replaying and st_["sig"] is None, only=st_["sig"],
+                                       limits=RunLimits(cfg.fuel, cfg.timeout))
             except Exception as e:  # the harness broke: remembered, so it is logged even past the budget
                 st_.setdefault("error", e)
                 raise

@@ -29,8 +29,9 @@ from .campaign import Config, Worker
 from .summary import NothingRan, nothing_ran_reason, summarize
 
 
-def replay_exit(report: str, fault: Optional[str], timeout: float = 300.0) -> int:
-    """Exit status of ``wcr replay REPORT`` in a fresh process with ``fault`` (or none) active."""
+def replay_exit(report: str, fault: Optional[str], timeout: float = 300.0, hosts: Sequence[str] = ()) -> int:
+    """Exit status of ``wcr replay REPORT`` in a fresh process with ``fault`` (or none) active; ``hosts``:
+    the campaign's hosts, which the replay is allowed to use (``--restore-on``)."""
     env = dict(os.environ)
     env.pop("WCR_FAULTS", None)
     if fault:
@@ -38,7 +39,9 @@ def replay_exit(report: str, fault: Optional[str], timeout: float = 300.0) -> in
     root = Path(__file__).resolve().parents[2]
     # the child runs in the package's root (so ``-m suite`` works from a checkout): the report's path
     # must not depend on the caller's working directory
-    p = subprocess.run([sys.executable, "-m", "suite", "replay", str(Path(report).resolve())], env=env, cwd=str(root),
+    allow = [h for h in hosts if h != "inproc"]
+    cmd = [sys.executable, "-m", "suite", "replay", str(Path(report).resolve())]
+    p = subprocess.run(cmd + (["--restore-on", ",".join(allow)] if allow else []), env=env, cwd=str(root),
                        capture_output=True, timeout=timeout, **popen_kwargs())  # dies with the selftest
     return p.returncode
 
@@ -98,7 +101,7 @@ def run_fault(fault: str, budget: float, directory: Path, seed: int = 0, hosts: 
         out.update(report=rep, kind=data["kind"], where=data["where"], k=data["checkpoint"].get("k"),
                    module_instructions=data["module"]["instructions"], report_bytes=os.path.getsize(rep),
                    first_difference=data["first_difference"],
-                   replay_with_fault=replay_exit(rep, fault), replay_without_fault=replay_exit(rep, None))
+                   replay_with_fault=replay_exit(rep, fault, hosts=hs), replay_without_fault=replay_exit(rep, None, hosts=hs))
         out["replays"] = out["replay_with_fault"] == 1 and out["replay_without_fault"] == 0
     return out
 

@@ -51,7 +51,7 @@ MOD = """(module
 )"""
 
 
-OUTCOME = ("results", "trap", "instructions", "host_log", "state_digest")
+OUTCOME = ("results", "trap", "instructions", "host_log", "state_digest", "stopped")
 
 
 def test_version(capsys: pytest.CaptureFixture) -> None:

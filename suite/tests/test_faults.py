@@ -13,7 +13,7 @@ from typing import Any, Dict, Iterator, Tuple
 import pytest
 
 from runners.hosts import InProcHost, PythonHost
-from runners.oracle import compare_outcomes
+from runners.oracle import compare_outcomes, compare_stopped
 from runners.session import checkpoints_of_run, reference_run
 from runners.trial import oracle_probe
 from vm.snapshot import decode, encode, faults
@@ -91,13 +91,15 @@ def test_every_fault_has_a_test_and_off_means_off(mod: Any) -> None:
 
 
 def test_fault_locals_zeroed(mod: Any) -> None:
-    """The loop counter is zeroed by the restore, wraps to 2^32 - 1, and the capped restore ends as
-    "no end within N instructions" instead of running for hours."""
+    """The loop counter is zeroed by the restore, wraps to 2^32 - 1, and the restore, out of fuel at 5000
+    instructions instead of running for hours, has run past the reference's total: a mismatch."""
     wasm, mods, ref = mod
     data, _ = _snap(wasm, _inside_loop(wasm))
     faults.set_active(["locals_zeroed"])
     got = InProcHost().restore_and_finish(data, mods, 5000)
-    assert got["trap"] == "no end within 5000 instructions" and got["instructions"] == 5000
+    assert got["stopped"] == "fuel exhausted" and got["trap"] is None and got["instructions"] == 5000
+    assert ref["instructions"] < 5000
+    assert compare_stopped(ref, got)[0] == "mismatch"
     assert compare_outcomes(ref, got)
 
 

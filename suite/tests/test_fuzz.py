@@ -337,8 +337,9 @@ def test_campaign_draws_exhaustive_schedules_for_small_runs(tmp_path):
 # -- a restore that does not end is a finding, never a stuck campaign --------------------------------------
 def test_hanging_restore_ends_as_a_finding_within_the_cap(tmp_path, monkeypatch):
     """locals_zeroed wraps the count-down loop counter: without a cap the restored run would take 2^32
-    iterations.  The campaign records it as a divergence ("no end within N instructions"), writes a
-    report, and the report replays (1 with the fault, 0 without)."""
+    iterations.  Its fuel (twice the reference's total plus 10,000) runs out past the reference's total,
+    so the campaign records a divergence, writes a report, and the report replays (1 with the fault, 0
+    without)."""
     from suite.fuzz.campaign import Worker
     from suite.fuzz.selftest import replay_exit
 
@@ -356,7 +357,7 @@ def test_hanging_restore_ends_as_a_finding_within_the_cap(tmp_path, monkeypatch)
     s = summarize(d)
     assert s["divergences"] >= 1 and s["reports"], s
     rep = load_report(s["reports"][0])
-    assert "no end within" in rep["detail"], rep["detail"]
+    assert "without ending (fuel exhausted)" in rep["detail"], rep["detail"]
     assert replay_exit(s["reports"][0], "locals_zeroed") == 1
     assert replay_exit(s["reports"][0], None) == 0
 
@@ -371,10 +372,10 @@ def test_inproc_restore_has_a_cap_and_a_clock():
     assert DEFAULT_MAX_INSTRUCTIONS > 0
     store, _inst, func = fresh_instance(_case().wasm, "run")
     out = finish_within(store, start(store, func, [5]), 7)
-    assert out["trap"] == "no end within 7 instructions" and out["instructions"] == 7
+    assert out["stopped"] == "fuel exhausted" and out["trap"] is None and out["instructions"] == 7
     store, _inst, func = fresh_instance(_case().wasm, "run")
     out = finish_within(store, start(store, func, [5]), None, 0.0)  # the clock: at most one slice
-    assert out["trap"] is None  # this run is shorter than a slice: it ends before the clock is read
+    assert out["trap"] is None and out["stopped"] is None  # shorter than a slice: it ends before the clock is read
 
 
 def test_reports_written_as_found_then_minimized_over(tmp_path):

@@ -14,6 +14,7 @@ from ..module import Module
 from ..runtime.limits import StoreLimits
 from ..runtime.objects import FuncInst, ModuleInst
 from ..runtime.store import BaseStore
+from .budget import Budget
 from .engine import Machine
 
 __all__ = ["Store"]
@@ -26,6 +27,9 @@ class Store(BaseStore):
                  engine: str = "reference", limits: Optional[StoreLimits] = None):
         super().__init__(max_call_depth, max_memory_pages, engine, limits)
         self.machine = Machine(self)
+        #: the limits of what this store runs by itself (:meth:`invoke`, start functions): None, or a
+        #: running :class:`vm.exec.budget.Budget` a runner sets per command (``wcr spec``)
+        self.budget: Optional[Budget] = None
 
     def prepare(self, funcs: Sequence[FuncInst]) -> None:
         """Compile eagerly (see :meth:`BaseStore.allocate`)."""
@@ -43,11 +47,18 @@ class Store(BaseStore):
         return inst
 
     def invoke(self, func: FuncInst, args: Sequence[Any]) -> List[Any]:
-        """Call ``func`` with ``args`` (runtime representation) and return its results."""
+        """Call ``func`` with ``args`` (runtime representation) and return its results.  Under a
+        :attr:`budget` a run it stops raises :class:`vm.errors.Stopped` (never a trap)."""
         th = self.machine.start(func, list(args))
         try:
-            if not th.done:
+            if th.done:
+                pass
+            elif self.budget is None:
                 self.machine.run(th)
+            else:
+                stop = self.budget.run(self.machine, th)
+                if stop is not None:
+                    raise self.budget.stopped(stop, th.count)
         finally:
             self.instructions = th.count
         return th.results or []

@@ -6,7 +6,7 @@
     state = checkpoint(store, run)              # State (vm.snapshot.model)
     data = encode(state); state = decode(data)  # versioned, checksummed container (docs/snapshot-format.md)
     store2, run2 = restore(state, {sha256_hex: module_bytes})
-    outcome = finish(store2, run2)              # Outcome(results, trap, instructions, host_log, state_digest)
+    outcome = finish(store2, run2)              # Outcome(results, trap, instructions, host_log, state_digest, stopped)
     outcome_of(store, types, results, trap, n)  # the Outcome of an invocation the store ran by itself
     state_digest(store)                         # "sha256:..." over the canonical store state
     show(data) -> YAML text                     # `wcr snapshot show`
@@ -27,11 +27,11 @@ from .model import SnapshotError, State
 from .names import function_names
 from .outcome import Outcome, finish, outcome_of
 from .restore import restore
-from .run import Run, advance, run_to, start
+from .run import Run, advance, advance_within, run_to, start
 from .view import show, view
 
 __all__ = [
-    "Outcome", "Run", "SnapshotError", "State", "advance", "capture_store", "checkpoint",
+    "Outcome", "Run", "SnapshotError", "State", "advance", "advance_within", "capture_store", "checkpoint",
     "decode", "digest_of_state", "encode", "finish", "function_names", "outcome_of",
     "restore", "run_to", "show", "start", "state_digest", "view",
 ]

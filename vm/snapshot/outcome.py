@@ -2,41 +2,48 @@
 
 ::
 
-    finish(store, run) -> Outcome                                   # run to the end, then describe it
+    finish(store, run, budget=None) -> Outcome                      # run to the end (or the budget), describe it
     outcome_of(store, result_types, results, trap, instructions)    # describe a run someone else did
 
 :func:`outcome_of` is for a live store that ran an invocation by itself (the spec runner's C/R mode
 invokes through the store and only then asks for the reference outcome); :func:`finish` uses it too, so
 both describe results, the host log and the final state the same way.
+
+``stopped`` is the one field that says a limit, not the program, ended the run (``"fuel exhausted"``,
+``"timeout"``: :data:`vm.errors.STOP_KINDS`; null otherwise).  A stopped outcome has no results and no
+trap; its instruction count, host log and digest describe the state where it stopped.
 """
 
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from ..exec.budget import Budget
 from ..exec.store import Store
 from ..values import format_value
 from .capture import Capture
 from .digest import state_digest
 from .model import DONE, Value
-from .run import Run, advance
+from .run import Run, advance_within
 
 __all__ = ["Outcome", "finish", "outcome_of"]
 
 
 class Outcome:
     """How an invocation ended: results (tagged values), trap kind, exact instruction count, the
-    store's host log and the final-state digest.  ``to_dict`` is the JSON form hosts exchange."""
+    store's host log, the final-state digest, and the stop kind when a limit ended it.  ``to_dict`` is
+    the JSON form hosts exchange."""
 
-    __slots__ = ("results", "trap", "instructions", "host_log", "state_digest")
+    __slots__ = ("results", "trap", "instructions", "host_log", "state_digest", "stopped")
 
     def __init__(self, results: List[Value], trap: Optional[str], instructions: int,
-                 host_log: List[Tuple[str, List[Value]]], digest: str):
+                 host_log: List[Tuple[str, List[Value]]], digest: str, stopped: Optional[str] = None):
         self.results = results
         self.trap = trap
         self.instructions = instructions
         self.host_log = host_log
         self.state_digest = digest
+        self.stopped = stopped
 
     def to_dict(self) -> Dict[str, Any]:
         return {
@@ -45,6 +52,7 @@ class Outcome:
             "instructions": self.instructions,
             "host_log": [[name, [format_value(v) for v in vals]] for name, vals in self.host_log],
             "state_digest": self.state_digest,
+            "stopped": self.stopped,
         }
 
     def __repr__(self) -> str:
@@ -52,20 +60,23 @@ class Outcome:
 
 
 def outcome_of(store: Store, result_types: Sequence[Any], results: Optional[Sequence[Any]],
-               trap: Optional[str], instructions: int, digest: bool = True) -> Outcome:
+               trap: Optional[str], instructions: int, digest: bool = True,
+               stopped: Optional[str] = None) -> Outcome:
     """Describe an invocation that ended in ``store``: ``results`` (runtime values, typed by
-    ``result_types``; ignored when ``trap`` is set) or the trap kind, the retired-instruction count,
-    and the store's host log and final-state digest as they are now (``digest=False``: no digest)."""
+    ``result_types``; ignored when ``trap`` or ``stopped`` is set) or the trap kind, the
+    retired-instruction count, and the store's host log and final-state digest as they are now
+    (``digest=False``: no digest)."""
     cap = Capture(store, require_sha=False)
     tagged: List[Value] = []
-    if trap is None:
+    if trap is None and stopped is None:
         tagged = [cap.value(t, x) for t, x in zip(result_types, results or [])]
-    return Outcome(tagged, trap, instructions, cap.host_log(), state_digest(store) if digest else "")
+    return Outcome(tagged, trap, instructions, cap.host_log(), state_digest(store) if digest else "", stopped)
 
 
-def finish(store: Store, run: Run, digest: bool = True) -> Outcome:
-    """Run to the end and describe the outcome (results typed by the entry function's type)."""
-    advance(store, run, None)
+def finish(store: Store, run: Run, digest: bool = True, budget: Optional[Budget] = None) -> Outcome:
+    """Run to the end (no further than ``budget`` allows) and describe the outcome (results typed by
+    the entry function's type)."""
+    stopped = advance_within(store, run, budget)
     store.instructions = run.thread.count
     results = run.thread.results if run.status == DONE else None
-    return outcome_of(store, run.entry.type.results, results, run.trap, run.thread.count, digest)
+    return outcome_of(store, run.entry.type.results, results, run.trap, run.thread.count, digest, stopped)

@@ -4,6 +4,7 @@
 
     start(store, func, args) -> Run          # an invocation at k = 0 (nothing executed yet)
     advance(store, run, k) -> Run            # run until k instructions are retired (or it ends)
+    advance_within(store, run, budget) -> stop kind or None   # to the end, within fuel/wall time
     run_to(store, func, args, k) -> Run      # start + advance
 
 A :class:`Run` wraps the engine's :class:`~vm.exec.engine.Thread` with what the thread itself does not
@@ -16,15 +17,16 @@ run and is recorded, never raised, so that a checkpoint can describe it.
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 from ..errors import Trap, WasmException
+from ..exec.budget import Budget
 from ..exec.engine import Thread
 from ..exec.store import Store
 from ..runtime.objects import FuncInst
 from .model import DONE, RUNNING, TRAPPED
 
-__all__ = ["Run", "advance", "run_to", "start"]
+__all__ = ["Run", "advance", "advance_within", "run_to", "start"]
 
 
 class Run:
@@ -74,14 +76,33 @@ def advance(store: Store, run: Run, k: Optional[int] = None) -> Run:
     th = run.thread
     if run.status != RUNNING or (k is not None and th.count >= k):
         return run
+    _drive(store, run, lambda: store.machine.run(th, k))
+    return run
+
+
+def advance_within(store: Store, run: Run, budget: Optional[Budget]) -> Optional[str]:
+    """Run to the end, but no further than ``budget`` allows (:mod:`vm.exec.budget`): the stop kind
+    (:data:`vm.errors.STOP_KINDS`) when a limit stopped the run (it is then still ``running``, between
+    two instructions, and can be checkpointed), else None.  Traps are recorded as by :func:`advance`."""
+    if budget is None:
+        advance(store, run, None)
+        return None
+    if run.status != RUNNING:
+        return None
+    return _drive(store, run, lambda: budget.run(store.machine, run.thread))
+
+
+def _drive(store: Store, run: Run, go: Callable[[], Optional[str]]) -> Optional[str]:
+    """Run ``go`` and record a trap or an escaping exception as the run's end (never raised)."""
+    stop = None
     try:
-        store.machine.run(th, k)
+        stop = go()
     except Trap as e:
         run.trap = e.kind
     except WasmException as e:
         run.trap = e.message
-    store.instructions = th.count
-    return run
+    store.instructions = run.thread.count
+    return stop
 
 
 def run_to(store: Store, func: FuncInst, args: Sequence[Any], k: Optional[int]) -> Run:
