@@ -47,6 +47,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
+from vm.runtime.limits import current as current_limits
 from vm.snapshot.model import SnapshotError
 
 from .child import finish_within
@@ -153,7 +154,7 @@ class PythonHost(Host):
         self.name = f"python:{path}"
         self._child = FramedChild([path, "-m", "runners.child", "--serve"], cwd=str(REPO_ROOT), name=self.name)
         self._sent: Set[str] = set()  # module sha256s the current child already holds
-        self._faults = ""  # WCR_FAULTS of the current child
+        self._faults = ""  # WCR_FAULTS and WCR_LIMITS of the current child
 
     @property
     def starts(self) -> int:
@@ -216,14 +217,15 @@ class PythonHost(Host):
         self._child.close()
 
     def _prepare_child(self, exe: str) -> None:
-        """A child started under other faults is replaced (its restores would not be this process's);
-        a child that is not running will be started with the current faults and holds no modules."""
-        faults = active_faults()
+        """A child started under other faults or other store limits is replaced (its restores would not
+        be this process's: both travel in its environment); a child that is not running will be started
+        with the current ones and holds no modules."""
+        faults = active_faults() + "|" + current_limits().to_env()
         if self._child.alive() and self._faults != faults:
             self._child.close()
         if not self._child.alive():
             self._child.cmd[0] = exe
-            self._child.env = self._env(faults)
+            self._child.env = self._env(active_faults())
             self._faults = faults
             self._sent = set()
 

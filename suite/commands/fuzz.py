@@ -19,7 +19,7 @@ from suite.commands._io import write_output
 from suite.commands._limits import add_limit_flags, limits_of
 
 if TYPE_CHECKING:
-    from suite.fuzz.campaign import Config
+    from suite.fuzz.config import Config
 
 
 def _add_fuzz(p: argparse.ArgumentParser) -> None:
@@ -45,7 +45,7 @@ def _add_fuzz(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shrink-seconds", type=float, default=60.0, metavar="S",
                    help="time limit of Hypothesis shrinking per divergence (default 60)")
     add_limit_flags(p, "trial (a stopped trial is inconclusive)", None,
-                    fuel_default="runners.trial.MAX_INSTRUCTIONS", timeout_default="suite.fuzz.campaign.TRIAL_TIMEOUT")
+                    fuel_default="runners.trial.MAX_INSTRUCTIONS", timeout_default="suite.fuzz.config.TRIAL_TIMEOUT")
 
 
 def _parse_shard(text: str) -> Tuple[int, int]:
@@ -75,7 +75,7 @@ def _check_hosts(hosts: List[str]) -> None:
 
 def _hosts_and_targets(args: argparse.Namespace) -> Tuple[List[str], List[str], List[str]]:
     from runners.session import resolve
-    from suite.fuzz.campaign import default_hosts
+    from suite.fuzz.config import default_hosts
 
     notes: List[str] = []
     hosts = [h.strip() for h in args.hosts.split(",") if h.strip()] if args.hosts else default_hosts()
@@ -97,8 +97,9 @@ def _hosts_and_targets(args: argparse.Namespace) -> Tuple[List[str], List[str], 
 
 
 def _run_fuzz(args: argparse.Namespace) -> int:
-    from suite.fuzz.campaign import Config, run_campaign
+    from suite.fuzz.campaign import run_campaign
     from suite.fuzz.chunklog import CampaignBusy
+    from suite.fuzz.config import Config
     from suite.fuzz.summary import NothingRan
 
     if args.budget is not None and args.budget <= 0:
@@ -153,7 +154,7 @@ def _run_fuzz(args: argparse.Namespace) -> int:
 
 def _resumed_config(d: Path) -> Config:
     """The configuration of the campaign in ``d`` (its ``meta.json``), for ``--resume``."""
-    from suite.fuzz.campaign import FORMAT, Config
+    from suite.fuzz.config import FORMAT, Config
 
     meta = d / "meta.json"
     if not meta.is_file():

@@ -33,7 +33,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -41,47 +41,9 @@ from runners.trial import Case, Divergence, Schedule, judge_target_results, make
 from vm.exec.budget import RunLimits
 
 from .chunklog import ChunkLog, check_unlocked, resume_point
+from .config import EXHAUSTIVE_EVERY, EXHAUSTIVE_MAX, Config
 from .coverage import Steering, format_coverage, trial_coverage
 from .summary import NothingRan, nothing_ran_reason, summarize
-
-CHUNK = 16
-#: seconds one trial may take unless ``wcr fuzz --timeout`` says otherwise (trials take milliseconds; one
-#: that takes a minute is counted inconclusive with the reason, and the campaign goes on)
-TRIAL_TIMEOUT = 60.0
-#: runs of at most this many instructions may be checked exhaustively (every k, every host and target)
-EXHAUSTIVE_MAX = 200
-#: ... in one trial out of this many
-EXHAUSTIVE_EVERY = 10
-
-
-#: ``meta.json`` format: 2 = chunks committed with end markers (older campaigns cannot be resumed)
-FORMAT = 2
-
-
-@dataclass
-class Config:
-    budget: float = 60.0  # seconds of campaign time (inf: none; then ``chunks`` bounds the campaign)
-    seed: int = 0
-    hosts: List[str] = field(default_factory=lambda: ["inproc"])
-    targets: List[str] = field(default_factory=list)
-    generator: str = "own"  # own | smith | both
-    workers: int = 1
-    shard: Tuple[int, int] = (0, 1)
-    dir: str = "fuzz-campaign"
-    reports: str = ""
-    chunk: int = CHUNK
-    shrink_seconds: float = 60.0
-    stop_on_divergence: bool = False
-    faults: List[str] = field(default_factory=list)
-    max_funcs: int = 4
-    chunks: int = 0  # chunks per worker (0: until the budget ends); the deterministic budget
-    format: int = FORMAT
-    fuel: Optional[int] = None  # per trial, every run (None: runners.trial.MAX_INSTRUCTIONS)
-    timeout: Optional[float] = TRIAL_TIMEOUT  # per trial, wall time
-
-    @property
-    def reports_dir(self) -> Path:
-        return Path(self.reports) if self.reports else Path(self.dir) / "reports"
 
 
 class _Found(Exception):
@@ -484,20 +446,3 @@ def _run_with_progress_inline(w: Worker, deadline_s: float, out: Any) -> None:
     w.progress = prog  # type: ignore[method-assign]
     w.run(deadline_s)
     out.write("\n")
-
-
-def default_hosts() -> List[str]:
-    hosts = ["inproc"]
-    for cand in ("/root/.pyenv/versions/3.12.1/bin/python",):
-        if os.path.exists(cand):
-            hosts.append(f"python:{cand}")
-            break
-    else:
-        import platform
-
-        from runners.hosts import known_python_hosts
-
-        mine = platform.python_version()
-        others = [h for h in known_python_hosts() if mine not in h]
-        hosts += others[:1]
-    return hosts

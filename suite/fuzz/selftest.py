@@ -25,7 +25,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from runners.lifetime import popen_kwargs
 from vm.snapshot import faults
 
-from .campaign import Config, Worker
+from .campaign import Worker
+from .config import Config
 from .summary import NothingRan, nothing_ran_reason, summarize
 
 
@@ -57,7 +58,7 @@ def restorers_for(fault: str, hosts: Sequence[str]) -> Tuple[List[str], List[str
     hs = list(hosts)
     ts: List[str] = []
     if need == "python" and not any(h.startswith("python:") for h in hs):
-        from .campaign import default_hosts
+        from .config import default_hosts
 
         hs += [h for h in default_hosts() if h.startswith("python:")][:1]
     if need == "target":

@@ -178,7 +178,8 @@ def test_trapped_and_host_log():
 def test_campaign_summary_has_the_coverage_section(tmp_path):
     import io
 
-    from suite.fuzz.campaign import Config, format_coverage, run_campaign
+    from suite.fuzz.campaign import format_coverage, run_campaign
+    from suite.fuzz.config import Config
 
     out = io.StringIO()
     s = run_campaign(Config(budget=3, seed=3, hosts=["inproc"], targets=[], dir=str(tmp_path / "c"), chunk=4), out=out)

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from reports.bugreport import ReportError, build_report, load_report, replay, write_report
 from runners.trial import Case, Divergence, Schedule, run_trial
 from suite.cli import main
-from suite.fuzz.campaign import Config, run_campaign
+from suite.fuzz.campaign import run_campaign
+from suite.fuzz.config import Config
 from suite.fuzz.selftest import run_fault, run_selftest
 from suite.fuzz.summary import NothingRan, summarize
 from vm.errors import trap_kind

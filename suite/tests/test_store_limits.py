@@ -221,3 +221,30 @@ def test_memory_bench_reports_peaks_and_ratios() -> None:
     for step in ("run", "run_checkpoint", "restore"):
         d = out[step]
         assert isinstance(d, dict) and d["peak_mib"] > 0 and d["constant_mib"] > 0
+
+
+def test_child_hosts_restore_under_the_commands_limits(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A python:PATH host gets the command's store limits (WCR_LIMITS), and a child started under other
+    limits is replaced, not reused."""
+    import sys
+
+    from runners.hosts import PythonHost
+    from vm.runtime.limits import configure
+
+    b = wat(GROW)
+    lim = StoreLimits(max_memory_pages=40)
+    store, run = _at(b, "grow", [30], 1, lim)
+    finish(store, run)
+    blob = encode(checkpoint(store, run))  # 32 pages
+    host = PythonHost(sys.executable, timeout=60)
+    before = current()
+    try:
+        configure(lim)
+        assert host.restore_and_finish(blob, _mods(b))["results"] == ["i32:2"]
+        configure(StoreLimits(max_memory_pages=16))
+        with pytest.raises(Exception, match="--max-memory-pages"):
+            host.restore_and_finish(blob, _mods(b))
+        assert host.starts == 2
+    finally:
+        configure(before)
+        host.close()
