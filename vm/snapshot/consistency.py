@@ -60,6 +60,9 @@ _TAIL_OPS = ("return_call", "return_call_indirect", "return_call_ref")
 def check_state(state: State, loaded: Sequence[LoadedModule], host_modules: HostFactories) -> None:
     """Every rule that needs only the state, the modules and the host declarations (rules 1–9 of
     docs/snapshot-format.md, "Consistency rules")."""
+    for fld, kind, n in (("tables", "table", len(state.tables)), ("globals", "global", len(state.globals))):
+        if n != state.counts.get(kind):
+            raise SnapshotError(f"{fld}: {n} entries for {state.counts.get(kind)} {kind} addresses")
     env = _Env(state, loaded, host_modules)
     _thread(state, env)
     for a, (gt, canon, _) in sorted(env.globals.items()):
