@@ -6,8 +6,9 @@
 
 Restore loads each module through :func:`vm.api.load_module` (decoded and validated once, cached by
 sha256), checks the state against them with :func:`~vm.snapshot.consistency.check_state` before it
-allocates anything (docs/snapshot-format.md, "Consistency rules"), re-creates each instance with ``Store.allocate`` (imports resolved through the address tables,
-so sharing is preserved; no segment initialisation, no start function), then overwrites every table,
+allocates anything (docs/snapshot-format.md, "Consistency rules"), re-creates each instance with
+``Store.allocate`` (imports resolved through the address tables, so sharing is preserved; no segment
+initialisation, no start function), then overwrites every table,
 memory, global, dropped flag and the host log from the state, and rebuilds the frames after checking
 them against the validator's metadata (labels, operand heights and types, locals, the pending call of
 every non-top frame).  A snapshot is untrusted input: anything inconsistent raises
