@@ -220,7 +220,9 @@ def module_probe(data: bytes) -> Dict[str, Any]:
         out["verdict"] = "both-reject"
         return out
     out["verdict"] = "both-accept"
-    out["steps"] = exercise(lm)
+    out["counts"] = {}
+    for step in exercise(lm):
+        out["counts"]["run:" + step] = out["counts"].get("run:" + step, 0) + 1
     return out
 
 

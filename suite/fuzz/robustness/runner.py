@@ -191,8 +191,8 @@ def run_probes(kind: str, budget: float, seed: int = 0, out_dir: Optional[str] =
     that patch a verdict function use it)."""
     options = options or {}
     out = Path(out_dir) if out_dir else None
-    if out is not None and out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"{out} is not a directory")
+    if out_dir:
+        prepare_dir(out_dir, kind)
     summ = _Summary(kind, seed, budget, out)
     deadline = time.monotonic() + budget
     if inproc:
@@ -239,9 +239,23 @@ def _one(worker: _Worker, n: int, timeout: float, summ: _Summary) -> Optional[_W
     return None
 
 
-def clean_dir(path: str) -> None:
-    """Remove a findings directory this runner wrote (only ``<kind>-<seed>-<n>`` entries)."""
+class ForeignDirectory(Exception):
+    """``--dir`` holds files this runner did not write: it is never taken over."""
+
+
+def prepare_dir(path: str, kind: str) -> None:
+    """Make ``path`` ready for ``kind``'s findings: nothing to do when it does not exist; reused when
+    everything in it is a finding directory of ours (``<kind>-<seed>-<n>/reason.txt``; those of ``kind``
+    are removed, so the directory shows this run's findings only).  Anything else there raises :class:`ForeignDirectory`."""
     p = Path(path)
-    for d in p.glob("*-*-*"):
-        if d.is_dir() and (d / "reason.txt").is_file():
-            shutil.rmtree(d)
+    if not p.exists():
+        return  # created with the first finding
+    if not p.is_dir():
+        raise ForeignDirectory(f"{path} is not a directory")
+    foreign = [e.name for e in p.iterdir() if not (e.is_dir() and (e / "reason.txt").is_file())]
+    if foreign:
+        raise ForeignDirectory(f"{path} holds files that are not robustness findings ({foreign[0]}, ...): "
+                               "refusing to write into it")
+    for e in p.iterdir():
+        if e.name.startswith(f"{kind}-"):
+            shutil.rmtree(e)
