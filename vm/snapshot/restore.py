@@ -26,11 +26,11 @@ from ..runtime.spectest import spectest_exports
 from ..types import RefType
 from . import faults as _faults
 from .capture import SPACE_ATTR
+from .consistency import TailCalls, check_state, results_fit
 from .model import (
     DONE,
     KINDS,
     NUM_BITS,
-    RUNNING,
     TRAPPED,
     FrameState,
     InstanceState,
@@ -80,7 +80,9 @@ def restore(state: State, modules: Dict[str, bytes], host_modules: Optional[Host
     sha256 hex → module bytes; a snapshot of another module is refused.  Returns ``(store, run)``;
     ``run`` is None for a store-only state."""
     try:
-        out = _restore(state, modules, host_modules, store)
+        hosts = host_modules if host_modules is not None else default_host_modules()
+        check_state(state, _load_modules(state, modules), hosts)  # before anything is allocated
+        out = _restore(state, modules, hosts, store)
         if _faults.ACTIVE and out[1] is not None:  # deliberate bugs for `wcr selftest` only
             _faults.after_restore(out[1])
         return out
@@ -286,91 +288,141 @@ class _Converter:
 
 
 def _restore_thread(store: Store, ts: ThreadState, funcs: Dict[int, FuncInst], conv: _Converter) -> Run:
-    entry = funcs.get(ts.entry)
-    if entry is None:
-        raise SnapshotError(f"entry function address {ts.entry} out of range")
-    params = entry.type.params
-    if len(ts.args) != len(params):
-        raise SnapshotError("entry arguments do not match the entry function's type")
+    """The run of the state's thread (its shape, entry, arguments, results and trap were checked by
+    :func:`check_state`; the frames are checked here, against the validator's metadata)."""
+    entry = funcs[ts.entry]
     canon_e = entry.module.canon if entry.module is not None else []
-    args = [conv.value(t, v, canon_e) for t, v in zip(params, ts.args)]
+    args = [_typed(conv, t, v, canon_e, f"thread.args[{i}]") for i, (t, v) in enumerate(zip(entry.type.params, ts.args))]
     th = Thread()
     th.count = ts.count
     run = Run(th, entry, args)
     if ts.status == DONE:
-        if ts.frames or len(ts.results) != len(entry.type.results):
-            raise SnapshotError("finished thread with frames or wrong result count")
-        th.results = [conv.value(t, v, canon_e) for t, v in zip(entry.type.results, ts.results)]
+        th.results = [_typed(conv, t, v, canon_e, f"thread.results[{i}]")
+                      for i, (t, v) in enumerate(zip(entry.type.results, ts.results))]
         th.done = True
-        return run
-    if ts.status == TRAPPED:
-        if ts.frames or not ts.trap:
-            raise SnapshotError("trapped thread without a trap kind or with frames")
+    elif ts.status == TRAPPED:
         run.trap = ts.trap
         th.done = True
-        return run
-    if ts.status != RUNNING:
-        raise SnapshotError(f"unknown thread status {ts.status!r}")
-    th.frames = _frames(store, ts, funcs, conv)
+    else:
+        th.frames = _frames(store, ts, funcs, conv)
     return run
+
+
+def _typed(conv: _Converter, t: Any, v: Value, canon: List[Any], where: str) -> Any:
+    """A runtime value of type ``t``; a mismatch names the field."""
+    try:
+        return conv.value(t, v, canon)
+    except SnapshotError as e:
+        raise SnapshotError(f"{where}: {e.message}") from None
 
 
 def _frames(store: Store, ts: ThreadState, funcs: Dict[int, FuncInst], conv: _Converter) -> List[Frame]:
     """The engine frames of a running thread, each checked against the validator's metadata at its pc
-    (docs/snapshot-format.md, "Section 10")."""
-    if not ts.frames:
-        raise SnapshotError("running thread without frames")
+    and against the frame below it (docs/snapshot-format.md, "Consistency rules", 11–18)."""
     if len(ts.frames) > store.max_call_depth:
-        raise SnapshotError(f"{len(ts.frames)} frames exceed the call depth limit {store.max_call_depth}")
+        raise SnapshotError(f"thread.frames: {len(ts.frames)} frames exceed the call depth limit "
+                            f"{store.max_call_depth}")
     fobjs = []
-    for fs in ts.frames:
+    for n, fs in enumerate(ts.frames):
         f = funcs.get(fs.func)
         if f is None or f.host is not None:
-            raise SnapshotError(f"frame function address {fs.func} is not a defined function")
+            raise SnapshotError(f"thread.frames[{n}].func: address {fs.func} is not a defined function")
         fobjs.append(f)
-    # (the bottom frame need not be the entry function: a tail call replaces it)
+    entry = funcs[ts.entry]
+    tails = TailCalls(funcs.values(), store.canon_match)
+    canon_e = entry.module.canon if entry.module is not None else []
+    _callee("thread.frames[0].func", ts.frames[0].func, fobjs[0], tails, [entry], entry.type.results, canon_e,
+            f"the entry function {ts.entry}")
     top = len(ts.frames) - 1
-    return [_frame(store, n, fs, f, fobjs[n + 1] if n < top else None, conv)
-            for n, (fs, f) in enumerate(zip(ts.frames, fobjs))]
+    frames = [_frame(store, n, fs, f, (ts.frames[n + 1].func, fobjs[n + 1]) if n < top else None, conv, tails)
+              for n, (fs, f) in enumerate(zip(ts.frames, fobjs))]
+    if ts.count == 0:
+        _initial(ts, entry, frames[0])
+    return frames
 
 
-def _frame(store: Store, n: int, fs: FrameState, f: FuncInst, callee: Optional[FuncInst],
-           conv: _Converter) -> Frame:
+def _callee(where: str, addr: int, f: FuncInst, tails: TailCalls, called: List[FuncInst], results: Any,
+            canon: List[Any], what: str) -> None:
+    """Rule 12: the frame where ``called`` was entered runs one of them or what they reach by tail
+    calls, and its results are the ones the caller expects."""
+    if not tails.reaches(called, f):
+        raise SnapshotError(f"{where}: function address {addr} is not {what} nor reached from it by tail calls")
+    if not results_fit(f, results, canon):
+        raise SnapshotError(f"{where}: function address {addr} returns {list(f.type.results)}, the caller expects "
+                            f"{list(results)}")
+
+
+def _initial(ts: ThreadState, entry: FuncInst, fr: Frame) -> None:
+    """Rule 5: before its first instruction a thread is the entry's frame at its first instruction,
+    holding the arguments and the default locals, with an empty stack."""
+    fs = ts.frames[0]
+    if len(ts.frames) != 1 or fr.func is not entry or fr.pc != 0 or fs.stack:
+        raise SnapshotError("thread.frames: after 0 instructions the only frame is the entry function's, "
+                            "at its first instruction, with an empty operand stack")
+    defaults = [_default(t) for t in entry.info.local_types[len(ts.args):]]
+    if fs.locals != list(ts.args) + defaults:
+        raise SnapshotError("thread.frames[0].locals: after 0 instructions the locals are the arguments, "
+                            "then each local's default value")
+
+
+def _default(t: Any) -> Value:
+    return (t, 0) if isinstance(t, str) else ("ref.null", None)
+
+
+def _frame(store: Store, n: int, fs: FrameState, f: FuncInst, callee: Optional[Tuple[int, FuncInst]],
+           conv: _Converter, tails: TailCalls) -> Frame:
     """Frame ``n``: pc, labels, locals and operand stack checked; ``callee`` is the next frame's
-    function when this frame waits in a call (its arguments are no longer on this stack)."""
-    idx = pc_index(f, fs.pc)
+    function (address, object) when this frame waits in a call (its arguments are no longer on this
+    stack)."""
+    at = f"thread.frames[{n}]"
+    try:
+        idx = pc_index(f, fs.pc)
+    except SnapshotError as e:
+        raise SnapshotError(f"{at}.pc: {e.message}") from None
     info = f.info
     module = cast(ModuleInst, f.module)  # a defined function (checked by _frames)
     canon = module.canon
     if not info.reachable[idx] and not false_if_end(f, idx):
-        raise SnapshotError(f"frame {n}: pc {fs.pc} is unreachable code")
+        raise SnapshotError(f"{at}.pc: {fs.pc} is unreachable code")
     if fs.labels != labels_at(f, idx):
-        raise SnapshotError(f"frame {n}: label stack at pc {fs.pc} does not match the module's "
+        raise SnapshotError(f"{at}.labels: label stack at pc {fs.pc} does not match the module's "
                             "control structure")
     if len(fs.locals) != len(info.local_types):
-        raise SnapshotError(f"frame {n}: {len(fs.locals)} locals, function has "
-                            f"{len(info.local_types)}")
-    locs = [conv.value(t, v, canon) for t, v in zip(info.local_types, fs.locals)]
+        raise SnapshotError(f"{at}.locals: {len(fs.locals)} locals, function has {len(info.local_types)}")
+    locs = [_typed(conv, t, v, canon, f"{at}.locals[{i}]") for i, (t, v) in enumerate(zip(info.local_types, fs.locals))]
     stypes = stack_types(f, idx)
     height = len(stypes)
     if callee is not None:
-        ins = f.func.body[idx]
-        if ins.op not in _CALL_OPS:
-            raise SnapshotError(f"frame {n}: pc {fs.pc} is not a call but a callee frame follows")
-        if ins.op == "call":
-            if module.funcs[ins.imm] is not callee:
-                raise SnapshotError(f"frame {n}: the next frame is not the called function")
-            height -= len(callee.type.params)
-        else:
-            typeidx = ins.imm[0] if ins.op == "call_indirect" else ins.imm
-            if not store.canon_match(callee.canon, canon[typeidx]):
-                raise SnapshotError(f"frame {n}: the next frame's function has the wrong type")
-            height -= len(callee.type.params) + 1
+        height -= _pending_call(store, n, fs, f, idx, callee, tails)
     if len(fs.stack) != height:
-        raise SnapshotError(f"frame {n}: operand stack height {len(fs.stack)}, expected {height} at "
-                            f"pc {fs.pc}")
+        raise SnapshotError(f"{at}.stack: operand stack height {len(fs.stack)}, expected {height} at pc {fs.pc}")
     store.machine.ensure_compiled(f)
     fr = Frame(f, locs)
     fr.pc = idx
-    fr.stack = [conv.value(t, v, canon) for t, v in zip(stypes, fs.stack)]
+    fr.stack = [_typed(conv, t, v, canon, f"{at}.stack[{i}]") for i, (t, v) in enumerate(zip(stypes, fs.stack))]
     return fr
+
+
+def _pending_call(store: Store, n: int, fs: FrameState, f: FuncInst, idx: int,
+                  next_frame: Tuple[int, FuncInst], tails: TailCalls) -> int:
+    """Rule 16: a frame below another waits in a call that entered the next frame's function (or one
+    that function was reached from by tail calls).  Returns how many operands the call took (the
+    arguments as the *call site* typed them, and the table index or reference of an indirect call)."""
+    module = cast(ModuleInst, f.module)
+    ins = f.func.body[idx]
+    where = f"thread.frames[{n + 1}].func"
+    addr, callee = next_frame
+    if ins.op not in _CALL_OPS:
+        raise SnapshotError(f"thread.frames[{n}].pc: {fs.pc} is not a call but a callee frame follows")
+    if ins.op == "call":
+        x = module.funcs[ins.imm]
+        _callee(where, addr, callee, tails, [x], x.type.results, x.module.canon if x.module is not None else [],
+                f"function {ins.imm} called by frame {n}")
+        return len(x.type.params)
+    typeidx = ins.imm[0] if ins.op == "call_indirect" else ins.imm
+    ft = module.module.types[typeidx].comp
+    key = module.canon[typeidx]
+    starts = [callee] if store.canon_match(callee.canon, key) else tails.of_type(key)
+    _callee(where, addr, callee, tails, starts, ft.results, module.canon,
+            f"of the type frame {n} calls indirectly")
+    return len(ft.params) + 1
