@@ -310,7 +310,8 @@ TARGETED: Dict[str, Edit] = {
 def _slot_value(attr: str) -> Edit:
     def edit(state: State, layout: Layout, rng: random.Random) -> Optional[str]:
         frames = [f for f in _frames_with(state, attr) if any(v[0] in NUM_BITS for v in getattr(f, attr))]
-        if not frames:
+        # (before the first instruction the locals are the arguments and default values: rule 5)
+        if not frames or state.thread is None or state.thread.count == 0:
             return None
         fr = rng.choice(frames)
         vals = getattr(fr, attr)
@@ -345,9 +346,10 @@ def _memory_byte(state: State, layout: Layout, rng: random.Random) -> Optional[s
 
 
 def _count(state: State, layout: Layout, rng: random.Random) -> Optional[str]:
-    if state.thread is None:
+    # never to 0 (rule 5 fixes that state) and never below frames - 1 (rule 4): larger keeps both
+    if state.thread is None or state.thread.count == 0:
         return None
-    state.thread.count = rng.choice((0, state.thread.count + 1, state.thread.count * 2 + 7))
+    state.thread.count = rng.choice((state.thread.count + 1, state.thread.count * 2 + 7))
     return f"count := {state.thread.count}"
 
 

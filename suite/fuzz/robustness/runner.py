@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import random
+import re
 import shutil
 import time
 import traceback
@@ -164,7 +165,7 @@ class _Summary:
         origin = inp.origin if inp is not None else "?"
         rec = {"probe": n, "verdict": res.get("verdict"), "reason": res["finding"], "origin": origin}
         if self.dir is not None:
-            d = self.dir / f"{self.kind}-{self.seed}-{n}"
+            d = self.dir / f"{safe_name(self.kind)}-{self.seed}-{n}"
             d.mkdir(parents=True, exist_ok=True)
             for name, data in (inp.files if inp is not None else {}).items():
                 (d / name).write_bytes(data)
@@ -239,6 +240,11 @@ def _one(worker: _Worker, n: int, timeout: float, summ: _Summary) -> Optional[_W
     return None
 
 
+def safe_name(kind: str) -> str:
+    """A kind as a file name part (a ``module:attribute`` kind keeps only letters, digits, ``_``, ``.``)."""
+    return re.sub(r"[^A-Za-z0-9_.]+", "_", kind)
+
+
 class ForeignDirectory(Exception):
     """``--dir`` holds files this runner did not write: it is never taken over."""
 
@@ -257,5 +263,5 @@ def prepare_dir(path: str, kind: str) -> None:
         raise ForeignDirectory(f"{path} holds files that are not robustness findings ({foreign[0]}, ...): "
                                "refusing to write into it")
     for e in p.iterdir():
-        if e.name.startswith(f"{kind}-"):
+        if e.name.startswith(f"{safe_name(kind)}-"):
             shutil.rmtree(e)

@@ -16,9 +16,9 @@ code path of :func:`runners.session.checkpoints_of_run`) and applies one edit fa
 
 For ``random`` and ``bytes`` anything but ``SnapshotError`` escaping decode/restore is a finding; every
 restore that succeeds is run on under a fuel bound (:data:`FUEL` instructions: ``fuel`` is a verdict,
-not a finding), and anything escaping that run is a finding too.  Every :data:`CLI_EVERY`-th probe also
-goes through the real command line (``python -m suite restore SNAP --module M``): a refused snapshot
-must give exit status 2 and one line on stderr, never a traceback.
+not a finding), and anything escaping that run is a finding too.  After every :data:`CLI_EVERY`-th
+probe, the next refused snapshot also goes through the real command line (``python -m suite restore
+SNAP --module M``): exit status 2 and one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import random
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from vm.snapshot import SnapshotError
@@ -62,12 +63,12 @@ def base_checkpoint(rng: random.Random, pool: Any) -> Optional[Tuple[bytes, Any,
     export: Optional[str] = None
     if src == "own":
         wasm, export, args = generated_module(rng.randrange(1 << 32))
-        where = "generated"
+        where = "-"
     elif src == "smith":
         sm = smith_module_from(rng)
         if sm is None:
             return None
-        wasm, where = sm, "smith"
+        wasm, where = sm, "-"
     else:
         got = pool.pick(rng, valid_only=True)
         if got is None:
@@ -95,7 +96,7 @@ def base_checkpoint(rng: random.Random, pool: Any) -> Optional[Tuple[bytes, Any,
         store, inst, _steps = bounded_instance(lm)
         k = max(0, run.count - 1 - rng.randrange(20))
         run = advance(store, start(store, inst.exports[export], list(args or [])), k)
-    return wasm, checkpoint(store, run), f"{where}:{export}@{run.count}"
+    return wasm, checkpoint(store, run), f"{src}:{where}:{export}@{run.count}"
 
 
 def restore_and_run(blob: bytes, modules: Dict[str, bytes]) -> str:
@@ -119,8 +120,11 @@ def cli_restore(blob: bytes, module: bytes, timeout: float = 120.0) -> Tuple[int
         with open(mod, "wb") as fh:
             fh.write(module)
         try:
+            # run where this package is (a checkout or site-packages), so that the wcr under test is
+            # this one; the file paths are absolute
+            root = Path(__file__).resolve().parents[3]
             p = subprocess.run([sys.executable, "-m", "suite", "restore", snap, "--module", mod],
-                               capture_output=True, timeout=timeout, cwd=d)
+                               capture_output=True, timeout=timeout, cwd=str(root))
         except subprocess.TimeoutExpired:
             return -9, ""
     return p.returncode, p.stderr.decode("utf-8", "replace")
@@ -139,6 +143,7 @@ class SnapshotProbes:
         self.cli_every = cli_every
         self.seed = seed
         self._base: Tuple[int, Optional[Tuple[bytes, Any, str]]] = (-1, None)
+        self.cli_due = False
 
     def base(self, n: int) -> Tuple[bytes, Any, str]:
         b = n // EDITS_PER_BASE
@@ -188,7 +193,8 @@ class SnapshotProbes:
         if family == "bytes":
             body, how = mutate_bytes(unpack(blob), rng)
             blob, what = pack(body), f"body bytes: {how}"
-        meta = {"family": family, "rule": rule, "edit": what, "cli": self.cli_every > 0 and n % self.cli_every == 0}
+        meta = {"family": family, "rule": rule, "edit": what, "source": origin.split(":", 1)[0],
+                "cli": self.cli_every > 0 and n % self.cli_every == 0}
         return Input({"snapshot.snap": blob, "module.wasm": wasm}, f"{family}:{rule or '-'}:{origin}: {what}", meta)
 
     def judge(self, inp: Any) -> Dict[str, Any]:
@@ -201,7 +207,7 @@ class SnapshotProbes:
         except SnapshotError as e:
             refused, status = str(e), "refused"
         out: Dict[str, Any] = {"verdict": f"{fam}:{status if status == 'refused' else 'restored'}", "finding": None,
-                               "counts": {}}
+                               "counts": {f"source:{inp.meta['source']}": 1}}
         if rule:  # per rule: targeted edits caught/missed, neutral ones accepted/refused
             word = ("caught" if refused else "missed") if fam == "targeted" else ("refused" if refused else "accepted")
             out["counts"][f"{fam}:{rule}:{word}"] = 1
@@ -209,17 +215,15 @@ class SnapshotProbes:
             out["finding"] = f"restore exit 0 from an inconsistent snapshot ({rule}: {inp.meta['edit']}); run {status}"
         elif fam in ("identity", "neutral") and refused:
             out["finding"] = f"a consistent snapshot ({fam} {rule}: {inp.meta['edit']}) is refused: {refused}"
-        if inp.meta.get("cli") and not out["finding"]:
-            out["finding"] = self.check_cli(blob, wasm, refused)
+        self.cli_due = self.cli_due or bool(inp.meta.get("cli"))
+        if self.cli_due and refused and not out["finding"]:  # the first refused probe from there on
+            self.cli_due = False
+            out["finding"] = self.check_cli(blob, wasm)
             out["counts"]["cli"] = 1
         return out
 
-    def check_cli(self, blob: bytes, wasm: bytes, refused: str) -> Optional[str]:
-        """A refused snapshot through ``wcr restore``: exit 2, one line, no traceback; a restored one
-        that ended in-process is exit 0 (a run past the fuel bound is not tried: ``wcr restore`` has
-        no fuel of its own here)."""
-        if not refused:
-            return None
+    def check_cli(self, blob: bytes, wasm: bytes) -> Optional[str]:
+        """A refused snapshot through ``wcr restore``: exit 2, one line, no traceback."""
         code, err = cli_restore(blob, wasm)
         lines = [ln for ln in err.splitlines() if ln.strip()]
         if code != 2 or len(lines) != 1 or "Traceback" in err:

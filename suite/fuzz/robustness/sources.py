@@ -76,7 +76,6 @@ def generated_module(seed: int) -> Tuple[bytes, str, List[Any]]:
     arguments)``, drawn by a one-example Hypothesis run seeded with ``seed`` (same seed, same case)."""
     from hypothesis import HealthCheck, Phase, Verbosity, given, settings
     from hypothesis import seed as hseed
-    from hypothesis import strategies as st
 
     from generators.modules import Size, cases
 
