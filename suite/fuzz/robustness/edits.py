@@ -396,7 +396,15 @@ def random_edit(state: State, layout: Layout, rng: random.Random) -> Optional[st
     """One random edit anywhere in the state (no rule is kept on purpose)."""
     ts = state.thread
     where = rng.choice(("config", "counts", "instance", "table", "memory", "global", "hostlog", "thread",
-                        "frame", "frame", "frame", "label"))
+                        "frame", "frame", "frame", "label", "limits"))
+    if where == "limits" and state.mems:
+        # the snapshot raises the limits it carries and grows a memory to 4 GiB (or its maximum): the
+        # restorer's own limits must refuse it cleanly, never allocate it (issue 10)
+        state.config["max_memory_pages"], state.config["max_call_depth"] = 1 << 40, 1 << 32
+        a = rng.randrange(len(state.mems))
+        mt = layout.mem_type.get(a)
+        state.mems[a].pages = min(65536, mt.limits.max if mt is not None and mt.limits.max is not None else 65536)
+        return f"limits raised, memory {a}: {state.mems[a].pages} pages"
     if where == "config":
         key = rng.choice(sorted(state.config))
         if key == "engine":
