@@ -39,8 +39,10 @@ def _add(p: argparse.ArgumentParser) -> None:
 def _print_summary(s: Dict[str, Any]) -> None:
     print(f"wcr robustness {s['kind']}: {s['probes']} probes in {s['seconds']} s (seed {s['seed']}), "
           f"{s['findings']} findings, {s['worker_restarts']} worker restarts")
-    for k, v in s["verdicts"].items():
-        print(f"  {k:<48} {v}")
+    for title, rows in (("verdicts", s["verdicts"]), ("counts", s["counts"]), ("origins", s["origins"])):
+        print(f" {title}:")
+        for k, v in rows.items():
+            print(f"  {k:<48} {v}")
     for f in s["finding_list"][:20]:
         print(f"  FINDING probe {f['probe']}: {f['reason']}" + (f" [{f['dir']}]" if f.get("dir") else ""))
 

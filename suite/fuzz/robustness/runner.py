@@ -9,13 +9,15 @@ worker runs under an address-space limit (:data:`MEMORY_LIMIT`) so that a runawa
 ``MemoryError`` there, not the machine's swap.
 
 A probe kind is a factory ``"module:attribute"`` (:data:`KINDS`) returning an object with
-``make_input(rng, n) -> Input`` and ``judge(input) -> dict`` (``"verdict"``: the counted category,
-``"finding"``: a one-line reason or None).  Probe ``n`` draws from ``random.Random(f"{seed}:{kind}:{n}")``,
+``make_input(rng, n) -> Input`` and ``judge(input) -> dict`` (``"verdict"``: the category the probe is counted in,
+``"finding"``: a one-line reason or None, ``"counts"``: optional extra counters, e.g. per rule).  Probe ``n`` draws from ``random.Random(f"{seed}:{kind}:{n}")``,
 so a seed fixes the inputs.  An exception escaping ``judge`` is a finding unless it is a documented
 error the kind lists (``expected_errors``); one escaping ``make_input`` is a finding of the generator.
 
 Findings are written to ``DIR/<kind>-<seed>-<n>/``: the input files and ``reason.txt`` (one line: the
-reason, then `` | origin: ...``).
+reason, then `` | origin: ...``).  The summary: ``probes``, ``verdicts`` (one per probe: they add up to
+``probes``), ``counts`` (the kinds' extra counters), ``origins`` (probes by input source), ``findings``
+and the first :data:`MAX_LISTED` of them in ``finding_list``, ``worker_restarts``.
 """
 
 from __future__ import annotations
@@ -143,6 +145,7 @@ class _Summary:
     def __init__(self, kind: str, seed: int, budget: float, out_dir: Optional[Path]):
         self.kind, self.seed, self.budget, self.dir = kind, seed, budget, out_dir
         self.verdicts: Dict[str, int] = {}
+        self.counts: Dict[str, int] = {}
         self.origins: Dict[str, int] = {}
         self.findings: List[Dict[str, Any]] = []
         self.probes = 0
@@ -154,7 +157,7 @@ class _Summary:
         v = str(res.get("verdict", "?"))
         self.verdicts[v] = self.verdicts.get(v, 0) + 1
         for key, val in (res.get("counts") or {}).items():  # extra per-probe counters of a kind
-            self.verdicts[key] = self.verdicts.get(key, 0) + int(val)
+            self.counts[key] = self.counts.get(key, 0) + int(val)
         if inp is not None:
             src = inp.origin.split(":", 1)[0].split("+", 1)[0]
             self.origins[src] = self.origins.get(src, 0) + 1
@@ -179,7 +182,8 @@ class _Summary:
     def to_dict(self, timeout: float) -> Dict[str, Any]:
         return {"kind": self.kind, "seed": self.seed, "budget": self.budget,
                 "seconds": round(time.monotonic() - self.t0, 1), "probes": self.probes,
-                "verdicts": dict(sorted(self.verdicts.items())), "origins": dict(sorted(self.origins.items())),
+                "verdicts": dict(sorted(self.verdicts.items())), "counts": dict(sorted(self.counts.items())),
+                "origins": dict(sorted(self.origins.items())),
                 "findings": len(self.findings), "finding_list": self.findings[:MAX_LISTED],
                 "worker_restarts": self.restarts, "per_probe_timeout": timeout}
 
