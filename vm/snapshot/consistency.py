@@ -52,12 +52,17 @@ __all__ = ["TailCalls", "check_state", "check_value", "results_fit"]
 HostFactories = Dict[str, Callable[[Any], Dict[str, Any]]]
 Canon = List[Any]
 
+#: the traps the engine reports with a detail: the element index (vm/exec/engine.py, call_indirect)
+_INDEXED_TRAPS = ("undefined element", "uninitialized element")
 _TAIL_OPS = ("return_call", "return_call_indirect", "return_call_ref")
 
 
 def check_state(state: State, loaded: Sequence[LoadedModule], host_modules: HostFactories) -> None:
-    """Every rule that needs only the state, the modules and the host declarations (rules 1–10 of
+    """Every rule that needs only the state, the modules and the host declarations (rules 1–9 of
     docs/snapshot-format.md, "Consistency rules")."""
+    for fld, kind, n in (("tables", "table", len(state.tables)), ("globals", "global", len(state.globals))):
+        if n != state.counts.get(kind):
+            raise SnapshotError(f"{fld}: {n} entries for {state.counts.get(kind)} {kind} addresses")
     env = _Env(state, loaded, host_modules)
     _thread(state, env)
     for a, (gt, canon, _) in sorted(env.globals.items()):
@@ -179,7 +184,7 @@ def check_value(t: Any, v: Value, canon: Canon, func_keys: Dict[int, Any], where
 
 
 def _table(a: int, tt: TableType, canon: Canon, elems: List[Value], env: _Env) -> None:
-    """Rule 8, once per distinct element (a large table is mostly one value)."""
+    """Rule 6 for tables, once per distinct element (a large table is mostly one value)."""
     for v in set(elems):
         try:
             check_value(tt.elem, v, canon, env.func_keys, "")
@@ -188,7 +193,7 @@ def _table(a: int, tt: TableType, canon: Canon, elems: List[Value], env: _Env) -
 
 
 def _host_log(state: State) -> None:
-    """Rule 10: only the spectest prints write the host log, with arguments of their declared types."""
+    """Rule 9: only the spectest prints write the host log, with arguments of their declared types."""
     for i, (name, vals) in enumerate(state.host_log):
         params = PRINTS.get(name)
         if params is None:
@@ -219,9 +224,9 @@ def _thread(state: State, env: _Env) -> None:
         _absent(bool(ts.frames), "thread.frames", "a finished thread has no frames")
     else:
         assert ts.status == TRAPPED
-        if ts.trap not in TRAP_KINDS:
-            raise SnapshotError(f"thread.trap: {ts.trap!r} is not a trap kind (one of vm.errors.TRAP_KINDS, "
-                                "nothing after it)")
+        if not _trap_ok(ts.trap):
+            raise SnapshotError(f"thread.trap: {ts.trap!r} is not a trap of the closed vocabulary (one of "
+                                "vm.errors.TRAP_KINDS; only an element trap is followed by its index)")
         _absent(bool(ts.results), "thread.results", "a trapped thread has no results")
         _absent(bool(ts.frames), "thread.frames", "a trapped thread has no frames")
     if not 0 <= ts.entry < state.counts.get("func", 0):
@@ -233,6 +238,17 @@ def _thread(state: State, env: _Env) -> None:
     _values("thread.args", ts.args, ft.params, canon, env, "the entry function takes")
     if ts.status == DONE:
         _values("thread.results", ts.results, ft.results, canon, env, "the entry function returns")
+
+
+def _trap_ok(trap: Optional[str]) -> bool:
+    """Rule 3: a trap kind of :data:`TRAP_KINDS`, exactly as the engine raises it: the kind alone, or
+    for the two element traps the kind, a space and the table index in decimal ("undefined element 3",
+    vm/exec/engine.py) — never free text."""
+    if trap in TRAP_KINDS:
+        return True
+    kind, _, index = (trap or "").rpartition(" ")
+    return kind in _INDEXED_TRAPS and 0 < len(index) <= 20 and index.isascii() and index.isdigit() and \
+        (index == "0" or index[0] != "0")
 
 
 def _absent(bad: bool, field: str, rule: str) -> None:
@@ -318,7 +334,7 @@ def _tagged(t: Any, x: Any) -> Value:
 
 
 def _drop_flags(state: State, env: _Env, n: int, ist: InstanceState) -> None:
-    """Rule 9: instantiation runs the active and declarative segments in order (element segments, then
+    """Rule 8: instantiation runs the active and declarative segments in order (element segments, then
     data segments) and drops each; a trap stops it at an active segment that does not fit, and the
     instance stays in the store.  So those segments are dropped up to one that could not fit its
     table's or memory's declared minimum, and none after it; passive segments may be either."""

@@ -5,7 +5,8 @@
     restore(state, modules) -> (Store, Run | None)   # modules: {sha256 hex: module bytes}
 
 Restore loads each module through :func:`vm.api.load_module` (decoded and validated once, cached by
-sha256), re-creates each instance with ``Store.allocate`` (imports resolved through the address tables,
+sha256), checks the state against them with :func:`~vm.snapshot.consistency.check_state` before it
+allocates anything (docs/snapshot-format.md, "Consistency rules"), re-creates each instance with ``Store.allocate`` (imports resolved through the address tables,
 so sharing is preserved; no segment initialisation, no start function), then overwrites every table,
 memory, global, dropped flag and the host log from the state, and rebuilds the frames after checking
 them against the validator's metadata (labels, operand heights and types, locals, the pending call of
@@ -318,7 +319,7 @@ def _typed(conv: _Converter, t: Any, v: Value, canon: List[Any], where: str) -> 
 
 def _frames(store: Store, ts: ThreadState, funcs: Dict[int, FuncInst], conv: _Converter) -> List[Frame]:
     """The engine frames of a running thread, each checked against the validator's metadata at its pc
-    and against the frame below it (docs/snapshot-format.md, "Consistency rules", 11–18)."""
+    and against the frame below it (docs/snapshot-format.md, "Consistency rules", 10–17)."""
     if len(ts.frames) > store.max_call_depth:
         raise SnapshotError(f"thread.frames: {len(ts.frames)} frames exceed the call depth limit "
                             f"{store.max_call_depth}")
