@@ -24,8 +24,9 @@ import pytest
 from generators.mutate import HEADER, mutate_bytes, sections
 from suite.fuzz.robustness import modules as mprobes
 from suite.fuzz.robustness import snapshots as sprobes
-from suite.fuzz.robustness.edits import NEUTRAL, TARGETED, Layout
+from suite.fuzz.robustness.edits import NEUTRAL, Layout
 from suite.fuzz.robustness.runner import Input, run_probes
+from suite.fuzz.robustness.targeted import TARGETED
 from suite.tests import _wast
 
 #: small scripts with a mix of valid, invalid and malformed modules, globals, tables and segments

@@ -3,10 +3,7 @@
 Three families, each a function ``(state, layout, rng) -> str | None`` that edits ``state`` in place
 and returns what it did (None: not applicable to this state):
 
-* :data:`TARGETED`: each breaks exactly one documented consistency rule of docs/snapshot-format.md
-  ("Consistency rules"), by construction: a *different* numeric tag is never the slot's type, a number
-  is never a reference, an immutable global's value is changed bit-wise.  The rule's name is the key.
-  Restore must refuse every one of them with ``SnapshotError``.
+* :data:`.targeted.TARGETED` (its own file): each breaks one documented consistency rule.
 * :data:`NEUTRAL`: keep every rule (a number in a mutable slot replaced by another of the same type:
   a state the rules cannot tell from a reachable one).  Restore must accept them.
 * :func:`random_edit`: anything (any field, any value, list lengths); no expectation but "a documented
@@ -23,7 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from vm.snapshot.model import DONE, NUM_BITS, RUNNING, TRAPPED, FrameState, State, Value
 
-__all__ = ["NEUTRAL", "TARGETED", "Layout", "random_edit"]
+__all__ = ["NEUTRAL", "Edit", "Layout", "frames_with", "other_num", "random_edit", "same_type"]
 
 _NUMS = ("i32", "i64", "f32", "f64")
 _CALLS_TAIL = ("return_call", "return_call_indirect", "return_call_ref")
@@ -67,13 +64,13 @@ class Layout:
                 ins.op in _CALLS_TAIL for f in m.funcs for ins in f.body)
 
 
-def _other_num(v: Value, rng: random.Random) -> Value:
+def other_num(v: Value, rng: random.Random) -> Value:
     """A numeric value whose tag differs from ``v``'s (so it is never of ``v``'s slot type)."""
     tag = rng.choice([t for t in _NUMS if t != v[0]])
     return (tag, rng.randrange(1 << NUM_BITS[tag]))
 
 
-def _same_type(v: Value, rng: random.Random) -> Optional[Value]:
+def same_type(v: Value, rng: random.Random) -> Optional[Value]:
     """Another value of ``v``'s numeric type (None for references)."""
     if v[0] not in NUM_BITS:
         return None
@@ -82,241 +79,27 @@ def _same_type(v: Value, rng: random.Random) -> Optional[Value]:
     return (v[0], x if x != v[1] else (x ^ 1))
 
 
-def _frames_with(state: State, attr: str) -> List[FrameState]:
+def frames_with(state: State, attr: str) -> List[FrameState]:
     ts = state.thread
     if ts is None or ts.status != RUNNING:
         return []
     return [f for f in ts.frames if getattr(f, attr)]
 
 
-def _slot_type(attr: str) -> Callable[[State, Layout, random.Random], Optional[str]]:
-    def edit(state: State, layout: Layout, rng: random.Random) -> Optional[str]:
-        frames = _frames_with(state, attr)
-        if not frames:
-            return None
-        fr = rng.choice(frames)
-        vals = getattr(fr, attr)
-        i = rng.randrange(len(vals))
-        vals[i] = _other_num(vals[i], rng)
-        return f"frame func {fr.func} {attr}[{i}] := {vals[i][0]}"
-    return edit
-
-
-def _global_type(state: State, layout: Layout, rng: random.Random) -> Optional[str]:
-    if not state.globals:
-        return None
-    a = rng.randrange(len(state.globals))
-    state.globals[a] = _other_num(state.globals[a], rng)
-    return f"global {a} := {state.globals[a][0]}"
-
-
-def _result_type(state: State, layout: Layout, rng: random.Random) -> Optional[str]:
-    ts = state.thread
-    if ts is None or ts.status != DONE or not ts.results:
-        return None
-    i = rng.randrange(len(ts.results))
-    ts.results[i] = _other_num(ts.results[i], rng)
-    return f"results[{i}] := {ts.results[i][0]}"
-
-
-def _arg_type(state: State, layout: Layout, rng: random.Random) -> Optional[str]:
-    ts = state.thread
-    if ts is None or not ts.args:
-        return None
-    i = rng.randrange(len(ts.args))
-    ts.args[i] = _other_num(ts.args[i], rng)
-    return f"args[{i}] := {ts.args[i][0]}"
-
-
-def _table_elem(state: State, layout: Layout, rng: random.Random) -> Optional[str]:
-    tabs = [a for a, t in enumerate(state.tables) if t]
-    if not tabs:
-        return None
-    a = rng.choice(tabs)
-    i = rng.randrange(len(state.tables[a]))
-    tt = layout.table_type.get(a)
-    heap = getattr(getattr(tt, "elem", None), "heap", None)
-    if heap == "func" and rng.random() < 0.5:
-        state.tables[a][i] = ("ref.extern", 1)
-    elif heap == "extern" and rng.random() < 0.5 and layout.func_type:
-        state.tables[a][i] = ("ref.func", min(layout.func_type))
-    else:
-        state.tables[a][i] = ("i32", 0)
-    return f"table {a}[{i}] := {state.tables[a][i][0]}"
-
-
-def _entry_not_bottom(state: State, layout: Layout, rng: random.Random) -> Optional[str]:
-    """The bottom frame's function differs from the entry (same type where one exists, so only this
-    rule breaks).  Not applicable with tail calls (a return_call replaces the bottom frame)."""
-    ts = state.thread
-    if ts is None or ts.status != RUNNING or layout.tail_calls:
-        return None
-    bottom = ts.frames[0].func
-    others = [a for a in layout.func_type if a != bottom]
-    if not others:
-        return None
-    same = [a for a in others if layout.func_type[a] == layout.func_type.get(bottom)]
-    ts.entry = rng.choice(same or others)
-    return f"entry := func {ts.entry}, bottom frame func {bottom}"
-
-
-def _bottom_replaced(state: State, layout: Layout, rng: random.Random) -> Optional[str]:
-    ts = state.thread
-    if ts is None or ts.status != RUNNING or layout.tail_calls:
-        return None
-    bottom = ts.frames[0].func
-    others = [a for a in layout.func_type if a != bottom]
-    if not others:
-        return None
-    same = [a for a in others if layout.func_type[a] == layout.func_type.get(bottom)]
-    ts.frames[0].func = rng.choice(same or others)
-    return f"bottom frame func {bottom} := {ts.frames[0].func} (entry {ts.entry})"
-
-
-def _pending_call(state: State, layout: Layout, rng: random.Random) -> Optional[str]:
-    ts = state.thread
-    if ts is None or ts.status != RUNNING or len(ts.frames) < 2:
-        return None
-    i = rng.randrange(1, len(ts.frames))
-    old = ts.frames[i].func
-    # another *type*: wrong for a direct call and for call_indirect / call_ref alike
-    others = [a for a in layout.func_type if layout.func_type[a] != layout.func_type.get(old)]
-    if not others:
-        return None
-    ts.frames[i].func = rng.choice(others)
-    return f"frame {i} func {old} := {ts.frames[i].func} (the call pending in frame {i - 1})"
-
-
-def _immutable_global(state: State, layout: Layout, rng: random.Random) -> Optional[str]:
-    cands = [a for a, gt in layout.global_type.items() if not gt.mutable and state.globals[a][0] in NUM_BITS]
-    if not cands:
-        return None
-    a = rng.choice(cands)
-    v = _same_type(state.globals[a], rng)
-    assert v is not None
-    state.globals[a] = v
-    return f"immutable global {a} := {v}"
-
-
-def _immutable_host_global(state: State, layout: Layout, rng: random.Random) -> Optional[str]:
-    cands = [a for a, (_t, _v, mut) in layout.host_global.items() if not mut and state.globals[a][0] in NUM_BITS]
-    if not cands:
-        return None
-    a = rng.choice(cands)
-    v = _same_type(state.globals[a], rng)
-    assert v is not None
-    state.globals[a] = v
-    return f"immutable spectest global {a} := {v}"
-
-
-def _segment_not_dropped(state: State, layout: Layout, rng: random.Random) -> Optional[str]:
-    cands = [(n, "elem", i) for n, ist in enumerate(state.instances) for i, mode in enumerate(layout.elem_modes[n])
-             if mode != "passive" and ist.elem_dropped[i]]
-    cands += [(n, "data", i) for n, ist in enumerate(state.instances) for i, mode in enumerate(layout.data_modes[n])
-              if mode == "active" and ist.data_dropped[i]]
-    if not cands:
-        return None
-    n, what, i = rng.choice(cands)
-    getattr(state.instances[n], f"{what}_dropped")[i] = False
-    return f"instance {n} {what} segment {i} ({layout.elem_modes[n][i] if what == 'elem' else 'active'}) not dropped"
-
-
-def _status(status: str, trap: Optional[str] = None, results: bool = False, frames: bool = False
-            ) -> Callable[[State, Layout, random.Random], Optional[str]]:
-    """The thread's status/trap/results/frames made inconsistent in one way."""
-    def edit(state: State, layout: Layout, rng: random.Random) -> Optional[str]:
-        ts = state.thread
-        if ts is None or (frames and not ts.frames) or (status == RUNNING and ts.status != RUNNING):
-            return None
-        if status == DONE and frames:  # a done thread that kept its frames (results of the right type)
-            ft = layout.func_type.get(ts.entry)
-            if ft is None or not all(isinstance(t, str) for t in ft.results):
-                return None
-            ts.status, ts.trap, ts.results = DONE, None, [(t, 0) for t in ft.results]
-            return "done thread with frames"
-        if status == DONE:  # results of the entry's types, so that only the named rule breaks
-            ft = layout.func_type.get(ts.entry)
-            if ft is None or not all(isinstance(t, str) for t in ft.results):
-                return None
-            ts.status, ts.frames, ts.results, ts.trap = DONE, [], [(t, 0) for t in ft.results], None
-        elif status != RUNNING:
-            ts.status, ts.frames, ts.results, ts.trap = status, [], [], None
-        if trap is not None:
-            ts.trap = trap
-        if results:
-            ts.results = [("i32", 0)]
-        return f"{status} thread, trap {trap!r}, results {ts.results!r}"
-    return edit
-
-
-def _mem_size(over: bool) -> Callable[[State, Layout, random.Random], Optional[str]]:
-    def edit(state: State, layout: Layout, rng: random.Random) -> Optional[str]:
-        cands = [(a, mt) for a, mt in layout.mem_type.items() if (mt.limits.max is not None if over else mt.limits.min > 0)]
-        if not cands:
-            return None
-        a, mt = rng.choice(cands)
-        ms = state.mems[a]
-        ms.pages = mt.limits.max + 1 if over else mt.limits.min - 1
-        ms.nonzero = {p: b for p, b in ms.nonzero.items() if p < ms.pages}
-        return f"memory {a}: {ms.pages} pages (limits {mt.limits.min}..{mt.limits.max})"
-    return edit
-
-
-def _table_size(over: bool) -> Callable[[State, Layout, random.Random], Optional[str]]:
-    def edit(state: State, layout: Layout, rng: random.Random) -> Optional[str]:
-        cands = [(a, tt) for a, tt in layout.table_type.items()
-                 if (tt.limits.max is not None and tt.limits.max < 100_000 if over else tt.limits.min > 0)]
-        if not cands:
-            return None
-        a, tt = rng.choice(cands)
-        n = tt.limits.max + 1 if over else tt.limits.min - 1
-        tab = state.tables[a]
-        state.tables[a] = (tab + [("ref.null", None)] * (n - len(tab)))[:n]
-        return f"table {a}: {n} elements (limits {tt.limits.min}..{tt.limits.max})"
-    return edit
-
-
 Edit = Callable[[State, Layout, random.Random], Optional[str]]
-
-#: rule name → an edit that breaks exactly that rule
-TARGETED: Dict[str, Edit] = {
-    "local-type": _slot_type("locals"),
-    "stack-type": _slot_type("stack"),
-    "global-type": _global_type,
-    "result-type": _result_type,
-    "arg-type": _arg_type,
-    "table-elem-type": _table_elem,
-    "entry-not-bottom": _entry_not_bottom,
-    "bottom-frame-replaced": _bottom_replaced,
-    "pending-call-mismatch": _pending_call,
-    "immutable-global": _immutable_global,
-    "immutable-spectest-global": _immutable_host_global,
-    "segment-not-dropped": _segment_not_dropped,
-    "trap-free-text": _status(TRAPPED, trap="no such trap\nkind"),
-    "trap-empty": _status(TRAPPED, trap=""),
-    "running-with-trap": _status(RUNNING, trap="unreachable"),
-    "running-with-results": _status(RUNNING, results=True),
-    "done-with-trap": _status(DONE, trap="unreachable"),
-    "trapped-with-results": _status(TRAPPED, trap="unreachable", results=True),
-    "done-with-frames": _status(DONE, frames=True),
-    "memory-over-max": _mem_size(True),
-    "memory-under-min": _mem_size(False),
-    "table-over-max": _table_size(True),
-    "table-under-min": _table_size(False),
-}
 
 
 # ------------------------------------------------------------------------------------------- neutral
 def _slot_value(attr: str) -> Edit:
     def edit(state: State, layout: Layout, rng: random.Random) -> Optional[str]:
-        frames = [f for f in _frames_with(state, attr) if any(v[0] in NUM_BITS for v in getattr(f, attr))]
+        frames = [f for f in frames_with(state, attr) if any(v[0] in NUM_BITS for v in getattr(f, attr))]
         # (before the first instruction the locals are the arguments and default values: rule 5)
         if not frames or state.thread is None or state.thread.count == 0:
             return None
         fr = rng.choice(frames)
         vals = getattr(fr, attr)
         i = rng.choice([j for j, v in enumerate(vals) if v[0] in NUM_BITS])
-        vals[i] = _same_type(vals[i], rng) or vals[i]
+        vals[i] = same_type(vals[i], rng) or vals[i]
         return f"frame func {fr.func} {attr}[{i}] := {vals[i]}"
     return edit
 
@@ -328,7 +111,7 @@ def _mutable_global_value(state: State, layout: Layout, rng: random.Random) -> O
     if not cands:
         return None
     a = rng.choice(cands)
-    state.globals[a] = _same_type(state.globals[a], rng) or state.globals[a]
+    state.globals[a] = same_type(state.globals[a], rng) or state.globals[a]
     return f"mutable global {a} := {state.globals[a]}"
 
 

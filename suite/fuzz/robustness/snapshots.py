@@ -7,7 +7,7 @@ pinned testsuite, stopped at a random instruction count through the public :mod:
 code path of :func:`runners.session.checkpoints_of_run`) and applies one edit family:
 
 ``identity``  the checkpoint unedited: must restore (a state the VM reached) and run on;
-``targeted``  :data:`.edits.TARGETED`, each breaking one documented consistency rule: restore must raise
+``targeted``  :data:`.targeted.TARGETED`, each breaking one documented consistency rule: restore must raise
               ``SnapshotError``; a restore that succeeds is the finding "restore exit 0 from an
               inconsistent snapshot";
 ``neutral``   :data:`.edits.NEUTRAL`, keeping every rule: must restore;
@@ -35,7 +35,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from vm.snapshot import SnapshotError
 
-from .edits import NEUTRAL, TARGETED, Layout, random_edit
+from .edits import NEUTRAL, Layout, random_edit
+from .targeted import TARGETED
 
 __all__ = ["CLI_EVERY", "FUEL", "SnapshotProbes", "base_checkpoint", "restore_and_run"]
 
