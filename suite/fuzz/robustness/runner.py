@@ -214,7 +214,13 @@ def run_probes(kind: str, budget: float, seed: int = 0, out_dir: Optional[str] =
         while time.monotonic() < deadline and (max_probes is None or n < max_probes):
             if worker is None:
                 worker = _Worker(kind, seed, options, memory_limit)
-            worker.conn.send(n)
+            try:
+                worker.conn.send(n)
+            except (OSError, ValueError):  # it died after its last answer: a new one takes this probe
+                worker.stop(kill=True)
+                worker = None
+                summ.restarts += 1
+                continue
             worker = _one(worker, n, timeout, summ)
             n += 1
     finally:

@@ -44,6 +44,9 @@ __all__ = ["CLI_EVERY", "FUEL", "SnapshotProbes", "base_checkpoint", "restore_an
 FUEL = 20_000
 #: probes per base checkpoint (a checkpoint costs more than an edit)
 EDITS_PER_BASE = 8
+#: what restore may raise for a bad snapshot (a documented limit error of the restoring side, if it is
+#: not a SnapshotError, belongs here too)
+DOCUMENTED_RESTORE_ERRORS: Tuple[type, ...] = (SnapshotError,)
 #: every this many probes one also goes through ``python -m suite restore`` (0: never)
 CLI_EVERY = 50
 FAMILIES = ("identity", "targeted", "targeted", "targeted", "neutral", "random", "random", "bytes", "bytes")
@@ -102,7 +105,8 @@ def base_checkpoint(rng: random.Random, pool: Any) -> Optional[Tuple[bytes, Any,
 
 def restore_and_run(blob: bytes, modules: Dict[str, bytes]) -> str:
     """Decode, restore and run on under :data:`FUEL`: the run's status (``done``/``trapped``/``fuel``).
-    ``SnapshotError`` propagates; so does anything else (the caller's finding)."""
+    ``SnapshotError`` propagates; so does anything else (the caller's finding unless it is one of
+    :data:`DOCUMENTED_RESTORE_ERRORS`)."""
     from vm.snapshot import advance, decode, restore
 
     store, run = restore(decode(blob), modules)
@@ -205,8 +209,8 @@ class SnapshotProbes:
         refused = ""
         try:
             status = restore_and_run(blob, modules)
-        except SnapshotError as e:
-            refused, status = str(e), "refused"
+        except DOCUMENTED_RESTORE_ERRORS as e:
+            refused, status = f"{type(e).__name__}: {e}", "refused"
         out: Dict[str, Any] = {"verdict": f"{fam}:{status if status == 'refused' else 'restored'}", "finding": None,
                                "counts": {f"source:{inp.meta['source']}": 1}}
         if rule:  # per rule: targeted edits caught/missed, neutral ones accepted/refused
