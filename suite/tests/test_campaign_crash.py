@@ -13,7 +13,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import pytest
 
@@ -55,6 +55,20 @@ def _marked(marker: str) -> List[int]:
     return out
 
 
+
+def _kill_and_expect_no_survivors(proc: Any, marker: str, what: str) -> None:
+    """kill -9 of ``proc`` only (not its group); every process carrying ``marker`` must be gone soon:
+    the kernel delivers the parent-death signals at once, the loop only waits for the deliveries."""
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    left: List[int] = []
+    for _ in range(200):
+        left = _marked(marker)
+        if not left:
+            break
+        time.sleep(0.05)
+    assert not left, f"{what} still run: {left}"
+
 def _trials(d: Path) -> List[Tuple]:
     """Every recorded trial as (file, chunk, index, case, schedule, instructions, checkpoints, outcome)."""
     return sorted((p.name, r["chunk"], r["i"], r["case"], r["sched"], r["N"], r["checkpoints"],
@@ -84,15 +98,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, workers):
         assert proc.poll() is None, "the campaign ended before it could be killed"
         children = [p for p in _marked(marker) if p != proc.pid]
         assert children, "the campaign should have workers or host children running"
-        os.kill(proc.pid, signal.SIGKILL)  # the campaign process only, not its group
-        proc.wait()
-        # the kernel delivers the parent-death signals at once; the loop only waits for the deliveries
-        for _ in range(200):
-            left = _marked(marker)
-            if not left:
-                break
-            time.sleep(0.05)
-        assert not left, f"processes of the killed campaign still run: {left}"
+        _kill_and_expect_no_survivors(proc, marker, "processes of the killed campaign")
     finally:
         for pid in _marked(marker):  # a failed test must not leave them running either
             os.kill(pid, signal.SIGKILL)
@@ -217,14 +223,7 @@ def test_killed_spec_run_resumes(tmp_path):
         while not _finished(state) and proc.poll() is None:
             time.sleep(0.05)
         assert proc.poll() is None, "the run ended before it could be killed"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        for _ in range(200):
-            left = _marked(marker)
-            if not left:
-                break
-            time.sleep(0.05)
-        assert not left, f"workers of the killed run still run: {left}"
+        _kill_and_expect_no_survivors(proc, marker, "workers of the killed run")
     finally:
         for pid in _marked(marker):
             os.kill(pid, signal.SIGKILL)

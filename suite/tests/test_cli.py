@@ -14,6 +14,7 @@ import pytest
 from spec_tests.convert import wasm_tools_exe
 from suite.cli import main
 from suite.commands.run import parse_arg
+from suite.tests._cli import wcr
 
 
 @pytest.fixture(autouse=True)
@@ -21,13 +22,6 @@ def _cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("WCR_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "wcr-cache"))
 
 
-def wcr(capsys: pytest.CaptureFixture, *argv: str) -> Tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as e:  # argparse: --version, usage errors
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def wat(tmp_path: Path, text: str, name: str = "m.wasm") -> Path:

@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 
 from reports.bugreport import ReportError, build_report, load_report, replay, write_report
 from runners.trial import Case, Divergence, Schedule, run_trial
-from suite.cli import main
 from suite.fuzz.campaign import run_campaign
 from suite.fuzz.config import Config
 from suite.fuzz.selftest import run_fault, run_selftest
 from suite.fuzz.summary import NothingRan, summarize
+from suite.tests._cli import wcr as _cli
 from vm.errors import trap_kind
 from vm.snapshot import faults
 
@@ -226,13 +226,6 @@ def test_selftest_that_runs_nothing_raises(tmp_path, monkeypatch):
         run_selftest(["counter_not_restored"], 0.5, tmp_path, log=None)
 
 
-def _cli(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize("argv,needle", [

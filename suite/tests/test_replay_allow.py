@@ -14,7 +14,7 @@ import wasmtime
 from reports.bugreport import build_report, write_report
 from runners.hosts import HOSTS_ENV, allowed_hosts
 from runners.trial import Case, Divergence
-from suite.cli import main
+from suite.tests._cli import wcr
 from vm.snapshot.schedule import Schedule
 
 WAT = """(module (func (export "count") (param i32) (result i32)
@@ -42,13 +42,6 @@ def _report(directory: Path, where: str, hosts: Tuple[str, ...] = ("inproc", EVI
     return write_report(rep, directory / "reports", "r.yaml")
 
 
-def wcr(capsys: pytest.CaptureFixture, *argv: str) -> Tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_a_host_the_report_names_is_not_run(evil_dir: Path, capsys: pytest.CaptureFixture) -> None:

@@ -17,7 +17,7 @@ from runners.hosts import InProcHost, PythonHost
 from runners.oracle import compare_native, compare_stopped
 from runners.restore import INCONCLUSIVE, MISMATCH, CheckItem, HostRestorer
 from runners.trial import Case, run_trial
-from suite.cli import main
+from suite.tests._cli import wcr
 from vm.api import Store, instantiate
 from vm.errors import FUEL_EXHAUSTED, STOP_KINDS, TIMEOUT, TRAP_KINDS, Stopped, Trap
 from vm.exec.budget import SLICE, Budget, RunLimits
@@ -38,13 +38,6 @@ def loop_wasm() -> bytes:
     return bytes(wasmtime.wat2wasm(LOOP))
 
 
-def wcr(capsys: pytest.CaptureFixture, *argv: str) -> Tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _file(tmp_path: Path, data: bytes, name: str = "loop.wasm") -> str:

@@ -116,26 +116,24 @@ def _pending_call(state: State, layout: Layout, rng: random.Random) -> Optional[
     return f"frame {i} func {old} := {ts.frames[i].func} (the call pending in frame {i - 1})"
 
 
-def _immutable_global(state: State, layout: Layout, rng: random.Random) -> Optional[str]:
-    cands = [a for a, gt in layout.global_type.items() if not gt.mutable and state.globals[a][0] in NUM_BITS]
-    if not cands:
-        return None
-    a = rng.choice(cands)
-    v = same_type(state.globals[a], rng)
-    assert v is not None
-    state.globals[a] = v
-    return f"immutable global {a} := {v}"
+def _immutable(host: bool) -> Edit:
+    """Change an immutable global's numeric value: one a module defines (its initialiser says what it
+    must hold) or a ``spectest`` one (its declaration says so)."""
 
-
-def _immutable_host_global(state: State, layout: Layout, rng: random.Random) -> Optional[str]:
-    cands = [a for a, (_t, _v, mut) in layout.host_global.items() if not mut and state.globals[a][0] in NUM_BITS]
-    if not cands:
-        return None
-    a = rng.choice(cands)
-    v = same_type(state.globals[a], rng)
-    assert v is not None
-    state.globals[a] = v
-    return f"immutable spectest global {a} := {v}"
+    def edit(state: State, layout: Layout, rng: random.Random) -> Optional[str]:
+        if host:
+            cands = [a for a, (_t, _v, mut) in layout.host_global.items() if not mut]
+        else:
+            cands = [a for a, gt in layout.global_type.items() if not gt.mutable]
+        cands = [a for a in cands if state.globals[a][0] in NUM_BITS]
+        if not cands:
+            return None
+        a = rng.choice(cands)
+        v = same_type(state.globals[a], rng)
+        assert v is not None
+        state.globals[a] = v
+        return f"immutable {'spectest ' if host else ''}global {a} := {v}"
+    return edit
 
 
 def _segment_not_dropped(state: State, layout: Layout, rng: random.Random) -> Optional[str]:
@@ -270,8 +268,8 @@ TARGETED: Dict[str, Edit] = {
     "entry-not-bottom": _entry_not_bottom,
     "bottom-frame-replaced": _bottom_replaced,
     "pending-call-mismatch": _pending_call,
-    "immutable-global": _immutable_global,
-    "immutable-spectest-global": _immutable_host_global,
+    "immutable-global": _immutable(False),
+    "immutable-spectest-global": _immutable(True),
     "segment-not-dropped": _segment_not_dropped,
     "trap-free-text": _status(TRAPPED, trap="no such trap\nkind"),
     "trap-empty": _status(TRAPPED, trap=""),
