@@ -375,3 +375,23 @@ def test_relaxed_simd_feature_is_detected_in_a_module() -> None:
 
     assert "relaxed-simd" in feats("(f32x4.relaxed_min (local.get 0) (local.get 1))")
     assert "relaxed-simd" not in feats("(f32x4.min (local.get 0) (local.get 1))")
+
+
+def test_fuzz_conformance_difference_on_relaxed_simd_is_inconclusive(monkeypatch) -> None:
+    """``wcr fuzz``'s VM-vs-wasmtime run: a difference on a module with relaxed SIMD is a reason to count
+    the trial inconclusive, not a divergence; the same difference without relaxed SIMD stays one."""
+    import wasmtime
+
+    from runners import trial
+    from runners.conformance import RunOutcome
+
+    def case(body: str) -> object:
+        text = f'(module (func (export "f") (param v128 v128) (result v128) {body}))'
+        return trial.Case(bytes(wasmtime.wat2wasm(text)), "f", [0, 0])
+
+    monkeypatch.setattr(trial, "run_vm", lambda *a, **k: RunOutcome(results=[("v128", 1)]))
+    monkeypatch.setattr(trial, "run_wasmtime", lambda *a, **k: RunOutcome(results=[("v128", 2)]))
+    div, why = trial.differential(case("(f32x4.relaxed_max (local.get 0) (local.get 1))"))
+    assert div is None and why.startswith("relaxed SIMD")
+    div, why = trial.differential(case("(f32x4.max (local.get 0) (local.get 1))"))
+    assert div is not None and why == ""
