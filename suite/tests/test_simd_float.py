@@ -157,6 +157,23 @@ def test_binary_is_the_scalar_op_per_lane(shape: str, name: str, data: st.DataOb
     assert _run(f"{shape}.{name}", a, b) == _ref_lanewise(SCALAR[f"{t}.{name}"], bits, a, b)
 
 
+def _non_nan_v128(bits: int) -> st.SearchStrategy[int]:
+    """Lanes that are never NaN (the case ``add``/``sub``/``mul``/``div`` compute as host floats)."""
+    absm, inf = ((0x7FFFFFFF, 0x7F800000) if bits == 32 else (0x7FFFFFFFFFFFFFFF, 0x7FF0000000000000))
+    lane = _lane(bits).filter(lambda x: x & absm <= inf)
+    big = st.integers(inf - 0x1000, inf).map(lambda x: x | (1 << (bits - 1)) * (x & 1))  # near overflow
+    return st.lists(st.one_of(lane, big), min_size=128 // bits, max_size=128 // bits).map(
+        lambda ls: v128_of(ls, bits))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(sorted(SHAPES)), st.sampled_from(("add", "sub", "mul", "div")), st.data())
+def test_arith_without_nan_operands_is_the_scalar_op_per_lane(shape: str, name: str, data: st.DataObject) -> None:
+    t, bits, _vs = SHAPES[shape]
+    a, b = data.draw(_non_nan_v128(bits)), data.draw(_non_nan_v128(bits))
+    assert _run(f"{shape}.{name}", a, b) == _ref_lanewise(SCALAR[f"{t}.{name}"], bits, a, b)
+
+
 @SETTINGS
 @given(st.sampled_from(sorted(SHAPES)), st.sampled_from(COMPARES), st.data())
 def test_compare_gives_lane_masks_of_the_scalar_relation(shape: str, name: str, data: st.DataObject) -> None:
@@ -229,6 +246,16 @@ def test_created_nans_are_canonical_positive_per_lane() -> None:
         0x7FF8000000000000, 0x8000000000000000]  # sqrt(-1) = NaN, sqrt(-0) = -0
     assert lanes_of(_run("f32x4.div", f32x4(0, 0x3F800000, 0xBF800000, 0), f32x4(0, 0, 0, 0x80000000)), 32) == [
         0x7FC00000, 0x7F800000, 0xFF800000, 0x7FC00000]
+
+
+def test_arith_overflow_and_created_nan_in_one_lane_leave_the_other_lanes_exact() -> None:
+    fmax, one = 0x7F7FFFFF, 0x3F800000
+    r = _run("f32x4.add", f32x4(fmax, one, 0xFF7FFFFF, 0x7F800000), f32x4(fmax, one, 0xFF7FFFFF, 0xFF800000))
+    assert lanes_of(r, 32) == [0x7F800000, 0x40000000, 0xFF800000, 0x7FC00000]
+    r = _run("f32x4.mul", f32x4(0x7F800000, 0x00000001, 0x3F000000, 0x00000001), f32x4(0, 0x3F000000, one, 0x3F400000))
+    assert lanes_of(r, 32) == [0x7FC00000, 0, 0x3F000000, 0x00000001]  # inf*0; subnormal ties to even
+    r = _run("f64x2.sub", f64x2(0xFFF0000000000000, 0x3FF0000000000000), f64x2(0xFFF0000000000000, 0x3FF0000000000000))
+    assert lanes_of(r, 64) == [0x7FF8000000000000, 0]
 
 
 def test_abs_neg_keep_signalling_payloads() -> None:

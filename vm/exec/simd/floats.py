@@ -23,6 +23,7 @@ and 1 only.
 
 from __future__ import annotations
 
+import operator
 import struct
 from typing import Callable, Dict, Tuple
 
@@ -44,6 +45,10 @@ _L2 = struct.Struct("<2Q")  # two 64-bit lanes
 _SHAPES = {"f32x4": ("f32", _L4, 0xFFFFFFFF), "f64x2": ("f64", _L2, 0xFFFFFFFFFFFFFFFF)}
 _SIGNS32 = 0x80000000800000008000000080000000  # the sign bit of every lane
 _SIGNS64 = 0x80000000000000008000000000000000
+# Added to the lane magnitudes, these carry into a lane's sign bit exactly when the lane is a NaN
+# (magnitude > the infinity pattern): a NaN test of every lane in three int operations.
+_NAN_CARRY32 = 0x007FFFFF007FFFFF007FFFFF007FFFFF
+_NAN_CARRY64 = 0x000FFFFFFFFFFFFF000FFFFFFFFFFFFF
 _ABS32 = ((1 << 128) - 1) ^ _SIGNS32  # every bit but the lanes' sign bits
 _ABS64 = ((1 << 128) - 1) ^ _SIGNS64
 
@@ -67,6 +72,36 @@ def _binary(f: Scalar, st: struct.Struct) -> Fn:
     def op(a: int, b: int) -> int:
         return _from_bytes(pack(*map(f, unpack(a.to_bytes(16, "little")), unpack(b.to_bytes(16, "little")))),
                            "little")
+
+    return op
+
+
+def _arith(f: Scalar, py_op: Callable[[float, float], float], lanes: struct.Struct, floats: struct.Struct,
+           carry: int, signs: int) -> Fn:
+    """``add``/``sub``/``mul``/``div``: the scalar ``f`` per lane, with a fast path for the common case.
+
+    When no operand lane is a NaN, IEEE fixes the result completely, so all lanes are computed as host
+    floats in one unpack/pack (``floats``: ``<4f``/``<2d``) — the very rounding the scalar op does per
+    lane (binary64 arithmetic, then ``struct``'s rounding to binary32; see :mod:`vm.exec.numerics`).
+    Anything the NaN rule or the host could decide differently — a NaN operand, a NaN result, a
+    division by zero, an f32 overflow — takes the lane-by-lane scalar path instead, so the NaN rule
+    keeps its one home.
+    """
+    unpack, pack = lanes.unpack, lanes.pack
+    funpack, fpack = floats.unpack, floats.pack
+    absm = ((1 << 128) - 1) ^ signs
+
+    def op(a: int, b: int) -> int:
+        ba, bb = a.to_bytes(16, "little"), b.to_bytes(16, "little")
+        if not (((a & absm) + carry) | ((b & absm) + carry)) & signs:
+            try:
+                r = _from_bytes(fpack(*map(py_op, funpack(ba), funpack(bb))), "little")
+            except (OverflowError, ZeroDivisionError):
+                pass
+            else:
+                if not ((r & absm) + carry) & signs:
+                    return r
+        return _from_bytes(pack(*map(f, unpack(ba), unpack(bb))), "little")
 
     return op
 
@@ -152,7 +187,9 @@ _CONVERSIONS: Dict[str, Fn] = {
 # The table
 
 _UNARY = ("sqrt", "ceil", "floor", "trunc", "nearest")
-_BINARY = ("add", "sub", "mul", "div", "min", "max")
+_ARITH = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv}
+_FLOATS = {"f32x4": (struct.Struct("<4f"), _NAN_CARRY32, _SIGNS32), "f64x2": (struct.Struct("<2d"), _NAN_CARRY64, _SIGNS64)}
+_BINARY = ("min", "max")
 _COMPARES = ("eq", "ne", "lt", "gt", "le", "ge")
 
 
@@ -160,6 +197,8 @@ def _build() -> None:
     for shape, (scalar, st, ones) in _SHAPES.items():
         for name in _UNARY:
             OPS[f"{shape}.{name}"] = (1, _unary(SCALAR[f"{scalar}.{name}"], st))
+        for name, py_op in _ARITH.items():
+            OPS[f"{shape}.{name}"] = (2, _arith(SCALAR[f"{scalar}.{name}"], py_op, st, *_FLOATS[shape]))
         for name in _BINARY:
             OPS[f"{shape}.{name}"] = (2, _binary(SCALAR[f"{scalar}.{name}"], st))
         for name, fn in _PSEUDO[shape].items():
