@@ -27,8 +27,10 @@ and only these:
   another allowed one.  Such a result can flow anywhere (a lane extracted into an i32, a store, a
   branch), so when the module the target ran contains relaxed SIMD instructions a difference is
   ``inconclusive`` with the differences listed, never a mismatch (:func:`relaxed_simd_verdict`).
-  Recomputing the allowed set would need our VM to run every combination of the targets' choices; a
-  match, an error and not-applicable are unaffected.
+  Recomputing the allowed set would need our VM to run every combination of the targets' choices, and
+  would still miss the mixed case: a run checkpointed between two evaluations of the same relaxed op
+  and resumed on a target has one result of each environment (the spec promises one fixed choice per
+  environment, not across a migration).  A match, an error and not-applicable are unaffected.
 
 References cannot be identified across runtimes: a reference compares as null / non-null.
 """
