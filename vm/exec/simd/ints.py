@@ -1,10 +1,11 @@
 """Integer and bitwise v128 ops, and the lane moves of every shape (the table :mod:`vm.exec.simd` merges).
 
 Every table entry is generated over the integer shapes from one definition per concept, so that no
-lane width has its own copy.  Speed choices: bitwise ops, ``add``/``sub``/``neg``/shifts/``splat`` work
-directly on the 128-bit int (SWAR: the lane masks keep carries and borrows inside their lane);
-``popcnt``/``swizzle``/``shuffle`` are one ``bytes.translate``; the rest split the v128 once with
-``struct`` (:mod:`.lanes`), map a builtin or a list comprehension over the lanes and pack once.
+lane width has its own copy.  Speed choices: bitwise ops, ``add``/``sub``/``neg``/shifts/``splat``/
+``eq``/``ne``/``all_true`` work directly on the 128-bit int (SWAR: the lane masks keep carries and
+borrows inside their lane); ``popcnt``/``swizzle``/``shuffle`` are one ``bytes.translate``; the rest
+split the v128 once with ``struct`` (:mod:`.lanes`), map a builtin or a list comprehension over the
+lanes and pack once.
 
 ``extract_lane``/``replace_lane`` of ``f32x4``/``f64x2`` live here too: float lanes are bit patterns,
 so those are pure bit moves, identical to the ``i32x4``/``i64x2`` ones.
@@ -65,7 +66,16 @@ def _swar(p: str, bits: int) -> None:
         k %= bits
         return ((a >> k) & shr_mask[k]) | (((a & hi) >> top) * fill[k])
 
+    ones = repeat(1, bits)
+
+    def nonzero(x: int) -> int:
+        """1 in the low bit of every lane of ``x`` that is not 0 (the carry of ``low`` never crosses lanes)."""
+        return ((((x & low) + low) | x) & hi) >> top
+
     OPS.update({
+        p + "eq": (2, lambda a, b: (nonzero(a ^ b) ^ ones) * m),
+        p + "ne": (2, lambda a, b: nonzero(a ^ b) * m),
+        p + "all_true": (1, lambda a: 1 if nonzero(a) == ones else 0),
         p + "splat": (1, lambda x: repeat(x, bits)),
         p + "add": (2, add), p + "sub": (2, sub), p + "neg": (1, lambda a: sub(0, a)),
         p + "shl": (2, shl), p + "shr_u": (2, shr_u), p + "shr_s": (2, shr_s),
@@ -86,7 +96,6 @@ def _lanewise(p: str, bits: int) -> None:
 
     OPS.update({
         p + "abs": (1, lambda a: join(list(map(abs, split_s(a, bits))), bits)),
-        p + "all_true": (1, lambda a: 0 if 0 in split(a, bits) else 1),
         p + "bitmask": (1, bitmask),
     })
     if bits != 8:
@@ -126,7 +135,7 @@ def _map2(fn: Callable[[int, int], int], sp: Callable[[int, int], Sequence[int]]
 
 # -- comparisons -------------------------------------------------------------------------------
 
-_CMP = {"eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "gt": operator.gt,
+_CMP = {"lt": operator.lt, "gt": operator.gt,
         "le": operator.le, "ge": operator.ge}
 
 
@@ -136,10 +145,7 @@ def _compares(p: str, bits: int) -> None:
     def make(op: Callable[[int, int], bool], sp: Callable[[int, int], Sequence[int]]) -> Fn:
         return lambda a, b: pack_u([m if t else 0 for t in map(op, sp(a, bits), sp(b, bits))], bits)
 
-    for name, op in _CMP.items():
-        if name in ("eq", "ne"):
-            OPS[p + name] = (2, make(op, split))
-            continue
+    for name, op in _CMP.items():  # eq and ne are SWAR (:func:`_swar`)
         OPS[p + name + "_s"] = (2, make(op, split_s))
         if bits != 64:  # i64x2 has only the signed orderings
             OPS[p + name + "_u"] = (2, make(op, split))
