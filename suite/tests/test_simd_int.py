@@ -278,3 +278,60 @@ def test_memory64_addresses():
     assert store.invoke(inst.exports["f"], [65520, 5 << 100]) == [5 << 100]
     with pytest.raises(Trap, match="out of bounds memory access"):
         store.invoke(inst.exports["f"], [(1 << 64) - 8, 1])
+
+
+# -- checkpoint/restore: v128 values in a global, in locals and on the operand stack ---------------------
+
+_CR_WAST = """
+(module
+  (global $g (mut v128) (v128.const i32x4 1 2 3 4))
+  (func (export "mix") (param $n i32) (result v128) (local $acc v128)
+    (local.set $acc (v128.const i64x2 -1 0x8000000000000001))
+    (loop $l
+      (v128.xor (global.get $g) (local.get $acc))
+      (local.get $acc)
+      (local.set $acc (i8x16.add (local.get $acc) (v128.const i8x16 1 -1 7 9 0 0 0 0 0 0 0 0 0 0 0 128)))
+      (global.set $g (i32x4.shl (i32x4.add) (i32.const 1)))
+      (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+      (br_if $l (local.get $n)))
+    (i16x8.sub (global.get $g) (local.get $acc))))
+(assert_return (invoke "mix" (i32.const 5)) (v128.const i32x4 EXPECTED))
+"""
+
+
+def _cr_expected(n: int) -> str:
+    """What ``mix(n)`` of :data:`_CR_WAST` returns, by the per-lane reference of this file."""
+    g, acc = build([1, 2, 3, 4], 32), build([-1, 0x8000000000000001], 64)
+    inc = build([1, -1, 7, 9] + [0] * 11 + [128], 8)
+    for _ in range(n):
+        x, y = g ^ acc, acc
+        acc = build([p + q for p, q in zip(lanes(acc, 8), lanes(inc, 8))], 8)
+        g = build([(p + q) << 1 for p, q in zip(lanes(x, 32), lanes(y, 32))], 32)
+    return " ".join(hex(v) for v in lanes(build([p - q for p, q in zip(lanes(g, 16), lanes(acc, 16))], 16), 32))
+
+
+def test_v128_survives_checkpoint_restore_at_every_point(tmp_path, monkeypatch):
+    from runners.hosts import InProcHost
+    from spec_tests.cr import CrConfig
+    from spec_tests.runner import run_file
+    from vm.snapshot import decode
+
+    held = []
+    orig = InProcHost.restore_and_finish
+
+    def spy(self, data, modules, *cap):
+        s = decode(data)
+        vals = list(s.globals)
+        if s.thread is not None:
+            for fr in s.thread.frames:
+                vals += list(fr.locals) + list(fr.stack)
+        held.append(sum(1 for v in vals if v[0] == "v128"))
+        return orig(self, data, modules, *cap)
+
+    monkeypatch.setattr(InProcHost, "restore_and_finish", spy)
+    (tmp_path / "v.wast").write_text(_CR_WAST.replace("EXPECTED", _cr_expected(5)))
+    r = run_file(tmp_path, "v.wast", cr=CrConfig("all", 1, "inproc", max_points=1000))
+    assert r.failed == 0 and r.skipped == 0, [(c.name, c.message) for c in r.cases]
+    assert r.cr["mismatches"] == 0 and r.cr["checkpoints"] > 40
+    # the global in every snapshot; the local (and the param's frame) while running; up to two on the stack
+    assert min(held) >= 1 and max(held) >= 4 and sum(1 for h in held if h >= 3) > 10
