@@ -21,6 +21,16 @@ and only these:
   :func:`compare_native` says ``inconclusive`` and the caller counts them apart.  A module the runtime
   cannot take is ``not-applicable``; a module *we* made wrong (invalid, not fitting its manifest) is
   ``error``, never inconclusive.
+* **Relaxed SIMD.**  The spec lets each implementation fix its own result of a relaxed SIMD op (fused or
+  unfused ``madd``, what an out-of-range swizzle index or a NaN truncation gives, ...); our VM computes
+  the spec's deterministic profile (docs/execution-model.md, "Relaxed SIMD"), an x86 target often
+  another allowed one.  Such a result can flow anywhere (a lane extracted into an i32, a store, a
+  branch), so when the module the target ran contains relaxed SIMD instructions a difference is
+  ``inconclusive`` with the differences listed, never a mismatch (:func:`relaxed_simd_verdict`).
+  Recomputing the allowed set would need our VM to run every combination of the targets' choices, and
+  would still miss the mixed case: a run checkpointed between two evaluations of the same relaxed op
+  and resumed on a target has one result of each environment (the spec promises one fixed choice per
+  environment, not across a migration).  A match, an error and not-applicable are unaffected.
 
 References cannot be identified across runtimes: a reference compares as null / non-null.
 """
@@ -215,14 +225,29 @@ def compare_final_state(expected: Any, manifest: Any, outcome: Any) -> List[str]
     return out
 
 
+def relaxed_simd_verdict(verdict: str, diffs: List[str], relaxed_simd: bool) -> Tuple[str, List[str]]:
+    """A target's ``mismatch`` on a module with relaxed SIMD instructions (``relaxed_simd``: e.g.
+    ``"relaxed-simd" in runners.native.features.module_features(module)``) is ``inconclusive``: the
+    target may have chosen another result the spec allows (see the module docstring).  Every other
+    verdict stands."""
+    if not relaxed_simd or verdict != "mismatch":
+        return verdict, diffs
+    return "inconclusive", ["relaxed SIMD: the module runs relaxed SIMD instructions, whose results a target "
+                            "may choose differently from our deterministic profile; differences: "
+                            + "; ".join(diffs)]
+
+
 def compare_native(reference: Dict[str, Any], prefix_log: Sequence[Tuple[str, Sequence[Value]]],
-                   outcome: Any, final_state: Any = None, manifest: Any = None) -> Tuple[str, List[str]]:
+                   outcome: Any, final_state: Any = None, manifest: Any = None,
+                   relaxed_simd: bool = False) -> Tuple[str, List[str]]:
     """The verdict on one native run: ``("match"|"mismatch"|"inconclusive"|"error"|"not-applicable",
     differences or reason)`` (``error``: the outcome says the module we handed over was wrong;
     ``not-applicable``: the runtime could not take it; ``inconclusive``: a resource limit).
 
     ``reference``: the uninterrupted run's outcome dict (text values); ``prefix_log``: the snapshot's
-    ``host_log`` (prints before the checkpoint; the resume module prints only the rest)."""
+    ``host_log`` (prints before the checkpoint; the resume module prints only the rest);
+    ``relaxed_simd``: the module the target ran contains relaxed SIMD instructions
+    (:func:`relaxed_simd_verdict`)."""
     exp_trap = reference.get("trap")
     if getattr(outcome, "error", None):  # the module or manifest we handed over is wrong: our error
         return "error", [outcome.error]
@@ -250,7 +275,7 @@ def compare_native(reference: Dict[str, Any], prefix_log: Sequence[Tuple[str, Se
         diffs.append(d)
     if manifest is not None:
         diffs += compare_final_state(final_state, manifest, outcome)
-    return ("mismatch" if diffs else "match"), diffs
+    return relaxed_simd_verdict("mismatch" if diffs else "match", diffs, relaxed_simd)
 
 
 def _fmt1(v: Value) -> str:

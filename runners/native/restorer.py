@@ -144,7 +144,8 @@ class TargetRestorer(Restorer):
                 if out is None:
                     results[i] = CheckResult(self.name, ERROR, err)
                     continue
-                results[i] = self.judge(it.reference, state.host_log, out, it.final_state, rm.manifest)
+                results[i] = self.judge(it.reference, state.host_log, out, it.final_state, rm.manifest,
+                                        "relaxed-simd" in module_features(rm.module))
         self._classify_with_baseline(items, results)
         return [r for r in results if r is not None]
 
@@ -200,8 +201,10 @@ class TargetRestorer(Restorer):
                                      f"differs too: {r.extra['baseline']})", r.outcome, r.extra)
 
     def judge(self, reference: Dict[str, Any], prefix_log: Any, out: NativeOutcome, final_state: Any,
-              manifest: Any) -> CheckResult:
-        verdict, diffs = compare_native(reference, prefix_log, out, final_state, manifest)
+              manifest: Any, relaxed_simd: bool = False) -> CheckResult:
+        """``relaxed_simd``: the resume module has relaxed SIMD instructions (a difference is then
+        inconclusive, :func:`runners.oracle.relaxed_simd_verdict`)."""
+        verdict, diffs = compare_native(reference, prefix_log, out, final_state, manifest, relaxed_simd)
         status = _STATUS[verdict]
         extra: Dict[str, Any] = {"seconds": round(out.seconds, 4)}
         if out.trap_candidates and len(out.trap_candidates) > 1:
