@@ -335,3 +335,13 @@ def test_v128_survives_checkpoint_restore_at_every_point(tmp_path, monkeypatch):
     assert r.cr["mismatches"] == 0 and r.cr["checkpoints"] > 40
     # the global in every snapshot; the local (and the param's frame) while running; up to two on the stack
     assert min(held) >= 1 and max(held) >= 4 and sum(1 for h in held if h >= 3) > 10
+
+
+@settings(deadline=None, max_examples=60)
+@given(x=st.integers(0, (1 << 64) - 1))
+def test_float_splats_copy_the_bit_pattern(x):
+    """f32x4/f64x2.splat move the scalar's bits, NaN payloads included (they were missing: the float
+    splats fell between the int and float tables)."""
+    for shape, b in (("f32x4", 32), ("f64x2", 64)):
+        v = x & ((1 << b) - 1)
+        assert simd.OPS[f"{shape}.splat"][1](v) == build([v] * (128 // b), b)

@@ -275,6 +275,10 @@ for _shape, _bits in INT_SHAPES + (("f32x4", 32), ("f64x2", 64)):
         LANE_OPS[_shape + ".extract_lane"] = _extract(_bits, 0)
     LANE_OPS[_shape + ".replace_lane"] = _replace(_bits)
 
+# float splats are bit moves too (a float lane is its bit pattern): the same repeat as the int splats
+OPS["f32x4.splat"] = (1, lambda x: repeat(x, 32))
+OPS["f64x2.splat"] = (1, lambda x: repeat(x, 64))
+
 for _shape, _bits in INT_SHAPES:
     _p = _shape + "."
     _swar(_p, _bits)
