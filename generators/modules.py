@@ -76,9 +76,9 @@ from vm.types import (
     F64,
     I32,
     I64,
+    V128,
     FuncType,
     GlobalType,
-    V128,
     SubType,
     ValType,
 )
