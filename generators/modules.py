@@ -499,6 +499,8 @@ class _Gen(StateOps, SimdOps):
         self.depth = 0
         self.blocks = 0
         self.fuel_check()
+        if "simd" in self.f:
+            self.v128_local()
         fidx = len(self.imports) + len(self.funcs_done)
         if self.rec_func is not None:
             if fidx == self.rec_func:

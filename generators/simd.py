@@ -95,6 +95,16 @@ class SimdOps:
         self.code += [Instr("local.tee", tmp), Instr("v128.const", _CANON_V[lane]), Instr("local.get", tmp),
                       Instr("local.get", tmp), Instr(_EQ[lane]), Instr("v128.bitselect")]
 
+    def v128_local(self) -> None:
+        """Usually a v128 local set from a drawn v128 at function entry, which the random code may then
+        read and write: a frame of a SIMD program then holds a live v128 wherever it is checkpointed
+        (the entry function has no v128 parameters, so without this most frames would hold none)."""
+        if self.draw(st.integers(0, 3)) == 0:
+            return
+        i = self.ctx.new_local(V128)
+        self.value(V128)
+        self.emit("local.set", i)
+
     def v128_unop(self) -> None:
         ops = list(_UN_BITS) + (list(_UN_FLOAT_BITS) + list(_UN_ARITH) if self.simd_floats() else [])
         op = self.pick(ops)

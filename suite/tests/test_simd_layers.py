@@ -205,4 +205,5 @@ def test_bench_simd_kernel_runs_or_says_unsupported() -> None:
     out = bench_simd(n=50, repeat=1)
     assert out["scalar"]["instructions"] > 50 * 10
     simd = out["simd"]
-    assert "unsupported" in simd or simd["instructions"] == out["scalar"]["instructions"]
+    # the same loop; the vector one has a splat and an extract_lane more
+    assert "unsupported" in simd or simd["instructions"] == out["scalar"]["instructions"] + 2
