@@ -18,12 +18,12 @@ from hypothesis import HealthCheck, given, settings
 
 wasmtime = pytest.importorskip("wasmtime")
 
-from generators.modules import DEFAULT_FEATURES, cases  # noqa: E402
+from generators.modules import DEFAULT_FEATURES, Size, cases  # noqa: E402
 from generators.smith import SmithConfig, simd_config, wasm_tools_exe  # noqa: E402
 from runners import oracle  # noqa: E402
 from runners.native.features import module_features  # noqa: E402
 from runners.native.restorer import target_restorer  # noqa: E402
-from runners.restore import MATCH, NOT_APPLICABLE  # noqa: E402
+from runners.restore import INCONCLUSIVE, MATCH, NOT_APPLICABLE, NOT_CONVERTIBLE  # noqa: E402
 from runners.session import items_for  # noqa: E402
 from suite.fuzz.coverage import coverage_summary, format_coverage  # noqa: E402
 from vm.snapshot import SnapshotError, decode, encode, finish, restore  # noqa: E402
@@ -207,3 +207,46 @@ def test_bench_simd_kernel_runs_or_says_unsupported() -> None:
     simd = out["simd"]
     # the same loop; the vector one has a splat and an extract_lane more
     assert "unsupported" in simd or simd["instructions"] == out["scalar"]["instructions"] + 2
+
+
+# ------------------------------------------------------------------------------- end to end
+def _vm_runs_simd() -> bool:
+    from vm.api import Store, instantiate
+    from vm.errors import Unsupported
+
+    try:
+        instantiate(Store(), bytes(wasmtime.wat2wasm(
+            "(module (func (drop (f64x2.add (f32x4.splat (f32.const 1)) (i32x4.splat (i32.const 1))))))")))
+    except Unsupported:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("name", ["wasmtime", "v8", "wasm3"])
+def test_generated_simd_programs_restore_on_targets(name: str) -> None:
+    """Checkpoints of generated SIMD programs (a live v128 in most) on a native target: match, or not
+    applicable (wasm3: no SIMD, counted so, never a pass)."""
+    if not _vm_runs_simd():
+        pytest.skip("the VM does not run SIMD code yet")
+    r = target_restorer(name)
+    if not r.available()[0]:
+        pytest.skip(f"{name} unavailable: {r.available()[1]}")
+    seen = {"v128": 0, MATCH: 0, NOT_APPLICABLE: 0}
+
+    @settings(max_examples=8, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(case=cases(DEFAULT_FEATURES | {"simd"}, size=Size(max_funcs=3, max_budget=25, max_fuel=12)))
+    def prop(case) -> None:
+        items = items_for(case.wasm, case.export, case.args)
+        chosen = items[::max(1, len(items) // 4)][:5]
+        mods = dict(chosen[0].modules)
+        for it, x in zip(chosen, r.check_many(chosen)):
+            simd = "value.v128" in live_kinds(it.state, mods)
+            seen["v128"] += simd
+            assert x.status in (MATCH, NOT_APPLICABLE, NOT_CONVERTIBLE, INCONCLUSIVE), (it.label, x.status, x.detail)
+            if name == "wasm3" and simd:
+                assert x.status == NOT_APPLICABLE
+            seen[x.status] = seen.get(x.status, 0) + 1
+
+    prop()
+    assert seen["v128"] > 0
+    assert seen[NOT_APPLICABLE if name == "wasm3" else MATCH] > 0
