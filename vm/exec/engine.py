@@ -28,7 +28,9 @@ from ..errors import Exhaustion, Trap, Unsupported
 from ..runtime.memdata import copy_bytes, fill_bytes
 from ..runtime.objects import PAGE_SIZE, FuncInst, ModuleInst
 from ..types import FuncType
-from . import numerics
+from . import numerics, simd
+from .simd.ints import shuffle as simd_shuffle
+from .simd.lanes import pack_s, pack_u, repeat
 
 # Frame-change requests returned by handlers.
 CALL = -1
@@ -317,6 +319,16 @@ def _h_binop(st, lc, a, pc):
     return pc + 1
 
 
+def _h_ternop(st, lc, a, pc):
+    c = st.pop()
+    b = st.pop()
+    st[-1] = a(st[-1], b, c)
+    return pc + 1
+
+
+_ARITY_H = {1: _h_unop, 2: _h_binop, 3: _h_ternop}
+
+
 def _h_ref_is_null(st, lc, a, pc):
     st[-1] = 1 if st[-1] is None else 0
     return pc + 1
@@ -390,6 +402,128 @@ _STORES = {
 }
 _LOAD_H = {k: _make_load(*v) for k, v in _LOADS.items()}
 _STORE_H = {k: _make_store(*v) for k, v in _STORES.items()}
+
+
+# SIMD memory forms: arg = (meminst, offset) or, for lane forms, (meminst, offset, lane shift).
+# Bounds and traps exactly like the scalar loads; a v128 is an int with lane 0 in the low bits.
+_V128 = struct.Struct("<QQ")
+_M64 = (1 << 64) - 1
+
+
+def _h_v128_load(st, lc, a, pc):
+    ea = st[-1] + a[1]
+    data = a[0].data
+    if ea + 16 > len(data):
+        raise _oob()
+    lo, hi = _V128.unpack_from(data, ea)
+    st[-1] = lo | hi << 64
+    return pc + 1
+
+
+def _h_v128_store(st, lc, a, pc):
+    v = st.pop()
+    ea = st.pop() + a[1]
+    data = a[0].data
+    if ea + 16 > len(data):
+        raise _oob()
+    _V128.pack_into(data, ea, v & _M64, v >> 64)
+    return pc + 1
+
+
+def _make_v128_extend(half: int, signed: bool):
+    """``v128.load{half}x{64 // half}_s/u``: 8 bytes of ``half``-bit lanes widened to twice the width."""
+    s = struct.Struct(f"<{64 // half}{'bhi'[half // 16] if signed else 'BHI'[half // 16]}")
+    unpack_from = s.unpack_from
+    pack = pack_s if signed else pack_u
+    bits = half * 2
+
+    def h(st, lc, a, pc):
+        ea = st[-1] + a[1]
+        data = a[0].data
+        if ea + 8 > len(data):
+            raise _oob()
+        st[-1] = pack(unpack_from(data, ea), bits)
+        return pc + 1
+    return h
+
+
+def _make_v128_splat_zero(bits: int, splat: bool):
+    """``v128.load{bits}_splat`` (the scalar in every lane) and ``v128.load{bits}_zero`` (lane 0 only)."""
+    size = bits // 8
+    unpack_from = struct.Struct("<" + "BHIQ"[size.bit_length() - 1]).unpack_from
+
+    def h(st, lc, a, pc):
+        ea = st[-1] + a[1]
+        data = a[0].data
+        if ea + size > len(data):
+            raise _oob()
+        x = unpack_from(data, ea)[0]
+        st[-1] = repeat(x, bits) if splat else x
+        return pc + 1
+    return h
+
+
+def _make_v128_lane(bits: int, store: bool):
+    """``v128.load{bits}_lane`` / ``v128.store{bits}_lane``: arg = (meminst, offset, lane * bits)."""
+    size = bits // 8
+    s = struct.Struct("<" + "BHIQ"[size.bit_length() - 1])
+    unpack_from = s.unpack_from
+    pack_into = s.pack_into
+    m = (1 << bits) - 1
+
+    def store_h(st, lc, a, pc):
+        v = st.pop()
+        ea = st.pop() + a[1]
+        data = a[0].data
+        if ea + size > len(data):
+            raise _oob()
+        pack_into(data, ea, (v >> a[2]) & m)
+        return pc + 1
+
+    def load_h(st, lc, a, pc):
+        v = st.pop()
+        ea = st[-1] + a[1]
+        data = a[0].data
+        if ea + size > len(data):
+            raise _oob()
+        st[-1] = (v & ~(m << a[2])) | (unpack_from(data, ea)[0] << a[2])
+        return pc + 1
+    return store_h if store else load_h
+
+
+_SIMD_MEM_H = {"v128.load": _h_v128_load, "v128.store": _h_v128_store}
+for _b in (8, 16, 32):
+    _SIMD_MEM_H[f"v128.load{_b}x{64 // _b}_s"] = _make_v128_extend(_b, True)
+    _SIMD_MEM_H[f"v128.load{_b}x{64 // _b}_u"] = _make_v128_extend(_b, False)
+for _b in (8, 16, 32, 64):
+    _SIMD_MEM_H[f"v128.load{_b}_splat"] = _make_v128_splat_zero(_b, True)
+_SIMD_MEM_H["v128.load32_zero"] = _make_v128_splat_zero(32, False)
+_SIMD_MEM_H["v128.load64_zero"] = _make_v128_splat_zero(64, False)
+_SIMD_LANE_H = {}
+for _b in (8, 16, 32, 64):
+    _SIMD_LANE_H[f"v128.load{_b}_lane"] = (_make_v128_lane(_b, False), _b)
+    _SIMD_LANE_H[f"v128.store{_b}_lane"] = (_make_v128_lane(_b, True), _b)
+
+
+def _simd_pair(op: str, a: Any, inst: ModuleInst) -> Tuple[Callable, Any]:
+    """The handler pair of a SIMD instruction; an op whose semantics are not in the tables is unsupported."""
+    if op in simd.OPS:
+        n, fn = simd.OPS[op]
+        return _ARITY_H[n], fn
+    if op in simd.LANE_OPS:
+        n, fn = simd.LANE_OPS[op](a)
+        return _ARITY_H[n], fn
+    if op == "v128.const":
+        return _h_const, a
+    if op == "i8x16.shuffle":
+        return _h_binop, simd_shuffle(a)
+    if op in _SIMD_MEM_H:
+        return _SIMD_MEM_H[op], (inst.mems[a.memidx], a.offset)
+    if op in _SIMD_LANE_H:
+        h, bits = _SIMD_LANE_H[op]
+        memarg, lane = a
+        return h, (inst.mems[memarg.memidx], memarg.offset, lane * bits)
+    raise Unsupported(feature_of(op), op)
 
 
 def _h_memory_size(st, lc, a, pc):
@@ -735,7 +869,7 @@ def compile_function(m: Machine, f: FuncInst) -> list:
         elif op == "return_call_ref":
             code.append((calls.return_call_ref, a))
         else:
-            raise Unsupported(feature_of(op), op)
+            code.append(_simd_pair(op, a, inst))
     del heights  # heights are resolved into the branch arguments through `controls`
     return code
 

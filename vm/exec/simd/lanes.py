@@ -9,7 +9,8 @@ from __future__ import annotations
 import struct
 from typing import Dict, Sequence
 
-__all__ = ["MASK128", "SHAPES", "join", "sat_s", "sat_u", "signed", "split", "split_s"]
+__all__ = ["MASK128", "SHAPES", "join", "pack_s", "pack_u", "repeat", "sat_s", "sat_u", "signed", "split",
+           "split_s"]
 
 MASK128 = (1 << 128) - 1
 
@@ -53,3 +54,20 @@ def sat_u(x: int, bits: int) -> int:
     return 0 if x < 0 else hi if x > hi else x
 
 
+def pack_u(lanes: Sequence[int], bits: int) -> int:
+    """The v128 of unsigned lanes already in range (no masking: the caller guarantees the range)."""
+    return int.from_bytes(_STRUCT_U[bits].pack(*lanes), "little")
+
+
+def pack_s(lanes: Sequence[int], bits: int) -> int:
+    """The v128 of signed lanes already in range (no masking: the caller guarantees the range)."""
+    return int.from_bytes(_STRUCT_S[bits].pack(*lanes), "little")
+
+
+def repeat(x: int, bits: int) -> int:
+    """``x`` (wrapped to ``bits``) in every lane: splat, and the lane masks of SWAR arithmetic."""
+    return (x & ((1 << bits) - 1)) * _ONES[bits]
+
+
+#: bits -> the v128 with 1 in every lane (multiplying a lane value by it fills every lane)
+_ONES = {b: sum(1 << (i * b) for i in range(128 // b)) for b in (8, 16, 32, 64)}
