@@ -45,6 +45,9 @@ Store state and the control shapes C/R converters get wrong (a second memory and
 table writes over segment slots, deep recursion, a ``br_table`` whose default leaves a loop, an ``if``
 left by its false edge) live in :mod:`generators.stateops`; ``boost=`` makes the ones a campaign has
 not covered yet likelier (:data:`generators.stateops.BOOSTS`, names from :mod:`vm.snapshot.coverage`).
+v128 values and SIMD instructions (feature ``simd``, off by default: ``wcr fuzz --simd``) live in
+:mod:`generators.simd`; the entry ``run`` never takes or returns a v128 (hosts such as wasmtime-py cannot
+pass one) and v128 globals stay unexported for the same reason.
 """
 
 from __future__ import annotations
