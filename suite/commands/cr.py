@@ -11,7 +11,8 @@
   native target gets the wall time only) and the reference here alike; a run they stop ends with
   ``"stopped"`` set, one line on stderr and exit status 4 (the verdict is then inconclusive).
 * ``wcr snapshot show FILE`` prints the YAML view of a snapshot.
-* ``wcr bench`` measures engine speed, snapshot size and checkpoint/restore latency.
+* ``wcr bench`` measures engine speed (scalar loops and a SIMD kernel, :mod:`suite.bench.simd_bench`),
+  snapshot size and checkpoint/restore latency.
 
 A corrupt, truncated, foreign-version or wrong-module snapshot is one line on stderr and exit 2.
 """
