@@ -45,6 +45,9 @@ Store state and the control shapes C/R converters get wrong (a second memory and
 table writes over segment slots, deep recursion, a ``br_table`` whose default leaves a loop, an ``if``
 left by its false edge) live in :mod:`generators.stateops`; ``boost=`` makes the ones a campaign has
 not covered yet likelier (:data:`generators.stateops.BOOSTS`, names from :mod:`vm.snapshot.coverage`).
+v128 values and SIMD instructions (feature ``simd``, off by default: ``wcr fuzz --simd``) live in
+:mod:`generators.simd`; the entry ``run`` never takes or returns a v128 (hosts such as wasmtime-py cannot
+pass one) and v128 globals stay unexported for the same reason.
 """
 
 from __future__ import annotations
@@ -76,12 +79,14 @@ from vm.types import (
     F64,
     I32,
     I64,
+    V128,
     FuncType,
     GlobalType,
     SubType,
     ValType,
 )
 
+from .simd import V128_EDGES, V128_LOADS, V128_STORES, SimdOps
 from .stateops import BOOSTS, StateOps, _Label
 
 __all__ = [
@@ -105,12 +110,14 @@ ALL_FEATURES: FrozenSet[str] = frozenset({
     "sat_trunc",    # *.trunc_sat_*
     "canon_nans",   # canonicalise arithmetic NaNs (see module docstring)
     "multi_memory",  # a second memory (Wasm 3.0; targets without it report not-applicable)
+    "simd",         # v128 values and SIMD instructions (generators.simd); off by default: a switch
 })
-DEFAULT_FEATURES: FrozenSet[str] = ALL_FEATURES
+#: the default set: everything but ``simd`` (which a campaign turns on with ``wcr fuzz --simd``)
+DEFAULT_FEATURES: FrozenSet[str] = ALL_FEATURES - {"simd"}
 
 FUEL_GLOBAL = 0
 CANON_NAN = {F32: 0x7FC00000, F64: 0x7FF8000000000000}
-_MASK = {I32: (1 << 32) - 1, I64: (1 << 64) - 1, F32: (1 << 32) - 1, F64: (1 << 64) - 1}
+_MASK = {I32: (1 << 32) - 1, I64: (1 << 64) - 1, F32: (1 << 32) - 1, F64: (1 << 64) - 1, V128: (1 << 128) - 1}
 
 # -- edge values (runtime representation: unsigned ints / float bit patterns) -------------------------
 EDGE_VALUES: Dict[str, Tuple[int, ...]] = {
@@ -132,6 +139,7 @@ EDGE_VALUES: Dict[str, Tuple[int, ...]] = {
         0xC3E0000000000000, 0x3FF8000000000000, 0xBFE0000000000000, 0x400921FB54442D18,
         0x41DFFFFFFFC00000,  # 2^31 - 1
     ),
+    V128: V128_EDGES,
 }
 
 
@@ -155,7 +163,7 @@ def value_of(t: ValType) -> st.SearchStrategy[int]:
     shrinking converges to), then arbitrary bit patterns."""
     s = _VALUE_CACHE.get(t)
     if s is None:
-        bits = 32 if t in (I32, F32) else 64
+        bits = {I32: 32, F32: 32, V128: 128}.get(t, 64)
         s = _VALUE_CACHE[t] = st.one_of(st.sampled_from(EDGE_VALUES[t]), st.integers(0, (1 << bits) - 1))
     return s
 
@@ -188,12 +196,14 @@ _LOADS = {
           ("i64.load16_u", 1), ("i64.load32_s", 2), ("i64.load32_u", 2)),
     F32: (("f32.load", 2),),
     F64: (("f64.load", 3),),
+    V128: V128_LOADS,
 }
 _STORES = {
     I32: (("i32.store", 2), ("i32.store8", 0), ("i32.store16", 1)),
     I64: (("i64.store", 3), ("i64.store8", 0), ("i64.store16", 1), ("i64.store32", 2)),
     F32: (("f32.store", 2),),
     F64: (("f64.store", 3),),
+    V128: V128_STORES,
 }
 #: Relative weights of the alternatives in ``value``/``stmt`` (the order of the options, not the weights,
 #: decides what shrinking prefers).
@@ -201,7 +211,7 @@ _WEIGHTS: Dict[str, int] = {
     # values
     "const": 8, "local.get": 8, "global.get": 3, "unop": 6, "binop": 10, "compare": 6, "convert": 6,
     "load": 6, "memory.size": 2, "memory.grow": 2, "local.tee": 3, "select": 3, "block": 6, "call": 6,
-    "table": 2, "call_indirect": 2, "unreachable": 1,
+    "table": 2, "call_indirect": 2, "unreachable": 1, "lane": 3,
     # statements ("block", "call", "call_indirect" shared with values)
     "drop": 4, "local.set": 6, "global.set": 4, "store": 6, "bulk": 2, "print": 3, "counted_loop": 4,
     "br_if": 3, "br": 1, "br_table": 1, "return": 1,
@@ -299,7 +309,7 @@ class _FuncCtx:
         return self.scratch[t]
 
 
-class _Gen(StateOps):
+class _Gen(StateOps, SimdOps):
     """One module's generation state; ``draw`` is the Hypothesis draw function of the composite.
     ``boost``: coverage kinds to make likelier (:data:`generators.stateops.BOOSTS`)."""
 
@@ -322,6 +332,8 @@ class _Gen(StateOps):
         self.size = size
         self.types: List[FuncType] = []
         self.valtypes: Tuple[ValType, ...] = (I32, I64, F32, F64) if "floats" in feats else (I32, I64)
+        if "simd" in feats:
+            self.valtypes += (V128,)
         self.imports: List[Import] = []
         self.func_types: List[int] = []  # typeidx per function index (imports first)
         self.print_funcs: Dict[ValType, int] = {}
@@ -402,6 +414,7 @@ class _Gen(StateOps):
             if nfuncs >= 2:
                 self.rec_func = nimp + nfuncs - 1
                 fts[-1] = FuncType((I32,) + fts[-1].params[1:], fts[-1].results)
+        fts[0] = FuncType(*(tuple(I64 if t == V128 else t for t in ts) for ts in (fts[0].params, fts[0].results)))
         for ft in fts:
             self.func_types.append(self.type_index(ft))
         # globals: the fuel first, then a few others
@@ -414,7 +427,7 @@ class _Gen(StateOps):
             t = self.pick(self.valtypes)
             v = self.draw(value_of(t))
             self.globals.append(Global(GlobalType(t, self.flag()), [Instr(f"{t}.const", v), Instr("end")]))
-            if self.flag():
+            if self.flag() and t != V128:  # wasmtime-py cannot read a v128 global back
                 exported.append(len(self.globals) - 1)
         if "host" in f and self.knob("import_global"):
             self.import_global()
@@ -489,6 +502,8 @@ class _Gen(StateOps):
         self.depth = 0
         self.blocks = 0
         self.fuel_check()
+        if "simd" in self.f:
+            self.v128_local()
         fidx = len(self.imports) + len(self.funcs_done)
         if self.rec_func is not None:
             if fidx == self.rec_func:
@@ -665,6 +680,8 @@ class _Gen(StateOps):
         if t == I32:
             opts.append("compare")
         opts.append("convert")
+        if "simd" in self.f and t != V128:
+            opts.append("lane")
         if self.has_mem:
             opts.append("load")
             if t == I32:
@@ -710,8 +727,13 @@ class _Gen(StateOps):
         self.code += [Instr("local.tee", tmp), Instr(f"{t}.const", CANON_NAN[t]), Instr("local.get", tmp),
                       Instr("local.get", tmp), Instr(f"{t}.eq"), Instr("select")]
 
+    def v_lane(self, t, locs, globs) -> None:
+        self.scalar_from_v128(t)
+
     def v_unop(self, t, locs, globs) -> None:
-        if t in (I32, I64):
+        if t == V128:
+            self.v128_unop()
+        elif t in (I32, I64):
             ops = list(_INT_UN) + (list(_SIGN_EXT[t]) if "sign_ext" in self.f else [])
             self.value(t)
             self.emit(f"{t}.{self.pick(ops)}")
@@ -724,6 +746,9 @@ class _Gen(StateOps):
                 self.canon(t)
 
     def v_binop(self, t, locs, globs) -> None:
+        if t == V128:
+            self.v128_binop()
+            return
         if t in (I32, I64):
             ops = list(_INT_BIN) + (list(_INT_DIV) if "traps" in self.f else [])
         else:
@@ -737,6 +762,9 @@ class _Gen(StateOps):
 
     def v_compare(self, t, locs, globs) -> None:
         a = self.pick(self.valtypes)
+        if a == V128:
+            self.scalar_from_v128(I32)
+            return
         if a in (I32, I64):
             ops = list(_INT_REL) + ["eqz"]
         else:
@@ -748,6 +776,9 @@ class _Gen(StateOps):
         self.emit(f"{a}.{op}")
 
     def v_convert(self, t, locs, globs) -> None:
+        if t == V128:
+            self.v128_from_scalars()
+            return
         convs = _conversions(t, self.f)
         if not convs:
             self.const(t)
@@ -779,6 +810,9 @@ class _Gen(StateOps):
         return self.draw(st.sampled_from([0, 1, limit - size + 1, 0xFFFFFFFF]))
 
     def v_load(self, t, locs, globs) -> None:
+        if t == V128 and self.draw(_ints(0, 3)) == 3:
+            self.v128_load_lane()
+            return
         op, nat = self.pick(_LOADS[t])
         off = self.address(1 << nat)
         align = self.draw(_ints(0, nat))
@@ -873,6 +907,9 @@ class _Gen(StateOps):
             self.emit("global.set", i)
         elif o == "store":
             t = self.pick(self.valtypes)
+            if t == V128 and self.flag():
+                self.v128_store_lane()
+                return
             op, nat = self.pick(_STORES[t])
             off = self.address(1 << nat)
             self.value(t)

@@ -6,7 +6,7 @@ seed shrinks (smaller seeds tend to give smaller modules).
 
 Configuration (:class:`SmithConfig`): by default the Wasm 2.0 feature set wcr's checkpoint work targets
 (MVP + sign-ext + saturating truncation + multi-value + bulk memory + reference types), no SIMD, no
-imports, ``--ensure-termination`` with a small fuel (smith adds a mutable i32 fuel global decremented at
+imports (:func:`simd_config`: the same with ``--simd-enabled true``), ``--ensure-termination`` with a small fuel (smith adds a mutable i32 fuel global decremented at
 loop heads and function entries; it traps with ``unreachable`` when it reaches 0) and
 ``--canonicalize-nans`` (so float bits are deterministic across engines).  Memories and tables get a
 maximum so that ``memory.grow`` behaves the same on every engine.
@@ -33,7 +33,7 @@ from vm.types import FuncType
 
 from .modules import args_for
 
-__all__ = ["SmithConfig", "SmithCase", "smith_module", "smith_cases", "VMRejectsValidModule", "load_checked"]
+__all__ = ["SmithConfig", "SmithCase", "simd_config", "smith_module", "smith_cases", "VMRejectsValidModule", "load_checked"]
 
 WASM2_FEATURES: Dict[str, bool] = {
     "sign-extension-ops-enabled": True,
@@ -87,6 +87,14 @@ class SmithConfig:
         for k, v in self.extra.items():
             a += [f"--{k}", v]
         return a
+
+
+def simd_config(config: SmithConfig) -> SmithConfig:
+    """``config`` with fixed-width SIMD on (relaxed SIMD stays off: its answers are
+    implementation-defined, so engines may legally differ)."""
+    return SmithConfig(config.fuel, {**config.features, "simd-enabled": True}, config.max_funcs,
+                       config.max_instructions, config.max_imports, config.max_memory_pages,
+                       config.max_table_elements, dict(config.extra))
 
 
 _EXE: Optional[str] = None

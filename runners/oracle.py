@@ -12,7 +12,8 @@ and only these:
   quiet signalling NaNs).  A *signalling* expected NaN can only come from bit-preserving operations
   (const, load, reinterpret, abs/neg/copysign), so a nan_exact target must reproduce it exactly.  The
   same rule applies to the 4/8-byte float words of memories (a differing word that is a quiet NaN on
-  both sides, at the same aligned position, is accepted; anything else is not).
+  both sides, at the same aligned position, is accepted; anything else is not), and to the 32-/64-bit
+  lanes of a v128 (:func:`v128_lanes_agree`: a bare v128 does not say whether it is f32x4 or f64x2).
 * **Traps by kind only**, and a runtime's coarse report (``trap_candidates``) is accepted when the
   expected kind is among the candidates.
 * **Inconclusive** outcomes (native stack overflow, timeouts, crashes of the runtime's process, an
@@ -106,9 +107,23 @@ def values_agree(expected: Value, actual: Value, nan_exact: bool = True) -> bool
         return False
     if expected[1] == actual[1]:
         return True
+    if expected[0] == "v128":
+        return v128_lanes_agree(expected[1], actual[1], nan_exact)
     if is_nan(expected) and is_nan(actual):
         return not nan_exact or (is_quiet_nan(expected) and is_quiet_nan(actual))
     return False
+
+
+def v128_lanes_agree(expected: int, actual: int, nan_exact: bool = True) -> bool:
+    """The NaN rule per lane for a v128 (lane 0 in the low bits).  A bare v128 does not say its lane
+    shape, so the rule is the one for memory words (:func:`compare_memory`): every differing byte must
+    lie in an aligned 4-byte (f32x4) or 8-byte (f64x2) lane that is a NaN on both sides and agrees by
+    :func:`values_agree`.  Sound in the direction that matters: a float lane's legitimate arithmetic NaN
+    is never a mismatch; the price is that an integer lane whose wrong value happens to be a quiet-NaN
+    pattern where a quiet-NaN pattern was expected goes unnoticed (both sides hold bits in 0x7fc00000 ..
+    0xffffffff of the same lane, which no integer bug tends to produce by chance)."""
+    return compare_memory("v128", expected.to_bytes(16, "little"), actual.to_bytes(16, "little"),
+                          nan_exact) is None
 
 
 def compare_values(what: str, expected: Sequence[Value], actual: Sequence[Value],

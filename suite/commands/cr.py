@@ -11,7 +11,8 @@
   native target gets the wall time only) and the reference here alike; a run they stop ends with
   ``"stopped"`` set, one line on stderr and exit status 4 (the verdict is then inconclusive).
 * ``wcr snapshot show FILE`` prints the YAML view of a snapshot.
-* ``wcr bench`` measures engine speed, snapshot size and checkpoint/restore latency.
+* ``wcr bench`` measures engine speed (scalar loops and a SIMD kernel, :mod:`suite.bench.simd_bench`),
+  snapshot size and checkpoint/restore latency.
 
 A corrupt, truncated, foreign-version or wrong-module snapshot is one line on stderr and exit 2.
 """
@@ -143,17 +144,20 @@ def _run_bench(args: argparse.Namespace) -> int:
     import platform
 
     from suite.bench.memory_bench import bench_memory
+    from suite.bench.simd_bench import bench_simd
     from suite.bench.snapshot_bench import bench_snapshot
 
     if args.repeat < 1 or args.loop < 1 or args.memory_mib < 0:
         raise UsageError("--repeat and --loop must be at least 1, --memory-mib at least 0")
     eng = bench_engine(args.loop)
+    simd = bench_simd(max(1, args.loop // 5))
     snap = bench_snapshot(args.repeat)
     mem = bench_memory(args.memory_mib) if args.memory_mib else {}
     rows: List[List[str]] = [
         ["engine (reference) on sum loop", f"{eng['instructions_per_s'] / 1e6:.2f} M instr/s",
          f"{eng['instructions']} instructions in {eng['seconds']} s"],
     ]
+    rows += _simd_rows(simd)
     for case, d in snap.items():
         rows.append([f"snapshot size [{case}]", f"{d['snapshot_bytes']} B",
                      f"{d['nonzero_pages']} touched page(s), {d['frames']} frames"])
@@ -172,8 +176,23 @@ def _run_bench(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"  {r[0]:<{w0}}  {r[1]:>{w1}}  {r[2]}")
     if args.json:
-        write_output(args.json, json.dumps({"python": py, "engine": eng, "snapshot": snap, "memory": mem}, indent=1) + "\n")
+        write_output(args.json, json.dumps({"python": py, "engine": eng, "simd": simd, "snapshot": snap, "memory": mem}, indent=1) + "\n")
     return EXIT_OK
+
+
+def _simd_rows(simd: Dict[str, Any]) -> List[List[str]]:
+    """The SIMD kernel (suite.bench.simd_bench) and its scalar twin: instr/s and lane ops/s, or why not."""
+    rows = []
+    for name in ("simd", "scalar"):
+        d = simd[name]
+        label = f"engine (reference) on {'i32x4' if name == 'simd' else 'i32'} multiply-add loop"
+        if "unsupported" in d:
+            rows.append([label, "unsupported", d["unsupported"]])
+        else:
+            rows.append([label, f"{d['instructions_per_s'] / 1e6:.2f} M instr/s",
+                         f"{d['lane_ops_per_s'] / 1e6:.2f} M lane ops/s; {d['instructions']} instructions in "
+                         f"{d['seconds']} s"])
+    return rows
 
 
 COMMANDS = [

@@ -45,6 +45,7 @@ class Config:
     format: int = FORMAT
     fuel: Optional[int] = None  # per trial, every run (None: runners.trial.MAX_INSTRUCTIONS)
     timeout: Optional[float] = TRIAL_TIMEOUT  # per trial, wall time
+    simd: bool = False  # v128 values and SIMD instructions in both generators (``wcr fuzz --simd``)
 
     @property
     def reports_dir(self) -> Path:

@@ -96,15 +96,18 @@ def trial_coverage(coverage: List[Tuple[int, Any, Tuple[str, ...]]]) -> Dict[str
 
 
 def coverage_summary(records: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
-    """``{kind: {"checkpoints": n, "hosts": n, "targets": {name: n}}}`` over every kind of
-    :data:`vm.snapshot.coverage.KINDS` (zeros included: a kind never reached must show)."""
+    """``{kind: {"trials": n, "checkpoints": n, "hosts": n, "targets": {name: n}}}`` over every kind
+    of :data:`vm.snapshot.coverage.KINDS` (zeros included: a kind never reached must show); ``trials``:
+    trials with at least one checkpoint where the kind was live (e.g. ``value.v128``: trials and
+    checkpoints that held a live v128 value)."""
     from vm.snapshot.coverage import KINDS
 
-    out: Dict[str, Dict[str, Any]] = {k: {"checkpoints": 0, "hosts": 0, "targets": {}} for k in KINDS}
+    out: Dict[str, Dict[str, Any]] = {k: {"trials": 0, "checkpoints": 0, "hosts": 0, "targets": {}} for k in KINDS}
     for rec in records:
         for kind, c in (rec.get("coverage") or {}).items():
-            row = out.setdefault(kind, {"checkpoints": 0, "hosts": 0, "targets": {}})
+            row = out.setdefault(kind, {"trials": 0, "checkpoints": 0, "hosts": 0, "targets": {}})
             if rec.get("t") == "trial":
+                row["trials"] += 1 if int(c.get("checkpoints", 0)) else 0
                 row["checkpoints"] += int(c.get("checkpoints", 0))
                 row["hosts"] += int(c.get("hosts", 0))
             else:
@@ -117,10 +120,10 @@ def format_coverage(cov: Dict[str, Dict[str, Any]]) -> str:
     """The coverage section as a table (what ``wcr fuzz`` prints on stderr); ``!`` marks a kind with no
     live checkpoint restored on a host or on any target."""
     names = sorted({t for row in cov.values() for t in row["targets"]})
-    head = f" {'kind':<21} {'checkpoints':>11} {'hosts':>7}" + "".join(f" {n:>9}" for n in names)
+    head = f" {'kind':<21} {'trials':>7} {'checkpoints':>11} {'hosts':>7}" + "".join(f" {n:>9}" for n in names)
     lines = ["coverage (checkpoints with the kind live; restores of them on hosts and on each target):", head]
     for kind, row in cov.items():
         miss = "!" if not row["hosts"] or (names and not any(row["targets"].values())) else " "
-        lines.append(f"{miss}{kind:<21} {row['checkpoints']:>11} {row['hosts']:>7}"
+        lines.append(f"{miss}{kind:<21} {row.get('trials', 0):>7} {row['checkpoints']:>11} {row['hosts']:>7}"
                      + "".join(f" {row['targets'].get(n, 0):>9}" for n in names))
     return "\n".join(lines)

@@ -185,7 +185,7 @@ def test_campaign_summary_has_the_coverage_section(tmp_path):
     s = run_campaign(Config(budget=3, seed=3, hosts=["inproc"], targets=[], dir=str(tmp_path / "c"), chunk=4), out=out)
     cov = s["coverage"]
     assert set(KINDS) <= set(cov)
-    assert all(set(row) == {"checkpoints", "hosts", "targets"} for row in cov.values())
+    assert all(set(row) == {"trials", "checkpoints", "hosts", "targets"} for row in cov.values())
     assert sum(row["checkpoints"] for row in cov.values()) > 0
     assert cov["ctl.entry"]["checkpoints"] + cov["ctl.done"]["checkpoints"] + cov["ctl.trapped"]["checkpoints"] > 0 \
         or s["checkpoints"] > 0
