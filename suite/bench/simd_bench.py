@@ -12,8 +12,9 @@ one multiply-add per lane: 4 for the vector loop, 1 for the scalar one).  A VM w
 from __future__ import annotations
 
 import json
-import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict
+
+from .engine_bench import time_loop
 
 #: per iteration: address, load, multiply-add into the accumulator, store back, counter
 _LOOP = """(module (memory 1)
@@ -35,26 +36,6 @@ SCALAR_WAT = _LOOP.format(T="i32", INIT="(i32.const 1)", SHIFT=2, MASK="0xfffc",
 LANES = {"simd": 4, "scalar": 1}
 
 
-def _time(wat: str, n: int, repeat: int) -> Dict[str, Any]:
-    import wasmtime
-
-    from vm.api import Store, instantiate
-
-    data = bytes(wasmtime.wat2wasm(wat))
-    best: Optional[float] = None
-    count = 0
-    for _ in range(repeat):
-        store = Store()
-        inst = instantiate(store, data)
-        t = time.perf_counter()
-        store.invoke(inst.exports["f"], [n])
-        dt = time.perf_counter() - t
-        count = store.instructions
-        best = dt if best is None else min(best, dt)
-    assert best is not None
-    return {"instructions": count, "seconds": round(best, 4), "instructions_per_s": round(count / best)}
-
-
 def bench_simd(n: int = 20_000, repeat: int = 3) -> Dict[str, Any]:
     """``{"simd": {...}, "scalar": {...}}`` (instructions, seconds, instructions_per_s, lane_ops_per_s;
     best of ``repeat`` runs of ``n`` iterations); ``simd`` is ``{"unsupported": why}`` when the VM
@@ -64,7 +45,7 @@ def bench_simd(n: int = 20_000, repeat: int = 3) -> Dict[str, Any]:
     out: Dict[str, Any] = {}
     for name, wat in (("simd", SIMD_WAT), ("scalar", SCALAR_WAT)):
         try:
-            d = _time(wat, n, repeat)
+            d = time_loop(wat, n, repeat)
         except Unsupported as e:
             out[name] = {"unsupported": f"the VM does not run this kernel: {e}"}
             continue

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from typing import Any, Dict, List
 
 from suite.commands import EXIT_FAIL, EXIT_OK, EXIT_STOPPED, UsageError
@@ -102,36 +101,6 @@ def _run_snapshot(args: argparse.Namespace) -> int:
 # ==================================================================================================
 # wcr bench
 # ==================================================================================================
-LOOP_WAT = """(module (func (export "f") (param i32) (result i32) (local i32)
-  (block $done (loop $l
-    (br_if $done (i32.eqz (local.get 0)))
-    (local.set 1 (i32.add (local.get 1) (local.get 0)))
-    (local.set 0 (i32.sub (local.get 0) (i32.const 1)))
-    (br $l)))
-  (local.get 1)))"""
-
-
-def bench_engine(n: int = 100_000, repeat: int = 3) -> Dict[str, Any]:
-    """Reference-engine speed on a 13-instruction-per-iteration i32 sum loop (best of ``repeat``)."""
-    import wasmtime
-
-    from vm.api import Store, instantiate
-
-    data = bytes(wasmtime.wat2wasm(LOOP_WAT))
-    best = None
-    count = 0
-    for _ in range(repeat):
-        store = Store()
-        inst = instantiate(store, data)
-        t = time.perf_counter()
-        store.invoke(inst.exports["f"], [n])
-        dt = time.perf_counter() - t
-        count = store.instructions
-        best = dt if best is None else min(best, dt)
-    assert best is not None
-    return {"instructions": count, "seconds": round(best, 4), "instructions_per_s": round(count / best)}
-
-
 def _add_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
     p.add_argument("--repeat", type=int, default=5, metavar="N", help="repetitions per latency (median)")
@@ -143,6 +112,7 @@ def _add_bench(p: argparse.ArgumentParser) -> None:
 def _run_bench(args: argparse.Namespace) -> int:
     import platform
 
+    from suite.bench.engine_bench import bench_engine
     from suite.bench.memory_bench import bench_memory
     from suite.bench.simd_bench import bench_simd
     from suite.bench.snapshot_bench import bench_snapshot
