@@ -73,7 +73,11 @@ def instruction_cap(reference: Any) -> Optional[int]:
     """The instruction cap of a restore whose uninterrupted run retired ``reference["instructions"]``
     (an outcome dict or the total itself): twice that plus 10,000.  Any restore that runs past the
     total already differs from the reference, so the margin only buys a clearer report; None when the
-    total is unknown (the host's default cap applies)."""
+    total is unknown (the host's default cap applies), also when the reference was itself stopped by a
+    limit: its count is where the clock or the fuel ran out, not a total (a faster restorer would then
+    run out of this cap first and report "fuel exhausted" for what is a timeout)."""
+    if isinstance(reference, dict) and reference.get("stopped"):
+        return None
     total = reference.get("instructions") if isinstance(reference, dict) else reference
     if not isinstance(total, int):
         return None
