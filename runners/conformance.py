@@ -95,6 +95,8 @@ def run_vm(wasm: bytes, export: str, args: Sequence[Any], max_instructions: int 
         for ex in lm.module.exports:
             if ex.kind == "global":
                 g = inst.exports[ex.name]
+                if g.type.type == "v128":  # not readable through wasmtime-py: see run_wasmtime
+                    continue
                 out.globals[ex.name] = from_runtime(g.type.type, g.value)
             elif ex.kind == "memory" and out.memory is None:
                 out.memory = bytes(inst.exports[ex.name].data)
@@ -161,6 +163,12 @@ def run_wasmtime(wasm: bytes, export: str, args: Sequence[Any], fuel: int = 50_0
     lm = load_module(wasm)
     m = lm.module
     _check_imports(m)
+    ft = export_type(m, export)
+    if "v128" in tuple(ft.params) + tuple(ft.results):
+        # wasmtime-py aborts the whole process on a v128 value (TOOLS.md): the conformance run of
+        # such an export is not made; the C/R checks still carry v128 through resume modules
+        return RunOutcome(None, inconclusive=f"wasmtime-py cannot pass v128 values of export {export!r}: "
+                          "not compared")
     store = wasmtime.Store(_engine())
     store.set_fuel(fuel)
     module = wasmtime.Module(_engine(), wasm)
@@ -213,6 +221,8 @@ def run_wasmtime(wasm: bytes, export: str, args: Sequence[Any], fuel: int = 50_0
         for ex in m.exports:
             if ex.kind == "global":
                 t = gtypes[ex.index].type
+                if t == "v128":  # wasmtime-py aborts on reading one: left out on both sides (run_vm)
+                    continue
                 out.globals[ex.name] = _from_wasmtime(t, cast(wasmtime.Global, exps[ex.name]).value(store))
             elif ex.kind == "memory" and out.memory is None:
                 mem = cast(wasmtime.Memory, exps[ex.name])

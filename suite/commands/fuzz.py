@@ -152,7 +152,7 @@ def _run_fuzz(args: argparse.Namespace) -> int:
     print(text)
     if summary.get("inconclusive_flag"):
         print(f"wcr fuzz: warning: {summary['inconclusive_flag']}", file=sys.stderr)
-    return 1 if summary["divergences"] else 0
+    return 1 if summary["divergences"] or summary.get("worker_deaths") else 0
 
 
 def _resumed_config(d: Path) -> Config:

@@ -379,6 +379,7 @@ def run_campaign(cfg: Config, progress: bool = False, out=sys.stderr) -> Dict[st
     (d / "meta.json").write_text(json.dumps(asdict(cfg), indent=1))
     t0 = time.monotonic()
     before = summarize(d)["trials"]
+    died: List[Dict[str, Any]] = []
     if cfg.workers <= 1:
         w = Worker(cfg, 0, None)
         try:
@@ -418,7 +419,15 @@ def run_campaign(cfg: Config, progress: bool = False, out=sys.stderr) -> Dict[st
             p.join(timeout=30)
         if progress:
             out.write("\n")
+        # a worker that died (a native crash or abort in a library, the OOM killer) is never silent:
+        # its committed chunks count, the rest is re-run by --resume, and the campaign fails
+        died = [{"worker": i, "exitcode": p.exitcode} for i, p in enumerate(procs) if p.exitcode not in (0, None)]
     s = summarize(d)
+    if died:
+        s["worker_deaths"] = died
+        for x in died:
+            out.write(f"wcr fuzz: worker {x['worker']} died (exit code {x['exitcode']}); the campaign is "
+                      "incomplete: --resume re-runs its unfinished chunks\n")
     s["seconds"] = round(time.monotonic() - t0, 2)
     s["trials_per_second"] = round((s["trials"] - before) / max(s["seconds"], 1e-9), 2)
     s["simd"] = cfg.simd  # the generators made v128 values (coverage kind value.v128 counts them live)
