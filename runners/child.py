@@ -40,7 +40,8 @@ DEFAULT_MAX_INSTRUCTIONS = 100_000_000
 def finish_within(store: Any, run: Any, fuel: Optional[int] = None,
                   seconds: Optional[float] = None) -> Dict[str, Any]:
     """Run a restored ``run`` to its end and describe it (:meth:`vm.snapshot.Outcome.to_dict`), but stop
-    at ``fuel`` retired instructions in total (default :data:`DEFAULT_MAX_INSTRUCTIONS`) or after
+    at ``fuel`` retired instructions in total (default :data:`DEFAULT_MAX_INSTRUCTIONS` when there is no
+    clock either) or after
     ``seconds`` of wall time (:mod:`vm.exec.budget`).  Why both: a corrupted restore (a loop counter
     wrapped) can run for hours, and the fuel makes that a deterministic finding (the caller's fuel is
     more than the uninterrupted run needed, :func:`runners.hosts.instruction_cap`); the clock is the
@@ -48,7 +49,9 @@ def finish_within(store: Any, run: Any, fuel: Optional[int] = None,
     from vm.exec.budget import Budget
     from vm.snapshot import finish
 
-    cap = DEFAULT_MAX_INSTRUCTIONS if fuel is None else int(fuel)
+    # the default fuel is a backstop for a restore with no bound at all; a caller's clock bounds it
+    # already (a fast host, PyPy's JIT, would otherwise hit the default fuel before a short --timeout)
+    cap = int(fuel) if fuel is not None else (DEFAULT_MAX_INSTRUCTIONS if seconds is None else None)
     return finish(store, run, budget=Budget(cap, None if seconds is None else float(seconds))).to_dict()
 
 

@@ -296,3 +296,16 @@ def test_fuzz_trial_out_of_time_leaves_its_restores_inconclusive(loop_wasm: byte
 def test_every_command_checks_its_limits(tmp_path: Path, capsys: pytest.CaptureFixture, argv: Any) -> None:
     code, _, err = wcr(capsys, *[a.replace("{dir}", str(tmp_path)) for a in argv])
     assert code == 2 and "must be" in err and "Traceback" not in err
+
+
+def test_a_clock_replaces_the_default_fuel_backstop(loop_wasm: bytes) -> None:
+    """finish_within with only a clock stops by the clock, however fast the host (PyPy's python host
+    hit the 100 M default fuel before a 1 s --timeout and reported "fuel exhausted")."""
+    from runners.child import finish_within
+    from vm.api import Store, instantiate
+    from vm.snapshot import start
+
+    store = Store()
+    run = start(store, instantiate(store, loop_wasm).exports["spin"], [])
+    out = finish_within(store, run, None, 0.3)
+    assert out["stopped"] == "timeout"

@@ -344,6 +344,13 @@ def _restore_thread(store: Store, ts: ThreadState, funcs: Dict[int, FuncInst], c
     return run
 
 
+def _unset(t: Any, v: Value) -> bool:
+    """A declared local of a non-defaultable type (``(ref T)``) holds no value until its first
+    ``local.set``; the engine keeps null there, and validation guarantees it is never read before
+    (local_init.wast).  So null is a consistent value of such a local (not of a parameter)."""
+    return v[0] == "ref.null" and isinstance(t, RefType) and not t.nullable
+
+
 def _typed(conv: _Converter, t: Any, v: Value, canon: List[Any], where: str) -> Any:
     """A runtime value of type ``t``; a mismatch names the field."""
     try:
@@ -425,7 +432,9 @@ def _frame(store: Store, n: int, fs: FrameState, f: FuncInst, callee: Optional[T
                             "control structure")
     if len(fs.locals) != len(info.local_types):
         raise SnapshotError(f"{at}.locals: {len(fs.locals)} locals, function has {len(info.local_types)}")
-    locs = [_typed(conv, t, v, canon, f"{at}.locals[{i}]") for i, (t, v) in enumerate(zip(info.local_types, fs.locals))]
+    nparams = len(f.type.params)
+    locs = [None if i >= nparams and _unset(t, v) else _typed(conv, t, v, canon, f"{at}.locals[{i}]")
+            for i, (t, v) in enumerate(zip(info.local_types, fs.locals))]
     stypes = stack_types(f, idx)
     height = len(stypes)
     if callee is not None:
