@@ -32,7 +32,7 @@ from ..runtime.spectest import spectest_exports
 from ..types import RefType
 from . import faults as _faults
 from .capture import SPACE_ATTR
-from .consistency import TailCalls, check_state, results_fit
+from .consistency import TailCalls, check_state, check_value, results_fit
 from .model import (
     DONE,
     KINDS,
@@ -87,8 +87,9 @@ def restore(state: State, modules: Dict[str, bytes], host_modules: Optional[Host
         hosts = host_modules if host_modules is not None else default_host_modules()
         lim = store.limits if store is not None else (limits if limits is not None else current())
         check_limits(state, lim)  # nothing is allocated for a state beyond the restorer's limits
-        check_state(state, _load_modules(state, modules), hosts)  # nor for an inconsistent one
-        out = _restore(state, modules, hosts, store, lim)
+        loaded = _load_modules(state, modules)
+        check_state(state, loaded, hosts)  # nor for an inconsistent one
+        out = _restore(state, loaded, hosts, store, lim)
         if _faults.ACTIVE and out[1] is not None:  # deliberate bugs for `wcr selftest` only
             _faults.after_restore(out[1])
         return out
@@ -118,17 +119,16 @@ def check_limits(state: State, limits: StoreLimits) -> None:
                             f"depth limit of {limits.max_call_depth} (--max-call-depth)")
 
 
-def _restore(state: State, modules: Dict[str, bytes], host_modules: HostModules,
+def _restore(state: State, loaded: List[LoadedModule], host_modules: HostModules,
              store: Optional[Store], limits: StoreLimits) -> Tuple[Store, Optional[Run]]:
     if store is None:
         store = Store(limits=limits)
-    loaded = _load_modules(state, modules)
     addrs = _Addresses(state.counts)
     _host_objects(state, store, host_modules, addrs)
     for n, ist in enumerate(state.instances):
         _instance(state, store, loaded, n, ist, addrs)
     addrs.check_complete()
-    conv = _Converter(store, addrs.objs["func"])
+    conv = _Converter(addrs.objs["func"])
     _contents(state, store, addrs, conv)
     if state.thread is None:
         return store, None
@@ -238,7 +238,9 @@ def _contents(state: State, store: Store, addrs: _Addresses, conv: _Converter) -
         tab = objs["table"][a]
         _table_size(tab, a, len(elems))
         canon = tab.owner.canon if tab.owner is not None else []
-        tab.elements = [conv.value(tab.type.elem, v, canon) for v in elems]
+        # once per distinct element: a large table is mostly one value
+        runtime = {v: conv.value(tab.type.elem, v, canon, f"tables[{a}][{elems.index(v)}]") for v in set(elems)}
+        tab.elements = [runtime[v] for v in elems]
     for a, ms in enumerate(state.mems):
         mem = objs["memory"][a]
         _memory_size(mem, a, ms.pages)
@@ -250,7 +252,7 @@ def _contents(state: State, store: Store, addrs: _Addresses, conv: _Converter) -
     for a, v in enumerate(state.globals):
         g = objs["global"][a]
         canon = g.owner.canon if g.owner is not None else []
-        g.value = conv.value(g.type.type, v, canon)
+        g.value = conv.value(g.type.type, v, canon, f"globals[{a}]")
     store.host_log[:] = [(name, tuple(conv.any(v) for v in vals)) for name, vals in state.host_log]
 
 
@@ -273,11 +275,12 @@ def _memory_size(mem: Any, a: int, pages: int) -> None:
 
 
 class _Converter:
-    """Tagged value → runtime value, checked against the expected type."""
+    """Tagged value → runtime value.  Whether the value fits its slot is rule 6, checked by the one
+    :func:`~vm.snapshot.consistency.check_value` (the field named by ``where``)."""
 
-    def __init__(self, store: Store, funcs: Dict[int, FuncInst]):
-        self.store = store
+    def __init__(self, funcs: Dict[int, FuncInst]):
         self.funcs = funcs
+        self.func_keys = {a: f.canon for a, f in funcs.items()}
 
     def any(self, v: Value) -> Any:
         tag, x = v
@@ -298,29 +301,9 @@ class _Converter:
             return ExternRef(x)
         raise SnapshotError(f"value tag {tag} where a reference is expected")
 
-    def value(self, t: Any, v: Value, canon: List[Any]) -> Any:
-        tag, x = v
-        if isinstance(t, str):
-            if tag != t:
-                raise SnapshotError(f"value {tag} where {t} is expected")
-            return x
-        if not isinstance(t, RefType):
-            raise SnapshotError(f"unsupported value type {t!r}")
-        r = self.ref(v)
-        if r is None:
-            if not t.nullable:
-                raise SnapshotError(f"null where {t!r} is expected")
-            return r
-        heap = t.heap
-        if isinstance(r, FuncInst):
-            if isinstance(heap, int):
-                if heap >= len(canon) or not self.store.canon_match(r.canon, canon[heap]):
-                    raise SnapshotError(f"function of the wrong type where {t!r} is expected")
-            elif heap not in ("func",):
-                raise SnapshotError(f"function reference where {t!r} is expected")
-        elif heap not in ("extern",):
-            raise SnapshotError(f"host reference where {t!r} is expected")
-        return r
+    def value(self, t: Any, v: Value, canon: List[Any], where: str) -> Any:
+        check_value(t, v, canon, self.func_keys, where)
+        return v[1] if isinstance(t, str) else self.ref(v)
 
 
 def _restore_thread(store: Store, ts: ThreadState, funcs: Dict[int, FuncInst], conv: _Converter) -> Run:
@@ -328,12 +311,12 @@ def _restore_thread(store: Store, ts: ThreadState, funcs: Dict[int, FuncInst], c
     :func:`check_state`; the frames are checked here, against the validator's metadata)."""
     entry = funcs[ts.entry]
     canon_e = entry.module.canon if entry.module is not None else []
-    args = [_typed(conv, t, v, canon_e, f"thread.args[{i}]") for i, (t, v) in enumerate(zip(entry.type.params, ts.args))]
+    args = [conv.value(t, v, canon_e, f"thread.args[{i}]") for i, (t, v) in enumerate(zip(entry.type.params, ts.args))]
     th = Thread()
     th.count = ts.count
     run = Run(th, entry, args)
     if ts.status == DONE:
-        th.results = [_typed(conv, t, v, canon_e, f"thread.results[{i}]")
+        th.results = [conv.value(t, v, canon_e, f"thread.results[{i}]")
                       for i, (t, v) in enumerate(zip(entry.type.results, ts.results))]
         th.done = True
     elif ts.status == TRAPPED:
@@ -351,20 +334,10 @@ def _unset(t: Any, v: Value) -> bool:
     return v[0] == "ref.null" and isinstance(t, RefType) and not t.nullable
 
 
-def _typed(conv: _Converter, t: Any, v: Value, canon: List[Any], where: str) -> Any:
-    """A runtime value of type ``t``; a mismatch names the field."""
-    try:
-        return conv.value(t, v, canon)
-    except SnapshotError as e:
-        raise SnapshotError(f"{where}: {e.message}") from None
-
-
 def _frames(store: Store, ts: ThreadState, funcs: Dict[int, FuncInst], conv: _Converter) -> List[Frame]:
     """The engine frames of a running thread, each checked against the validator's metadata at its pc
-    and against the frame below it (docs/snapshot-format.md, "Consistency rules", 10–17)."""
-    if len(ts.frames) > store.max_call_depth:
-        raise SnapshotError(f"thread.frames: {len(ts.frames)} frames exceed the call depth limit "
-                            f"{store.max_call_depth}")
+    and against the frame below it (docs/snapshot-format.md, "Consistency rules", 10–17; the call depth
+    limit was checked by :func:`check_limits`)."""
     fobjs = []
     for n, fs in enumerate(ts.frames):
         f = funcs.get(fs.func)
@@ -433,7 +406,7 @@ def _frame(store: Store, n: int, fs: FrameState, f: FuncInst, callee: Optional[T
     if len(fs.locals) != len(info.local_types):
         raise SnapshotError(f"{at}.locals: {len(fs.locals)} locals, function has {len(info.local_types)}")
     nparams = len(f.type.params)
-    locs = [None if i >= nparams and _unset(t, v) else _typed(conv, t, v, canon, f"{at}.locals[{i}]")
+    locs = [None if i >= nparams and _unset(t, v) else conv.value(t, v, canon, f"{at}.locals[{i}]")
             for i, (t, v) in enumerate(zip(info.local_types, fs.locals))]
     stypes = stack_types(f, idx)
     height = len(stypes)
@@ -444,7 +417,7 @@ def _frame(store: Store, n: int, fs: FrameState, f: FuncInst, callee: Optional[T
     store.machine.ensure_compiled(f)
     fr = Frame(f, locs)
     fr.pc = idx
-    fr.stack = [_typed(conv, t, v, canon, f"{at}.stack[{i}]") for i, (t, v) in enumerate(zip(stypes, fs.stack))]
+    fr.stack = [conv.value(t, v, canon, f"{at}.stack[{i}]") for i, (t, v) in enumerate(zip(stypes, fs.stack))]
     return fr
 
 
