@@ -9,9 +9,9 @@ them with ``SnapshotError``.  Each is ``(state, layout, rng) -> str | None`` lik
 from __future__ import annotations
 
 import random
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional
 
-from vm.snapshot.model import DONE, NUM_BITS, RUNNING, TRAPPED, State
+from vm.snapshot.model import DONE, NUM_BITS, RUNNING, TRAPPED, State, Value
 
 from .edits import Edit, Layout, frames_with, other_num, same_type
 
@@ -31,30 +31,29 @@ def _slot_type(attr: str) -> Callable[[State, Layout, random.Random], Optional[s
     return edit
 
 
-def _global_type(state: State, layout: Layout, rng: random.Random) -> Optional[str]:
-    if not state.globals:
+def _retype(vals: List[Value], name: Callable[[int], str], rng: random.Random) -> Optional[str]:
+    """Give one of ``vals`` a number of another type (rule 6); ``name(i)`` names the slot."""
+    if not vals:
         return None
-    a = rng.randrange(len(state.globals))
-    state.globals[a] = other_num(state.globals[a], rng)
-    return f"global {a} := {state.globals[a][0]}"
+    i = rng.randrange(len(vals))
+    vals[i] = other_num(vals[i], rng)
+    return f"{name(i)} := {vals[i][0]}"
+
+
+def _global_type(state: State, layout: Layout, rng: random.Random) -> Optional[str]:
+    return _retype(state.globals, lambda a: f"global {a}", rng)
 
 
 def _result_type(state: State, layout: Layout, rng: random.Random) -> Optional[str]:
     ts = state.thread
-    if ts is None or ts.status != DONE or not ts.results:
+    if ts is None or ts.status != DONE:
         return None
-    i = rng.randrange(len(ts.results))
-    ts.results[i] = other_num(ts.results[i], rng)
-    return f"results[{i}] := {ts.results[i][0]}"
+    return _retype(ts.results, lambda i: f"results[{i}]", rng)
 
 
 def _arg_type(state: State, layout: Layout, rng: random.Random) -> Optional[str]:
     ts = state.thread
-    if ts is None or not ts.args:
-        return None
-    i = rng.randrange(len(ts.args))
-    ts.args[i] = other_num(ts.args[i], rng)
-    return f"args[{i}] := {ts.args[i][0]}"
+    return None if ts is None else _retype(ts.args, lambda i: f"args[{i}]", rng)
 
 
 def _table_elem(state: State, layout: Layout, rng: random.Random) -> Optional[str]:
