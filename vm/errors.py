@@ -136,12 +136,22 @@ class Exhaustion(Trap):
 
 
 class WasmException(WasmError):
-    """An uncaught Wasm exception escaping an invocation (``assert_exception``)."""
+    """A Wasm exception unwinding the stack: raised by ``throw``/``throw_ref``/``rethrow``, caught by the
+    engine's handler search, and escaping an invocation when no handler takes it (``assert_exception``;
+    an outcome's trap kind ``uncaught exception``).  ``exn`` is the exception object
+    (:class:`vm.runtime.heap.ExnInst`: tag instance + payload)."""
 
-    def __init__(self, tag, payload):
+    def __init__(self, exn):
         super().__init__("uncaught exception")
-        self.tag = tag
-        self.payload = payload
+        self.exn = exn
+
+    @property
+    def tag(self):
+        return self.exn.tag
+
+    @property
+    def payload(self):
+        return self.exn.payload
 
 
 class Stopped(WasmError):

@@ -2,7 +2,8 @@
 
 Two kinds, both the caller's settings (never a snapshot's or a report's):
 
-- **store limits** (``--max-memory-pages``, ``--max-table-elements``, ``--max-call-depth``) on every
+- **store limits** (``--max-memory-pages``, ``--max-table-elements``, ``--max-heap-fields``,
+  ``--max-call-depth``) on every
   command: :class:`vm.runtime.limits.StoreLimits`, configured for the whole process (and, through the
   environment, for the child hosts it starts), so instantiation, growth, restore and snapshot
   decompression all obey the same numbers;
@@ -46,6 +47,9 @@ def add_store_limit_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-table-elements", type=_positive, default=DEFAULT_LIMITS.max_table_elements,
                    metavar="N", help=f"elements of all tables of a store together "
                                      f"(default {DEFAULT_LIMITS.max_table_elements})")
+    g.add_argument("--max-heap-fields", type=_positive, default=DEFAULT_LIMITS.max_heap_fields, metavar="N",
+                   help=f"fields of all GC objects of a store together, an array's length counting as its "
+                        f"fields (default {DEFAULT_LIMITS.max_heap_fields})")
     g.add_argument("--max-call-depth", type=_positive, default=DEFAULT_LIMITS.max_call_depth, metavar="N",
                    help=f"Wasm frames of one invocation (default {DEFAULT_LIMITS.max_call_depth})")
 
@@ -56,7 +60,7 @@ def apply_store_limits(args: argparse.Namespace) -> Iterator[None]:
     the previous ones come back after (``main`` is also called in-process, e.g. by tests)."""
     previous = current()
     configure(StoreLimits(max_memory_pages=args.max_memory_pages, max_table_elements=args.max_table_elements,
-                     max_call_depth=args.max_call_depth))
+                     max_call_depth=args.max_call_depth, max_heap_fields=args.max_heap_fields))
     try:
         yield
     finally:

@@ -28,7 +28,7 @@ from ..errors import Exhaustion, Trap, Unsupported
 from ..runtime.memdata import copy_bytes, fill_bytes
 from ..runtime.objects import PAGE_SIZE, FuncInst, ModuleInst
 from ..types import FuncType
-from . import numerics, simd
+from . import eh, gc, numerics, simd
 from .simd.ints import shuffle as simd_shuffle
 from .simd.lanes import pack_s, pack_u, repeat
 
@@ -41,7 +41,7 @@ TAIL_CALL = -3
 class Frame:
     """One activation.  ``pc`` is an index into ``func.body`` (the snapshot converts it to a byte offset)."""
 
-    __slots__ = ("func", "code", "pc", "stack", "locals", "nresults")
+    __slots__ = ("func", "code", "pc", "stack", "locals", "nresults", "caught")
 
     def __init__(self, func: FuncInst, locals_: list):
         code = func.code
@@ -52,6 +52,10 @@ class Frame:
         self.stack: List[Any] = []
         self.locals = locals_
         self.nresults = len(func.type.results)
+        #: legacy exception handling: ``try`` index -> the exception its ``catch``/``catch_all`` block
+        #: caught (what ``rethrow`` rethrows).  Only the entries of the catch blocks that enclose ``pc``
+        #: (``info.controls[pc]``) are live; None until the frame first catches.
+        self.caught: Optional[dict] = None
 
 
 class Thread:
@@ -868,6 +872,10 @@ def compile_function(m: Machine, f: FuncInst) -> list:
             code.append((calls.call_ref, a))
         elif op == "return_call_ref":
             code.append((calls.return_call_ref, a))
+        elif op in gc.OPS:
+            code.append(gc.OPS[op](m, inst, a, i, branch))
+        elif op in eh.OPS:
+            code.append(eh.OPS[op](m, inst, a, i, branch))
         else:
             code.append(_simd_pair(op, a, inst))
     del heights  # heights are resolved into the branch arguments through `controls`

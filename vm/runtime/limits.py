@@ -32,14 +32,17 @@ ENV = "WCR_LIMITS"
 class StoreLimits:
     """What a store may hold.  ``max_memory_pages``: 64 KiB pages of all its memories together
     (default 16384 = 1 GiB); ``max_table_elements``: elements of all its tables together;
-    ``max_call_depth``: Wasm frames of one invocation ("call stack exhausted" beyond)."""
+    ``max_call_depth``: Wasm frames of one invocation ("call stack exhausted" beyond);
+    ``max_heap_fields``: fields of all GC objects and exception payloads of a store together (a struct
+    counts its fields, an array its length, each at least 1; :mod:`vm.runtime.heap`)."""
 
     max_memory_pages: int = 16384
     max_table_elements: int = 10_000_000
     max_call_depth: int = 1000
+    max_heap_fields: int = 10_000_000
 
     def __post_init__(self) -> None:
-        for name in ("max_memory_pages", "max_table_elements", "max_call_depth"):
+        for name in ("max_memory_pages", "max_table_elements", "max_call_depth", "max_heap_fields"):
             v = getattr(self, name)
             if type(v) is not int or v < 0 or (name == "max_call_depth" and v < 1):
                 raise ValueError(f"{name} must be a {'positive' if name == 'max_call_depth' else 'non-negative'} "
@@ -47,9 +50,11 @@ class StoreLimits:
 
     def snapshot_body_bound(self) -> int:
         """The largest decompressed snapshot body a state within these limits can need: every page
-        (with its page number), every table element (tag, address and run count), plus 64 MiB for
-        everything else (frames, globals, names, the host log).  Decompression stops beyond it."""
-        return self.max_memory_pages * (PAGE_SIZE + 8) + self.max_table_elements * 16 + (64 << 20)
+        (with its page number), every table element (tag, address and run count), every heap field
+        (a tagged value, 24 bytes at most but a v128), plus 64 MiB for everything else (frames, globals,
+        names, the host log).  Decompression stops beyond it."""
+        return (self.max_memory_pages * (PAGE_SIZE + 8) + self.max_table_elements * 16
+                + self.max_heap_fields * 24 + (64 << 20))
 
 
     def to_env(self) -> str:
@@ -95,12 +100,13 @@ class Quota:
     Every allocation and growth of a memory or table goes through it (instantiation, ``*.grow``,
     restore); the totals never shrink (the store never frees an object)."""
 
-    __slots__ = ("limits", "pages", "elements")
+    __slots__ = ("limits", "pages", "elements", "fields")
 
     def __init__(self, limits: StoreLimits = DEFAULT_LIMITS):
         self.limits = limits
         self.pages = 0
         self.elements = 0
+        self.fields = 0
 
     def can_take_pages(self, n: int) -> bool:
         return self.pages + n <= self.limits.max_memory_pages
@@ -123,3 +129,15 @@ class Quota:
                                 f"{self.limits.max_table_elements} for all tables together "
                                 f"({self.elements} in use; --max-table-elements)")
         self.elements += n
+
+    def can_take_fields(self, n: int) -> bool:
+        return self.fields + n <= self.limits.max_heap_fields
+
+    def take_fields(self, n: int, what: str) -> None:
+        """Charge ``n`` heap fields (a GC object or an exception payload), or raise :class:`ResourceLimit`
+        (the engine turns it into the trap ``out of memory`` when a running program allocates)."""
+        if not self.can_take_fields(n):
+            raise ResourceLimit(f"{what}: {n} heap fields exceed the store's limit of "
+                                f"{self.limits.max_heap_fields} for all GC objects together "
+                                f"({self.fields} in use; --max-heap-fields)")
+        self.fields += n

@@ -21,10 +21,19 @@ Values are tagged tuples ``(tag, payload)`` (:data:`vm.values.Value`; their text
 ``("ref.func", addr)``  function address
 ``("ref.extern", n)``   host reference ``ref.extern n`` (n: unsigned int)
 ``("int", u)``          an untyped unsigned int (host data whose Wasm type is unknown)
+``("ref.i31", u)``      ``ref.i31`` of the unsigned 31-bit value u
+``("ref.host", n)``     host reference inside the ``any`` hierarchy (``ref.host n`` of the scripts)
+``("ref.struct", id)``  struct object: index into :attr:`State.heap`
+``("ref.array", id)``   array object: index into :attr:`State.heap`
+``("ref.exn", id)``     exception object: index into :attr:`State.heap`
+``("ref.extern", v)``   ``extern.convert_any`` of the internal reference ``v`` (a tagged value)
 ======================  =================================================================
 
-Later proposals add tags (GC object ids, exception objects, WASI state) and sections; the codec keeps
-unknown *optional* sections skippable and refuses unknown *required* ones, so old readers fail clearly.
+Heap objects have identity, so a value never holds one: it holds the object's id, and the heap section
+(:class:`HeapObject`, only objects reachable from the store, the thread and the host log) holds each
+object once, so sharing and cycles survive a restore.  Later proposals add tags (WASI state) and
+sections; the codec keeps unknown *optional* sections skippable and refuses unknown *required* ones, so
+old readers fail clearly.
 """
 
 from __future__ import annotations
@@ -36,13 +45,17 @@ from ..errors import WasmError
 from ..values import NUM_BITS, Value
 
 __all__ = [
-    "DONE", "KINDS", "NUM_BITS", "NUM_TAGS", "RUNNING", "STATUSES", "TRAPPED", "FrameState", "HostObject",
+    "DONE", "HEAP_KINDS", "KINDS", "NUM_BITS", "NUM_TAGS", "RUNNING", "STATUSES", "TRAPPED", "FrameState",
+    "HeapObject", "HostObject",
     "InstanceState", "Label", "MemoryState", "SnapshotError", "State", "ThreadState", "Value",
 ]
 
 #: the kinds of store objects, in the order address tables are listed everywhere
 KINDS = ("func", "table", "memory", "global", "tag")
 NUM_TAGS = ("i32", "i64", "f32", "f64", "v128")
+
+#: the kinds of heap objects (:class:`HeapObject`), as in the value tags ``ref.struct``/``ref.array``/``ref.exn``
+HEAP_KINDS = ("struct", "array", "exn")
 
 RUNNING = "running"
 DONE = "done"
@@ -96,6 +109,22 @@ class MemoryState:
 
 
 @dataclass
+class HeapObject:
+    """One object of the heap section (its id is its position in :attr:`State.heap`).
+
+    ``kind`` ``struct``/``array``: ``type`` = (instance index, type index) naming its defined type (any
+    instance whose module's type has the object's canonical type; restore checks that the type is a
+    struct/array type and every field's value against the field's storage type); ``fields`` the field
+    values or array elements, packed ``i8``/``i16`` as ``("i32", u)`` with u below 2**8 / 2**16.
+    ``kind`` ``exn``: ``tag`` = tag address, ``fields`` the payload typed by the tag's parameters."""
+
+    kind: str
+    fields: List[Value] = field(default_factory=list)
+    type: Optional[Tuple[int, int]] = None
+    tag: Optional[int] = None
+
+
+@dataclass
 class Label:
     """One entry of a frame's label stack (outermost first).  ``start`` is the byte offset (like a pc)
     of the opening instruction, -1 for the function's own label; ``height`` is the operand height below
@@ -111,13 +140,17 @@ class Label:
 @dataclass
 class FrameState:
     """One activation: function address, ``pc`` as the byte offset of the next instruction in the
-    function's code entry (for a non-top frame: its pending call), locals, operand stack, labels."""
+    function's code entry (for a non-top frame: its pending call), locals, operand stack, labels, and
+    ``caught``: for each legacy ``catch``/``catch_all`` block that encloses ``pc`` (outermost first), the
+    byte offset of its ``try`` and the exception it caught (``("ref.exn", id)``: what ``rethrow`` throws).
+    Which blocks enclose ``pc`` follows from the pc and the validator's metadata; restore checks it."""
 
     func: int
     pc: int
     locals: List[Value] = field(default_factory=list)
     stack: List[Value] = field(default_factory=list)
     labels: List[Label] = field(default_factory=list)
+    caught: List[Tuple[int, Value]] = field(default_factory=list)
 
 
 @dataclass
@@ -150,3 +183,5 @@ class State:
     thread: Optional[ThreadState] = None
     #: optional debug info: function address → name (name section or export), for ``snapshot show``
     names: Dict[int, str] = field(default_factory=dict)
+    #: GC and exception objects reachable from the store, the thread and the host log (ids = positions)
+    heap: List[HeapObject] = field(default_factory=list)
