@@ -82,10 +82,13 @@ from vm.types import (
     V128,
     FuncType,
     GlobalType,
+    RefType,
     SubType,
     ValType,
 )
 
+from .exn import ExnOps
+from .gc import GC_REC_SIZES, GC_TYPES, NODE, GcOps
 from .simd import V128_EDGES, V128_LOADS, V128_STORES, SimdOps
 from .stateops import BOOSTS, StateOps, _Label
 
@@ -111,9 +114,12 @@ ALL_FEATURES: FrozenSet[str] = frozenset({
     "canon_nans",   # canonicalise arithmetic NaNs (see module docstring)
     "multi_memory",  # a second memory (Wasm 3.0; targets without it report not-applicable)
     "simd",         # v128 values and SIMD instructions (generators.simd); off by default: a switch
+    "gc",           # structs, arrays, i31 and casts (generators.gc); off by default: a switch
+    "exceptions",   # tags, throw, try_table, throw_ref, exnref (generators.exn); off by default: a switch
 })
-#: the default set: everything but ``simd`` (which a campaign turns on with ``wcr fuzz --simd``)
-DEFAULT_FEATURES: FrozenSet[str] = ALL_FEATURES - {"simd"}
+#: the default set: everything but the switches ``simd``, ``gc`` and ``exceptions`` (which a campaign turns
+#: on with ``wcr fuzz --simd`` / ``--gc`` / ``--exceptions``)
+DEFAULT_FEATURES: FrozenSet[str] = ALL_FEATURES - {"simd", "gc", "exceptions"}
 
 FUEL_GLOBAL = 0
 CANON_NAN = {F32: 0x7FC00000, F64: 0x7FF8000000000000}
@@ -217,6 +223,8 @@ _WEIGHTS: Dict[str, int] = {
     "br_if": 3, "br": 1, "br_table": 1, "return": 1,
     # store state and control shapes (generators.stateops)
     "table_write": 3, "segment": 2, "mem2": 3, "br_table_loop": 2, "if_skip": 2,
+    # GC and exceptions (generators.gc, generators.exn): "gc" is a value and a statement
+    "gc": 6, "try": 3, "exn": 4,
 }
 # the one-argument prints of the spectest declaration, by argument type
 _PRINTS = tuple((params[0], name) for name, params in PRINTS.items() if len(params) == 1)
@@ -309,7 +317,7 @@ class _FuncCtx:
         return self.scratch[t]
 
 
-class _Gen(StateOps, SimdOps):
+class _Gen(StateOps, SimdOps, GcOps, ExnOps):
     """One module's generation state; ``draw`` is the Hypothesis draw function of the composite.
     ``boost``: coverage kinds to make likelier (:data:`generators.stateops.BOOSTS`)."""
 
@@ -397,6 +405,11 @@ class _Gen(StateOps, SimdOps):
 
     def build(self) -> Module:
         f = self.f
+        rec_sizes: List[int] = []
+        if "gc" in f:  # the GC types first: function types are added as they are needed
+            self.types = list(GC_TYPES)
+            rec_sizes = list(GC_REC_SIZES)
+        tags = self.exn_tags(RefType(True, NODE) if "gc" in f else None) if "exceptions" in f else []
         if "host" in f:
             for t, name in _PRINTS:
                 if t in self.valtypes:
@@ -431,6 +444,10 @@ class _Gen(StateOps, SimdOps):
                 exported.append(len(self.globals) - 1)
         if "host" in f and self.knob("import_global"):
             self.import_global()
+        if "gc" in f:
+            self.gc_globals(self.gbase)
+        if "exceptions" in f:
+            self.exn_globals(self.gbase)
         mems: List[Memory] = []
         datas: List[Data] = []
         if "memory" in f:
@@ -439,6 +456,8 @@ class _Gen(StateOps, SimdOps):
         elems: List[Elem] = []
         if "tables" in f:
             self.build_tables(nimp, nfuncs, tables, elems)
+        if "gc" in f:
+            self.gc_table_def(len(self.tabs), tables)
         # bodies (all signatures known first, so any function can call any other, itself included)
         funcs: List[Func] = []
         for ft in fts:
@@ -455,13 +474,14 @@ class _Gen(StateOps, SimdOps):
         if tables:
             exports.append(Export("tab", "table", self.main_table))
         return Module(
-            types=[SubType(True, (), t) for t in self.types],
-            rec_sizes=[1] * len(self.types),
+            types=[t if isinstance(t, SubType) else SubType(True, (), t) for t in self.types],
+            rec_sizes=rec_sizes + [1] * (len(self.types) - sum(rec_sizes)),
             imports=self.imports + self.other_imports,
             funcs=funcs,
             tables=tables,
             memories=mems,
             globals=self.globals,
+            tags=tags,
             exports=exports,
             elems=elems,
             datas=datas,
@@ -504,6 +524,10 @@ class _Gen(StateOps, SimdOps):
         self.fuel_check()
         if "simd" in self.f:
             self.v128_local()
+        if "gc" in self.f:
+            self.gc_locals()
+        if "exceptions" in self.f:
+            self.exn_locals()
         fidx = len(self.imports) + len(self.funcs_done)
         if self.rec_func is not None:
             if fidx == self.rec_func:
@@ -665,6 +689,9 @@ class _Gen(StateOps, SimdOps):
     # -- single values ---------------------------------------------------------------------------
     def value(self, t: ValType) -> None:
         """Push one value of type ``t``."""
+        if isinstance(t, RefType):
+            self.ref_value(t)
+            return
         ctx = self.ctx
         if self.exhausted or self.depth >= self.MAX_DEPTH:
             self.const(t)
@@ -699,6 +726,10 @@ class _Gen(StateOps, SimdOps):
                 opts.append("table")
             if "traps" in self.f:
                 opts.append("call_indirect")
+        if "gc" in self.f and t in (I32, I64):
+            opts.append("gc")
+        if "exceptions" in self.f and self.can_block():
+            opts.append("try")
         if "traps" in self.f:
             opts.append("unreachable")
         o = self.pick_w(opts)
@@ -851,6 +882,12 @@ class _Gen(StateOps, SimdOps):
         self.emit("table.get", self.main_table)
         self.emit("ref.is_null")
 
+    def v_gc(self, t, locs, globs) -> None:
+        self.gc_scalar(t)
+
+    def v_try(self, t, locs, globs) -> None:
+        self.try_table((t,))
+
     def v_unreachable(self, t, locs, globs) -> None:
         self.emit("unreachable")
 
@@ -890,9 +927,16 @@ class _Gen(StateOps, SimdOps):
             opts.append("segment")
         if len(self.mems) > 1:
             opts.append("mem2")
+        if "gc" in self.f:
+            opts.append("gc")
+        if "exceptions" in self.f:
+            opts.append("exn")
         o = self.pick_w(opts)
         if o in ("table_write", "segment", "mem2", "br_table_loop", "if_skip"):
             getattr(self, "s_" + o)()
+            return
+        if o in ("gc", "exn"):
+            getattr(self, o + "_stmt")()
             return
         if o == "drop":
             self.value(self.pick(self.valtypes))
