@@ -6,13 +6,14 @@ seed shrinks (smaller seeds tend to give smaller modules).
 
 Configuration (:class:`SmithConfig`): by default the Wasm 2.0 feature set wcr's checkpoint work targets
 (MVP + sign-ext + saturating truncation + multi-value + bulk memory + reference types), no SIMD, no
-imports (:func:`simd_config`: the same with ``--simd-enabled true``), ``--ensure-termination`` with a small fuel (smith adds a mutable i32 fuel global decremented at
+imports (:func:`simd_config`: the same with ``--simd-enabled true``; :func:`feature_config` also turns on
+``--gc-enabled`` / ``--exceptions-enabled``), ``--ensure-termination`` with a small fuel (smith adds a mutable i32 fuel global decremented at
 loop heads and function entries; it traps with ``unreachable`` when it reaches 0) and
 ``--canonicalize-nans`` (so float bits are deterministic across engines).  Memories and tables get a
 maximum so that ``memory.grow`` behaves the same on every engine.
 
 A seed is skipped (``hypothesis.reject()``) when smith fails on it (exit code 2), when the module has no
-exported function, or when wcr raises :class:`vm.errors.Unsupported`.  A module wasmtime accepts but our
+exported function a host can call (numbers, funcref, externref), or when wcr raises :class:`vm.errors.Unsupported`.  A module wasmtime accepts but our
 validator rejects is *not* skipped: :class:`VMRejectsValidModule` is raised, because that is a wcr bug.
 """
 
@@ -33,7 +34,8 @@ from vm.types import FuncType
 
 from .modules import args_for
 
-__all__ = ["SmithConfig", "SmithCase", "simd_config", "smith_module", "smith_cases", "VMRejectsValidModule", "load_checked"]
+__all__ = ["SmithConfig", "SmithCase", "feature_config", "simd_config", "smith_module", "smith_cases",
+           "VMRejectsValidModule", "load_checked"]
 
 WASM2_FEATURES: Dict[str, bool] = {
     "sign-extension-ops-enabled": True,
@@ -92,9 +94,24 @@ class SmithConfig:
 def simd_config(config: SmithConfig) -> SmithConfig:
     """``config`` with fixed-width SIMD on (relaxed SIMD stays off: its answers are
     implementation-defined, so engines may legally differ)."""
-    return SmithConfig(config.fuel, {**config.features, "simd-enabled": True}, config.max_funcs,
-                       config.max_instructions, config.max_imports, config.max_memory_pages,
-                       config.max_table_elements, dict(config.extra))
+    return feature_config(config, simd=True)
+
+
+def feature_config(config: SmithConfig, simd: bool = False, gc: bool = False,
+                   exceptions: bool = False) -> SmithConfig:
+    """``config`` with the campaign's switches turned on: fixed-width SIMD (``--simd-enabled``; relaxed
+    SIMD stays off), GC (``--gc-enabled``) and exception handling (``--exceptions-enabled``: try_table,
+    throw, throw_ref, exnref; smith does not make the legacy ``try``/``catch`` form).  A switch that is
+    off leaves ``config``'s setting alone.  With GC or exceptions smith spends the seed's first bytes on
+    type and tag definitions and, from the short seeds Hypothesis draws, mostly makes modules without a
+    function: ``--min-funcs 1`` keeps those seeds useful."""
+    on = {"simd-enabled": simd, "gc-enabled": gc, "exceptions-enabled": exceptions}
+    feats = {**config.features, **{k: True for k, v in on.items() if v}}
+    extra = dict(config.extra)
+    if gc or exceptions:
+        extra.setdefault("min-funcs", "1")
+    return SmithConfig(config.fuel, feats, config.max_funcs, config.max_instructions, config.max_imports,
+                       config.max_memory_pages, config.max_table_elements, extra)
 
 
 _EXE: Optional[str] = None
@@ -167,9 +184,17 @@ class SmithCase:
     deterministic: bool = True
 
 
+def _host_callable(ft: FuncType) -> bool:
+    """Whether every host can call a function of type ``ft`` and compare its results: numbers,
+    ``funcref`` and ``externref`` (null arguments); a GC or ``exnref`` type crosses no host boundary."""
+    return all(isinstance(t, str) or (t.nullable and t.heap in ("func", "extern"))
+               for t in ft.params + ft.results)
+
+
 def _func_exports(m: Module) -> List[Tuple[str, FuncType]]:
     idx = m.func_typeidxs()
-    return [(ex.name, m.func_type(idx[ex.index])) for ex in m.exports if ex.kind == "func"]
+    return [(ex.name, ft) for ex in m.exports if ex.kind == "func"
+            for ft in (m.func_type(idx[ex.index]),) if _host_callable(ft)]
 
 
 @st.composite

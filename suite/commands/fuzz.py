@@ -35,6 +35,11 @@ def _add_fuzz(p: argparse.ArgumentParser) -> None:
     p.add_argument("--generator", choices=["own", "smith", "both"], default="own")
     p.add_argument("--simd", action="store_true",
                    help="v128 values and SIMD instructions in both generators (smith: --simd-enabled true)")
+    p.add_argument("--gc", action="store_true",
+                   help="GC structs, arrays, i31 and casts in both generators (smith: --gc-enabled true)")
+    p.add_argument("--exceptions", action="store_true",
+                   help="tags, throw, try_table, throw_ref and exnref in both generators "
+                        "(smith: --exceptions-enabled true)")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), metavar="N",
                    help="worker processes with disjoint seeds (default: min(2, CPUs))")
     p.add_argument("--shard", default="0/1", metavar="I/N", help="this campaign's share of the seed space")
@@ -135,12 +140,12 @@ def _run_fuzz(args: argparse.Namespace) -> int:
         cfg = Config(budget=budget, seed=args.seed, hosts=hosts, targets=targets, generator=args.generator,
                      workers=args.workers, shard=shard, dir=str(d), reports=args.reports or "",
                      shrink_seconds=args.shrink_seconds, chunks=args.chunks or 0, fuel=limits.fuel,
-                     simd=args.simd)
+                     simd=args.simd, gc=args.gc, exceptions=args.exceptions)
         if args.timeout is not None:  # else the campaign's default (TRIAL_TIMEOUT); 0 = no limit
             cfg.timeout = limits.seconds
     limit = " and ".join(x for x in (f"{cfg.budget:g} s" if cfg.budget != float("inf") else "",
                                      f"{cfg.chunks} chunks/worker" if cfg.chunks else "") if x)
-    print(f"wcr fuzz: {limit}, seed {cfg.seed}, generator {cfg.generator}{' +simd' if cfg.simd else ''}, hosts {','.join(cfg.hosts)}, "
+    print(f"wcr fuzz: {limit}, seed {cfg.seed}, generator {cfg.generator}{''.join(' +' + x for x in cfg.features())}, hosts {','.join(cfg.hosts)}, "
           f"targets {','.join(cfg.targets) or '-'}, {cfg.workers} worker(s), dir {cfg.dir}", file=sys.stderr)
     try:
         summary = run_campaign(cfg, progress=sys.stderr.isatty())

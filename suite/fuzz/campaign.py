@@ -121,14 +121,15 @@ class Worker:
         if gen == "both":
             gen = data.draw(st.sampled_from(["own", "smith"]))
         if gen == "smith":
-            from generators.smith import SmithConfig, simd_config, smith_cases
+            from generators.smith import SmithConfig, feature_config, smith_cases
 
-            sc = SmithConfig(fuel=32, max_funcs=4, max_instructions=100)
-            c = data.draw(smith_cases(simd_config(sc) if self.cfg.simd else sc, max_size=512))
+            sc = feature_config(SmithConfig(fuel=32, max_funcs=4, max_instructions=100), simd=self.cfg.simd,
+                                gc=self.cfg.gc, exceptions=self.cfg.exceptions)
+            c = data.draw(smith_cases(sc, max_size=512))
             return Case(c.wasm, c.export, list(c.args), "smith", "", None, c.deterministic, c.seed)
         from generators.modules import DEFAULT_FEATURES, Size, cases
 
-        feats = DEFAULT_FEATURES | {"simd"} if self.cfg.simd else DEFAULT_FEATURES
+        feats = DEFAULT_FEATURES | set(self.cfg.features())
         c = data.draw(cases(feats, size=Size(max_funcs=self.cfg.max_funcs), boost=self.steer.boost))
         return Case(c.wasm, c.export, list(c.args), "own", "run_bits", list(c.bits_args), c.deterministic)
 
@@ -431,6 +432,8 @@ def run_campaign(cfg: Config, progress: bool = False, out=sys.stderr) -> Dict[st
     s["seconds"] = round(time.monotonic() - t0, 2)
     s["trials_per_second"] = round((s["trials"] - before) / max(s["seconds"], 1e-9), 2)
     s["simd"] = cfg.simd  # the generators made v128 values (coverage kind value.v128 counts them live)
+    s["gc"] = cfg.gc  # ... heap objects (kinds heap.*)
+    s["exceptions"] = cfg.exceptions  # ... exceptions (kinds heap.exn, ctl.handler)
     if s["trials"] <= before:  # (fewer: a re-run of a cut chunk broke down)
         raise NothingRan(nothing_ran_reason(d, s["seconds"], cfg.budget))
     out.write(format_coverage(s["coverage"]) + "\n")

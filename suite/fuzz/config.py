@@ -46,6 +46,12 @@ class Config:
     fuel: Optional[int] = None  # per trial, every run (None: runners.trial.MAX_INSTRUCTIONS)
     timeout: Optional[float] = TRIAL_TIMEOUT  # per trial, wall time
     simd: bool = False  # v128 values and SIMD instructions in both generators (``wcr fuzz --simd``)
+    gc: bool = False  # structs, arrays, i31 and casts in both generators (``wcr fuzz --gc``)
+    exceptions: bool = False  # tags, throw, try_table, exnref in both generators (``wcr fuzz --exceptions``)
+
+    def features(self) -> Tuple[str, ...]:
+        """The switches this campaign turned on (names of :data:`generators.modules.ALL_FEATURES`)."""
+        return tuple(n for n, on in (("simd", self.simd), ("gc", self.gc), ("exceptions", self.exceptions)) if on)
 
     @property
     def reports_dir(self) -> Path:

@@ -11,7 +11,9 @@ Everything is computed from the snapshot model and the module's static descripti
 the validator's metadata); nothing here runs code.  A kind counts only when the state *differs* from what
 instantiation alone produces (a global changed from its initial value, a table whose elements are not the
 ones the active segments put there ...): a restore that re-instantiates the module and forgets the rest
-would get exactly the unchanged ones right.
+would get exactly the unchanged ones right.  The ``heap.*`` kinds are the exception: they count any live
+GC or exception object (also one a global's initializer made), because objects have identity and a
+restore must carry them (sharing, cycles, later writes) rather than make fresh ones.
 
 The names (:data:`STATE_KINDS`, :data:`CONTROL_SHAPES`) are the keys of the campaign's coverage report.
 """
@@ -52,6 +54,12 @@ STATE_KINDS: Dict[str, str] = {
     "multi_value.results": "a frame's function returns several values (or the run ended with several)",
     "frames.deep": f"at least {DEEP_FRAMES} frames (deep recursion)",
     "value.v128": "a v128 value in a local, on an operand stack or in a global",
+    "heap.objects": "GC or exception objects are live (the snapshot's heap section is not empty)",
+    "heap.struct": "a struct object is live",
+    "heap.array": "an array object is live",
+    "heap.exn": "an exception object is live (an exnref held, or an exception caught by a legacy catch)",
+    "heap.shared": "a heap object is referenced from two or more places (identity must survive restore)",
+    "heap.cycle": "heap objects reference each other in a cycle",
     "host.log": "the spectest print log is not empty",
 }
 #: control shapes: name → where the checkpoint sits
@@ -62,6 +70,8 @@ CONTROL_SHAPES: Dict[str, str] = {
     "ctl.if": "a frame inside the then-arm of an if",
     "ctl.else": "a frame inside an else-arm",
     "ctl.nested": "a frame inside three or more nested blocks",
+    "ctl.handler": "a frame inside a try_table or legacy try body, or inside a legacy catch/catch_all "
+                   "handler (the handlers to rebuild on restore)",
     "ctl.call": "a pending call (two or more frames)",
     "ctl.br_table_exit": "inside a loop iteration that leaves the loop by a br_table's default edge, "
                          "before that br_table",
@@ -251,6 +261,8 @@ def live_kinds(state: State, modules: Mapping[str, Any]) -> FrozenSet[str]:
         out.add("host.log")
     if any(v[0] == "v128" for v in state.globals):
         out.add("value.v128")
+    if state.heap:
+        _heap_kinds(state, out)
     th = state.thread
     if th is None:
         return frozenset(out)
@@ -318,9 +330,85 @@ def _store_kinds(state: State, inst: InstanceState, s: _Static, host_addrs: Set[
                 out.add("table.multi")
 
 
+#: label kinds (:class:`vm.snapshot.model.Label`) that put a frame inside exception handling
+_HANDLER_LABELS = frozenset(("try_table", "try", "catch", "catch_all"))
+_HEAP_TAGS = frozenset(("ref.struct", "ref.array", "ref.exn"))
+
+
+def _heap_ids(v: Any, out: List[int]) -> None:
+    """The heap ids a value refers to (``ref.extern`` may wrap an internal reference)."""
+    tag, x = v[0], v[1]
+    if tag in _HEAP_TAGS:
+        out.append(int(x))
+    elif tag == "ref.extern" and isinstance(x, (tuple, list)):
+        _heap_ids(x, out)
+
+
+def _heap_kinds(state: State, out: Set[str]) -> None:
+    """``heap.*``: which kinds of objects are live, and whether one is shared or part of a cycle."""
+    out.add("heap.objects")
+    for obj in state.heap:
+        out.add(f"heap.{obj.kind}")
+    refs: List[int] = []  # every reference to a heap object, wherever it is held
+    roots: List[Any] = list(state.globals)
+    for elems in state.tables:
+        roots += elems
+    for _name, args in state.host_log:
+        roots += args
+    th = state.thread
+    if th is not None:
+        roots += th.args + th.results
+        for fr in th.frames:
+            roots += fr.locals + fr.stack + [v for _at, v in fr.caught]
+            if fr.caught:
+                out.add("heap.exn")
+    for v in roots:
+        _heap_ids(v, refs)
+    edges: List[List[int]] = []
+    for obj in state.heap:
+        mine: List[int] = []
+        for v in obj.fields:
+            _heap_ids(v, mine)
+        edges.append(mine)
+        refs += mine
+    if len(refs) != len(set(refs)):
+        out.add("heap.shared")
+    if _has_cycle(edges):
+        out.add("heap.cycle")
+
+
+def _has_cycle(edges: List[List[int]]) -> bool:
+    """Whether the object graph (id → ids its fields refer to) has a cycle (iterative DFS, so a long
+    linked list cannot overflow Python's stack)."""
+    state = [0] * len(edges)  # 0 unvisited, 1 on the DFS path, 2 done
+    for start in range(len(edges)):
+        if state[start]:
+            continue
+        state[start] = 1
+        stack = [(start, 0)]
+        while stack:
+            node, i = stack[-1]
+            if i < len(edges[node]):
+                stack[-1] = (node, i + 1)
+                nxt = edges[node][i]
+                if not 0 <= nxt < len(edges):
+                    continue
+                if state[nxt] == 1:
+                    return True
+                if state[nxt] == 0:
+                    state[nxt] = 1
+                    stack.append((nxt, 0))
+            else:
+                state[node] = 2
+                stack.pop()
+    return False
+
+
 def _frame_kinds(fr: FrameState, where: Optional[Tuple[_Static, int, InstanceState]], out: Set[str]) -> None:
     if any(v[0] == "v128" for v in fr.locals) or any(v[0] == "v128" for v in fr.stack):
         out.add("value.v128")
+    if fr.caught or any(lab.kind in _HANDLER_LABELS for lab in fr.labels):
+        out.add("ctl.handler")
     nested = 0
     for lab in fr.labels:
         if lab.start < 0:
