@@ -155,9 +155,14 @@ def from_runtime(t: Any, x: Any, func_addr: Optional[Callable[[Any], Optional[in
         return (t, x)
     kind = getattr(x, "kind", None)
     if kind == "extern":
-        return ("ref.extern", getattr(x, "value", None))
+        inner = getattr(x, "value", None)
+        if getattr(inner, "kind", None) is not None:  # extern.convert_any of an internal reference
+            return ("ref.extern", from_runtime(None, inner, func_addr))
+        return ("ref.extern", inner)
     if kind == "func" or type(x).__name__ == "FuncInst":
         return ("ref.func", func_addr(x) if func_addr is not None else None)
+    if kind in ("i31", "host"):  # no identity: the value is the whole reference
+        return (f"ref.{kind}", x.value)
     return (f"ref.{kind}", None) if isinstance(kind, str) else ("ref", None)
 
 
