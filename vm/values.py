@@ -146,7 +146,10 @@ def to_runtime(v: Value) -> Any:
 
 def from_runtime(t: Any, x: Any, func_addr: Optional[Callable[[Any], Optional[int]]] = None) -> Value:
     """Runtime value of Wasm type ``t`` → tagged.  ``func_addr`` maps a function to its address where
-    there is an address table (a checkpoint); without one a function is ``("ref.func", None)``."""
+    there is an address table (a checkpoint); without one a function is ``("ref.func", None)``.  An
+    ``i31``/host reference is its value (``("ref.i31", u)``, ``("ref.host", n)``); a heap object without a
+    heap table is ``("ref.struct", None)`` (``ref.array``, ``ref.exn``); an externalized internal reference
+    is ``("ref.extern", <its tagged value>)``."""
     if x is None:
         return ("ref.null", None)
     if isinstance(t, str) and t in NUM_BITS:

@@ -354,11 +354,13 @@ def _model(xs: List[int], op: tuple) -> bool:
 
 
 @settings(deadline=None, max_examples=60)
-@given(n=st.integers(0, 10), ops=_ops)
-def test_array_fill_copy_set_match_a_list_model(n, ops):
+@given(init=st.lists(st.integers(0, 255), max_size=10), ops=_ops)
+def test_array_fill_copy_set_match_a_list_model(init, ops):
     store, inst = inst_of(MODEL)
-    call(store, inst, "init", n)
-    xs = [0] * n
+    call(store, inst, "init", len(init))
+    for i, x in enumerate(init):
+        call(store, inst, "set", i, x)
+    xs = list(init)
     for op in ops:
         if _model(xs, op):
             call(store, inst, *op)
