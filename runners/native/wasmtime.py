@@ -34,9 +34,25 @@ TRAP_CODES: Dict[str, Tuple[str, Tuple[str, ...]]] = {
     "INDIRECT_CALL_TO_NULL": ("uninitialized element", ()),
     "BAD_SIGNATURE": ("indirect call type mismatch", ()),
     "STACK_OVERFLOW": ("call stack exhausted", ()),
-    # one code for call_ref of null and for every other null dereference (ref.as_non_null, ...)
-    "NULL_REFERENCE": ("null function reference", ("null function reference", "null reference")),
+    # one code for call_ref of null and for every other null dereference (ref.as_non_null, struct.get,
+    # array.len, i31.get ...): the spec's kinds name the reference's type
+    "NULL_REFERENCE": ("null function reference", ("null function reference", "null reference",
+                                                   "null structure reference", "null array reference",
+                                                   "null i31 reference")),
+    "ARRAY_OUT_OF_BOUNDS": ("out of bounds array access", ()),
+    "CAST_FAILURE": ("cast failure", ()),
+    "ALLOCATION_TOO_LARGE": ("out of memory", ()),
+    "UNCAUGHT_EXCEPTION": ("uncaught exception", ()),
 }
+
+
+def trap_code_name(exc: Any) -> Optional[str]:
+    """The :data:`TRAP_CODES` name of a wasmtime trap.  wasmtime-py gives a Wasm exception that escapes
+    the call no trap code, only the message ``thrown Wasm exception``: that is ``UNCAUGHT_EXCEPTION``."""
+    code = getattr(exc, "trap_code", None)
+    if code is not None:
+        return str(code.name)
+    return "UNCAUGHT_EXCEPTION" if "thrown Wasm exception" in str(exc) else None
 
 _SHIMS: Dict[bytes, Any] = {}  # shim binary → compiled module of the epoch engine
 on_release(_SHIMS.clear)
@@ -140,8 +156,7 @@ def _is_null(v: Any) -> bool:
 
 
 def _set_trap(out: NativeOutcome, exc: Any) -> None:
-    code = getattr(exc, "trap_code", None)
-    name = getattr(code, "name", None)
+    name = trap_code_name(exc)
     msg = str(exc).splitlines()[0] if str(exc) else repr(exc)
     if name == "INTERRUPT":
         out.inconclusive = "timeout (epoch interruption)"
