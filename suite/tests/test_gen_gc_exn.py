@@ -191,3 +191,34 @@ def test_config_features_and_old_meta():
     assert Config(simd=True, gc=True, exceptions=True).features() == ("simd", "gc", "exceptions")
     old = {k: v for k, v in Config().__dict__.items() if k not in ("gc", "exceptions")}
     assert Config(**old).features() == ()  # a meta.json written before the switches resumes
+
+
+# -- wasmtime's trap codes for GC and exceptions (found by the first wcr fuzz --gc runs) ----------------------
+@pytest.mark.parametrize("body, kind", [
+    ("(struct.get $s 0 (ref.null $s))", "null structure reference"),
+    ("(array.len (ref.null $a))", "null array reference"),
+    ("(i31.get_s (ref.null i31))", "null i31 reference"),
+    ("(array.get $a (array.new_default $a (i32.const 1)) (i32.const 5))", "out of bounds array access"),
+    ("(struct.get $s 0 (ref.cast (ref $s) (ref.i31 (i32.const 1))))", "cast failure"),
+])
+def test_gc_traps_compare_with_wasmtime(body, kind):
+    import wasmtime
+
+    from runners.conformance import run_vm, run_wasmtime
+    from runners.oracle import compare_conformance
+
+    wasm = wasmtime.wat2wasm(f"""(module (type $s (struct (field i32))) (type $a (array (mut i32)))
+      (func (export "run") (result i32) {body}))""")
+    ours, theirs = run_vm(wasm, "run", []), run_wasmtime(wasm, "run", [])
+    assert ours.trap == kind and theirs.trap_candidates and kind in theirs.trap_candidates
+    assert not compare_conformance(ours, theirs)
+
+
+def test_an_escaping_exception_is_an_uncaught_exception_on_wasmtime():
+    import wasmtime
+
+    from runners.conformance import run_wasmtime
+
+    wasm = wasmtime.wat2wasm('(module (tag $t (param i32)) (func (export "run") (throw $t (i32.const 1))))')
+    out = run_wasmtime(wasm, "run", [])
+    assert out.trap == "uncaught exception" and not out.inconclusive
