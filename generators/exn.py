@@ -11,7 +11,7 @@ receives, the tag's payload plus ``exnref`` for the ``_ref`` forms)::
 
     block (result R)                          ;; $done
       block (result T_{n-1}) ... block (result T_0)
-          try_table (result R) (catch.. 0) .. (catch.. n-1)  <body>  end
+          try_table (result R) (catch.. 0) .. (catch.. n-1)  <body> [if <throw> end]  end
           br n                                ;; no exception: to $done
         end  <handler 0: T_0 -> R>  br n-1
       ...
@@ -131,6 +131,13 @@ class ExnOps:
         self.blocks += 1
         labels.append(_Label("try_table", results))
         self.block_body((), results)
+        if self.choice(3):  # usually a throw the handlers may catch, behind an if (else rarely any)
+            self.value(I32)
+            self.emit("if", None)
+            labels.append(_Label("if", ()))
+            self.throw()
+            labels.pop()
+            self.emit("end")
         labels.pop()
         self.emit("end")
         self.emit("br", n)

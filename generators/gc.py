@@ -428,11 +428,14 @@ class GcOps:
         from .stateops import _Label
 
         self.code += [Instr("block", None), Instr("global.get", self.gc_list), Instr("br_on_null", 0)]
-        self.blocks += 1
-        self.ctx.labels.append(_Label("block", ()))
-        self.ref_value(_r(NODE))
-        self.ctx.labels.pop()
-        self.blocks -= 1
+        if self.flag():  # the head itself: a cycle of one, longer ones as more nodes are pushed
+            self.code.append(Instr("global.get", self.gc_list))
+        else:
+            self.blocks += 1
+            self.ctx.labels.append(_Label("block", ()))
+            self.ref_value(_r(NODE))
+            self.ctx.labels.pop()
+            self.blocks -= 1
         self.code += [Instr("struct.set", (NODE, 1)), Instr("end")]
 
     def gc_field_value(self, storage: Any) -> None:
