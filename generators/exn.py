@@ -91,8 +91,9 @@ class ExnOps:
         else:
             self.rethrow_stored()
 
-    def throw(self) -> None:
-        tag = self.choice(len(self.tag_params))
+    def throw(self, tags: Tuple[int, ...] = ()) -> None:
+        """``throw``: usually of one of ``tags`` (those a surrounding handler catches) if given."""
+        tag = self.pick(tags) if tags and self.choice(4) else self.choice(len(self.tag_params))
         self.values(self.tag_params[tag])
         self.emit("throw", tag)
 
@@ -135,7 +136,7 @@ class ExnOps:
             self.value(I32)
             self.emit("if", None)
             labels.append(_Label("if", ()))
-            self.throw()
+            self.throw(tuple(tag for _k, tag, _t in clauses if tag is not None))
             labels.pop()
             self.emit("end")
         labels.pop()
@@ -156,12 +157,12 @@ class ExnOps:
         ``exnref`` local or the global, or rethrown."""
         if types and types[-1] == EXNREF:
             locs = [i for i, t in enumerate(self.ctx.local_types) if t == EXNREF]
-            k = self.choice(4)
+            k = self.choice(5)
             if k == 0:
                 self.emit("drop")
             elif k == 1 and locs:
                 self.emit("local.set", self.pick(locs))
-            elif k <= 2:
+            elif k <= 3:  # the global: the exception stays live to the end of the run
                 self.emit("global.set", self.exn_global)
             else:
                 self.emit("throw_ref")

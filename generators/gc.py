@@ -383,7 +383,9 @@ class GcOps:
     # -- statements ----------------------------------------------------------------------------------------
     def gc_stmt(self) -> None:
         """A write into an object, the list or the table (``stmt``'s ``gc`` alternative)."""
-        k = self.choice(10 if self.gc_table >= 0 else 9)
+        k = self.choice(12 if self.gc_table >= 0 else 11)
+        if k >= 9 + (self.gc_table >= 0):  # the list's own statements are drawn more often
+            k = 0 if k % 2 else 8
         if k == 0:
             self.value(I32)
             self.emit("global.get", self.gc_list)
