@@ -75,21 +75,44 @@ class ExnOps:
         self.globals.append(Global(GlobalType(EXNREF, True), [Instr("ref.null", "exn"), Instr("end")]))
 
     def exn_locals(self) -> None:
-        """Sometimes an ``exnref`` local (null until a handler stores into it)."""
+        """Sometimes an ``exnref`` local (null until a handler stores into it), and sometimes a caught
+        exception stored at function entry (like :meth:`generators.gc.GcOps.gc_locals`: later
+        checkpoints of the frame then hold a live exception object)."""
         if self.choice(2):
             self.ctx.new_local(EXNREF)
+        if self.choice(3) == 2:
+            self.catch_and_keep()
 
     # -- statements ---------------------------------------------------------------------------------------
     def exn_stmt(self) -> None:
         """``throw``, a ``try_table``, or the rethrow of a stored exception (``stmt``'s ``exn``
         alternative)."""
-        k = self.choice(4)
+        k = self.choice(5)
         if k == 0:
             self.throw()
         elif k == 1 and self.blocks < 3:
             self.try_table(())
+        elif k == 2:
+            self.catch_and_keep()
         else:
             self.rethrow_stored()
+
+    def catch_and_keep(self) -> None:
+        """``block (result exnref) try_table (catch_all_ref 0) <throw> end ref.null exn end`` stored in
+        an ``exnref`` local or the global: an exception caught and kept for later (a ``throw_ref`` may
+        rethrow it)."""
+        from .stateops import _Label
+
+        self.code += [Instr("block", EXNREF), Instr("try_table", (None, (Catch("catch_all_ref", None, 0),)))]
+        self.ctx.labels += [_Label("block", (EXNREF,)), _Label("try_table", ())]
+        self.throw()
+        del self.ctx.labels[-2:]
+        self.code += [Instr("end"), Instr("ref.null", "exn"), Instr("end")]
+        locs = [i for i, t in enumerate(self.ctx.local_types) if t == EXNREF]
+        if locs and self.flag():
+            self.emit("local.set", self.pick(locs))
+        else:
+            self.emit("global.set", self.exn_global)
 
     def throw(self, tags: Tuple[int, ...] = ()) -> None:
         """``throw``: usually of one of ``tags`` (those a surrounding handler catches) if given."""
