@@ -163,6 +163,10 @@ class GcOps:
             i = self.ctx.new_local(t)
             self.gc_new(t)
             self.emit("local.set", i)
+        if self.choice(3) == 2:  # the list grows by a node per call, and sometimes closes into a cycle
+            self.push_node()
+            if self.flag():
+                self.link_head()
 
     # -- references ----------------------------------------------------------------------------------
     def ref_value(self, t: RefType) -> None:
@@ -387,10 +391,7 @@ class GcOps:
         if k >= 9 + (self.gc_table >= 0):  # the list's own statements are drawn more often
             k = 0 if k % 2 else 8
         if k == 0:
-            self.value(I32)
-            self.emit("global.get", self.gc_list)
-            self.emit("struct.new", NODE)
-            self.emit("global.set", self.gc_list)
+            self.push_node()
         elif k < 5:
             ti, fi = ((BASE, 0), (DERIVED, 2), (NODE, 1), (HOLDER, 0))[k - 1]
             self.ref_value(_r(ti))
@@ -423,6 +424,13 @@ class GcOps:
             self.emit("i32.const", self.gc_slot())
             self.ref_value(EQREF)
             self.emit("table.set", self.gc_table)
+
+    def push_node(self) -> None:
+        """``$list = struct.new $node (<i32>, $list)``."""
+        self.value(I32)
+        self.emit("global.get", self.gc_list)
+        self.emit("struct.new", NODE)
+        self.emit("global.set", self.gc_list)
 
     def link_head(self) -> None:
         """``$list.next = <node>`` when the list is not empty (a cycle when the node is the head or
