@@ -222,3 +222,47 @@ def test_an_escaping_exception_is_an_uncaught_exception_on_wasmtime():
     wasm = wasmtime.wat2wasm('(module (tag $t (param i32)) (func (export "run") (throw $t (i32.const 1))))')
     out = run_wasmtime(wasm, "run", [])
     assert out.trap == "uncaught exception" and not out.inconclusive
+
+
+# -- a short campaign (needs the engine's GC/EH and the snapshot's heap section) ---------------------------
+def _missing_gc_eh_work() -> str:
+    """Why this tree cannot run GC/EH trials end to end yet ('' when it can): the engine, snapshot and
+    resume work of issue 12 lands on other branches first."""
+    import wasmtime
+
+    from runners.session import fresh_instance
+    from vm.errors import Unsupported
+    from vm.snapshot import advance, checkpoint, start
+
+    wasm = wasmtime.wat2wasm("""(module (type $s (struct (field i32))) (tag $t)
+      (global $g (mut exnref) (ref.null exn)) (global $o (mut (ref null $s)) (ref.null $s))
+      (func (export "run") (global.set $o (struct.new $s (i32.const 1)))
+        (global.set $g (block (result exnref) (try_table (catch_all_ref 0) (throw $t)) (ref.null exn)))))""")
+    try:
+        store, _inst, func = fresh_instance(wasm, "run")
+        run = start(store, func, [])
+        advance(store, run, 100)
+        heap = checkpoint(store, run).heap
+    except Unsupported as e:
+        return str(e)
+    return "" if len(heap) == 2 else "the snapshot has no heap section"
+
+
+def test_short_campaign_with_gc_and_exceptions(tmp_path):
+    """A few chunks of ``wcr fuzz --gc --exceptions``: no divergence, and checkpoints with live structs,
+    arrays and exception objects and inside handlers, restored on the host and on wasmtime."""
+    from suite.fuzz.campaign import run_campaign
+
+    missing = _missing_gc_eh_work()
+    if missing:
+        pytest.skip(f"GC/EH not runnable end to end in this tree yet: {missing}")
+    from suite.fuzz.config import Config
+
+    cfg = Config(budget=float("inf"), chunks=4, seed=1, hosts=["inproc"], targets=["wasmtime"],
+                 dir=str(tmp_path / "camp"), chunk=8, gc=True, exceptions=True)
+    s = run_campaign(cfg)
+    assert s["divergences"] == 0 and s["trials"] == 32 and s["gc"] and s["exceptions"]
+    cov = s["coverage"]
+    for kind in ("heap.objects", "heap.struct", "heap.array", "heap.exn", "ctl.handler"):
+        assert cov[kind]["checkpoints"] > 0 and cov[kind]["hosts"] > 0, kind
+    assert cov["heap.objects"]["targets"].get("wasmtime", 0) > 0
