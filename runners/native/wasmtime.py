@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Dict, List, Optional, Tuple, cast
 
+from vm.errors import TRAP_KINDS
 from vm.snapshot.resume import Manifest
 
 from . import adapter
@@ -35,10 +36,8 @@ TRAP_CODES: Dict[str, Tuple[str, Tuple[str, ...]]] = {
     "BAD_SIGNATURE": ("indirect call type mismatch", ()),
     "STACK_OVERFLOW": ("call stack exhausted", ()),
     # one code for call_ref of null and for every other null dereference (ref.as_non_null, struct.get,
-    # array.len, i31.get ...): the spec's kinds name the reference's type
-    "NULL_REFERENCE": ("null function reference", ("null function reference", "null reference",
-                                                   "null structure reference", "null array reference",
-                                                   "null i31 reference")),
+    # array.len, i31.get, throw_ref ...): it stands for every null kind of the vocabulary
+    "NULL_REFERENCE": ("null function reference", tuple(k for k in TRAP_KINDS if k.startswith("null "))),
     "ARRAY_OUT_OF_BOUNDS": ("out of bounds array access", ()),
     "CAST_FAILURE": ("cast failure", ()),
     "ALLOCATION_TOO_LARGE": ("out of memory", ()),
