@@ -25,6 +25,7 @@ TRAP_KINDS: Tuple[str, ...] = (
     "indirect call type mismatch",
     "null function reference",
     "null reference",
+    "null exception reference",
     "call stack exhausted",
     "out of memory",
     "uncaught exception",
