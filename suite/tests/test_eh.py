@@ -154,6 +154,8 @@ LEGACY = """
               (catch $e1 (drop) (rethrow 1))))))
       (catch $e0 (i32.const 10) (i32.add))
       (catch $e1 (i32.const 20) (i32.add))))
+  (func (export "rethrow-escapes")
+    (try (do (throw $e0 (i32.const 4))) (catch_all (rethrow 0))))
   (func (export "catch-count") (result i32)
     (try (result i32) (do (i32.const 3)) (catch_all (i32.const 4)))))
 """
@@ -174,6 +176,13 @@ def test_delegate_to_the_function_label_leaves_the_frame(tmp_path):
 def test_rethrow_from_a_nested_catch_rethrows_the_outer_catch(tmp_path):
     store, inst = load(LEGACY, tmp_path)
     assert call(store, inst, "rethrow-nested")[0] == [11]  # e0 with payload 1, not e1
+
+
+def test_an_escaping_rethrow_is_the_caught_exception(tmp_path):
+    store, inst = load(LEGACY, tmp_path)
+    with pytest.raises(WasmException) as ei:
+        call(store, inst, "rethrow-escapes")
+    assert type(ei.value) is WasmException and ei.value.payload == [4] and ei.value.tag is inst.tags[0]
 
 
 def test_reaching_catch_all_from_the_try_body_counts_it_like_else(tmp_path):
@@ -352,3 +361,29 @@ def test_random_call_chains_match_the_model(tmp_path_factory, modes, thrown, pay
         assert run.trap == "uncaught exception"
     else:
         assert run.trap is None and run.thread.results == [want]
+
+
+def test_script_semantics_of_exceptions(tmp_path):
+    """assert_exception passes only on an escaping exception; an exception is neither a trap nor a result;
+    an exception escaping a start function fails the module (and its dependents), as an `invoke` action
+    that throws fails."""
+    from spec_tests.runner import run_file
+
+    (tmp_path / "x.wast").write_text("""
+(module
+  (tag $e (param i32))
+  (func (export "throw") (throw $e (i32.const 1)))
+  (func (export "ok") (result i32) (i32.const 2)))
+(assert_exception (invoke "throw"))
+(assert_exception (invoke "ok"))
+(assert_trap (invoke "throw") "uncaught exception")
+(assert_return (invoke "throw"))
+(invoke "throw")
+(module (tag $e) (func $s (throw $e)) (start $s))
+(assert_trap (module (tag $e) (func $s (throw $e)) (start $s)) "uncaught exception")
+""", encoding="utf-8")
+    r = run_file(tmp_path, "x.wast", None, tmp_path / "cache")
+    assert [c.status for c in r.cases] == ["passed", "passed", "failed", "failed", "failed", "failed",
+                                           "failed", "failed"]
+    assert "instantiation failed: WasmException: uncaught exception" in r.cases[6].message
+    assert r.cases[7].message == "expected trap, got an uncaught exception"

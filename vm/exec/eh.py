@@ -24,7 +24,7 @@ count and jump after the ``try``'s ``end`` (like ``else``); ``delegate`` reached
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..errors import ResourceLimit, Trap, WasmException
 from ..runtime.heap import ExnInst
@@ -33,9 +33,9 @@ __all__ = ["OPS", "Rethrow", "unwind"]
 
 
 class Rethrow(WasmException):
-    """Legacy ``rethrow``: raised by its handler, which cannot see the frame; :func:`unwind` fills in
-    ``exn`` from the frame's :attr:`~vm.exec.engine.Frame.caught` entry of the ``try`` at ``try_index``
-    before it searches, so what escapes is an ordinary :class:`WasmException` with its exception."""
+    """Legacy ``rethrow``: raised by its handler, which cannot see the frame; :func:`unwind` looks the
+    exception up in the frame's :attr:`~vm.exec.engine.Frame.caught` entry of the ``try`` at
+    ``try_index``, and what escapes is an ordinary :class:`WasmException` with that exception."""
 
     def __init__(self, try_index: int):
         super().__init__(None)
@@ -148,15 +148,16 @@ OPS: Dict[str, Callable[..., Any]] = {
 
 
 # ------------------------------------------------------------------------------------------ unwinding
-def unwind(th: Any, e: WasmException) -> bool:
+def unwind(th: Any, e: WasmException) -> Optional[WasmException]:
     """Move thread ``th`` to the handler of the exception ``e`` raised at the top frame's ``pc``: frames
     above the handler's are popped, its operand stack is cut to the handler label's height, the payload
     (and exnref) pushed, its ``pc`` set to where the handler continues (a clause that targets the
-    function's label returns from it, possibly ending the thread).  Returns False, changing nothing but
-    ``e.exn`` of a :class:`Rethrow`, when no frame of this invocation (``th.base`` and above) catches it."""
+    function's label returns from it, possibly ending the thread); then None.  When no frame of this
+    invocation (``th.base`` and above) catches it, nothing changes and the result is the
+    :class:`WasmException` to raise out of the run (``e``, or for a rethrow one with the caught exception)."""
     frames: List[Any] = th.frames
-    if isinstance(e, Rethrow) and e.exn is None:
-        e.exn = frames[-1].caught[e.try_index]
+    if isinstance(e, Rethrow):
+        e = WasmException(frames[-1].caught[e.try_index])
     exn = e.exn
     top = len(frames) - 1
     for k in range(top, th.base - 1, -1):
@@ -167,8 +168,8 @@ def unwind(th: Any, e: WasmException) -> bool:
         if found is not None:
             del frames[k + 1:]
             _transfer(th, frame, exn, found)
-            return True
-    return False
+            return None
+    return e
 
 
 def _search(frame: Any, exn: ExnInst) -> Any:

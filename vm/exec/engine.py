@@ -202,8 +202,9 @@ class Machine:
                 # raised counts, then the handler search; uncaught, the thread is left as a trap leaves it.
                 frame.pc = pc
                 th.count = base_count + i + 1
-                if not eh.unwind(th, e):
-                    raise
+                escaping = eh.unwind(th, e)
+                if escaping is not None:
+                    raise escaping from None
                 if th.done:
                     return
                 first = i + 1
