@@ -27,7 +27,8 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..errors import ResourceLimit, Trap, WasmException
-from ..runtime.heap import ExnInst
+from ..runtime.heap import ExnInst, new_exn
+from .gc import oom
 
 __all__ = ["OPS", "Rethrow", "unwind"]
 
@@ -59,10 +60,10 @@ def _h_throw(st, lc, a, pc):
     else:
         payload = []
     try:
-        quota.take_fields(max(1, n), "exception")
-    except ResourceLimit:
-        raise Trap("out of memory") from None
-    raise WasmException(ExnInst(tag, payload))
+        exn = new_exn(quota, tag, payload)
+    except ResourceLimit as e:
+        raise oom(e) from None
+    raise WasmException(exn)
 
 
 def _h_throw_ref(st, lc, a, pc):
