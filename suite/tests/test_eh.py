@@ -387,3 +387,35 @@ def test_script_semantics_of_exceptions(tmp_path):
                                            "failed", "failed"]
     assert "instantiation failed: WasmException: uncaught exception" in r.cases[6].message
     assert r.cases[7].message == "expected trap, got an uncaught exception"
+
+
+def test_an_exception_from_a_host_function_unwinds_from_its_call(tmp_path):
+    """A host callee that raises WasmException is caught at its call instruction; after ``return_call``
+    of a host function the calling frame is already gone, so its handlers do not apply."""
+    from vm.types import FuncType
+
+    store = Store()
+    _, tags = load('(module (tag (export "e") (param i32)))', tmp_path, store, name="T")
+    tag = tags.exports["e"]
+
+    def host(args):
+        raise WasmException(ExnInst(tag, [args[0] + 1]))
+
+    h = store.host_func("h", FuncType(("i32",), ()), host)
+    text = """
+    (module
+      (import "T" "e" (tag $e (param i32)))
+      (import "H" "h" (func $h (param i32)))
+      (func (export "call") (result i32)
+        (block $c (result i32) (try_table (catch $e $c) (call $h (i32.const 4))) (i32.const 0)))
+      (func $inner
+        (block $d (result i32) (try_table (catch $e $d) (return_call $h (i32.const 5))) (i32.const 0))
+        (drop))
+      (func (export "tail") (result i32)
+        (block $c (result i32) (try_table (catch $e $c) (call $inner)) (i32.const 0))))
+    """
+    inst = instantiate(store, wat(text, tmp_path), [tag, h])
+    # call: block, try_table, i32.const, call (raises) | br $c with the payload | end(func)
+    assert call(store, inst, "call") == ([5], 5)
+    # $inner's frame is gone when the host raises: its handler $d does not apply, its caller's does
+    assert call(store, inst, "tail")[0] == [6]
