@@ -158,7 +158,7 @@ def run_wasmtime(wasm: bytes, export: str, args: Sequence[Any], fuel: int = 50_0
     """The same invocation on wasmtime (fresh store; ``spectest`` prints logged like ours)."""
     import wasmtime
 
-    from runners.native.wasmtime import TRAP_CODES, trap_code_name
+    from runners.native.wasmtime import TRAP_CODES, UNCAUGHT
 
     lm = load_module(wasm)
     m = lm.module
@@ -206,9 +206,11 @@ def run_wasmtime(wasm: bytes, export: str, args: Sequence[Any], fuel: int = 50_0
         res = [] if not ft.results else ([res] if len(ft.results) == 1 else list(res))
         out.results = [_from_wasmtime(t, v) for t, v in zip(ft.results, res)]
     except wasmtime.Trap as e:
-        code = trap_code_name(e)
-        out.raw_trap = code if code is not None else (str(e).splitlines() or [repr(e)])[0]
-        kind, cands = TRAP_CODES.get(out.raw_trap, (None, ()))
+        code = e.trap_code
+        out.raw_trap = code.name if code is not None else (str(e).splitlines() or [repr(e)])[0]
+        # an exception that escapes the call is a trap without a code (as in the wasmtime target)
+        uncaught = code is None and UNCAUGHT in str(e).lower()
+        kind, cands = ("uncaught exception", ()) if uncaught else TRAP_CODES.get(out.raw_trap, (None, ()))
         if kind is None or kind == "call stack exhausted":
             out.inconclusive = f"wasmtime: {out.raw_trap}"  # fuel, native stack: resource limits
         else:

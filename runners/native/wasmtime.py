@@ -22,6 +22,12 @@ from .process import Unrunnable
 from .rewrite import RENAMED, rename_import_module
 from .target import NativeOutcome, Target
 
+
+def _known(*kinds: str) -> Tuple[str, ...]:
+    """The kinds of the vocabulary among ``kinds`` (GC/EH kinds exist once their engine work is in)."""
+    return tuple(k for k in kinds if k in TRAP_KINDS)
+
+
 #: wasmtime trap code name → (primary spec kind, all spec kinds it may stand for)
 TRAP_CODES: Dict[str, Tuple[str, Tuple[str, ...]]] = {
     "UNREACHABLE": ("unreachable", ()),
@@ -36,22 +42,16 @@ TRAP_CODES: Dict[str, Tuple[str, Tuple[str, ...]]] = {
     "BAD_SIGNATURE": ("indirect call type mismatch", ()),
     "STACK_OVERFLOW": ("call stack exhausted", ()),
     # one code for call_ref of null and for every other null dereference (ref.as_non_null, struct.get,
-    # array.len, i31.get, throw_ref ...): it stands for every null kind of the vocabulary
-    "NULL_REFERENCE": ("null function reference", tuple(k for k in TRAP_KINDS if k.startswith("null "))),
-    "ARRAY_OUT_OF_BOUNDS": ("out of bounds array access", ()),
-    "CAST_FAILURE": ("cast failure", ()),
-    "ALLOCATION_TOO_LARGE": ("out of memory", ()),
-    "UNCAUGHT_EXCEPTION": ("uncaught exception", ()),
+    # array.get, i31.get, throw_ref ...)
+    "NULL_REFERENCE": ("null function reference", _known(
+        "null function reference", "null reference", "null structure reference", "null array reference",
+        "null i31 reference", "null exception reference")),
+    **{code: (kind, ()) for code, kind in (("ARRAY_OUT_OF_BOUNDS", "out of bounds array access"),
+                                            ("CAST_FAILURE", "cast failure"),
+                                            ("ALLOCATION_TOO_LARGE", "out of memory")) if kind in TRAP_KINDS},
 }
-
-
-def trap_code_name(exc: Any) -> Optional[str]:
-    """The :data:`TRAP_CODES` name of a wasmtime trap.  wasmtime-py gives a Wasm exception that escapes
-    the call no trap code, only the message ``thrown Wasm exception``: that is ``UNCAUGHT_EXCEPTION``."""
-    code = getattr(exc, "trap_code", None)
-    if code is not None:
-        return str(code.name)
-    return "UNCAUGHT_EXCEPTION" if "thrown Wasm exception" in str(exc) else None
+#: wasmtime's words for an exception that left ``resume`` (a trap without a code)
+UNCAUGHT = "thrown wasm exception"
 
 _SHIMS: Dict[bytes, Any] = {}  # shim binary → compiled module of the epoch engine
 on_release(_SHIMS.clear)
@@ -155,7 +155,8 @@ def _is_null(v: Any) -> bool:
 
 
 def _set_trap(out: NativeOutcome, exc: Any) -> None:
-    name = trap_code_name(exc)
+    code = getattr(exc, "trap_code", None)
+    name = getattr(code, "name", None)
     msg = str(exc).splitlines()[0] if str(exc) else repr(exc)
     if name == "INTERRUPT":
         out.inconclusive = "timeout (epoch interruption)"
@@ -164,6 +165,8 @@ def _set_trap(out: NativeOutcome, exc: Any) -> None:
     kind: Optional[str]
     if name in TRAP_CODES:
         kind, cands = TRAP_CODES[name]
+    elif code is None and UNCAUGHT in str(exc).lower():
+        kind, cands = "uncaught exception", ()
     else:
         kind, cands = None, ()
     out.set_trap(kind, f"{name}: {msg}", cands)
