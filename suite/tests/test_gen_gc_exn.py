@@ -288,3 +288,19 @@ def test_throw_ref_of_null_compares_with_wasmtime():
     wasm = wasmtime.wat2wasm('(module (func (export "run") (throw_ref (ref.null exn))))')
     ours, theirs = run_vm(wasm, "run", []), run_wasmtime(wasm, "run", [])
     assert ours.trap == "null exception reference" and not compare_conformance(ours, theirs)
+
+
+def test_without_traps_no_gc_read_traps():
+    """The README's promise: without the ``traps`` feature, GC programs run to a result (no null, index 0
+    of arrays at least one long, no failing cast), and agree with wasmtime."""
+    from runners.conformance import run_vm, run_wasmtime
+    from runners.oracle import compare_conformance
+
+    @settings(FAST, max_examples=25)
+    @given(cases(DEFAULT_FEATURES - {"traps"} | {"gc"}))
+    def check(case):
+        ours = run_vm(case.wasm, "run_bits", case.bits_args, 500_000)
+        assert ours.trap is None
+        assert not compare_conformance(ours, run_wasmtime(case.wasm, "run_bits", case.bits_args))
+
+    check()
