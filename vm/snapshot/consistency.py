@@ -271,9 +271,17 @@ def _payload(v: Value) -> Any:
     return None if tag == "ref.null" else v
 
 
+#: the constant instructions rule 7 evaluates over the state; an expression with any other (a GC
+#: allocation, ``ref.i31``, the extern conversions) is not checked (its objects are in the heap section)
+_PLAIN_CONST = frozenset(("i32.const", "i64.const", "f32.const", "f64.const", "v128.const", "ref.null", "ref.func",
+                          "global.get", "i32.add", "i32.sub", "i32.mul", "i64.add", "i64.sub", "i64.mul", "end"))
+
+
 def _eval(env: _ConstEnv, expr: Optional[Expr]) -> Any:
     """The one constant evaluator (:meth:`BaseStore.eval_const`) over the state's values; ``...`` when
-    the expression is not computable here (e.g. a GC allocation)."""
+    the expression is not computable here (a GC instruction)."""
+    if expr is not None and any(ins.op not in _PLAIN_CONST for ins in expr):
+        return ...
     try:
         return _CONST.eval_const(env, expr)  # type: ignore[arg-type]  # duck-typed instance
     except (WasmError, TypeError, IndexError):
