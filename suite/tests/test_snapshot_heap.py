@@ -410,3 +410,56 @@ def test_caught_exceptions_round_trip_and_checks(tmp_path: Any, monkeypatch: Any
     run.thread.frames[-1].caught = None
     with pytest.raises(SnapshotError, match="no caught exception"):
         checkpoint(store, run)
+
+
+# --------------------------------------------------------------- end to end, with the engine's GC/EH
+E2E = """
+(module
+  (type $node (struct (field $v (mut i32)) (field $next (mut (ref null $node)))))
+  (type $bytes (array (mut i8)))
+  (tag $t (param (ref null $node)))
+  (global $head (mut (ref null $node)) (ref.null $node))
+  (table $tab 2 (ref null $node))
+  (elem $seg (ref null $node) (struct.new $node (i32.const 42) (ref.null $node)))
+  (func (export "run") (param $n i32) (result i32 i32)
+    (local $i i32) (local $b (ref $bytes))
+    (local.set $b (array.new $bytes (i32.const 255) (i32.const 4)))
+    (table.init $tab $seg (i32.const 0) (i32.const 0) (i32.const 1))
+    (block $done
+      (loop $l
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (global.set $head (struct.new $node (local.get $i) (global.get $head)))
+        (array.set $bytes (local.get $b) (i32.and (local.get $i) (i32.const 3)) (i32.const 300))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $l)))
+    (table.init $tab $seg (i32.const 1) (i32.const 0) (i32.const 1))
+    (block $h (result (ref null $node))
+      (try_table (catch $t $h) (throw $t (global.get $head)))
+      (ref.null $node))
+    (struct.get $node $v)
+    (ref.eq (table.get $tab (i32.const 0)) (table.get $tab (i32.const 1))))
+)
+"""
+
+
+def test_checkpoint_at_every_instruction_of_a_gc_and_eh_run() -> None:
+    """With the engine's GC and exception instructions: a checkpoint after every instruction restores
+    to the uninterrupted outcome (results, count, digest), including ``ref.eq`` of two ``table.init``s
+    of a segment holding a struct (one before the checkpoint, one after)."""
+    from vm.exec import eh, gc
+    from vm.snapshot import start
+
+    if "struct.new" not in gc.OPS or "try_table" not in eh.OPS:
+        pytest.skip("the engine has no GC/EH instructions yet")
+    data = bytes(wasmtime.wat2wasm(E2E))
+    mods = {hashlib.sha256(data).hexdigest(): data}
+    store = Store()
+    inst = instantiate(store, data)
+    ref = finish(store, start(store, inst.exports["run"], [5]))
+    assert ref.results == [("i32", 4), ("i32", 1)]
+    for k in range(ref.instructions + 1):
+        store = Store()
+        inst = instantiate(store, data)
+        run = run_to(store, inst.exports["run"], [5], k)
+        store2, run2 = restore(decode(encode(checkpoint(store, run))), mods)
+        assert finish(store2, run2).to_dict() == ref.to_dict(), k
