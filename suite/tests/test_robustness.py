@@ -90,6 +90,19 @@ HANDMADE = """(module
   (func (export "t") (unreachable)))"""
 
 
+#: a base with heap objects (issue 12): a struct cycle in a global, a packed array in a local
+HANDMADE_GC = """(module
+  (type $n (struct (field (mut i32)) (field (mut (ref null $n)))))
+  (type $b (array (mut i8)))
+  (global $g (mut (ref null $n)) (ref.null $n))
+  (func (export "h") (result i32) (local $a (ref null $b)) (local $x (ref null $n))
+    (local.set $x (struct.new $n (i32.const 1) (ref.null $n)))
+    (struct.set $n 1 (local.get $x) (struct.new $n (i32.const 2) (local.get $x)))
+    (global.set $g (local.get $x))
+    (local.set $a (array.new $b (i32.const 7) (i32.const 3)))
+    (array.len (local.get $a))))"""
+
+
 def _handmade() -> list:
     import wasmtime
 
@@ -102,6 +115,13 @@ def _handmade() -> list:
         store = Store()
         inst = instantiate(store, wasm)
         out.append((wasm, checkpoint(store, run_to(store, inst.exports[export], args, k)), f"{export}@{k}"))
+    from vm.exec import gc
+
+    if "struct.new" in gc.OPS:
+        wasm = bytes(wasmtime.wat2wasm(HANDMADE_GC))
+        store = Store()
+        inst = instantiate(store, wasm)
+        out.append((wasm, checkpoint(store, run_to(store, inst.exports["h"], [], 14)), "h@14"))
     return out
 
 
