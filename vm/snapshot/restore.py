@@ -8,8 +8,10 @@ Restore loads each module through :func:`vm.api.load_module` (decoded and valida
 sha256), checks the state against them with :func:`~vm.snapshot.consistency.check_state` before it
 allocates anything (docs/snapshot-format.md, "Consistency rules"), re-creates each instance with
 ``Store.allocate`` (imports resolved through the address tables, so sharing is preserved; no segment
-initialisation, no start function), then overwrites every table,
-memory, global, dropped flag and the host log from the state, and rebuilds the frames after checking
+initialisation, no start function), rebuilds the heap objects in two passes (all allocated empty,
+then all fields set: cycles and sharing resolve to the same objects), then overwrites every table,
+memory, global, dropped flag, the element segments of the segments section and the host log from the
+state, and rebuilds the frames (with their caught exceptions) after checking
 them against the validator's metadata (labels, operand heights and types, locals, the pending call of
 every non-top frame).  A snapshot is untrusted input: anything inconsistent raises
 :class:`SnapshotError`.  The limits (memory pages, table elements, call depth) are the restoring side's
