@@ -103,6 +103,13 @@ HANDMADE_GC = """(module
     (array.len (local.get $a))))"""
 
 
+#: a base stopped inside a legacy catch block (the frame holds the caught exception)
+HANDMADE_EH = """(module
+  (tag $t (param i32))
+  (func (export "e") (result i32)
+    try (result i32) i32.const 5 throw $t catch $t nop nop end))"""
+
+
 def _handmade() -> list:
     import wasmtime
 
@@ -122,6 +129,19 @@ def _handmade() -> list:
         store = Store()
         inst = instantiate(store, wasm)
         out.append((wasm, checkpoint(store, run_to(store, inst.exports["h"], [], 14)), "h@14"))
+    from vm.exec import eh
+
+    exe = _wast.wasm_tools()
+    if "try" in eh.OPS and exe is not None:  # a frame inside a legacy catch block (rule 23)
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            Path(d, "m.wat").write_text(HANDMADE_EH)
+            subprocess.run([exe, "parse", str(Path(d, "m.wat")), "-o", str(Path(d, "m.wasm"))], check=True)
+            wasm = Path(d, "m.wasm").read_bytes()
+        store = Store()
+        inst = instantiate(store, wasm)
+        out.append((wasm, checkpoint(store, run_to(store, inst.exports["e"], [], 4)), "e@4"))
     return out
 
 
