@@ -160,9 +160,8 @@ class GcOps:
         :meth:`generators.simd.SimdOps.v128_local`): every frame then holds live objects."""
         for _ in range(self.draw(_ints(0, 2))):
             t = self.pick(REF_TYPES)
-            i = self.ctx.new_local(t)
-            self.gc_new(t)
-            self.emit("local.set", i)
+            self.gc_new(t)  # before the local exists: its own (null) value must not be read
+            self.emit("local.set", self.ctx.new_local(t))
         if self.choice(3) == 2:  # the list grows by a node per call, and sometimes closes into a cycle
             self.push_node()
             if self.flag():
