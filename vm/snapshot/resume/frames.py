@@ -104,7 +104,7 @@ def frame_functions(b: Builder, prologue: List[Instr]) -> Tuple[List[Func], Tupl
         results_t = m.func_type(m.func_typeidxs()[entry]).results
         code = list(prologue)
         for t, v in zip(results_t, th.results):
-            code.append(b.const(v, t))
+            code += b.value_code(v, t)
         code.append(end())
         return [Func(b.functype((), results_t), [], code)], tuple(results_t)
     if th.status == TRAPPED:
@@ -211,7 +211,7 @@ class _FrameGen:
         for i, (t, v) in pairs:
             if _is_default(v):
                 continue
-            self.out.append(self.b.const(v, t))
+            self.out += self.b.value_code(v, t)
             self.emit("local.set", i)
 
     def stack_types(self, idx: int) -> tuple:
@@ -236,7 +236,7 @@ class _FrameGen:
 
         def push(lo: int, hi: int) -> None:
             for k in range(lo, hi):
-                self.out.append(b.const(stack[k], stypes[k]))
+                self.out += b.value_code(stack[k], stypes[k])
 
         L = len(ctrls)
         newidx = [0]

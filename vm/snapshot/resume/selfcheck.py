@@ -59,7 +59,8 @@ def instance_final_state(inst: ModuleInst, out: Optional[ResumeOutcome] = None,
     for i in mem_idx:
         out.memories[i] = bytes(inst.mems[i].data)
     for i in glob_idx:
-        g = inst.globals[i]
+        # by export name: a resume module's helper globals (heap_part.py) shift the defined globals
+        g = inst.exports[manifest.globals[i]] if manifest else inst.globals[i]
         out.globals[i] = _tag_value(g.type.type, g.value, inst.funcs)
     for i in tab_idx:
         t = inst.tables[i]

@@ -74,7 +74,7 @@ def _globals(b: Builder, prologue: List[Instr]) -> List[Global]:
         v = state.globals[ist.globals[gi]]
         if gi < nimp:
             if gt.mutable:
-                prologue.append(b.const(v, gt.type))
+                prologue += b.value_code(v, gt.type)
                 prologue.append(Instr("global.set", gi))
             elif v[0] == "ref.extern":
                 raise NotConvertible("host externref")
@@ -189,7 +189,7 @@ def _tables(b: Builder, elems: List[Elem], prologue: List[Instr]) -> List[Table]
                          Instr("table.fill", ti)]
             for k, v in enumerate(entries):
                 if v[0] != "ref.null":
-                    prologue += [Instr(c, k), b.const(v, tt.elem), Instr("table.set", ti)]
+                    prologue += [Instr(c, k), *b.value_code(v, tt.elem), Instr("table.set", ti)]
         else:
             t = m.tables[ti - nimp]
             lim = tt.limits
