@@ -115,6 +115,11 @@ class ModuleInfo:
         return tuple(i.name for i in self.imports if i.module == "spectest")
 
 
+#: value types a host and the WAT adapters read directly; every other reference type (GC and exception
+#: references, non-null function references) is read through the null probes of :mod:`.rewrite`
+HOST_READABLE = frozenset(("i32", "i64", "f32", "f64", "v128", "funcref", "externref"))
+
+
 def type_name(t: Any) -> str:
     """wcr value type → the WAT spelling used here (i32 ... v128, funcref, externref, or a repr)."""
     if isinstance(t, str):

@@ -16,9 +16,9 @@ from vm.snapshot.resume import Manifest
 
 from . import adapter
 from .engines import on_release, wasmtime_engine
-from .introspect import ModuleInfo
+from .introspect import HOST_READABLE, ModuleInfo
 from .process import Unrunnable
-from .rewrite import RENAMED, rename_import_module
+from .rewrite import RENAMED, null_probe, rename_import_module
 from .target import NativeOutcome, Target
 
 #: wasmtime trap code name → (primary spec kind, all spec kinds it may stand for)
@@ -60,7 +60,7 @@ class WasmtimeTarget(Target):
     features = frozenset({
         "mvp", "mutable-globals", "sign-ext", "sat-trunc", "multi-value", "bulk-memory", "reference-types",
         "simd", "relaxed-simd", "tail-call", "extended-const", "multi-memory", "memory64",
-        "function-references", "gc", "exceptions",
+        "function-references", "gc", "exception-tags", "exceptions",
     })
 
     def _available(self) -> Tuple[bool, str]:
@@ -99,7 +99,7 @@ class WasmtimeTarget(Target):
             linker.define_instance(store, RENAMED, shim)
             assert info.module is not None
             try:
-                inst = linker.instantiate(store, W.Module(engine, rename_import_module(info.module)))
+                inst = linker.instantiate(store, W.Module(engine, rename_import_module(info.module, man=man)))
             except W.Trap as exc:  # start function or segment initialisation trapped
                 _set_trap(out, exc)
                 return
@@ -127,7 +127,11 @@ class WasmtimeTarget(Target):
                 out.memories[m] = bytes(mem.read(store, 0, mem.data_len(store)))
             for t in man.tables.values():
                 tab = cast(W.Table, ex[t])
-                out.tables[t] = ["null" if _is_null(tab.get(store, i)) else "ref" for i in range(tab.size(store))]
+                probe = ex.get(null_probe(t)) if info.type_of(t) not in HOST_READABLE else None
+                if probe is not None:  # GC/exnref elements: wasmtime-py cannot hold them (rewrite.py)
+                    out.tables[t] = ["null" if cast(W.Func, probe)(store, i) else "ref" for i in range(tab.size(store))]
+                else:
+                    out.tables[t] = ["null" if _is_null(tab.get(store, i)) else "ref" for i in range(tab.size(store))]
         except W.WasmtimeError as exc:
             raise Unrunnable(str(exc).splitlines()[0]) from exc
         finally:
