@@ -2,7 +2,7 @@
 and whether it fits the converter's :class:`vm.snapshot.resume.Manifest`.
 
 Validation is wasmtime's (a hard dependency of wcr that accepts every 3.0 feature, so "invalid" means
-invalid, not "beyond this target"); the description is wcr's own decoder, because wasmtime-py cannot
+invalid, not "beyond this target"; for the legacy exception form, which wasmtime lacks, wcr's validator's); the description is wcr's own decoder, because wasmtime-py cannot
 print v128 types (the process aborts) and calls externref "anyref".  The decoded module is kept, so
 the binary rewrites of :mod:`.rewrite` do not decode it a second time.
 """
@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from vm.binary import decode_module
 from vm.errors import WasmError
 from vm.module import Module
+from vm.valid import validate_module
 from vm.snapshot.resume import Manifest
 
 from .engines import wasmtime_engine
@@ -48,12 +49,18 @@ class ModuleInfo:
         """Validate (wasmtime) and describe (wcr's decoder); :class:`InvalidModule` when either refuses."""
         import wasmtime
 
+        legacy = False
         try:
             wasmtime.Module.validate(_introspection_engine(), wasm)
         except Exception as exc:
-            raise InvalidModule(f"invalid module: {str(exc).splitlines()[0]}") from exc
+            # wasmtime has no legacy exceptions (try/catch/delegate/rethrow): our validator judges those
+            legacy = "legacy_exceptions feature required" in str(exc)
+            if not legacy:
+                raise InvalidModule(f"invalid module: {str(exc).splitlines()[0]}") from exc
         try:
             mod = decode_module(wasm)
+            if legacy:
+                validate_module(mod)
         except WasmError as exc:
             raise InvalidModule(f"wcr's decoder rejects the module: {exc}") from exc
         spaces: Dict[str, List[Any]] = {"func": [], "table": [], "memory": [], "global": [], "tag": []}

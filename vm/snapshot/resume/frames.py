@@ -27,7 +27,6 @@ from ..model import DONE, RUNNING, TRAPPED, FrameState, InstanceState, State, Va
 from .common import NUM_TAGS, Builder, NotConvertible, end
 
 _BRANCH1 = ("br", "br_if", "br_on_null", "br_on_non_null")
-_LEGACY = ("try", "catch", "catch_all", "delegate", "rethrow")
 
 
 def thread_instance(state: State) -> InstanceState:
@@ -175,6 +174,7 @@ class _FrameGen:
 
     def build(self) -> Func:
         idx = _body_index(self.func, self.fs.pc)
+        self.ctrls = self.fi.controls[idx]  # the frame's labels (what the rebuilt labels stand for)
         self.check_labels(idx)
         self.set_locals()
         stypes = self.stack_types(idx)
@@ -244,8 +244,11 @@ class _FrameGen:
         for j in range(1, L):
             c = ctrls[j]
             push(ctrls[j - 1].height if j > 1 else 0, c.height)
-            if c.kind in ("block", "if", "else"):
+            if c.kind in ("block", "if", "else", "catch", "catch_all"):
                 self.emit("block", b.blocktype((), c.results))
+                new_len += 1
+            elif c.kind == "try":
+                self.emit("try", b.blocktype((), c.results))
                 new_len += 1
             elif c.kind == "loop":
                 self.emit("block", b.blocktype((), c.results))  # $exit
@@ -260,8 +263,6 @@ class _FrameGen:
                     nc.append(cat._replace(label=(new_len - 1) - newidx[t]))
                 self.emit("try_table", (b.blocktype((), c.results), tuple(nc)))
                 new_len += 1
-            elif c.kind in _LEGACY:
-                raise NotConvertible("legacy exceptions")
             else:
                 raise NotConvertible("inconsistent state", f"label kind {c.kind}")
             newidx.append(new_len - 1)
@@ -298,6 +299,8 @@ class _FrameGen:
                 new_len -= 1
                 self.copy(c.start, end_ + 1, j, newidx[:j], new_len)
                 self.emit("end")  # $exit
+            elif c.kind == "try" and body[end_].op == "delegate":  # its catch clauses were copied above
+                self.copy(end_, end_ + 1, j + 1, newidx[:j + 1], new_len)
             else:
                 self.emit("end")
             new_len -= 1
@@ -329,6 +332,23 @@ class _FrameGen:
                 imm = (remap(imm[0]), imm[1], imm[2])
             elif op == "try_table":
                 imm = (imm[0], tuple(c._replace(label=remap(c.label)) for c in imm[1]))
-            elif op in _LEGACY:
-                raise NotConvertible("legacy exceptions")
+            elif op == "delegate":  # its label is counted outside the try it ends
+                imm = remap(imm + 1) - 1
+            elif op == "rethrow":
+                t = here - 1 - imm
+                if t < L0 and self.ctrls[t].kind in ("catch", "catch_all"):
+                    # a catch block of the frame, rebuilt as a plain block: throw what it caught
+                    self.out += self.b.heap.throw_code(self.caught(self.ctrls[t]))
+                    continue
+                imm = remap(imm)
             self.out.append(Instr(op, imm))
+
+    def caught(self, c: Any) -> Value:
+        """The exception the legacy catch block ``c`` (a label of the frame) caught."""
+        if c.kind not in ("catch", "catch_all"):
+            raise NotConvertible("inconsistent state", f"rethrow of a {c.kind} label")
+        off = self.func.body[c.start].offset - self.func.body_offset
+        for start, v in self.fs.caught:
+            if start == off:
+                return v
+        raise NotConvertible("legacy exceptions", f"no caught exception for the catch of the try at {off}")

@@ -188,6 +188,10 @@ class HeapPart:
             return list(zip(comp.fields, o.fields))
         return [(comp.field, v) for v in o.fields]
 
+    def _field_type(self, o: HeapObject, pos: int) -> FieldType:
+        comp = self.b.types[self.typeidx(o)].comp
+        return comp.fields[pos] if isinstance(comp, StructType) else comp.field
+
     def _order(self) -> Tuple[List[int], List[Tuple[int, int, Value]]]:
         """Depth-first post-order of every object reachable from the roots (an object after the
         objects its constant initialiser reads), and the (object, field position, value) writes the
@@ -207,13 +211,12 @@ class HeapPart:
                 return refs(v[1])
             return None
 
-        def visit(root: int) -> None:
-            stack: List[Tuple[int, int]] = [(root, 0)]
+        def visit(root: int) -> None:  # iterative: a long chain must not hit Python's recursion limit
+            stack: List[Tuple[int, List[Tuple[Any, Value]], int]] = [(root, self._fields(heap[root]), 0)]
             active.add(root)
             while stack:
-                oid, pos = stack[-1]
+                oid, fields, pos = stack[-1]
                 o = heap[oid]
-                fields = self._fields(o)
                 long = o.kind == "array" and len(fields) > MAX_FIXED
                 if pos == len(fields):
                     stack.pop()
@@ -221,7 +224,7 @@ class HeapPart:
                     done.add(oid)
                     order.append(oid)
                     continue
-                stack[-1] = (oid, pos + 1)
+                stack[-1] = (oid, fields, pos + 1)
                 ft, v = fields[pos]
                 p = refs(v)
                 if long and not _is_default(v):
@@ -242,7 +245,7 @@ class HeapPart:
                         continue
                 if p not in done and p not in active:
                     active.add(p)
-                    stack.append((p, 0))
+                    stack.append((p, self._fields(heap[p]), 0))
 
         for r in sorted(self.roots):
             if r not in done:
@@ -279,7 +282,18 @@ class HeapPart:
         return Global(GlobalType(RefType(False, j), False), init + [end()])
 
     def _exn_build(self, oid: int) -> List[Instr]:
-        o = self.b.state.heap[oid]
+        """The prologue code that sets the helper of exception ``oid``: throw it and catch its exnref."""
+        code = [Instr("block", EXNREF), Instr("try_table", (None, (Catch("catch_all_ref", None, 0),)))]
+        code += self.throw_code(("ref.exn", oid))
+        return code + [end(), Instr("unreachable"), end(), Instr("global.set", HelperRef(oid))]
+
+    def throw_code(self, v: Value) -> List[Instr]:
+        """``<payload> throw $tag`` of the exception ``v`` (``("ref.exn", id)``): an exception of the
+        same tag and payload, what a rebuilt legacy ``rethrow`` throws (Wasm cannot tell it from the
+        original: ``exnref`` has no identity test; legacy-only targets run it)."""
+        if v[0] != "ref.exn":
+            raise NotConvertible("inconsistent state", f"caught value {v[0]} is not an exception")
+        o = self.obj(v[1], "exn")
         ist, m = self.b.ist, self.b.m
         if o.tag is None or o.tag not in ist.tags:
             raise NotConvertible("foreign function", f"exception of tag address {o.tag}, not a tag of the instance")
@@ -288,17 +302,15 @@ class HeapPart:
         params = m.func_type(typeidxs[tagidx]).params
         if len(params) != len(o.fields):
             raise NotConvertible("inconsistent state", f"exception payload does not fit tag {tagidx}")
-        code = [Instr("block", EXNREF), Instr("try_table", (None, (Catch("catch_all_ref", None, 0),)))]
-        for t, v in zip(params, o.fields):
-            code += self.b.value_code(v, t)
-        code += [Instr("throw", tagidx), end(), Instr("unreachable"), end(),
-                 Instr("global.set", HelperRef(oid))]
-        return code
+        code: List[Instr] = []
+        for t, x in zip(params, o.fields):
+            code += self.b.value_code(x, t)
+        return code + [Instr("throw", tagidx)]
 
     def _patch(self, oid: int, pos: int, v: Value) -> List[Instr]:
         o = self.b.state.heap[oid]
         j = self.typeidx(o)
-        ft = self._fields(o)[pos][0]
+        ft = self._field_type(o, pos)
         val = self.b.value_code(v, _storage_valtype(ft))
         if o.kind == "struct":
             return [Instr("global.get", HelperRef(oid))] + val + [Instr("struct.set", (j, pos))]
