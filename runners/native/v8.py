@@ -31,6 +31,7 @@ NODE_FLAGS = ("--experimental-wasm-relaxed-simd", "--experimental-wasm-extended-
 #: V8 11.3 (node 20) RuntimeError/RangeError messages → spec kinds (see :func:`.target.classify`)
 TRAP_MESSAGES: TrapTable = (
     ("maximum call stack size exceeded", "call stack exhausted", ()),  # RangeError
+    ("uncaught wasm exception", "uncaught exception", ()),  # v8_server.js: a WebAssembly.Exception
     ("unreachable", "unreachable", ()),
     ("divide by zero", "integer divide by zero", ()),
     ("remainder by zero", "integer divide by zero", ()),

@@ -15,6 +15,9 @@ const fs = require('fs');
 const shimModules = new Map(); // shim base64 → compiled module (a module has one of a few shapes)
 
 function describe(e, phase) {
+  if (e instanceof WebAssembly.Exception) {  // a Wasm exception that left resume (it has no message)
+    return { phase, name: 'WebAssembly.Exception', message: 'uncaught wasm exception' };
+  }
   const name = (e && e.constructor && e.constructor.name) || typeof e;
   return { phase, name, message: String((e && e.message) || e) };
 }

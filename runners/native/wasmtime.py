@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Dict, List, Optional, Tuple, cast
 
+from vm.errors import TRAP_KINDS
 from vm.snapshot.resume import Manifest
 
 from . import adapter
@@ -20,6 +21,12 @@ from .introspect import HOST_READABLE, ModuleInfo
 from .process import Unrunnable
 from .rewrite import RENAMED, null_probe, rename_import_module
 from .target import NativeOutcome, Target
+
+
+def _known(*kinds: str) -> Tuple[str, ...]:
+    """The kinds of the vocabulary among ``kinds`` (GC/EH kinds exist once their engine work is in)."""
+    return tuple(k for k in kinds if k in TRAP_KINDS)
+
 
 #: wasmtime trap code name → (primary spec kind, all spec kinds it may stand for)
 TRAP_CODES: Dict[str, Tuple[str, Tuple[str, ...]]] = {
@@ -34,9 +41,17 @@ TRAP_CODES: Dict[str, Tuple[str, Tuple[str, ...]]] = {
     "INDIRECT_CALL_TO_NULL": ("uninitialized element", ()),
     "BAD_SIGNATURE": ("indirect call type mismatch", ()),
     "STACK_OVERFLOW": ("call stack exhausted", ()),
-    # one code for call_ref of null and for every other null dereference (ref.as_non_null, ...)
-    "NULL_REFERENCE": ("null function reference", ("null function reference", "null reference")),
+    # one code for call_ref of null and for every other null dereference (ref.as_non_null, struct.get,
+    # array.get, i31.get, throw_ref ...)
+    "NULL_REFERENCE": ("null function reference", _known(
+        "null function reference", "null reference", "null structure reference", "null array reference",
+        "null i31 reference", "null exception reference")),
+    **{code: (kind, ()) for code, kind in (("ARRAY_OUT_OF_BOUNDS", "out of bounds array access"),
+                                            ("CAST_FAILURE", "cast failure"),
+                                            ("ALLOCATION_TOO_LARGE", "out of memory")) if kind in TRAP_KINDS},
 }
+#: wasmtime's words for an exception that left ``resume`` (a trap without a code)
+UNCAUGHT = "thrown wasm exception"
 
 _SHIMS: Dict[bytes, Any] = {}  # shim binary → compiled module of the epoch engine
 on_release(_SHIMS.clear)
@@ -154,6 +169,8 @@ def _set_trap(out: NativeOutcome, exc: Any) -> None:
     kind: Optional[str]
     if name in TRAP_CODES:
         kind, cands = TRAP_CODES[name]
+    elif code is None and UNCAUGHT in str(exc).lower():
+        kind, cands = "uncaught exception", ()
     else:
         kind, cands = None, ()
     out.set_trap(kind, f"{name}: {msg}", cands)

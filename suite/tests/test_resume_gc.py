@@ -326,3 +326,12 @@ def test_targets_declare_what_they_run():
     node20 = v8_features("20.20.2 / V8 11.3.244.8-node.38")
     assert "legacy-exceptions" in node20 and not {"gc", "exceptions"} & node20
     assert {"gc", "exceptions", "legacy-exceptions"} <= v8_features("24.1.0 / V8 13.7.152.9-node.17")
+
+
+def test_an_exception_leaving_resume_is_an_uncaught_exception_on_both_targets():
+    data = wasmtime.wat2wasm('(module (tag $e (param i32)) (func (export "main") (result i32)'
+                             ' nop (throw $e (i32.const 1))))')
+    rm = convert(data, hand_state(data, 1))
+    assert "exceptions" not in module_features(rm.module)  # tags and throw only: node 20 runs it too
+    for target in ("wasmtime", "v8"):
+        assert run_on(target, rm)[:2] == ([], "uncaught exception"), target
