@@ -146,9 +146,9 @@ def _match_ref(t: str, val: Optional[str], actual: Any, hooks: Hooks) -> bool:
     if t == "funcref":
         return hooks.is_func(actual)
     if t == "externref":
-        return True  # any non-null extern reference, including externalized internal ones
+        return k == "extern"  # any non-null extern reference, including externalized internal ones
     if t == "anyref":
-        return not hooks.is_func(actual)
+        return k in ("struct", "array", "i31", "host")
     if t == "eqref":
         return k in ("struct", "array", "i31")
     if t in ("i31ref", "structref", "arrayref", "exnref"):

@@ -146,7 +146,10 @@ def to_runtime(v: Value) -> Any:
 
 def from_runtime(t: Any, x: Any, func_addr: Optional[Callable[[Any], Optional[int]]] = None) -> Value:
     """Runtime value of Wasm type ``t`` → tagged.  ``func_addr`` maps a function to its address where
-    there is an address table (a checkpoint); without one a function is ``("ref.func", None)``."""
+    there is an address table (a checkpoint); without one a function is ``("ref.func", None)``.  An
+    ``i31``/host reference is its value (``("ref.i31", u)``, ``("ref.host", n)``); a heap object without a
+    heap table is ``("ref.struct", None)`` (``ref.array``, ``ref.exn``); an externalized internal reference
+    is ``("ref.extern", <its tagged value>)``."""
     if x is None:
         return ("ref.null", None)
     if isinstance(t, str) and t in NUM_BITS:
@@ -155,9 +158,14 @@ def from_runtime(t: Any, x: Any, func_addr: Optional[Callable[[Any], Optional[in
         return (t, x)
     kind = getattr(x, "kind", None)
     if kind == "extern":
-        return ("ref.extern", getattr(x, "value", None))
+        inner = getattr(x, "value", None)
+        if getattr(inner, "kind", None) is not None:  # extern.convert_any of an internal reference
+            return ("ref.extern", from_runtime(None, inner, func_addr))
+        return ("ref.extern", inner)
     if kind == "func" or type(x).__name__ == "FuncInst":
         return ("ref.func", func_addr(x) if func_addr is not None else None)
+    if kind in ("i31", "host"):  # no identity: the value is the whole reference
+        return (f"ref.{kind}", x.value)
     return (f"ref.{kind}", None) if isinstance(kind, str) else ("ref", None)
 
 

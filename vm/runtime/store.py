@@ -16,9 +16,19 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, cast
 from ..binary.opcodes import feature_of
 from ..errors import LinkError, Trap, Unsupported
 from ..module import Expr, Module
-from ..types import FuncType, GlobalType, Limits, MemType, SubType, default_value
+from ..types import ArrayType, FuncType, GlobalType, Limits, MemType, StructType, SubType, default_value
 from ..valid.canon import canonical_types, heap_sub_c
 from ..valid.match import match_externtype
+from .heap import (
+    any_convert_extern,
+    extern_convert_any,
+    field_mask,
+    new_array,
+    new_array_fixed,
+    new_struct,
+    ref_i31,
+    struct_masks,
+)
 from .limits import Quota, StoreLimits, current
 from .objects import (
     PAGE_SIZE,
@@ -32,6 +42,10 @@ from .objects import (
 )
 
 __all__ = ["BaseStore", "ExternRef"]
+
+#: the GC instructions a constant expression may contain (Wasm 3.0), evaluated by :meth:`BaseStore._gc_const`
+_GC_CONST_OPS = frozenset(("ref.i31", "any.convert_extern", "extern.convert_any", "struct.new",
+                           "struct.new_default", "array.new", "array.new_default", "array.new_fixed"))
 
 
 class BaseStore:
@@ -198,11 +212,48 @@ class BaseStore:
                     st.append((a - b) & mask)
                 else:
                     st.append((a * b) & mask)
+            elif op in _GC_CONST_OPS:
+                self._gc_const(inst, op, ins.imm, st)
             elif op == "end":
                 break
             else:
                 raise Unsupported(feature_of(op), f"{op} in a constant expression")
         return st[-1] if st else None
+
+    def _gc_const(self, inst: ModuleInst, op: str, x: Any, st: List[Any]) -> None:
+        """The GC instructions of constant expressions, through the same :mod:`.heap` operations the
+        engine's handlers use (an allocation beyond the store's heap limit is a ResourceLimit here:
+        the module cannot be instantiated under these settings)."""
+        if op == "ref.i31":
+            st[-1] = ref_i31(st[-1])
+        elif op == "any.convert_extern":
+            st[-1] = any_convert_extern(st[-1])
+        elif op == "extern.convert_any":
+            st[-1] = extern_convert_any(st[-1])
+        elif op.startswith("struct."):
+            comp = cast(StructType, inst.module.types[x].comp)  # valid: the validator checked it
+            n = len(comp.fields)
+            if op == "struct.new":
+                vals = st[len(st) - n:]
+                del st[len(st) - n:]
+            else:
+                vals = [default_value(f.storage) for f in comp.fields]
+            st.append(new_struct(self.quota, inst.canon[x], struct_masks(comp), vals))
+        else:
+            typeidx = x[0] if op == "array.new_fixed" else x
+            storage = cast(ArrayType, inst.module.types[typeidx].comp).field.storage
+            mask = field_mask(storage)
+            canon = inst.canon[typeidx]
+            if op == "array.new_fixed":
+                n = x[1]
+                vals = st[len(st) - n:]
+                del st[len(st) - n:]
+                st.append(new_array_fixed(self.quota, canon, mask, vals))
+            elif op == "array.new":
+                n = st.pop()
+                st[-1] = new_array(self.quota, canon, mask, n, st[-1])
+            else:  # array.new_default
+                st[-1] = new_array(self.quota, canon, 0, st[-1], default_value(storage))
 
     # -- host objects ---------------------------------------------------------------------------
     def host_func(self, name: str, ft: FuncType, fn: Callable[[List[Any]], List[Any]]) -> FuncInst:
