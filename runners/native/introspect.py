@@ -15,8 +15,8 @@ from typing import Any, Dict, List, Optional, Tuple
 from vm.binary import decode_module
 from vm.errors import WasmError
 from vm.module import Module
-from vm.valid import validate_module
 from vm.snapshot.resume import Manifest
+from vm.valid import validate_module
 
 from .engines import wasmtime_engine
 from .process import InvalidModule
