@@ -16,6 +16,7 @@ from ...errors import Trap, WasmException
 from ...runtime.objects import ExternRef, ModuleInst
 from ...runtime.spectest import spectest_exports
 from ...valid import validate_module
+from ...values import from_runtime
 from ..model import Value
 from .common import Manifest, ResumeModule
 
@@ -36,6 +37,8 @@ class ResumeOutcome:
 
 
 def _tag_value(t: Any, x: Any, funcs: List[Any]) -> Value:
+    """Tagged as :func:`vm.values.from_runtime` does, a function as its index in ``funcs`` (heap objects
+    have no ids outside a checkpoint: ``("ref.struct", None)``...)."""
     if x is None:
         return ("ref.null", None)
     if isinstance(t, str):
@@ -43,9 +46,9 @@ def _tag_value(t: Any, x: Any, funcs: List[Any]) -> Value:
     for i, f in enumerate(funcs):
         if f is x:
             return ("ref.func", i)
-    if isinstance(x, ExternRef):
+    if isinstance(x, ExternRef) and not hasattr(x.value, "kind"):
         return ("ref.extern", x.value)
-    return ("ref.unknown", repr(x))
+    return from_runtime(None, x)
 
 
 def instance_final_state(inst: ModuleInst, out: Optional[ResumeOutcome] = None,
