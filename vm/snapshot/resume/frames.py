@@ -21,7 +21,7 @@ from typing import Any, List, Optional, Tuple
 
 from ...errors import trap_kind
 from ...module import Func, Instr, MemArg
-from ...types import FuncType, ValType
+from ...types import ArrayType, FuncType, RefType, StructType, ValType
 from .. import faults as _faults
 from ..model import DONE, RUNNING, TRAPPED, FrameState, InstanceState, State, Value
 from .common import NUM_TAGS, Builder, NotConvertible, end
@@ -61,6 +61,9 @@ def trap_code(b: Builder, message: str) -> List[Instr]:
         return [Instr("f32.const", 0x7FC00000), Instr("i32.trunc_f32_s"), Instr("drop")]
     if kind == "null reference":
         return [Instr("ref.null", "func"), Instr("ref.as_non_null"), Instr("drop")]
+    gc = _gc_trap_code(b, kind)
+    if gc is not None:
+        return gc
     if kind == "out of bounds memory access" and m.mem_types():
         addr = [Instr("i64.const", 0xFFFFFFFFFFFFFFFF)] if m.mem_types()[0].is64 else i32
         return addr + [Instr("i32.load", MemArg(2, 0, 0)), Instr("drop")]
@@ -87,6 +90,43 @@ def trap_code(b: Builder, message: str) -> List[Instr]:
                             Instr("call_indirect", (b.functype(("i32",), ()), t))]
                 return [Instr("i32.const", j), Instr("call_indirect", (b.functype((), ()), t))]
     raise NotConvertible("trapped", f"{message} (no certain way to raise it here)")
+
+
+def _gc_trap_code(b: Builder, kind: Optional[str]) -> Optional[List[Instr]]:
+    """The GC/EH trap kinds: abstract-typed where Wasm allows, else through a type of the module."""
+    if kind == "null array reference":
+        return [Instr("ref.null", "array"), Instr("array.len"), Instr("drop")]
+    if kind == "null i31 reference":
+        return [Instr("ref.null", "i31"), Instr("i31.get_u"), Instr("drop")]
+    if kind == "cast failure":  # an i31 is never a (ref none)
+        return [Instr("i32.const", 0), Instr("ref.i31"), Instr("ref.cast", RefType(False, "none")), Instr("drop")]
+    if kind == "null exception reference":
+        return [Instr("ref.null", "exn"), Instr("throw_ref")]
+    for j, st in enumerate(b.types):
+        comp = st.comp
+        if kind == "null structure reference" and isinstance(comp, StructType) and comp.fields:
+            get = "struct.get_u" if comp.fields[0].storage in ("i8", "i16") else "struct.get"
+            return [Instr("ref.null", j), Instr(get, (j, 0)), Instr("drop")]
+        if kind == "out of bounds array access" and isinstance(comp, ArrayType):
+            get = "array.get_u" if comp.field.storage in ("i8", "i16") else "array.get"
+            return [Instr("array.new_fixed", (j, 0)), Instr("i32.const", 0), Instr(get, j), Instr("drop")]
+    # a segment read past its end traps with the memory/table kind even without a memory/table: reuse
+    # an array.new_data/new_elem of the module (its type and segment fit each other)
+    seg_op = {"out of bounds memory access": "array.new_data", "out of bounds table access": "array.new_elem"}
+    if kind in seg_op:
+        for f in b.m.funcs:
+            for ins in f.body:
+                if ins.op == seg_op[kind]:
+                    return [Instr("i32.const", 0xFFFFFFFF), Instr("i32.const", 1), Instr(ins.op, ins.imm),
+                            Instr("drop")]
+    if kind == "uncaught exception":
+        typeidxs = [i.desc.type for i in b.m.imported("tag")] + [t.typeidx for t in b.m.tags]
+        for tagidx, ti in enumerate(typeidxs):  # any tag whose payload has defaults: only the kind counts
+            params = b.m.func_type(ti).params
+            if all(not isinstance(t, RefType) or t.nullable for t in params):
+                return [Instr("ref.null", t.heap) if isinstance(t, RefType) else Instr(f"{t}.const", 0)
+                        for t in params] + [Instr("throw", tagidx)]
+    return None
 
 
 def frame_functions(b: Builder, prologue: List[Instr]) -> Tuple[List[Func], Tuple[ValType, ...]]:
