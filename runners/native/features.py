@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Set
 
+from vm.snapshot.resume import HOST_MODULE
+
 _BULK = {"memory.init", "data.drop", "memory.copy", "memory.fill", "table.init", "elem.drop", "table.copy"}
 _REFS = {"ref.null", "ref.func", "ref.is_null", "table.get", "table.set", "table.size", "table.grow",
          "table.fill", "select_t"}
@@ -128,6 +130,8 @@ def module_features(m: Any) -> Set[str]:
             _valtype(d.type.type, out)
         if d.kind == "tag":
             out.add("exception-tags")
+        if imp.module == HOST_MODULE:  # a host reference the adapter must create (heap_part.py)
+            out.add("host-references")
     gtypes = m.global_types()
     for ex in m.exports:
         if ex.kind == "global" and gtypes[ex.index].mutable:

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from vm.binary import decode_module
 from vm.errors import WasmError
 from vm.module import Module
-from vm.snapshot.resume import Manifest
+from vm.snapshot.resume import HOST_MODULE, Manifest
 from vm.valid import validate_module
 
 from .engines import wasmtime_engine
@@ -108,8 +108,8 @@ class ModuleInfo:
                 if e is None or e.kind != kind:
                     return f"no exported {kind} {n!r}"
         for imp in self.imports:
-            if imp.module != "spectest":
-                return f"imports {imp.module}.{imp.name}: only spectest imports are provided"
+            if imp.module not in ("spectest", HOST_MODULE):
+                return f"imports {imp.module}.{imp.name}: only spectest imports and host references are provided"
         return None
 
     def resume_results(self, man: Manifest) -> Tuple[str, ...]:

@@ -55,6 +55,13 @@ def rename_import_module(module: Module, old: str = "spectest", new: str = RENAM
 PROBE_RUN = "wcr:run"
 
 
+#: result type → (integer types, conversion after local.get) of :data:`PROBE_RUN`; references: a null flag
+_AS_INTS: Dict[object, Tuple[Tuple[str, ...], List[Instr]]] = {
+    "i32": (("i32",), []), "i64": (("i64",), []), "f32": (("i32",), [Instr("i32.reinterpret_f32")]),
+    "f64": (("i64",), [Instr("i64.reinterpret_f64")]), "v128": (("i64", "i64"), []),
+}
+
+
 def null_probe(name: str) -> str:
     """The export name of the null probe of global/table ``name``."""
     return f"wcr:null:{name}"
@@ -78,14 +85,19 @@ def with_null_probes(module: Module, man: Manifest) -> Module:
 
     res = tuple(man.results)
     if any(type_name(t) not in HOST_READABLE for t in res) and man.entry in names:
-        out_t = tuple("i32" if type_name(t) not in HOST_READABLE else t for t in res)
+        # every result as the integers the reader's ``run`` returns (.adapter._int_results)
+        out_t: List[str] = []
         body = [Instr("call", names[man.entry].index)]
         body += [Instr("local.set", i) for i in reversed(range(len(res)))]
         for i, t in enumerate(res):
-            body.append(Instr("local.get", i))
-            if type_name(t) not in HOST_READABLE:
-                body.append(Instr("ref.is_null"))
-        add(PROBE_RUN, (), out_t, [(1, t) for t in res], body)
+            conv = _AS_INTS.get(t, (("i32",), [Instr("ref.is_null")]))
+            out_t += conv[0]
+            if t == "v128":
+                body += [Instr("local.get", i), Instr("i64x2.extract_lane", 0),
+                         Instr("local.get", i), Instr("i64x2.extract_lane", 1)]
+            else:
+                body += [Instr("local.get", i), *conv[1]]
+        add(PROBE_RUN, (), tuple(out_t), [(1, t) for t in res], body)
     for n in man.globals.values():
         e = names.get(n)
         if e is not None and type_name(gtypes[e.index].type) not in HOST_READABLE:

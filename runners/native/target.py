@@ -117,7 +117,7 @@ class Target:
     sat-trunc, multi-value, bulk-memory, reference-types, simd, relaxed-simd, tail-call,
     extended-const, multi-memory, memory64, function-references, gc, exception-tags (tags, ``throw``),
     exceptions (``try_table``, ``throw_ref``, ``exnref``), legacy-exceptions (``try``/``catch``/
-    ``delegate``/``rethrow``)."""
+    ``delegate``/``rethrow``), host-references (host references of a state imported from ``wcr_host``)."""
 
     name: str = "?"
     features: FrozenSet[str] = frozenset()

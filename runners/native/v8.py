@@ -76,6 +76,7 @@ def _node() -> Tuple[str, str]:
 BASE_FEATURES = frozenset({
     "mvp", "mutable-globals", "sign-ext", "sat-trunc", "multi-value", "bulk-memory", "reference-types",
     "simd", "relaxed-simd", "tail-call", "extended-const", "exception-tags", "legacy-exceptions",
+    "host-references",
 })
 #: (V8 version, features it runs in their *final* encoding, by default): GC shipped in V8 11.9 (node 20's
 #: V8 11.3 has only a pre-standard GC behind --experimental-wasm-gc, with other opcodes and types, so

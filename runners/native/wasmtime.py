@@ -13,7 +13,7 @@ import threading
 from typing import Any, Dict, List, Optional, Tuple, cast
 
 from vm.errors import TRAP_KINDS
-from vm.snapshot.resume import Manifest
+from vm.snapshot.resume import HOST_MODULE, Manifest
 
 from . import adapter
 from .engines import on_release, wasmtime_engine
@@ -75,7 +75,7 @@ class WasmtimeTarget(Target):
     features = frozenset({
         "mvp", "mutable-globals", "sign-ext", "sat-trunc", "multi-value", "bulk-memory", "reference-types",
         "simd", "relaxed-simd", "tail-call", "extended-const", "multi-memory", "memory64",
-        "function-references", "gc", "exception-tags", "exceptions",
+        "function-references", "gc", "exception-tags", "exceptions", "host-references",
     })
 
     def _available(self) -> Tuple[bool, str]:
@@ -105,6 +105,10 @@ class WasmtimeTarget(Target):
         i32, i64 = W.ValType.i32(), W.ValType.i64()
         linker.define(store, "spectest", "print_i32", W.Func(store, W.FuncType([i32], []), printer(32)))
         linker.define(store, "spectest", "print_i64", W.Func(store, W.FuncType([i64], []), printer(64)))
+        for imp in info.imports:  # host references of the state: any non-null externref stands for one
+            if imp.module == HOST_MODULE:
+                linker.define(store, HOST_MODULE, imp.name, W.Global(
+                    store, W.GlobalType(W.ValType.externref(), False), W.Val.externref(imp.name)))
 
         timer = threading.Timer(timeout, engine.increment_epoch)
         timer.daemon = True

@@ -178,11 +178,51 @@ def test_i31_and_externalized_struct():
     assert run_on("wasmtime", rm)[:2] == ([("i32", 1041), ("ref", None)], None)
 
 
-def test_host_references_are_refused():
-    st = hand_state(I31_EXTERN, 1, locals_=[("ref.host", 3)], globals_=[("ref.null", None)] * 2)
-    assert reason(I31_EXTERN, st) == "host externref"
-    st = hand_state(I31_EXTERN, 1, globals_=[("ref.extern", ("ref.host", 3)), ("ref.null", None)])
-    assert reason(I31_EXTERN, st) == "host externref"
+HOSTS = wasmtime.wat2wasm("""
+(module
+  (global $e (mut externref) (ref.null extern))
+  (global $k externref (ref.null extern))
+  (func (export "main") (result i32 externref anyref) (local $a anyref)
+    nop
+    (i32.add (ref.is_null (global.get $e)) (i32.mul (i32.const 10) (ref.test i31ref (local.get $a))))
+    (global.get $k)
+    (local.get $a)))
+""")
+
+
+def test_host_references_arrive_as_imports():
+    """ref.extern n / ref.host n of a state: an imported externref global per distinct n (the
+    adapter gives a non-null host value), any.convert_extern for the any-hierarchy view."""
+    st = hand_state(HOSTS, 1, locals_=[("ref.host", 3)],
+                    globals_=[("ref.extern", ("ref.host", 3)), ("ref.extern", 4)])
+    rm = convert(HOSTS, st)
+    assert [(i.module, i.name) for i in rm.module.imports] == [("wcr_host", "extern 3"), ("wcr_host", "extern 4")]
+    assert "host-references" in module_features(rm.module)
+    for target in ("wasmtime", "v8"):
+        if target == "v8":  # anyref needs GC on V8
+            assert "gc" in module_features(rm.module)
+            continue
+        res, trap, globs = run_on(target, rm)
+        assert (res, trap) == ([("i32", 0), ("ref", None), ("ref", None)], None)
+        assert sorted(globs.values()) == [("ref", None)] * 2
+    from vm.snapshot.resume import run_resume_on_vm
+
+    out = run_resume_on_vm(rm)
+    assert (out.results[0], out.trap) == (("i32", 0), None)
+    assert out.results[1] == ("ref.extern", 4)
+
+
+def test_host_reference_on_node():
+    data = wasmtime.wat2wasm('(module (global $e (mut externref) (ref.null extern))'
+                             ' (func (export "main") (result i32) nop (ref.is_null (global.get $e))))')
+    rm = convert(data, hand_state(data, 1, globals_=[("ref.extern", 9)]))
+    assert run_on("v8", rm)[:2] == ([("i32", 0)], None)
+
+
+def test_host_reference_in_a_non_null_constant_is_refused():
+    data = wasmtime.wat2wasm('(module (global $e (ref extern) (ref.i31 (i32.const 1)) (extern.convert_any))'
+                             ' (func (export "main") (result i32) nop (i32.const 0)))')
+    assert reason(data, hand_state(data, 1, globals_=[("ref.extern", 9)])) == "host externref"
 
 
 def test_heap_value_of_a_missing_object_is_inconsistent():

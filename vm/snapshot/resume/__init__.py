@@ -57,9 +57,10 @@ from __future__ import annotations
 
 from .build import make_resume_module
 from .common import REASONS, RESUME_EXPORT, Manifest, NotConvertible, ResumeModule
+from .heap_part import HOST_MODULE
 from .selfcheck import ResumeOutcome, instance_final_state, run_resume_on_vm
 
 __all__ = [
     "NotConvertible", "Manifest", "ResumeModule", "ResumeOutcome", "make_resume_module",
-    "run_resume_on_vm", "instance_final_state", "REASONS", "RESUME_EXPORT",
+    "run_resume_on_vm", "instance_final_state", "REASONS", "RESUME_EXPORT", "HOST_MODULE",
 ]

@@ -90,7 +90,8 @@ def _assemble(b: Builder, sp: StorePart, new_funcs: List[Func], results: Tuple[V
         tags=list(m.tags), exports=exports, start=None, elems=elems, datas=sp.datas,
         data_count=sp.data_count, customs=[],
     )
-    out = HeapPart.relocate(out, len(m.imported("global")), order, helpers)
+    out = b.heap.relocate(out, order, helpers)
+    manifest.imports = [(i.module, i.name, i.desc.kind) for i in out.imports]  # + host references
     data_out = encode_module(out)
     manifest.sha256 = hashlib.sha256(data_out).hexdigest()
     return ResumeModule(data_out, out, manifest)

@@ -23,7 +23,7 @@ REASONS = (
     "multiple instances",       # an import from another Wasm instance that cannot be folded in
     "module missing",           # the module bytes of the snapshot were not given
     "module not decodable",     # the given bytes do not decode/validate
-    "host externref",           # a live non-null externref on the stack/locals/globals/tables
+    "host externref",           # a host reference where its import cannot stand (a non-null constant)
     "unsupported value",        # unknown tags; heap objects that no Wasm code can rebuild (heap_part.py)
     "heap cycle",               # a cycle of heap objects through immutable or non-nullable fields only
     "unsupported type",         # e.g. a value slot of unknown type
@@ -138,12 +138,10 @@ class Builder:
                 raise NotConvertible("foreign function", f"function address {x}")
             self.refs.add(i)
             return [Instr("ref.func", i)]
-        code = self.heap.code(v, in_const)
-        if code is not None:
-            return code
-        if tag == "ref.extern":
-            raise NotConvertible("host externref")
-        raise NotConvertible("unsupported value", tag)
+        code = self.heap.code(v, in_const, t.nullable)
+        if code is None:
+            raise NotConvertible("unsupported value", tag)
+        return code
 
     def const_expr(self, v: Value, t: Any) -> List[Instr]:
         return self.value_code(v, t, in_const=True) + [end()]

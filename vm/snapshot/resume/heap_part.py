@@ -40,8 +40,8 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 from ...binary import decode_module
 from ...errors import WasmError
-from ...module import Catch, Global, Instr, Module
-from ...types import ArrayType, FieldType, GlobalType, RefType, StructType
+from ...module import Catch, Global, Import, ImportDesc, Instr, Module
+from ...types import EXTERNREF, ArrayType, FieldType, GlobalType, RefType, StructType
 from ...valid import validate_module
 from ..model import HeapObject, Value
 from .common import NotConvertible, end
@@ -51,7 +51,7 @@ MAX_FIXED = 10000
 _HEAP_TAGS = {"ref.struct": "struct", "ref.array": "array", "ref.exn": "exn"}
 EXNREF = RefType(True, "exn")
 
-__all__ = ["HelperRef", "HeapPart", "MAX_FIXED"]
+__all__ = ["HOST_MODULE", "HelperRef", "HeapPart", "HostRef", "MAX_FIXED", "host_import"]
 
 
 class HelperRef:
@@ -73,6 +73,33 @@ class HelperRef:
         return f"HelperRef({self.id})"
 
 
+class HostRef:
+    """Placeholder immediate of ``global.get``: the imported global ``wcr_host`` ``"extern N"`` that
+    carries host reference N into the resume module (resolved by :meth:`HeapPart.relocate`)."""
+
+    __slots__ = ("n",)
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HostRef) and other.n == self.n
+
+    def __hash__(self) -> int:
+        return hash(("host", self.n))
+
+
+#: the import module of host references (:func:`host_import`)
+HOST_MODULE = "wcr_host"
+
+
+def host_import(n: int) -> Import:
+    """The import that carries host reference ``ref.extern n``: an immutable ``externref`` global the
+    target's adapter provides (any non-null host value: Wasm cannot look inside a host reference, and
+    the native comparison rules compare references by null-ness)."""
+    return Import(HOST_MODULE, f"extern {n}", ImportDesc("global", GlobalType(EXTERNREF, False)))
+
+
 def _storage_valtype(ft: FieldType) -> Any:
     return "i32" if ft.storage in ("i8", "i16") else ft.storage
 
@@ -92,12 +119,13 @@ class HeapPart:
     def __init__(self, b: Any):
         self.b = b
         self.roots: Set[int] = set()
+        self.hosts: Set[int] = set()  # host references imported (HostRef)
         self._types: Dict[Tuple[int, int], int] = {}
 
     # -- values ----------------------------------------------------------------------------------
-    def code(self, v: Value, in_const: bool) -> Optional[List[Instr]]:
-        """Instructions producing the heap-related value ``v`` (None: not a heap value).  ``in_const``:
-        inside a constant expression (no exnref there)."""
+    def code(self, v: Value, in_const: bool, nullable: bool = True) -> Optional[List[Instr]]:
+        """Instructions producing the heap-related or host value ``v`` (None: neither).  ``in_const``:
+        inside a constant expression (no exnref there); ``nullable``: the slot's type is."""
         tag, x = v
         if tag == "ref.i31":
             return [Instr("i32.const", int(x) & 0x7FFFFFFF), Instr("ref.i31")]
@@ -110,13 +138,27 @@ class HeapPart:
                 return [Instr("global.get", HelperRef(x)), Instr("ref.as_non_null")]
             return [Instr("global.get", HelperRef(x))]
         if tag == "ref.extern" and isinstance(x, tuple):
+            if x[0] == "ref.host" and type(x[1]) is int:  # extern.convert_any(any.convert_extern(n)) = n
+                return self.host(x[1], in_const, nullable)
             inner = self.code(x, in_const)
-            if inner is None:  # ("ref.extern", ("ref.extern"/"ref.host", n)): a host value
-                raise NotConvertible("host externref", "extern.convert_any of a host reference")
+            if inner is None:
+                raise NotConvertible("unsupported value", f"extern.convert_any of {x[0]}")
             return inner + [Instr("extern.convert_any")]
-        if tag == "ref.host":
-            raise NotConvertible("host externref", f"ref.host {x}")
+        if tag == "ref.extern" and type(x) is int:
+            return self.host(x, in_const, nullable)
+        if tag == "ref.host" and type(x) is int:  # any.convert_extern of host reference x
+            return self.host(x, in_const, nullable) + [Instr("any.convert_extern")]
         return None
+
+    def host(self, n: int, in_const: bool, nullable: bool) -> List[Instr]:
+        """``global.get`` of the import carrying host reference ``n`` (nullable, as node's V8 can
+        import it): ``ref.as_non_null`` where a non-null reference is expected."""
+        self.hosts.add(n)
+        if nullable:
+            return [Instr("global.get", HostRef(n))]
+        if in_const:
+            raise NotConvertible("host externref", "a host reference in a non-null constant")
+        return [Instr("global.get", HostRef(n)), Instr("ref.as_non_null")]
 
     def obj(self, oid: Any, kind: str) -> HeapObject:
         heap = self.b.state.heap
@@ -317,12 +359,15 @@ class HeapPart:
         return [Instr("global.get", HelperRef(oid)), Instr("i32.const", pos)] + val + [Instr("array.set", j)]
 
     # -- relocation ------------------------------------------------------------------------------
-    @staticmethod
-    def relocate(out: Module, nimp_globals: int, order: List[int], helpers: List[Global]) -> Module:
-        """``out`` with the helper globals inserted after the imported globals and every global index
-        (code, constant expressions, exports) renumbered; placeholders resolved."""
-        at = {oid: nimp_globals + k for k, oid in enumerate(order)}
-        n = len(helpers)
+    def relocate(self, out: Module, order: List[int], helpers: List[Global]) -> Module:
+        """``out`` with the host-reference imports after the imported globals, then the helper globals,
+        and every global index (code, constant expressions, exports) renumbered; placeholders
+        resolved."""
+        nimp_globals = len(out.imported("global"))
+        hosts = sorted(self.hosts)
+        host_at = {h: nimp_globals + k for k, h in enumerate(hosts)}
+        at = {oid: nimp_globals + len(hosts) + k for k, oid in enumerate(order)}
+        n = len(hosts) + len(helpers)
 
         def fix(expr: List[Instr]) -> List[Instr]:
             res = []
@@ -331,16 +376,20 @@ class HeapPart:
                     g = ins.imm
                     if isinstance(g, HelperRef):
                         g = at[g.id]
+                    elif isinstance(g, HostRef):
+                        g = host_at[g.n]
                     elif g >= nimp_globals:
                         g += n
                     ins = Instr(ins.op, g, ins.offset)
                 res.append(ins)
             return res
 
-        if not n and not any(isinstance(i.imm, HelperRef) for f in out.funcs for i in f.body):
+        if not n:
             return out
+        last = max((k for k, i in enumerate(out.imports) if i.desc.kind == "global"), default=-1)
+        imports = out.imports[:last + 1] + [host_import(h) for h in hosts] + out.imports[last + 1:]
         return dataclasses.replace(
-            out,
+            out, imports=imports,
             funcs=[dataclasses.replace(f, body=fix(f.body)) for f in out.funcs],
             globals=[dataclasses.replace(g, init=fix(g.init)) for g in helpers + list(out.globals)],
             tables=[t if t.init is None else dataclasses.replace(t, init=fix(t.init)) for t in out.tables],

@@ -13,12 +13,13 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ...api import Store
 from ...errors import Trap, WasmException
-from ...runtime.objects import ExternRef, ModuleInst
+from ...runtime.objects import ExternRef, GlobalInst, ModuleInst
 from ...runtime.spectest import spectest_exports
 from ...valid import validate_module
 from ...values import from_runtime
 from ..model import Value
 from .common import Manifest, ResumeModule
+from .heap_part import HOST_MODULE
 
 __all__ = ["ResumeOutcome", "instance_final_state", "run_resume_on_vm"]
 
@@ -90,6 +91,9 @@ def run_resume_on_vm(resume: ResumeModule, imports: Any = None,
         provided = imports
     ext = []
     for imp in m.imports:
+        if imp.module == HOST_MODULE and imp.module not in provided:  # host reference N: ExternRef(N)
+            ext.append(GlobalInst(imp.desc.type, ExternRef(int(imp.name.split()[-1]))))
+            continue
         mod = provided.get(imp.module)
         if mod is None or imp.name not in mod:
             raise KeyError(f"import {imp.module}.{imp.name} not provided")
