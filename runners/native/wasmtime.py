@@ -17,7 +17,7 @@ from vm.snapshot.resume import HOST_MODULE, Manifest
 
 from . import adapter
 from .engines import on_release, wasmtime_engine
-from .introspect import HOST_READABLE, ModuleInfo
+from .introspect import ModuleInfo
 from .process import Unrunnable
 from .rewrite import RENAMED, null_probe, rename_import_module
 from .target import NativeOutcome, Target
@@ -146,8 +146,8 @@ class WasmtimeTarget(Target):
                 out.memories[m] = bytes(mem.read(store, 0, mem.data_len(store)))
             for t in man.tables.values():
                 tab = cast(W.Table, ex[t])
-                probe = ex.get(null_probe(t)) if info.type_of(t) not in HOST_READABLE else None
-                if probe is not None:  # GC/exnref elements: wasmtime-py cannot hold them (rewrite.py)
+                probe = ex.get(null_probe(t))
+                if probe is not None:  # GC/exn/extern elements: wasmtime-py cannot read them (rewrite.py)
                     out.tables[t] = ["null" if cast(W.Func, probe)(store, i) else "ref" for i in range(tab.size(store))]
                 else:
                     out.tables[t] = ["null" if _is_null(tab.get(store, i)) else "ref" for i in range(tab.size(store))]
