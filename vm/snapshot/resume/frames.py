@@ -112,13 +112,16 @@ def _gc_trap_code(b: Builder, kind: Optional[str]) -> Optional[List[Instr]]:
             return [Instr("array.new_fixed", (j, 0)), Instr("i32.const", 0), Instr(get, j), Instr("drop")]
     # a segment read past its end traps with the memory/table kind even without a memory/table: reuse
     # an array.new_data/new_elem of the module (its type and segment fit each other)
-    seg_op = {"out of bounds memory access": "array.new_data", "out of bounds table access": "array.new_elem"}
-    if kind in seg_op:
-        for f in b.m.funcs:
-            for ins in f.body:
-                if ins.op == seg_op[kind]:
-                    return [Instr("i32.const", 0xFFFFFFFF), Instr("i32.const", 1), Instr(ins.op, ins.imm),
-                            Instr("drop")]
+    seg_ops = {"out of bounds memory access": ("array.new_data", "array.init_data"),
+               "out of bounds table access": ("array.new_elem", "array.init_elem")}
+    for f in b.m.funcs if kind in seg_ops else ():
+        for ins in f.body:
+            if ins.op == seg_ops[kind][0]:  # one element from offset 2**32-1
+                return [Instr("i32.const", 0xFFFFFFFF), Instr("i32.const", 1), Instr(ins.op, ins.imm),
+                        Instr("drop")]
+            if ins.op == seg_ops[kind][1]:  # nothing into an empty array, from offset 2**32-1
+                return [Instr("array.new_fixed", (ins.imm[0], 0)), Instr("i32.const", 0),
+                        Instr("i32.const", 0xFFFFFFFF), Instr("i32.const", 0), Instr(ins.op, ins.imm)]
     if kind == "uncaught exception":
         typeidxs = [i.desc.type for i in b.m.imported("tag")] + [t.typeidx for t in b.m.tags]
         for tagidx, ti in enumerate(typeidxs):  # any tag whose payload has defaults: only the kind counts
