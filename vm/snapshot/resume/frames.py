@@ -5,8 +5,13 @@ every original local (params included) as a declared local set from the snapshot
 control structure rebuilt outermost-first, pushing each label's slice of the operand stack as constants
 at its depth:
 
-- ``block``/``if``/``else``/``try_table`` → a block (``[] -> results``) holding the rest of the current
-  arm; the code after the original ``end`` follows the rebuilt block's ``end``;
+- ``block``/``if``/``else`` → a block (``[] -> results``) holding the rest of the current arm; the code
+  after the original ``end`` follows the rebuilt block's ``end``;
+- ``try_table`` → a ``try_table`` with the same catch clauses (their labels remapped); legacy ``try`` →
+  a ``try`` holding the rest of its body and then its copied ``catch``/``catch_all`` clauses (or its
+  ``delegate``, remapped); legacy ``catch``/``catch_all`` → a block, in which a ``rethrow`` of that
+  catch becomes ``<payload> throw $tag`` of the exception the frame's ``caught`` names (Wasm cannot tell
+  it from the original: ``exnref`` has no identity test, and legacy-only runtimes run it);
 - ``loop`` → ``block $exit (block $cont <rest of iteration> br $exit) (loop <full body>)``: a branch to
   the loop label becomes a branch to ``$cont`` so a later iteration runs the original loop;
 - every branch depth is remapped through an explicit label map (original label → rebuilt label);
