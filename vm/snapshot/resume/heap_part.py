@@ -51,7 +51,7 @@ MAX_FIXED = 10000
 _HEAP_TAGS = {"ref.struct": "struct", "ref.array": "array", "ref.exn": "exn"}
 EXNREF = RefType(True, "exn")
 
-__all__ = ["HOST_MODULE", "HelperRef", "HeapPart", "HostRef", "MAX_FIXED", "host_import"]
+__all__ = ["HOST_MODULE", "HelperRef", "HeapPart", "HostImport", "MAX_FIXED", "host_import"]
 
 
 class HelperRef:
@@ -73,7 +73,7 @@ class HelperRef:
         return f"HelperRef({self.id})"
 
 
-class HostRef:
+class HostImport:
     """Placeholder immediate of ``global.get``: the imported global ``wcr_host`` ``"extern N"`` that
     carries host reference N into the resume module (resolved by :meth:`HeapPart.relocate`)."""
 
@@ -83,7 +83,7 @@ class HostRef:
         self.n = n
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, HostRef) and other.n == self.n
+        return isinstance(other, HostImport) and other.n == self.n
 
     def __hash__(self) -> int:
         return hash(("host", self.n))
@@ -119,7 +119,7 @@ class HeapPart:
     def __init__(self, b: Any):
         self.b = b
         self.roots: Set[int] = set()
-        self.hosts: Set[int] = set()  # host references imported (HostRef)
+        self.hosts: Set[int] = set()  # host references imported (HostImport)
         self._types: Dict[Tuple[int, int], int] = {}
 
     # -- values ----------------------------------------------------------------------------------
@@ -155,10 +155,10 @@ class HeapPart:
         import it): ``ref.as_non_null`` where a non-null reference is expected."""
         self.hosts.add(n)
         if nullable:
-            return [Instr("global.get", HostRef(n))]
+            return [Instr("global.get", HostImport(n))]
         if in_const:
             raise NotConvertible("host externref", "a host reference in a non-null constant")
-        return [Instr("global.get", HostRef(n)), Instr("ref.as_non_null")]
+        return [Instr("global.get", HostImport(n)), Instr("ref.as_non_null")]
 
     def obj(self, oid: Any, kind: str) -> HeapObject:
         heap = self.b.state.heap
@@ -376,7 +376,7 @@ class HeapPart:
                     g = ins.imm
                     if isinstance(g, HelperRef):
                         g = at[g.id]
-                    elif isinstance(g, HostRef):
+                    elif isinstance(g, HostImport):
                         g = host_at[g.n]
                     elif g >= nimp_globals:
                         g += n
