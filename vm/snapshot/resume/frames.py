@@ -119,12 +119,13 @@ def _gc_trap_code(b: Builder, kind: Optional[str]) -> Optional[List[Instr]]:
     # an array.new_data/new_elem of the module (its type and segment fit each other)
     seg_ops = {"out of bounds memory access": ("array.new_data", "array.init_data"),
                "out of bounds table access": ("array.new_elem", "array.init_elem")}
-    for f in b.m.funcs if kind in seg_ops else ():
+    new_op, init_op = seg_ops.get(kind or "", ("", ""))
+    for f in b.m.funcs if new_op else ():
         for ins in f.body:
-            if ins.op == seg_ops[kind][0]:  # one element from offset 2**32-1
+            if ins.op == new_op:  # one element from offset 2**32-1
                 return [Instr("i32.const", 0xFFFFFFFF), Instr("i32.const", 1), Instr(ins.op, ins.imm),
                         Instr("drop")]
-            if ins.op == seg_ops[kind][1]:  # nothing into an empty array, from offset 2**32-1
+            if ins.op == init_op:  # nothing into an empty array, from offset 2**32-1
                 return [Instr("array.new_fixed", (ins.imm[0], 0)), Instr("i32.const", 0),
                         Instr("i32.const", 0xFFFFFFFF), Instr("i32.const", 0), Instr(ins.op, ins.imm)]
     if kind == "uncaught exception":
