@@ -71,7 +71,7 @@ def run_vm(wasm: bytes, export: str, args: Sequence[Any], max_instructions: int 
     host = spectest_exports(store)
     out = RunOutcome(None)
     inst = None
-    from vm.errors import Stopped, Trap
+    from vm.errors import Stopped, Trap, WasmException
     from vm.exec.budget import Budget
 
     store.budget = Budget(max_instructions)  # a start function that does not end is no conformance finding
@@ -79,8 +79,8 @@ def run_vm(wasm: bytes, export: str, args: Sequence[Any], max_instructions: int 
         inst = store.instantiate(lm.module, lm.info, [host[i.name] for i in lm.module.imports], lm.sha256)
     except Stopped:
         raise BudgetExceeded(f"the start function did not finish within {max_instructions} instructions") from None
-    except Trap as e:
-        out.trap = e.kind
+    except (Trap, WasmException) as e:  # the start function trapped or threw (message = trap kind)
+        out.trap = e.message
     if inst is not None:
         run = advance(store, start(store, inst.exports[export], list(args)), max_instructions)
         out.instructions = run.count

@@ -197,7 +197,7 @@ class ScriptRunner:
             raise self._module_failed(cmd, e, "malformed") from None
         except InvalidModule as e:
             raise self._module_failed(cmd, e, "invalid") from None
-        except (LinkError, Trap) as e:
+        except (LinkError, Trap, WasmException) as e:  # an exception escaping the start function too
             raise self._module_failed(cmd, e, "instantiation failed") from None
         except _Fail as e:
             self._bind(_Slot(line, failed=e.message), cmd.get("name"))
@@ -236,7 +236,7 @@ class ScriptRunner:
         except (Unsupported, _Skip) as e:
             self._bind(_Slot(line, skipped=getattr(e, "feature", "unknown")), name)
             raise
-        except (LinkError, Trap) as e:
+        except (LinkError, Trap, WasmException) as e:
             raise self._module_failed({"line": line, "name": name}, e, "instantiation failed") from None
         except _Fail as e:
             self._bind(_Slot(line, failed=e.message), name)
@@ -451,7 +451,7 @@ class ScriptRunner:
             if not _prefix_ok(text, _msg(e)):
                 raise _Fail("wrong link error message", text, _msg(e)) from None
             return
-        except Trap as e:
+        except (Trap, WasmException) as e:
             raise _Fail("expected link error, got trap", text, _err(e)) from None
         raise _Fail("expected link error, module instantiated", text, "instantiated")
 
@@ -466,6 +466,8 @@ class ScriptRunner:
             return
         except LinkError as e:
             raise _Fail("expected trap, got link error", text, _err(e)) from None
+        except WasmException as e:  # the reference interpreter: an exception is not a trap here either
+            raise _Fail("expected trap, got an uncaught exception", text, _err(e)) from None
         raise _Fail("expected trap, module instantiated", text, "instantiated")
 
     cmd_assert_trap_module = cmd_assert_uninstantiable

@@ -28,6 +28,7 @@ TRAP_KINDS: Tuple[str, ...] = (
     "null structure reference",
     "null array reference",
     "null i31 reference",
+    "null exception reference",
     "out of bounds array access",
     "cast failure",
     "call stack exhausted",

@@ -8,12 +8,17 @@ kind (GC references, exception references) is added here once.
   ``("i64", u)`` unsigned; ``("f32", bits)``, ``("f64", bits)``; ``("v128", u)`` lane 0 in the low
   bits; ``("ref.null", None)``; ``("ref.func", addr)``; ``("ref.extern", n)``; ``("int", u)`` (host data
   of unknown Wasm type); ``("ref", None)`` a non-null reference whose identity the observer cannot know
-  (what a native runtime reports).
+  (what a native runtime reports); GC and exception references (issue 12): ``("ref.i31", u)``,
+  ``("ref.host", n)``, ``("ref.struct", id)``, ``("ref.array", id)``, ``("ref.exn", id)`` (``id`` an index
+  into a snapshot's or outcome's heap section) and ``("ref.extern", v)`` with ``v`` a tagged internal
+  reference (``extern.convert_any``).  ``("ref.struct", None)`` etc.: such an object whose id is unknown.
 * **runtime** (:mod:`vm.runtime`): unsigned ints / bit patterns, ``None`` for null, ``ExternRef(n)``,
-  ``FuncInst`` objects.
+  ``FuncInst`` objects, :mod:`vm.runtime.heap`'s ``I31Ref``/``HostRef``/``StructInst``/``ArrayInst``/``ExnInst``.
 * **text**: ``i32:7``, ``i64:18446744073709551615`` (unsigned decimal), ``f32:0x7fc00000``,
   ``f64:0x3ff0000000000000``, ``v128:0x<32 hex digits>``, ``ref.null``, ``ref.func:3``, ``ref.extern:1``,
-  ``ref.func`` (a function whose address is not known), ``ref``, ``int:5``.
+  ``ref.func`` (a function whose address is not known), ``ref``, ``int:5``, ``ref.i31:5``, ``ref.host:3``,
+  ``ref.struct:0``, ``ref.array:2``, ``ref.exn:1``, ``ref.extern:ref.struct:0`` (an externalized internal
+  reference: the inner value's text after ``ref.extern:``).
 
 :func:`parse_value` reads the canonical text and, for people typing arguments, friendlier spellings:
 negative or ``0x`` integers, decimal floats and ``nan``/``inf``, ``externref:N`` / ``externref:null`` /
@@ -25,7 +30,7 @@ from __future__ import annotations
 
 import math
 import struct
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple, cast
 
 from .exec.numerics import is_nan as _is_nan_bits
 from .exec.numerics import is_quiet_nan as _is_quiet_nan_bits
@@ -39,6 +44,11 @@ _HEX_WIDTH = {"f32": 8, "f64": 16, "v128": 32}
 _REF_NAMES = ("externref", "funcref", "anyref", "eqref", "i31ref", "structref", "arrayref", "exnref",
               "nullref", "nullfuncref", "nullexternref", "nullexnref", "ref")
 _F32_MAX = 3.4028235677973366e38
+#: tags of heap objects (payload: an id into a heap section); ``ref.extern`` may wrap these and ``ref.i31``
+HEAP_TAGS = ("ref.struct", "ref.array", "ref.exn")
+#: the internal references ``extern.convert_any`` can wrap (``ref.extern:<one of these>``)
+_INTERNAL_TAGS = ("ref.i31", "ref.struct", "ref.array")
+_I31_LIMIT = 1 << 31
 
 
 class ValueTextError(ValueError):
@@ -55,6 +65,8 @@ def format_value(v: Value) -> str:
         return f"{tag}:0x{x:0{_HEX_WIDTH[tag]}x}"
     if tag == "ref.null" or x is None:
         return tag
+    if isinstance(x, tuple):  # ref.extern of an internal reference
+        return f"{tag}:{format_value(x)}"
     return f"{tag}:{x}"
 
 
@@ -66,7 +78,7 @@ def parse_value(text: str, expect: Optional[str] = None) -> Value:
     if expect is not None and tag in NUM_BITS and expect in NUM_BITS and tag != expect:
         raise ValueTextError(f"value {s!r} is not of type {expect}")
     if not sep:
-        if tag in ("ref.null", "ref", "ref.func", "ref.extern"):
+        if tag in ("ref.null", "ref", "ref.func", "ref.extern", "ref.i31", "ref.host") + HEAP_TAGS:
             v: Value = (tag, None)
             return _check_ref(s, v, expect)
         raise ValueTextError(f"value {s!r}: expected TYPE:VALUE (e.g. i32:7, f64:1.5, ref.null)")
@@ -81,8 +93,18 @@ def parse_value(text: str, expect: Optional[str] = None) -> Value:
             return tag, _parse_float(s, tag, body)
         if tag == "v128":
             return tag, _parse_int(s, body, 128, signed_ok=False)
-        if tag in ("ref.func", "ref.extern"):
+        if tag == "ref.extern" and body.startswith("ref."):
+            try:
+                inner = parse_value(body)
+            except ValueTextError as e:
+                raise ValueTextError(f"value {s!r}: bad wrapped reference ({e})") from None
+            if inner[0] not in _INTERNAL_TAGS:
+                raise ValueTextError(f"value {s!r}: ref.extern can wrap only {', '.join(_INTERNAL_TAGS)}")
+            return _check_ref(s, (tag, inner), expect)
+        if tag in ("ref.func", "ref.extern", "ref.host") + HEAP_TAGS:
             return _check_ref(s, (tag, _parse_int(s, body, 64, signed_ok=False)), expect)
+        if tag == "ref.i31":
+            return _check_ref(s, (tag, _parse_int(s, body, 31, signed_ok=False)), expect)
         if tag in _REF_NAMES:
             if body == "null":
                 return _check_ref(s, ("ref.null", None), expect)
@@ -93,7 +115,8 @@ def parse_value(text: str, expect: Optional[str] = None) -> Value:
         raise
     except ValueError:
         raise ValueTextError(f"value {s!r}: bad {tag} value {body!r}") from None
-    raise ValueTextError(f"value {s!r}: unknown type {tag!r} (i32 i64 f32 f64 v128 externref funcref ref.null)")
+    raise ValueTextError(f"value {s!r}: unknown type {tag!r} (i32 i64 f32 f64 v128 externref funcref ref.null "
+                         "ref.i31 ref.host ref.struct ref.array ref.exn)")
 
 
 def _check_ref(text: str, v: Value, expect: Optional[str]) -> Value:
@@ -130,17 +153,21 @@ def _parse_float(text: str, tag: str, body: str) -> int:
 
 # --------------------------------------------------------------------------------- representations
 def to_runtime(v: Value) -> Any:
-    """Tagged → runtime value (numbers and host references; a ``ref.func`` needs a store's address
-    table and is resolved by restore, not here)."""
+    """Tagged → runtime value (numbers, host references and i31; a ``ref.func`` or a heap object needs
+    a store's address table or heap section and is resolved by restore, not here)."""
     tag, x = v
     if tag in NUM_BITS or tag == "int":
         return x
     if tag == "ref.null":
         return None
-    if tag == "ref.extern":
+    if tag == "ref.extern" and (type(x) is int or (isinstance(x, tuple) and x[0] == "ref.i31")):
         from .runtime.objects import ExternRef
 
-        return ExternRef(x)
+        return ExternRef(x if type(x) is int else to_runtime(cast(Value, x)))
+    if tag in ("ref.i31", "ref.host") and type(x) is int:
+        from .runtime.heap import HostRef, I31Ref
+
+        return I31Ref(x) if tag == "ref.i31" else HostRef(x)
     raise ValueTextError(f"{format_value(v)} has no runtime value outside a store")
 
 

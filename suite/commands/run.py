@@ -35,6 +35,7 @@ from vm.errors import (
     Stopped,
     Trap,
     Unsupported,
+    WasmException,
     stop_message,
 )
 from vm.exec.budget import Budget
@@ -86,10 +87,10 @@ def _run_run(args: argparse.Namespace) -> int:
     except Stopped as e:  # the start function ran out of fuel or time
         out = Outcome([], None, e.instructions, capture_store(store).host_log, state_digest(store), e.kind).to_dict()
         return print_outcome(out, limits.seconds)
-    except Trap as e:  # the start function or a segment trapped: there is nothing to invoke
+    except (Trap, WasmException) as e:  # the start function or a segment trapped (or threw): nothing to invoke
         if k_at is not None:
-            raise UsageError(f"{args.module}: instantiation trapped ({e.kind}): nothing to checkpoint") from None
-        out = Outcome([], e.kind, int(store.instructions or 0), capture_store(store).host_log,
+            raise UsageError(f"{args.module}: instantiation trapped ({e.message}): nothing to checkpoint") from None
+        out = Outcome([], e.message, int(store.instructions or 0), capture_store(store).host_log,
                       state_digest(store)).to_dict()
         print(json.dumps(out))
         return EXIT_OK

@@ -90,6 +90,26 @@ HANDMADE = """(module
   (func (export "t") (unreachable)))"""
 
 
+#: a base with heap objects (issue 12): a struct cycle in a global, a packed array in a local
+HANDMADE_GC = """(module
+  (type $n (struct (field (mut i32)) (field (mut (ref null $n)))))
+  (type $b (array (mut i8)))
+  (global $g (mut (ref null $n)) (ref.null $n))
+  (func (export "h") (result i32) (local $a (ref null $b)) (local $x (ref null $n))
+    (local.set $x (struct.new $n (i32.const 1) (ref.null $n)))
+    (struct.set $n 1 (local.get $x) (struct.new $n (i32.const 2) (local.get $x)))
+    (global.set $g (local.get $x))
+    (local.set $a (array.new $b (i32.const 7) (i32.const 3)))
+    (array.len (local.get $a))))"""
+
+
+#: a base stopped inside a legacy catch block (the frame holds the caught exception)
+HANDMADE_EH = """(module
+  (tag $t (param i32))
+  (func (export "e") (result i32)
+    try (result i32) i32.const 5 throw $t catch $t nop nop end))"""
+
+
 def _handmade() -> list:
     import wasmtime
 
@@ -102,6 +122,26 @@ def _handmade() -> list:
         store = Store()
         inst = instantiate(store, wasm)
         out.append((wasm, checkpoint(store, run_to(store, inst.exports[export], args, k)), f"{export}@{k}"))
+    from vm.exec import gc
+
+    if "struct.new" in gc.OPS:
+        wasm = bytes(wasmtime.wat2wasm(HANDMADE_GC))
+        store = Store()
+        inst = instantiate(store, wasm)
+        out.append((wasm, checkpoint(store, run_to(store, inst.exports["h"], [], 14)), "h@14"))
+    from vm.exec import eh
+
+    exe = _wast.wasm_tools()
+    if "try" in eh.OPS and exe is not None:  # a frame inside a legacy catch block (rule 23)
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            Path(d, "m.wat").write_text(HANDMADE_EH)
+            subprocess.run([exe, "parse", str(Path(d, "m.wat")), "-o", str(Path(d, "m.wasm"))], check=True)
+            wasm = Path(d, "m.wasm").read_bytes()
+        store = Store()
+        inst = instantiate(store, wasm)
+        out.append((wasm, checkpoint(store, run_to(store, inst.exports["e"], [], 4)), "e@4"))
     return out
 
 

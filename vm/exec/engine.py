@@ -24,7 +24,7 @@ import struct
 from typing import Any, Callable, List, Optional, Tuple, cast
 
 from ..binary.opcodes import feature_of
-from ..errors import Exhaustion, Trap, Unsupported
+from ..errors import Exhaustion, Trap, Unsupported, WasmException
 from ..runtime.memdata import copy_bytes, fill_bytes
 from ..runtime.objects import PAGE_SIZE, FuncInst, ModuleInst
 from ..types import FuncType
@@ -85,6 +85,9 @@ class Machine:
     def __init__(self, store: Any):
         self.store = store
         self.callee = cast(FuncInst, None)
+        #: the function :func:`compile_function` translates (or last translated): the instruction hooks
+        #: of :mod:`.gc`/:mod:`.eh` read its body and metadata through it
+        self.compiling: Optional[FuncInst] = None
 
     # -- compilation ------------------------------------------------------------------------
     def ensure_compiled(self, f: FuncInst) -> None:
@@ -130,82 +133,101 @@ class Machine:
         pc = frame.pc
         base_count = th.count
         i = -1
-        try:
-            for i in range(budget):  # noqa: B007 - i is read after the loop
-                fn, a = code[pc]
-                npc = fn(st, lc, a, pc)
-                if npc >= 0:
-                    pc = npc
-                    continue
-                if npc == CALL or npc == TAIL_CALL:
-                    callee = self.callee
-                    n = len(callee.type.params)
-                    if n:
-                        args = st[-n:]
-                        del st[-n:]
-                    else:
-                        args = []
-                    if callee.host is not None:
-                        res = callee.host(args)
-                        if npc == CALL:
-                            st.extend(res)
-                            pc += 1
-                            continue
-                        # tail call to a host function: return its results from this frame
-                        st.extend(res)
-                        npc = RETURN
-                    else:
-                        if callee.code is None:
-                            self.ensure_compiled(callee)
-                        locs = args
-                        locs.extend(callee.defaults)
-                        if npc == CALL:
-                            if len(frames) >= max_depth:
-                                raise Exhaustion("call stack exhausted")
-                            frame.pc = pc
-                            frame = Frame(callee, locs)
-                            frames.append(frame)
-                        else:
-                            frame = Frame(callee, locs)
-                            frames[-1] = frame
-                        code = frame.code
-                        st = frame.stack
-                        lc = locs
-                        pc = 0
+        first = 0
+        while True:  # entered again only after a Wasm exception was caught (eh.unwind)
+            try:
+                for i in range(first, budget):  # noqa: B007 - i is read after the loop
+                    fn, a = code[pc]
+                    npc = fn(st, lc, a, pc)
+                    if npc >= 0:
+                        pc = npc
                         continue
-                # RETURN
-                nres = frame.nresults
-                res = st[-nres:] if nres else []
-                frames.pop()
-                if len(frames) <= th.base:
-                    th.results = res
-                    th.done = True
-                    th.count = base_count + i + 1
+                    if npc == CALL or npc == TAIL_CALL:
+                        callee = self.callee
+                        n = len(callee.type.params)
+                        if n:
+                            args = st[-n:]
+                            del st[-n:]
+                        else:
+                            args = []
+                        if callee.host is not None:
+                            res = callee.host(args)
+                            if npc == CALL:
+                                st.extend(res)
+                                pc += 1
+                                continue
+                            # tail call to a host function: return its results from this frame
+                            st.extend(res)
+                            npc = RETURN
+                        else:
+                            if callee.code is None:
+                                self.ensure_compiled(callee)
+                            locs = args
+                            locs.extend(callee.defaults)
+                            if npc == CALL:
+                                if len(frames) >= max_depth:
+                                    raise Exhaustion("call stack exhausted")
+                                frame.pc = pc
+                                frame = Frame(callee, locs)
+                                frames.append(frame)
+                            else:
+                                frame = Frame(callee, locs)
+                                frames[-1] = frame
+                            code = frame.code
+                            st = frame.stack
+                            lc = locs
+                            pc = 0
+                            continue
+                    # RETURN
+                    nres = frame.nresults
+                    res = st[-nres:] if nres else []
+                    frames.pop()
+                    if len(frames) <= th.base:
+                        th.results = res
+                        th.done = True
+                        th.count = base_count + i + 1
+                        return
+                    frame = frames[-1]
+                    code = frame.code
+                    st = frame.stack
+                    lc = frame.locals
+                    pc = frame.pc + 1
+                    st.extend(res)
+                # budget exhausted: stop before the next instruction
+                frame.pc = pc
+                th.count = base_count + budget
+                return
+            except WasmException as e:
+                # A Wasm exception (throw/throw_ref/rethrow, or a host callee): the instruction that
+                # raised counts, then the handler search; uncaught, the thread is left as a trap leaves it.
+                frame.pc = pc
+                th.count = base_count + i + 1
+                escaping = eh.unwind(th, e)
+                if escaping is not None:
+                    raise escaping from None
+                if th.done:
                     return
+                first = i + 1
                 frame = frames[-1]
                 code = frame.code
                 st = frame.stack
                 lc = frame.locals
-                pc = frame.pc + 1
-                st.extend(res)
-            # budget exhausted: stop before the next instruction
-            frame.pc = pc
-            th.count = base_count + budget
-        except Trap:
-            frame.pc = pc
-            th.count = base_count + i + 1
-            raise
-        except RecursionError:  # pragma: no cover - defensive: no Python recursion is expected
-            th.count = base_count + i + 1
-            raise Exhaustion("call stack exhausted") from None
-        except (IndexError, OverflowError, MemoryError) as e:
-            # Internal errors at a trap boundary are bugs, but resource exhaustion in a host
-            # Python (huge allocations) is reported as exhaustion rather than a crash.
-            frame.pc = pc
-            th.count = base_count + i + 1
-            if isinstance(e, MemoryError):
-                raise Exhaustion("out of memory") from None
-            raise
+                pc = frame.pc
+            except Trap:
+                frame.pc = pc
+                th.count = base_count + i + 1
+                raise
+            except RecursionError:  # pragma: no cover - defensive: no Python recursion is expected
+                th.count = base_count + i + 1
+                raise Exhaustion("call stack exhausted") from None
+            except (IndexError, OverflowError, MemoryError) as e:
+                # Internal errors at a trap boundary are bugs, but resource exhaustion in a host
+                # Python (huge allocations) is reported as exhaustion rather than a crash.
+                frame.pc = pc
+                th.count = base_count + i + 1
+                if isinstance(e, MemoryError):
+                    raise Exhaustion("out of memory") from None
+                raise
 
 
 # ------------------------------------------------------------------------------------------------
@@ -748,6 +770,7 @@ def _block_arity(inst: ModuleInst, bt: Any) -> Tuple[int, int]:
 def compile_function(m: Machine, f: FuncInst) -> list:
     """Translate ``f.func.body`` into handler pairs using the validator's metadata in ``f.info``."""
     inst = cast(ModuleInst, f.module)  # a defined function (host functions are never compiled)
+    m.compiling = f
     body = f.func.body
     info = f.info
     heights = info.heights

@@ -54,7 +54,8 @@ def _array_oob() -> Trap:
     return Trap("out of bounds array access")
 
 
-def _oom(e: ResourceLimit) -> Exhaustion:
+def oom(e: ResourceLimit) -> Exhaustion:
+    """What a heap allocation beyond the store's limit raises (also ``throw``'s, in :mod:`.eh`)."""
     return Exhaustion(f"out of memory ({e.message})")
 
 
@@ -87,7 +88,7 @@ def _h_struct_new(st, lc, a, pc):
     try:
         st.append(new_struct(store.quota, canon, masks, vals))
     except ResourceLimit as e:
-        raise _oom(e) from None
+        raise oom(e) from None
     return pc + 1
 
 
@@ -96,7 +97,7 @@ def _h_struct_new_default(st, lc, a, pc):
     try:
         st.append(new_struct(store.quota, canon, masks, defaults))
     except ResourceLimit as e:
-        raise _oom(e) from None
+        raise oom(e) from None
     return pc + 1
 
 
@@ -160,7 +161,7 @@ def _h_array_new(st, lc, a, pc):
     try:
         st[-1] = new_array(store.quota, canon, mask, n, st[-1])
     except ResourceLimit as e:
-        raise _oom(e) from None
+        raise oom(e) from None
     return pc + 1
 
 
@@ -169,7 +170,7 @@ def _h_array_new_default(st, lc, a, pc):
     try:
         st[-1] = new_array(store.quota, canon, 0, st[-1], default)
     except ResourceLimit as e:
-        raise _oom(e) from None
+        raise oom(e) from None
     return pc + 1
 
 
@@ -180,7 +181,7 @@ def _h_array_new_fixed(st, lc, a, pc):
     try:
         st.append(new_array_fixed(store.quota, canon, mask, vals))
     except ResourceLimit as e:
-        raise _oom(e) from None
+        raise oom(e) from None
     return pc + 1
 
 
@@ -194,7 +195,7 @@ def _h_array_new_data(st, lc, a, pc):
     try:
         st[-1] = new_array_fixed(store.quota, canon, 0, decode(data, s, n))
     except ResourceLimit as e:
-        raise _oom(e) from None
+        raise oom(e) from None
     return pc + 1
 
 
@@ -208,7 +209,7 @@ def _h_array_new_elem(st, lc, a, pc):
     try:
         st[-1] = new_array_fixed(store.quota, canon, 0, seg[s:s + n])
     except ResourceLimit as e:
-        raise _oom(e) from None
+        raise oom(e) from None
     return pc + 1
 
 

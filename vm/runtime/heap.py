@@ -159,6 +159,12 @@ def new_array_fixed(quota: Quota, canon: Any, mask: int, values: Sequence[Any]) 
     return ArrayInst(canon, [v & mask for v in values] if mask else list(values))
 
 
+def new_exn(quota: Quota, tag: Any, payload: List[Any]) -> ExnInst:
+    """``throw``: an exception object, charged like a struct of its payload (at least 1 field)."""
+    quota.take_fields(max(1, len(payload)), "throw")
+    return ExnInst(tag, payload)
+
+
 def ref_i31(v: int) -> I31Ref:
     """``ref.i31``: the low 31 bits of an i32."""
     return I31Ref(v & 0x7FFFFFFF)

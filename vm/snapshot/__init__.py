@@ -13,7 +13,8 @@
 
 One concept per file: ``run`` (driving an invocation to k), ``capture`` (store + run → State),
 ``restore`` (State → store + run), ``outcome``, ``digest``, ``names`` (debug names), ``pcs`` (pc ⇄ byte
-offset and the validator's metadata at a pc), ``model``, ``codec``, ``view``, ``resume`` (State → a
+offset and the validator's metadata at a pc), ``model``, ``codec``, ``view``, ``consistency`` and
+``valuecheck`` (the consistency rules; value typing and the heap rules), ``resume`` (State → a
 plain Wasm module for native runtimes).  Only the standard library is used here (the ``python:PATH``
 host runs this in bare interpreters).
 """

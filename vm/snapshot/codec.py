@@ -18,9 +18,11 @@ from ..runtime.limits import StoreLimits, current
 from ..runtime.memdata import PAGE_SIZE
 from . import faults as _faults
 from .model import (
+    HEAP_KINDS,
     KINDS,
     STATUSES,
     FrameState,
+    HeapObject,
     HostObject,
     InstanceState,
     Label,
@@ -32,7 +34,10 @@ from .model import (
 )
 
 MAGIC = b"WCRSNAP\x00"
-VERSION = 1
+#: version 2 (issue 12): heap and segments sections, GC/exception value tags, caught exceptions per frame;
+#: version 1 snapshots (no frame has a caught list) are still read
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 FLAG_ZLIB = 1
 _HEADER = struct.Struct("<8sIIQ32s")  # magic, version, flags, body length, sha256(body)
 HEADER_SIZE = _HEADER.size  # 56
@@ -51,6 +56,8 @@ SEC_MEMORIES = 7
 SEC_GLOBALS = 8
 SEC_HOSTLOG = 9
 SEC_THREAD = 10
+SEC_HEAP = 11  # GC and exception objects (present when there are any)
+SEC_SEGMENTS = 12  # items of element segments that hold heap objects (present when there are any)
 SEC_NAMES = 0x80
 REQUIRED = (SEC_META, SEC_MODULES, SEC_ADDRS, SEC_HOSTS, SEC_INSTANCES, SEC_TABLES, SEC_MEMORIES,
             SEC_GLOBALS, SEC_HOSTLOG)
@@ -58,6 +65,15 @@ REQUIRED = (SEC_META, SEC_MODULES, SEC_ADDRS, SEC_HOSTS, SEC_INSTANCES, SEC_TABL
 # value tags (Wasm valtype bytes where one exists)
 T_I32, T_I64, T_F32, T_F64, T_V128 = 0x7F, 0x7E, 0x7D, 0x7C, 0x7B
 T_NULL, T_FUNC, T_EXTERN, T_INT = 0xD0, 0x70, 0x6F, 0x01
+# GC and exception references (the abstract heap type's byte; payload: u value, u n or u heap id), and an
+# internal reference made external by extern.convert_any (payload: the wrapped value)
+T_I31, T_HOST, T_STRUCT, T_ARRAY, T_EXN, T_EXTERN_OF = 0x6C, 0x6E, 0x6B, 0x6A, 0x69, 0x02
+_U_TAGS = {"ref.func": T_FUNC, "ref.i31": T_I31, "ref.host": T_HOST, "ref.struct": T_STRUCT,
+           "ref.array": T_ARRAY, "ref.exn": T_EXN, "int": T_INT}
+_U_BY_CODE = {code: tag for tag, code in _U_TAGS.items()}
+#: what ``extern.convert_any`` can wrap
+_WRAPPABLE = (T_I31, T_STRUCT, T_ARRAY)
+_HEAP_CODE = {k: i for i, k in enumerate(HEAP_KINDS)}
 _NUM = {"i32": (T_I32, 4), "i64": (T_I64, 8), "f32": (T_F32, 4), "f64": (T_F64, 8), "v128": (T_V128, 16)}
 _NUM_BY_TAG = {tag: (name, size) for name, (tag, size) in _NUM.items()}
 _KIND_CODE = {k: i for i, k in enumerate(KINDS)}
@@ -144,14 +160,16 @@ class _W:
             self.raw(x.to_bytes(size, "little"))
         elif tag == "ref.null":
             self.byte(T_NULL)
-        elif tag == "ref.func":
-            self.byte(T_FUNC)
+        elif tag in _U_TAGS:
+            self.byte(_U_TAGS[tag])
             self.u(x)
+        elif tag == "ref.extern" and isinstance(x, tuple):
+            if _U_TAGS.get(x[0]) not in _WRAPPABLE:
+                raise SnapshotError(f"cannot encode ref.extern of {x[0]!r}")
+            self.byte(T_EXTERN_OF)
+            self.value(x)
         elif tag == "ref.extern":
             self.byte(T_EXTERN)
-            self.u(x)
-        elif tag == "int":
-            self.byte(T_INT)
             self.u(x)
         else:
             raise SnapshotError(f"cannot encode value tag {tag!r}")
@@ -260,6 +278,37 @@ def encode_store_sections(state: State, out: _W, digest_only: bool = False) -> N
     _section(out, SEC_HOSTLOG, w)
 
 
+def _encode_heap(state: State, out: _W) -> None:
+    """Sections 11 and 12, each only when it has entries (so a state without heap objects encodes as
+    before)."""
+    if state.heap:
+        w = _W()
+        w.u(len(state.heap))
+        for ob in state.heap:
+            if ob.kind not in _HEAP_CODE:
+                raise SnapshotError(f"unknown heap object kind {ob.kind!r}")
+            w.byte(_HEAP_CODE[ob.kind])
+            if ob.kind == "exn":
+                if ob.tag is None:
+                    raise SnapshotError("exception object without a tag")
+                w.u(ob.tag)
+            else:
+                if ob.type is None:
+                    raise SnapshotError(f"{ob.kind} object without a type")
+                w.u(ob.type[0])
+                w.u(ob.type[1])
+            w.values(ob.fields)
+        _section(out, SEC_HEAP, w)
+    if state.segments:
+        w = _W()
+        w.u(len(state.segments))
+        for n, i, items in state.segments:
+            w.u(n)
+            w.u(i)
+            w.values(items)
+        _section(out, SEC_SEGMENTS, w)
+
+
 def _encode_thread(ts: ThreadState) -> _W:
     w = _W()
     if ts.status not in _STATUS_CODE:
@@ -283,6 +332,10 @@ def _encode_thread(ts: ThreadState) -> _W:
             w.u(lb.nparams)
             w.u(lb.nresults)
             w.u(lb.height)
+        w.u(len(fr.caught))
+        for offset, v in fr.caught:
+            w.u(offset)
+            w.value(v)
     return w
 
 
@@ -296,6 +349,7 @@ def _body_pieces(state: State) -> List[bytes]:
     encode_store_sections(state, out)
     if state.thread is not None:
         _section(out, SEC_THREAD, _encode_thread(state.thread))
+    _encode_heap(state, out)
     if state.names:
         w = _W()
         w.u(len(state.names))
@@ -311,6 +365,7 @@ def digest_body_pieces(state: State) -> List[bytes]:
     sections, uncompressed (so zlib versions do not matter)."""
     out = _W()
     encode_store_sections(state, out, digest_only=True)
+    _encode_heap(state, out)
     return out.pieces()
 
 
@@ -416,12 +471,15 @@ class _R:
             return (name, int.from_bytes(self.raw(size), "little"))
         if tag == T_NULL:
             return ("ref.null", None)
-        if tag == T_FUNC:
-            return ("ref.func", self.u())
+        u_tag = _U_BY_CODE.get(tag)
+        if u_tag is not None:
+            return (u_tag, self.u())
         if tag == T_EXTERN:
             return ("ref.extern", self.u())
-        if tag == T_INT:
-            return ("int", self.u())
+        if tag == T_EXTERN_OF:
+            if self.pos >= self.end or self.data[self.pos] not in _WRAPPABLE:
+                raise self.fail("ref.extern can wrap only an i31, struct or array reference")
+            return ("ref.extern", self.value())
         raise self.fail(f"unknown value tag 0x{tag:02x}")
 
     def values(self) -> List[Value]:
@@ -452,9 +510,9 @@ def unpack(data: bytes, limits: Optional[StoreLimits] = None) -> bytes:
     magic, version, flags, length, digest = _HEADER.unpack_from(view, 0)
     if magic != MAGIC:
         raise SnapshotError("not a wcr snapshot (bad magic)")
-    if version != VERSION:
-        raise SnapshotError(f"unsupported snapshot format version {version} (this wcr reads version "
-                            f"{VERSION})")
+    if version not in READABLE_VERSIONS:
+        raise SnapshotError(f"unsupported snapshot format version {version} (this wcr reads versions "
+                            f"{', '.join(map(str, READABLE_VERSIONS))})")
     if flags & ~FLAG_ZLIB:
         raise SnapshotError(f"unknown snapshot flags 0x{flags:x}")
     stored = view[HEADER_SIZE:]  # a view: no copy of a large snapshot
@@ -494,8 +552,9 @@ def decode(data: bytes, limits: Optional[StoreLimits] = None) -> State:
     are the reader's (they bound decompression and the sizes read; restore checks them again)."""
     lim = limits if limits is not None else current()
     body = unpack(data, lim)
+    version = _HEADER.unpack_from(memoryview(data).cast("B"), 0)[1]
     try:
-        state = _decode_body(body, lim)
+        state = _decode_body(body, lim, version)
         if _faults.ACTIVE:  # deliberate bugs for `wcr selftest` only (vm/snapshot/faults.py)
             _faults.after_decode(state)
         return state
@@ -505,7 +564,7 @@ def decode(data: bytes, limits: Optional[StoreLimits] = None) -> State:
         raise SnapshotError(f"corrupt snapshot: {type(e).__name__}: {e}") from None
 
 
-def _decode_body(body: bytes, limits: StoreLimits) -> State:
+def _decode_body(body: bytes, limits: StoreLimits, version: int = VERSION) -> State:
     r = _R(body, "body")
     sections: Dict[int, _R] = {}
     order: List[int] = []
@@ -518,7 +577,7 @@ def _decode_body(body: bytes, limits: StoreLimits) -> State:
             raise r.fail(f"duplicate section {sid}")
         if order and sid < 0x80 and order[-1] < 0x80 and sid < order[-1]:
             raise r.fail(f"section {sid} out of order")
-        if sid < 0x80 and sid not in REQUIRED and sid != SEC_THREAD:
+        if sid < 0x80 and sid not in REQUIRED and sid not in (SEC_THREAD, SEC_HEAP, SEC_SEGMENTS):
             raise r.fail(f"unknown required section {sid} (written by a newer wcr?)")
         order.append(sid)
         sections[sid] = _R(body, f"section {sid}", start, start + size)
@@ -628,6 +687,9 @@ def _decode_body(body: bytes, limits: StoreLimits) -> State:
             fr.stack = ts.values()
             for _ in range(ts.count(5)):
                 fr.labels.append(Label(ts.str_(), ts.s(), ts.u(1 << 32), ts.u(1 << 32), ts.u(1 << 32)))
+            if version >= 2:
+                for _ in range(ts.count(2)):
+                    fr.caught.append((ts.u(1 << 32), ts.value()))
             thread.frames.append(fr)
         ts.done()
 
@@ -640,6 +702,46 @@ def _decode_body(body: bytes, limits: StoreLimits) -> State:
         ns.done()
 
     state = State(config, modules, counts, hosts, instances, tables, mems, globs, log, thread, names)
+    state.heap = _decode_heap(sections.get(SEC_HEAP), counts, limits)
+    state.segments = _decode_segments(sections.get(SEC_SEGMENTS), len(instances))
     if len(tables) != counts["table"] or len(mems) != counts["memory"] or len(globs) != counts["global"]:
         raise SnapshotError("corrupt snapshot: tables/memories/globals disagree with the address counts")
     return state
+
+
+def _decode_heap(s: Optional[_R], counts: Dict[str, int], limits: StoreLimits) -> List[HeapObject]:
+    """Section 11.  The objects' fields together (each object at least 1, as :class:`Quota` charges them)
+    are bounded by the reader's ``max_heap_fields``, checked before each object's fields are read."""
+    heap: List[HeapObject] = []
+    if s is None:
+        return heap
+    total = 0
+    for _ in range(s.count(3)):
+        code = s.byte()
+        if code >= len(HEAP_KINDS):
+            raise s.fail(f"heap[{len(heap)}]: bad object kind {code}")
+        ob = HeapObject(HEAP_KINDS[code])
+        if ob.kind == "exn":
+            ob.tag = s.u(max(counts["tag"] - 1, 0))
+        else:
+            ob.type = (s.u(1 << 32), s.u(1 << 32))
+        n = s.count()
+        total += max(n, 1)
+        if total > limits.max_heap_fields:
+            raise s.fail(f"heap[{len(heap)}]: the heap objects hold more than this reader's limit of "
+                         f"{limits.max_heap_fields} fields (--max-heap-fields)")
+        ob.fields = [s.value() for _ in range(n)]
+        heap.append(ob)
+    s.done()
+    return heap
+
+
+def _decode_segments(s: Optional[_R], ninstances: int) -> List[Tuple[int, int, List[Value]]]:
+    """Section 12."""
+    out: List[Tuple[int, int, List[Value]]] = []
+    if s is None:
+        return out
+    for _ in range(s.count(3)):
+        out.append((s.u(max(ninstances - 1, 0)), s.u(1 << 32), s.values()))
+    s.done()
+    return out

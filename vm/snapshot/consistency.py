@@ -31,8 +31,8 @@ from ..module import Expr, Module
 from ..runtime.objects import PAGE_SIZE, FuncInst
 from ..runtime.spectest import PRINTS
 from ..runtime.store import BaseStore
-from ..types import FuncType, GlobalType, RefType, TableType
-from ..valid.canon import canon_valtype, canonical_types, heap_sub_c, valtype_sub_c
+from ..types import FuncType, GlobalType, TableType
+from ..valid.canon import canon_valtype, canonical_types, valtype_sub_c
 from ..values import format_value
 from .model import (
     DONE,
@@ -46,6 +46,7 @@ from .model import (
     State,
     Value,
 )
+from .valuecheck import HeapKeys, check_heap, check_segments, check_value
 
 __all__ = ["TailCalls", "check_state", "check_value", "results_fit"]
 
@@ -57,16 +58,18 @@ _INDEXED_TRAPS = ("undefined element", "uninitialized element")
 _TAIL_OPS = ("return_call", "return_call_indirect", "return_call_ref")
 
 
-def check_state(state: State, loaded: Sequence[LoadedModule], host_modules: HostFactories) -> None:
-    """Every rule that needs only the state, the modules and the host declarations (rules 1–9 of
-    docs/snapshot-format.md, "Consistency rules")."""
+def check_state(state: State, loaded: Sequence[LoadedModule], host_modules: HostFactories) -> HeapKeys:
+    """Every rule that needs only the state, the modules and the host declarations (rules 1–9 and
+    18–22 of docs/snapshot-format.md, "Consistency rules").  Returns the heap objects' canonical types
+    (for restore's checks of the frames' values)."""
     for fld, kind, n in (("tables", "table", len(state.tables)), ("globals", "global", len(state.globals))):
         if n != state.counts.get(kind):
             raise SnapshotError(f"{fld}: {n} entries for {state.counts.get(kind)} {kind} addresses")
     env = _Env(state, loaded, host_modules)
+    env.heap = check_heap(state, env.canons, env.tags, env.func_keys)
     _thread(state, env)
     for a, (gt, canon, _) in sorted(env.globals.items()):
-        check_value(gt.type, state.globals[a], canon, env.func_keys, f"globals[{a}]")
+        check_value(gt.type, state.globals[a], canon, env.func_keys, f"globals[{a}]", env.heap)
     _host_globals(state, env)
     for n, ist in enumerate(state.instances):
         if env.well_formed(ist):
@@ -74,7 +77,9 @@ def check_state(state: State, loaded: Sequence[LoadedModule], host_modules: Host
             _drop_flags(state, env, n, ist)
     for a, (tt, canon) in sorted(env.tables.items()):
         _table(a, tt, canon, state.tables[a], env)
-    _host_log(state)
+    check_segments(state, [lm.module for lm in env.loaded], env.canons, env.func_keys, env.heap)
+    _host_log(state, env.heap)
+    return env.heap
 
 
 # -- the address tables, typed -----------------------------------------------------------------------
@@ -89,6 +94,8 @@ class _Env:
         self.funcs: Dict[int, Tuple[FuncType, Any, Canon]] = {}  # address -> type, key, owner's keys
         self.globals: Dict[int, Tuple[GlobalType, Canon, Any]] = {}  # ... type, owner's keys, host value
         self.tables: Dict[int, Tuple[TableType, Canon]] = {}
+        self.tags: Dict[int, Tuple[FuncType, Canon]] = {}  # address -> the tag's type, owner's keys
+        self.heap: HeapKeys = []
         self._hosts(host_modules)
         for ist in state.instances:
             if self.well_formed(ist):
@@ -114,6 +121,8 @@ class _Env:
                 self.globals[h.addr] = (obj.type, [], obj.value)
             elif h.kind == "table":
                 self.tables[h.addr] = (obj.type, [])
+            elif h.kind == "tag":
+                self.tags[h.addr] = (obj.type, [])
 
     def well_formed(self, ist: InstanceState) -> bool:
         """Does the instance have the shape of its module (else restore refuses it by itself)?"""
@@ -141,6 +150,9 @@ class _Env:
         nt = _nimports(m, "table")
         for j, t in enumerate(m.tables):
             self.tables[ist.tables[nt + j]] = (t.type, canon)
+        ng = _nimports(m, "tag")
+        for j, tg in enumerate(m.tags):
+            self.tags[ist.tags[ng + j]] = (_functype(m, tg.typeidx), canon)
 
 
 def _nimports(m: Module, kind: str) -> int:
@@ -154,45 +166,16 @@ def _functype(m: Module, typeidx: int) -> FuncType:
 
 
 # -- values ----------------------------------------------------------------------------------------
-def check_value(t: Any, v: Value, canon: Canon, func_keys: Dict[int, Any], where: str) -> None:
-    """Rule 6: a value fits the type of its slot (``canon``: the keys of the module that declares the
-    slot, for concrete reference types; ``func_keys``: function address -> canonical type key)."""
-    tag, x = v
-    if isinstance(t, str):
-        if tag != t:
-            raise SnapshotError(f"{where}: {tag} where {t} is expected")
-        return
-    if not isinstance(t, RefType):
-        raise SnapshotError(f"{where}: unsupported value type {t!r}")
-    if tag == "ref.null":
-        if not t.nullable:
-            raise SnapshotError(f"{where}: null where {t!r} is expected")
-    elif tag == "ref.func":
-        key = func_keys.get(x)
-        if key is None:
-            raise SnapshotError(f"{where}: function address {x} out of range")
-        if isinstance(t.heap, int):
-            if t.heap >= len(canon) or not heap_sub_c(key, canon[t.heap]):
-                raise SnapshotError(f"{where}: function {x} of the wrong type where {t!r} is expected")
-        elif t.heap != "func":
-            raise SnapshotError(f"{where}: function reference where {t!r} is expected")
-    elif tag == "ref.extern":
-        if t.heap != "extern":
-            raise SnapshotError(f"{where}: host reference where {t!r} is expected")
-    else:
-        raise SnapshotError(f"{where}: {tag} where {t!r} is expected")
-
-
 def _table(a: int, tt: TableType, canon: Canon, elems: List[Value], env: _Env) -> None:
     """Rule 6 for tables, once per distinct element (a large table is mostly one value)."""
     for v in set(elems):
         try:
-            check_value(tt.elem, v, canon, env.func_keys, "")
+            check_value(tt.elem, v, canon, env.func_keys, "", env.heap)
         except SnapshotError as e:
             raise SnapshotError(f"tables[{a}][{elems.index(v)}]{e.message}") from None
 
 
-def _host_log(state: State) -> None:
+def _host_log(state: State, heap: HeapKeys) -> None:
     """Rule 9: only the spectest prints write the host log, with arguments of their declared types."""
     for i, (name, vals) in enumerate(state.host_log):
         params = PRINTS.get(name)
@@ -201,7 +184,7 @@ def _host_log(state: State) -> None:
         if len(vals) != len(params):
             raise SnapshotError(f"host_log[{i}].args: {len(vals)} arguments, {name} takes {len(params)}")
         for j, (t, v) in enumerate(zip(params, vals)):
-            check_value(t, v, [], {}, f"host_log[{i}].args[{j}]")
+            check_value(t, v, [], {}, f"host_log[{i}].args[{j}]", heap)
 
 
 # -- the thread --------------------------------------------------------------------------------------
@@ -260,7 +243,7 @@ def _values(field: str, vals: List[Value], types: Sequence[Any], canon: Canon, e
     if len(vals) != len(types):
         raise SnapshotError(f"{field}: {len(vals)} values, {what} {len(types)}")
     for i, (t, v) in enumerate(zip(types, vals)):
-        check_value(t, v, canon, env.func_keys, f"{field}[{i}]")
+        check_value(t, v, canon, env.func_keys, f"{field}[{i}]", env.heap)
 
 
 # -- constant expressions: immutable globals and segment offsets ----------------------------------
@@ -288,9 +271,17 @@ def _payload(v: Value) -> Any:
     return None if tag == "ref.null" else v
 
 
+#: the constant instructions rule 7 evaluates over the state; an expression with any other (a GC
+#: allocation, ``ref.i31``, the extern conversions) is not checked (its objects are in the heap section)
+_PLAIN_CONST = frozenset(("i32.const", "i64.const", "f32.const", "f64.const", "v128.const", "ref.null", "ref.func",
+                          "global.get", "i32.add", "i32.sub", "i32.mul", "i64.add", "i64.sub", "i64.mul", "end"))
+
+
 def _eval(env: _ConstEnv, expr: Optional[Expr]) -> Any:
     """The one constant evaluator (:meth:`BaseStore.eval_const`) over the state's values; ``...`` when
-    the expression is not computable here (e.g. a GC allocation)."""
+    the expression is not computable here (a GC instruction)."""
+    if expr is not None and any(ins.op not in _PLAIN_CONST for ins in expr):
+        return ...
     try:
         return _CONST.eval_const(env, expr)  # type: ignore[arg-type]  # duck-typed instance
     except (WasmError, TypeError, IndexError):

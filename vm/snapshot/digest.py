@@ -5,8 +5,8 @@ Two digests live here, and they are deliberately *not* the same code:
 * :func:`state_digest` (``store`` → ``"sha256:<hex>"``) is the **oracle's** digest: the final state of
   the uninterrupted run and of every restored run in our VM (``Outcome.state_digest``).  It walks the
   live store objects itself — instances in creation order, each instance's index spaces in index order,
-  every memory's bytes, table's elements, global's value, the dropped flags, the host log — with its own
-  small encoding.  It imports nothing from the checkpoint path (``capture``, ``restore``, ``codec``):
+  every memory's bytes, table's elements, global's value, the dropped flags, the host log, and the GC and
+  exception objects reachable from them (and from an outcome's results) — with its own small encoding.  It imports nothing from the checkpoint path (``capture``, ``restore``, ``codec``):
   if it went through the capture code a checkpoint uses, a capture bug (a page treated as empty, a
   global not saved) would change the reference digest and the restored one alike and hide itself
   (ARCHITECTURE.md, "Comparison rules"; issue 9).  ``suite/tests/test_oracle_independence.py`` plants
@@ -20,7 +20,10 @@ dictionary keys, never hashed), values are tagged bit patterns, integers are enc
 LEB128, so an out-of-range runtime value is seen, not masked), and memories are streamed into the hash
 page by page (all-zero pages are skipped with a ``startswith`` against a zero page: no copy of the
 memory is made).  Module identities, registered names and the store configuration are not part of it
-(they cannot change while running).  :func:`instance_digest` is the same walk restricted to what one
+(they cannot change while running).  Heap objects get canonical ids in walk order (first met, fields
+walked from a queue after the host log: no recursion, cycles and sharing encoded as ids) and are encoded
+as kind, type (a hash of the canonical type key, or the tag's address) and field values, so a restore
+that loses or changes a field, or splits a shared object in two, changes the digest.  :func:`instance_digest` is the same walk restricted to what one
 instance can reach; the C/R session uses it to decide whether running the original invocation from
 scratch is a valid baseline (the instance's state before the invocation equals a fresh instantiation).
 """
@@ -28,10 +31,11 @@ scratch is a valid baseline (the instance's state before the invocation equals a
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from ..binary.leb128 import encode_u
 from ..exec.store import Store
+from ..runtime.heap import ArrayInst, ExnInst, HostRef, I31Ref, StructInst
 from ..runtime.objects import PAGE_SIZE, ExternRef, FuncInst, ModuleInst
 from ..runtime.spectest import PRINTS
 from ..values import NUM_BITS
@@ -44,9 +48,13 @@ _ZERO_PAGE = bytes(PAGE_SIZE)
 _SPACES = (("func", "funcs"), ("table", "tables"), ("memory", "mems"), ("global", "globals"), ("tag", "tags"))
 #: one byte per value tag (the tag names are vm.values'; the byte values are this file's own)
 _TAG = {"i32": 1, "i64": 2, "f32": 3, "f64": 4, "v128": 5, "ref.null": 6, "ref.func": 7, "ref.extern": 8,
-        "int": 9, "foreign": 10, "other": 11}
+        "int": 9, "foreign": 10, "other": 11, "i31": 12, "host": 13, "heap": 14, "extern-of": 15}
+_HEAP_KIND = {StructInst: 1, ArrayInst: 2, ExnInst: 3}
 #: section markers, so that two different shapes can never encode to the same stream
 _SEC_INSTANCE, _SEC_TABLE, _SEC_MEMORY, _SEC_GLOBAL, _SEC_LOG, _SEC_END = b"I", b"T", b"M", b"G", b"L", b"E"
+_SEC_ROOTS, _SEC_HEAP = b"R", b"H"
+#: id(canonical type key) -> (key, sha256 of its repr): a key is module-independent, its repr is stable
+_TYPE_HASH: Dict[int, Any] = {}
 _FLUSH = 1 << 16
 
 
@@ -58,6 +66,8 @@ class _Walk:
         self.buf = bytearray()
         self.addr: Dict[str, Dict[int, int]] = {k: {} for k, _ in _SPACES}
         self.objs: Dict[str, List[Any]] = {k: [] for k, _ in _SPACES}
+        self.heap_ids: Dict[int, int] = {}  # id(heap object) -> canonical id
+        self.heap: List[Any] = []
 
     # -- encoding ------------------------------------------------------------------------------
     def u(self, n: int) -> None:
@@ -115,12 +125,26 @@ class _Walk:
                 buf.append(_TAG["ref.func"])
                 self.u(a)
         elif isinstance(x, ExternRef):
-            buf.append(_TAG["ref.extern"])
             v = x.value
             if type(v) is int:
+                buf.append(_TAG["ref.extern"])
                 self.u(v)
+            elif type(v) in _HEAP_KIND or type(v) is I31Ref:  # extern.convert_any of an internal reference
+                buf.append(_TAG["extern-of"])
+                self.ref(v)
             else:
+                buf.append(_TAG["ref.extern"])
                 self.text(type(v).__name__)
+        elif type(x) in _HEAP_KIND:
+            buf.append(_TAG["heap"])
+            h = self.heap_ids.get(id(x))
+            if h is None:
+                h = self.heap_ids[id(x)] = len(self.heap)
+                self.heap.append(x)
+            self.u(h)
+        elif type(x) in (I31Ref, HostRef):
+            buf.append(_TAG["i31" if type(x) is I31Ref else "host"])
+            self.value(None, x.value)
         elif type(x) is int:
             buf.append(_TAG["int"])
             self.u(x)
@@ -185,21 +209,66 @@ class _Walk:
                 self.value(types[i] if types is not None and i < len(types) else None, x)
             self.maybe_flush()
 
+    def roots(self, values: Sequence[Any]) -> None:
+        """Extra values whose objects belong to the state (an outcome's results)."""
+        if values:
+            self.buf += _SEC_ROOTS
+            self.u(len(values))
+            for x in values:
+                self.value(None, x)
+
+    def heap_objects(self) -> None:
+        """Every heap object met so far and every one its fields reach, in canonical id order (the list
+        grows while it is walked: breadth-first, no recursion).  Nothing when there is none, so the
+        digest of a store without GC objects is what it was before issue 12."""
+        if not self.heap:
+            return
+        self.buf += _SEC_HEAP
+        i = 0
+        while i < len(self.heap):
+            x = self.heap[i]
+            i += 1
+            self.buf.append(_HEAP_KIND[type(x)])
+            if type(x) is ExnInst:
+                self.u(self.addr["tag"].get(id(x.tag), -1))
+                vals = x.payload
+            else:
+                self.buf += _type_hash(x.canon)
+                vals = x.fields if type(x) is StructInst else x.elements
+            self.u(len(vals))
+            for v in vals:
+                self.value(None, v)
+            self.maybe_flush()
+        self.u(len(self.heap))
+
     def hexdigest(self) -> str:
         self.buf += _SEC_END
         self.flush()
         return "sha256:" + self.h.hexdigest()
 
 
-def state_digest(store: Store) -> str:
+def _type_hash(key: Any) -> bytes:
+    """32 bytes naming a canonical type key (equal keys, equal bytes, in every process)."""
+    got = _TYPE_HASH.get(id(key))
+    if got is None or got[0] is not key:
+        if len(_TYPE_HASH) > 100_000:
+            _TYPE_HASH.clear()
+        got = _TYPE_HASH[id(key)] = (key, hashlib.sha256(repr(key).encode("utf-8")).digest())
+    return got[1]
+
+
+def state_digest(store: Store, roots: Sequence[Any] = ()) -> str:
     """``"sha256:<hex>"`` over the live store (see the module docstring): what an invocation can change,
-    walked independently of the checkpoint capture."""
+    walked independently of the checkpoint capture.  ``roots``: runtime values whose heap objects are part
+    of what is compared (an outcome's results: a restore that rebuilt a result's object wrongly shows)."""
     w = _Walk()
     w.u(len(store.instances))
     for inst in store.instances:
         w.instance(inst)
     w.objects()
     w.host_log(store.host_log)
+    w.roots(roots)
+    w.heap_objects()
     return w.hexdigest()
 
 
@@ -213,6 +282,7 @@ def instance_digest(inst: ModuleInst, log: Optional[List[Any]] = None) -> str:
     w.instance(inst)
     w.objects()
     w.host_log(log or [])
+    w.heap_objects()
     return w.hexdigest()
 
 

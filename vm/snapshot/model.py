@@ -185,3 +185,7 @@ class State:
     names: Dict[int, str] = field(default_factory=dict)
     #: GC and exception objects reachable from the store, the thread and the host log (ids = positions)
     heap: List[HeapObject] = field(default_factory=list)
+    #: (instance index, element segment index, items) of every element segment that is not dropped and
+    #: holds a heap object: restore uses these items instead of re-evaluating the segment's constant
+    #: expressions, so ``table.init`` after a restore copies the very objects it copied before (``ref.eq``)
+    segments: List[Tuple[int, int, List[Value]]] = field(default_factory=list)

@@ -68,9 +68,14 @@ def outcome_of(store: Store, result_types: Sequence[Any], results: Optional[Sequ
     (``digest=False``: no digest)."""
     cap = Capture(store, require_sha=False)
     tagged: List[Value] = []
+    roots: Sequence[Any] = ()
     if trap is None and stopped is None:
-        tagged = [cap.value(t, x) for t, x in zip(result_types, results or [])]
-    return Outcome(tagged, trap, instructions, cap.host_log(), state_digest(store) if digest else "", stopped)
+        roots = list(results or [])
+        tagged = [cap.value(t, x) for t, x in zip(result_types, roots)]
+    # heap references among the results are ids of this capture (results first, then the host log): equal
+    # for equal runs; the objects' contents are compared through the digest, which walks the results too
+    return Outcome(tagged, trap, instructions, cap.host_log(), state_digest(store, roots) if digest else "",
+                   stopped)
 
 
 def finish(store: Store, run: Run, digest: bool = True, budget: Optional[Budget] = None) -> Outcome:

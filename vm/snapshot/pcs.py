@@ -7,12 +7,15 @@ never disagree about a frame.
 from __future__ import annotations
 
 import bisect
-from typing import List
+from typing import List, Tuple
 
 from ..runtime.objects import FuncInst
 from .model import Label, SnapshotError
 
-__all__ = ["byte_pc", "false_if_end", "labels_at", "pc_index", "stack_types"]
+__all__ = ["byte_pc", "caught_at", "false_if_end", "labels_at", "pc_index", "stack_types"]
+
+#: the legacy handler blocks whose frame holds the exception they caught (what ``rethrow`` throws)
+CATCH_KINDS = ("catch", "catch_all")
 
 
 def byte_pc(f: FuncInst, idx: int) -> int:
@@ -58,3 +61,10 @@ def labels_at(f: FuncInst, idx: int) -> List[Label]:
         start = -1 if c.start < 0 else byte_pc(f, c.start)
         out.append(Label(c.kind, start, len(c.params), len(c.results), c.height))
     return out
+
+
+def caught_at(f: FuncInst, idx: int) -> List[Tuple[int, int]]:
+    """The legacy ``catch``/``catch_all`` blocks enclosing instruction ``idx`` (outermost first), each as
+    (index of its ``try``, the ``try``'s byte offset): the engine's ``Frame.caught`` keys and the
+    snapshot's ``FrameState.caught`` offsets."""
+    return [(c.start, byte_pc(f, c.start)) for c in f.info.controls[idx] if c.kind in CATCH_KINDS]

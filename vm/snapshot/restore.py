@@ -8,8 +8,10 @@ Restore loads each module through :func:`vm.api.load_module` (decoded and valida
 sha256), checks the state against them with :func:`~vm.snapshot.consistency.check_state` before it
 allocates anything (docs/snapshot-format.md, "Consistency rules"), re-creates each instance with
 ``Store.allocate`` (imports resolved through the address tables, so sharing is preserved; no segment
-initialisation, no start function), then overwrites every table,
-memory, global, dropped flag and the host log from the state, and rebuilds the frames after checking
+initialisation, no start function), rebuilds the heap objects in two passes (all allocated empty,
+then all fields set: cycles and sharing resolve to the same objects), then overwrites every table,
+memory, global, dropped flag, the element segments of the segments section and the host log from the
+state, and rebuilds the frames (with their caught exceptions) after checking
 them against the validator's metadata (labels, operand heights and types, locals, the pending call of
 every non-top frame).  A snapshot is untrusted input: anything inconsistent raises
 :class:`SnapshotError`.  The limits (memory pages, table elements, call depth) are the restoring side's
@@ -26,13 +28,14 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, cast
 from ..api import LoadedModule, Store, load_module
 from ..errors import ResourceLimit, WasmError
 from ..exec.engine import Frame, Thread
+from ..runtime.heap import ArrayInst, ExnInst, HostRef, I31Ref, StructInst
 from ..runtime.limits import StoreLimits, current
 from ..runtime.objects import PAGE_SIZE, ExternRef, FuncInst, ModuleInst
 from ..runtime.spectest import spectest_exports
 from ..types import RefType
 from . import faults as _faults
 from .capture import SPACE_ATTR
-from .consistency import TailCalls, check_state, check_value, results_fit
+from .consistency import TailCalls, check_state, results_fit
 from .model import (
     DONE,
     KINDS,
@@ -45,12 +48,14 @@ from .model import (
     ThreadState,
     Value,
 )
-from .pcs import false_if_end, labels_at, pc_index, stack_types
+from .pcs import caught_at, false_if_end, labels_at, pc_index, stack_types
 from .run import Run
+from .valuecheck import HeapKeys, check_value
 
 __all__ = ["check_limits", "default_host_modules", "restore"]
 
 _CALL_OPS = ("call", "call_indirect", "call_ref")
+_EXN = RefType(False, "exn")
 
 HostModules = Dict[str, Callable[[Any], Dict[str, Any]]]
 
@@ -88,8 +93,8 @@ def restore(state: State, modules: Dict[str, bytes], host_modules: Optional[Host
         lim = store.limits if store is not None else (limits if limits is not None else current())
         check_limits(state, lim)  # nothing is allocated for a state beyond the restorer's limits
         loaded = _load_modules(state, modules)
-        check_state(state, loaded, hosts)  # nor for an inconsistent one
-        out = _restore(state, loaded, hosts, store, lim)
+        keys = check_state(state, loaded, hosts)  # nor for an inconsistent one
+        out = _restore(state, loaded, hosts, store, lim, keys)
         if _faults.ACTIVE and out[1] is not None:  # deliberate bugs for `wcr selftest` only
             _faults.after_restore(out[1])
         return out
@@ -113,6 +118,10 @@ def check_limits(state: State, limits: StoreLimits) -> None:
     if elems > limits.max_table_elements:
         raise SnapshotError(f"tables: the snapshot holds {elems} table elements, more than this "
                             f"restorer's limit of {limits.max_table_elements} (--max-table-elements)")
+    fields = sum(max(len(ob.fields), 1) for ob in state.heap)
+    if fields > limits.max_heap_fields:
+        raise SnapshotError(f"heap: the snapshot's objects hold {fields} fields, more than this restorer's "
+                            f"limit of {limits.max_heap_fields} (--max-heap-fields)")
     th = state.thread
     if th is not None and len(th.frames) > limits.max_call_depth:
         raise SnapshotError(f"thread.frames: {len(th.frames)} frames, more than this restorer's call "
@@ -120,16 +129,19 @@ def check_limits(state: State, limits: StoreLimits) -> None:
 
 
 def _restore(state: State, loaded: List[LoadedModule], host_modules: HostModules,
-             store: Optional[Store], limits: StoreLimits) -> Tuple[Store, Optional[Run]]:
+             store: Optional[Store], limits: StoreLimits, keys: HeapKeys) -> Tuple[Store, Optional[Run]]:
     if store is None:
         store = Store(limits=limits)
     addrs = _Addresses(state.counts)
     _host_objects(state, store, host_modules, addrs)
-    for n, ist in enumerate(state.instances):
-        _instance(state, store, loaded, n, ist, addrs)
+    insts = [_instance(state, store, loaded, n, ist, addrs) for n, ist in enumerate(state.instances)]
     addrs.check_complete()
-    conv = _Converter(addrs.objs["func"])
+    conv = _Converter(addrs.objs["func"], _heap(state, store, insts, addrs), keys)
+    _fill_heap(state, conv)
     _contents(state, store, addrs, conv)
+    for k, (n, i, items) in enumerate(state.segments):
+        insts[n].elems[i] = [conv.value(insts[n].module.elems[i].type, v, insts[n].canon, f"segments[{k}].items[{j}]")
+                             for j, v in enumerate(items)]
     if state.thread is None:
         return store, None
     return store, _restore_thread(store, state.thread, addrs.objs["func"], conv)
@@ -172,7 +184,7 @@ def _host_objects(state: State, store: Store, host_modules: HostModules, addrs: 
 
 
 def _instance(state: State, store: Store, loaded: List[LoadedModule], n: int, ist: InstanceState,
-              addrs: _Addresses) -> None:
+              addrs: _Addresses) -> ModuleInst:
     """Allocate instance ``n`` (imports by address, no segments, no start function), define the
     addresses of what it defines, size its tables and memories, set its dropped flags."""
     objs = addrs.objs
@@ -224,6 +236,37 @@ def _instance(state: State, store: Store, loaded: List[LoadedModule], n: int, is
     for i, d in enumerate(ist.data_dropped):
         if d:
             inst.drop_data(i)
+    return inst
+
+
+def _heap(state: State, store: Store, insts: List[ModuleInst], addrs: _Addresses) -> List[Any]:
+    """Allocate every heap object empty, each charged to the store's quota before it is allocated (its
+    type and tag were checked by check_state); :func:`_fill_heap` sets the fields once all exist, so
+    references between them (cycles, sharing) resolve to these very objects."""
+    out: List[Any] = []
+    for i, ob in enumerate(state.heap):
+        store.quota.take_fields(max(len(ob.fields), 1), f"heap[{i}]")
+        if ob.kind == "exn":
+            out.append(ExnInst(addrs.objs["tag"][cast(int, ob.tag)], []))
+        else:
+            n, j = cast(Tuple[int, int], ob.type)
+            cls = StructInst if ob.kind == "struct" else ArrayInst
+            out.append(cls(insts[n].canon[j], []))
+    return out
+
+
+def _fill_heap(state: State, conv: _Converter) -> None:
+    """Every object's fields as runtime values (packed fields are unsigned ints, as the engine keeps
+    them; the values' types were checked by check_state)."""
+    for i, ob in enumerate(state.heap):
+        vals = [conv.any(v) for v in ob.fields]
+        x = conv.heap[i]
+        if ob.kind == "struct":
+            x.fields = vals
+        elif ob.kind == "array":
+            x.elements = vals
+        else:
+            x.payload = vals
 
 
 def _contents(state: State, store: Store, addrs: _Addresses, conv: _Converter) -> None:
@@ -278,9 +321,11 @@ class _Converter:
     """Tagged value → runtime value.  Whether the value fits its slot is rule 6, checked by the one
     :func:`~vm.snapshot.consistency.check_value` (the field named by ``where``)."""
 
-    def __init__(self, funcs: Dict[int, FuncInst]):
+    def __init__(self, funcs: Dict[int, FuncInst], heap: List[Any], keys: HeapKeys):
         self.funcs = funcs
         self.func_keys = {a: f.canon for a, f in funcs.items()}
+        self.heap = heap
+        self.keys = keys
 
     def any(self, v: Value) -> Any:
         tag, x = v
@@ -298,11 +343,19 @@ class _Converter:
                 raise SnapshotError(f"function address {x} out of range")
             return f
         if tag == "ref.extern":
-            return ExternRef(x)
+            return ExternRef(self.ref(x) if isinstance(x, tuple) else x)
+        if tag in ("ref.struct", "ref.array", "ref.exn"):
+            if not 0 <= x < len(self.heap) or self.heap[x].kind != tag[4:]:
+                raise SnapshotError(f"heap object id {x} out of range or of another kind")
+            return self.heap[x]
+        if tag == "ref.i31":
+            return I31Ref(x)
+        if tag == "ref.host":
+            return HostRef(x)
         raise SnapshotError(f"value tag {tag} where a reference is expected")
 
     def value(self, t: Any, v: Value, canon: List[Any], where: str) -> Any:
-        check_value(t, v, canon, self.func_keys, where)
+        check_value(t, v, canon, self.func_keys, where, self.keys)
         return v[1] if isinstance(t, str) else self.ref(v)
 
 
@@ -418,7 +471,21 @@ def _frame(store: Store, n: int, fs: FrameState, f: FuncInst, callee: Optional[T
     fr = Frame(f, locs)
     fr.pc = idx
     fr.stack = [conv.value(t, v, canon, f"{at}.stack[{i}]") for i, (t, v) in enumerate(zip(stypes, fs.stack))]
+    fr.caught = _caught(at, fs, f, idx, conv)
     return fr
+
+
+def _caught(at: str, fs: FrameState, f: FuncInst, idx: int, conv: _Converter) -> Optional[dict]:
+    """Rule 23: one caught exception for each legacy catch block enclosing the pc, named by the byte
+    offset of its ``try``, outermost first (like the labels, derived from the pc and the validator)."""
+    blocks = caught_at(f, idx)
+    if [off for off, _ in fs.caught] != [off for _, off in blocks]:
+        raise SnapshotError(f"{at}.caught: the caught exceptions at pc {fs.pc} do not match the catch blocks "
+                            f"enclosing it (try offsets {[off for _, off in blocks]})")
+    if not blocks:
+        return None
+    return {start: conv.value(_EXN, v, [], f"{at}.caught[{k}]") for k, ((start, _), (_, v)) in
+            enumerate(zip(blocks, fs.caught))}
 
 
 def _pending_call(store: Store, n: int, fs: FrameState, f: FuncInst, idx: int,

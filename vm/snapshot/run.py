@@ -62,8 +62,8 @@ def start(store: Store, func: FuncInst, args: Sequence[Any]) -> Run:
     if func.host is not None:
         try:
             th.results = list(func.host(list(args)))
-        except Trap as e:
-            run.trap = e.kind
+        except (Trap, WasmException) as e:  # the message of either is its trap kind
+            run.trap = e.message
         th.done = True
         return run
     th.frames.append(store.machine.new_frame(func, args))

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from ..runtime.objects import PAGE_SIZE
 from ..values import format_value
 from .codec import VERSION, decode
-from .model import KINDS, State
+from .model import KINDS, HeapObject, State
 
 
 def _func_location(state: State) -> Dict[int, Tuple[str, Any]]:
@@ -78,6 +78,11 @@ def view(state: State) -> Dict[str, Any]:
     out["tables"] = [{"address": a, "size": len(el), "non_null": sum(1 for v in el if v[0] != "ref.null")}
                      for a, el in enumerate(state.tables)]
     out["globals"] = [format_value(v) for v in state.globals]
+    if state.heap:
+        out["heap"] = [_heap_object(i, ob) for i, ob in enumerate(state.heap)]
+    if state.segments:
+        out["segments"] = [{"instance": n, "elem": i, "items": [format_value(v) for v in items]}
+                           for n, i, items in state.segments]
     out["host_log"] = {"entries": len(state.host_log),
                        "last": [f"{n}({', '.join(format_value(v) for v in vs)})"
                                 for n, vs in state.host_log[-10:]]}
@@ -97,10 +102,26 @@ def view(state: State) -> Dict[str, Any]:
                  "stack": [format_value(v) for v in fr.stack],
                  "labels": [f"{lb.kind}@{lb.start} params={lb.nparams} results={lb.nresults} "
                             f"height={lb.height}" for lb in fr.labels]}
+            if fr.caught:
+                d["caught"] = [f"try@{off} {format_value(v)}" for off, v in fr.caught]
             frames.append(d)
         th["frames"] = frames
         out["thread"] = th
     return out
+
+
+def _heap_object(i: int, ob: HeapObject) -> Dict[str, Any]:
+    """One heap object: id, kind, its type as ``instance N type J`` or its tag address, and its fields
+    (the first 32 of a long array, with the count)."""
+    d: Dict[str, Any] = {"id": i, "kind": ob.kind}
+    if ob.kind == "exn":
+        d["tag"] = ob.tag
+    elif ob.type is not None:
+        d["type"] = f"instance {ob.type[0]} type {ob.type[1]}"
+    d["fields"] = [format_value(v) for v in ob.fields[:32]]
+    if len(ob.fields) > 32:
+        d["field_count"] = len(ob.fields)
+    return d
 
 
 def show(data: bytes) -> str:

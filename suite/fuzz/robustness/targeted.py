@@ -256,6 +256,67 @@ def _host_frame(state: State, layout: Layout, rng: random.Random) -> Optional[st
     return f"frame func := host function {fr.func}"
 
 
+def _heap_objects(kinds: tuple) -> Callable[[State, Layout, random.Random], Optional[int]]:
+    def pick(state: State, layout: Layout, rng: random.Random) -> Optional[int]:
+        ids = [i for i, ob in enumerate(state.heap) if ob.kind in kinds]
+        return rng.choice(ids) if ids else None
+    return pick
+
+
+def _heap_type(state: State, layout: Layout, rng: random.Random) -> Optional[str]:
+    """Rule 18: a struct/array names a type index its instance's module does not have, or an exception a
+    tag address out of range."""
+    i = _heap_objects(("struct", "array", "exn"))(state, layout, rng)
+    if i is None:
+        return None
+    ob = state.heap[i]
+    if ob.kind == "exn":
+        ob.tag = state.counts["tag"]
+        return f"heap[{i}].tag := {ob.tag}"
+    ob.type = (ob.type[0] if ob.type else 0, 1 << 20)
+    return f"heap[{i}].type := {ob.type}"
+
+
+def _heap_field_count(state: State, layout: Layout, rng: random.Random) -> Optional[str]:
+    """Rule 19: a struct or an exception with one field more than its type or tag has."""
+    i = _heap_objects(("struct", "exn"))(state, layout, rng)
+    if i is None:
+        return None
+    state.heap[i].fields.append(("i32", 0))
+    return f"heap[{i}].fields += i32"
+
+
+def _heap_field_type(state: State, layout: Layout, rng: random.Random) -> Optional[str]:
+    """Rule 19 (and 6): a numeric field of another numeric type (a packed field is an i32, so any other
+    tag breaks it too)."""
+    cands = [(i, k) for i, ob in enumerate(state.heap) for k, v in enumerate(ob.fields) if v[0] in NUM_BITS]
+    if not cands:
+        return None
+    i, k = rng.choice(cands)
+    state.heap[i].fields[k] = other_num(state.heap[i].fields[k], rng)
+    return f"heap[{i}].fields[{k}] := {state.heap[i].fields[k][0]}"
+
+
+def _heap_id_range(state: State, layout: Layout, rng: random.Random) -> Optional[str]:
+    """Rule 6: a global holding a heap reference names an id past the heap section."""
+    cands = [a for a, v in enumerate(state.globals) if v[0] in ("ref.struct", "ref.array", "ref.exn")]
+    if not cands:
+        return None
+    a = rng.choice(cands)
+    state.globals[a] = (state.globals[a][0], len(state.heap))
+    return f"global {a} := id {len(state.heap)}"
+
+
+def _caught_missing(state: State, layout: Layout, rng: random.Random) -> Optional[str]:
+    """Rule 23: a frame inside a legacy catch block without the exception it caught."""
+    frames = frames_with(state, "caught")
+    if not frames:
+        return None
+    fr = rng.choice(frames)
+    fr.caught.pop()
+    return f"frame func {fr.func}: caught := {len(fr.caught)} entries"
+
+
 #: rule name → an edit that breaks exactly that rule
 TARGETED: Dict[str, Edit] = {
     "local-type": _slot_type("locals"),
@@ -287,6 +348,11 @@ TARGETED: Dict[str, Edit] = {
     "count-zero-not-initial": _count_zero,
     "label-changed": _label_changed,
     "host-function-frame": _host_frame,
+    "heap-type": _heap_type,
+    "heap-field-count": _heap_field_count,
+    "heap-field-type": _heap_field_type,
+    "heap-id-range": _heap_id_range,
+    "caught-missing": _caught_missing,
 }
 
 

@@ -101,8 +101,8 @@ def run_resume_on_vm(resume: ResumeModule, imports: Any = None,
     out = ResumeOutcome()
     try:
         inst = store.instantiate(m, info, ext, resume.manifest.sha256)
-    except Trap as e:
-        out.trap = e.kind
+    except (Trap, WasmException) as e:  # the message of either is its trap kind
+        out.trap = e.message
         return out
     try:
         res = store.invoke(inst.exports[resume.manifest.entry], [])
