@@ -23,8 +23,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from vm.runtime.spectest import GLOBALS, MEMORIES, PRINTS, TABLES
 from vm.snapshot.resume import Manifest
 
-from .introspect import ModuleInfo
-from .process import Unrunnable
+from .introspect import HOST_READABLE, ModuleInfo
+from .rewrite import PROBE_RUN, null_probe
 from .target import NativeOutcome, Value
 
 SHIM_TAGS = tuple(PRINTS)  # tag k ↔ print name
@@ -120,11 +120,10 @@ def _int_results(results: Sequence[str]) -> List[str]:
 def reader_wat(info: ModuleInfo, man: Manifest, host: str = "spectest", dumps: bool = True) -> str:
     """The reader module (see the module docstring).  ``dumps``: include memory/table dump functions."""
     res = info.resume_results(man)
-    for t in res:
-        if t not in NUM and t not in REF_NAMES:
-            raise Unrunnable(f"result type {t} cannot be read back")
-    lines = ["(module", *_reader_imports(info, man, host, res, dumps), _reader_run(res)]
-    gl = [_emit_bits(info.type_of(g), f"(global.get $g{i})") for i, g in enumerate(man.globals.values())]
+    probed = any(t not in HOST_READABLE for t in res)  # resume through its null probe (rewrite.py)
+    lines = ["(module", *_reader_imports(info, man, host, res, dumps), _reader_run(res, probed)]
+    gl = [_emit_bits(info.type_of(g), f"(global.get $g{i})") if info.type_of(g) in HOST_READABLE
+          else f"(call $pi (call $g{i}))" for i, g in enumerate(man.globals.values())]
     lines.append(f'  (func (export "dump_globals") {" ".join(gl)})')
     if dumps:
         lines += _reader_dumps(info, man)
@@ -137,13 +136,17 @@ def _reader_imports(info: ModuleInfo, man: Manifest, host: str, res: Sequence[st
     lines = [
         f'  (import "{host}" "print_i32" (func $pi (param i32)))',
         f'  (import "{host}" "print_i64" (func $pl (param i64)))',
-        f'  (import "{RESUME_AS}" {_wat_str(man.entry)} (func $resume (result {" ".join(res)})))',
     ]
+    if any(t not in HOST_READABLE for t in res):
+        lines.append(f'  (import "{RESUME_AS}" {_wat_str(PROBE_RUN)} (func $resume (result {" ".join(_int_results(res))})))')
+    else:
+        lines.append(f'  (import "{RESUME_AS}" {_wat_str(man.entry)} (func $resume (result {" ".join(res)})))')
     for i, g in enumerate(man.globals.values()):
         e = info.export(g)
         assert e is not None
-        if e.type not in NUM and e.type not in REF_NAMES:
-            raise Unrunnable(f"global type {e.type} cannot be read back")
+        if e.type not in HOST_READABLE:
+            lines.append(f'  (import "{RESUME_AS}" {_wat_str(null_probe(g))} (func $g{i} (result i32)))')
+            continue
         gt = f"(mut {e.type})" if e.mutable else e.type
         lines.append(f'  (import "{RESUME_AS}" {_wat_str(g)} (global $g{i} {gt}))')
     for i, m in enumerate(man.memories.values() if dumps else ()):
@@ -157,8 +160,12 @@ def _reader_imports(info: ModuleInfo, man: Manifest, host: str, res: Sequence[st
     return lines
 
 
-def _reader_run(res: Sequence[str]) -> str:
-    """``run``: call resume, store results into locals (last on top), push them back as integers."""
+def _reader_run(res: Sequence[str], probed: bool = False) -> str:
+    """``run``: call resume, store results into locals (last on top), push them back as integers
+    (``probed``: ``resume`` is its null probe, whose results are integers already)."""
+    if probed:
+        ires = _int_results(res)
+        return f'  (func (export "run") {"(result " + " ".join(ires) + ")" if ires else ""} (call $resume))'
     locs = " ".join(f"(local $r{i} {t})" for i, t in enumerate(res))
     body = ["(call $resume)"] + [f"(local.set $r{i})" for i in reversed(range(len(res)))]
     for i, t in enumerate(res):

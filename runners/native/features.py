@@ -12,13 +12,21 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Set
 
+from vm.snapshot.resume import HOST_MODULE
+
 _BULK = {"memory.init", "data.drop", "memory.copy", "memory.fill", "table.init", "elem.drop", "table.copy"}
 _REFS = {"ref.null", "ref.func", "ref.is_null", "table.get", "table.set", "table.size", "table.grow",
          "table.fill", "select_t"}
 _SIGN = {"i32.extend8_s", "i32.extend16_s", "i64.extend8_s", "i64.extend16_s", "i64.extend32_s"}
 _TAIL = {"return_call", "return_call_indirect"}
 _FUNCREFS = {"call_ref", "return_call_ref", "ref.as_non_null", "br_on_null", "br_on_non_null"}
-_EXC = {"try_table", "throw", "throw_ref", "try", "catch", "catch_all", "delegate", "rethrow"}
+#: exception handling in three names, because runtimes implement different parts: tags and ``throw``
+#: (both forms), the final form (``try_table``, ``throw_ref``, ``exnref``: wasmtime; node >= 24's V8),
+#: and the legacy form of ``legacy/`` (``try``/``catch``/``delegate``/``rethrow``: node's V8 only)
+_EXC_TAGS = {"throw"}
+_EXC = {"try_table", "throw_ref"}
+_EXC_LEGACY = {"try", "catch", "catch_all", "delegate", "rethrow"}
+_EXN_HEAPS = ("exn", "noexn")
 _CONST_PLAIN = {"i32.const", "i64.const", "f32.const", "f64.const", "v128.const", "ref.null", "ref.func",
                 "global.get", "end"}
 
@@ -28,7 +36,9 @@ def _valtype(t: Any, out: Set[str]) -> None:
         out.add("simd")
     elif not isinstance(t, str) and t is not None:
         heap = getattr(t, "heap", None)
-        if getattr(t, "nullable", True) and heap in ("func", "extern"):
+        if heap in _EXN_HEAPS:
+            out.add("exceptions")
+        elif getattr(t, "nullable", True) and heap in ("func", "extern"):
             if heap == "extern":
                 out.add("reference-types")
         else:
@@ -47,16 +57,20 @@ def _functype(ft: Any, out: Set[str]) -> None:
         _valtype(t, out)
 
 
+def _blocktype(bt: Any, out: Set[str]) -> None:
+    if isinstance(bt, int):
+        out.add("multi-value")
+    else:
+        _valtype(bt, out)
+
+
 def _instrs(body: Iterable[Any], out: Set[str], const: bool = False) -> None:
     for ins in body:
         op = ins.op
         if const and op not in _CONST_PLAIN:
             out.add("extended-const" if op.startswith(("i32.", "i64.")) else "gc")
         if op in ("block", "loop", "if"):
-            if isinstance(ins.imm, int):
-                out.add("multi-value")
-            else:
-                _valtype(ins.imm, out)
+            _blocktype(ins.imm, out)
         elif op in _BULK:
             out.add("bulk-memory")
             if op in ("table.init", "table.copy", "elem.drop") and ins.imm not in (None, 0) and ins.imm != (0, 0):
@@ -66,6 +80,8 @@ def _instrs(body: Iterable[Any], out: Set[str], const: bool = False) -> None:
             if op == "select_t":
                 for t in ins.imm or ():
                     _valtype(t, out)
+            elif op == "ref.null" and ins.imm in _EXN_HEAPS:
+                out.add("exceptions")
             elif op == "ref.null" and ins.imm not in ("func", "extern"):
                 out.add("function-references" if isinstance(ins.imm, int) else "gc")
         elif op in _SIGN:
@@ -81,8 +97,16 @@ def _instrs(body: Iterable[Any], out: Set[str], const: bool = False) -> None:
                 out.add("reference-types")
         elif op in _FUNCREFS:
             out.add("function-references")
+        elif op in _EXC_TAGS:
+            out.add("exception-tags")
         elif op in _EXC:
             out.add("exceptions")
+            if op == "try_table":
+                _blocktype(ins.imm[0], out)
+        elif op in _EXC_LEGACY:
+            out.add("legacy-exceptions")
+            if op == "try":
+                _blocktype(ins.imm, out)
         elif op.startswith(("struct.", "array.", "i31.", "ref.", "any.", "extern.", "br_on_cast")):
             out.add("gc")
         elif op.startswith("v128") or op.startswith(("i8x16", "i16x8", "i32x4", "i64x2", "f32x4", "f64x2")):
@@ -105,7 +129,9 @@ def module_features(m: Any) -> Set[str]:
         if d.kind == "global":
             _valtype(d.type.type, out)
         if d.kind == "tag":
-            out.add("exceptions")
+            out.add("exception-tags")
+        if imp.module == HOST_MODULE:  # a host reference the adapter must create (heap_part.py)
+            out.add("host-references")
     gtypes = m.global_types()
     for ex in m.exports:
         if ex.kind == "global" and gtypes[ex.index].mutable:
@@ -156,5 +182,5 @@ def module_features(m: Any) -> Set[str]:
     if m.data_count is not None:
         out.add("bulk-memory")
     if m.tags:
-        out.add("exceptions")
+        out.add("exception-tags")
     return out

@@ -2,7 +2,7 @@
 and whether it fits the converter's :class:`vm.snapshot.resume.Manifest`.
 
 Validation is wasmtime's (a hard dependency of wcr that accepts every 3.0 feature, so "invalid" means
-invalid, not "beyond this target"); the description is wcr's own decoder, because wasmtime-py cannot
+invalid, not "beyond this target"; for the legacy exception form, which wasmtime lacks, wcr's validator's); the description is wcr's own decoder, because wasmtime-py cannot
 print v128 types (the process aborts) and calls externref "anyref".  The decoded module is kept, so
 the binary rewrites of :mod:`.rewrite` do not decode it a second time.
 """
@@ -15,7 +15,8 @@ from typing import Any, Dict, List, Optional, Tuple
 from vm.binary import decode_module
 from vm.errors import WasmError
 from vm.module import Module
-from vm.snapshot.resume import Manifest
+from vm.snapshot.resume import HOST_MODULE, Manifest
+from vm.valid import validate_module
 
 from .engines import wasmtime_engine
 from .process import InvalidModule
@@ -48,12 +49,18 @@ class ModuleInfo:
         """Validate (wasmtime) and describe (wcr's decoder); :class:`InvalidModule` when either refuses."""
         import wasmtime
 
+        legacy = False
         try:
             wasmtime.Module.validate(_introspection_engine(), wasm)
         except Exception as exc:
-            raise InvalidModule(f"invalid module: {str(exc).splitlines()[0]}") from exc
+            # wasmtime has no legacy exceptions (try/catch/delegate/rethrow): our validator judges those
+            legacy = "legacy_exceptions feature required" in str(exc)
+            if not legacy:
+                raise InvalidModule(f"invalid module: {str(exc).splitlines()[0]}") from exc
         try:
             mod = decode_module(wasm)
+            if legacy:
+                validate_module(mod)
         except WasmError as exc:
             raise InvalidModule(f"wcr's decoder rejects the module: {exc}") from exc
         spaces: Dict[str, List[Any]] = {"func": [], "table": [], "memory": [], "global": [], "tag": []}
@@ -101,8 +108,8 @@ class ModuleInfo:
                 if e is None or e.kind != kind:
                     return f"no exported {kind} {n!r}"
         for imp in self.imports:
-            if imp.module != "spectest":
-                return f"imports {imp.module}.{imp.name}: only spectest imports are provided"
+            if imp.module not in ("spectest", HOST_MODULE):
+                return f"imports {imp.module}.{imp.name}: only spectest imports and host references are provided"
         return None
 
     def resume_results(self, man: Manifest) -> Tuple[str, ...]:
@@ -113,6 +120,11 @@ class ModuleInfo:
     def spectest_imports(self) -> Tuple[str, ...]:
         """Names this module imports from ``spectest`` (what a shim or host must provide)."""
         return tuple(i.name for i in self.imports if i.module == "spectest")
+
+
+#: value types a host and the WAT adapters read directly; every other reference type (GC and exception
+#: references, non-null function references) is read through the null probes of :mod:`.rewrite`
+HOST_READABLE = frozenset(("i32", "i64", "f32", "f64", "v128", "funcref", "externref"))
 
 
 def type_name(t: Any) -> str:

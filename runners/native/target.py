@@ -115,7 +115,9 @@ class Target:
     """One native runtime.  Subclasses set ``name`` and ``features`` and implement ``_available``,
     ``version`` and ``_run``.  ``features`` uses wcr's feature names: mvp, mutable-globals, sign-ext,
     sat-trunc, multi-value, bulk-memory, reference-types, simd, relaxed-simd, tail-call,
-    extended-const, multi-memory, memory64, function-references, gc, exceptions."""
+    extended-const, multi-memory, memory64, function-references, gc, exception-tags (tags, ``throw``),
+    exceptions (``try_table``, ``throw_ref``, ``exnref``), legacy-exceptions (``try``/``catch``/
+    ``delegate``/``rethrow``), host-references (host references of a state imported from ``wcr_host``)."""
 
     name: str = "?"
     features: FrozenSet[str] = frozenset()

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, FrozenSet, Tuple
 
 from vm.snapshot.resume import Manifest
 
@@ -31,6 +31,7 @@ NODE_FLAGS = ("--experimental-wasm-relaxed-simd", "--experimental-wasm-extended-
 #: V8 11.3 (node 20) RuntimeError/RangeError messages → spec kinds (see :func:`.target.classify`)
 TRAP_MESSAGES: TrapTable = (
     ("maximum call stack size exceeded", "call stack exhausted", ()),  # RangeError
+    ("uncaught wasm exception", "uncaught exception", ()),  # v8_server.js: a WebAssembly.Exception
     ("unreachable", "unreachable", ()),
     ("divide by zero", "integer divide by zero", ()),
     ("remainder by zero", "integer divide by zero", ()),
@@ -70,12 +71,38 @@ def _node() -> Tuple[str, str]:
     return exe, ver
 
 
+#: what every node >= 20 runs; tags, ``throw`` and the legacy ``try``/``catch``/``delegate``/``rethrow``
+#: are on by default since V8 9.5
+BASE_FEATURES = frozenset({
+    "mvp", "mutable-globals", "sign-ext", "sat-trunc", "multi-value", "bulk-memory", "reference-types",
+    "simd", "relaxed-simd", "tail-call", "extended-const", "exception-tags", "legacy-exceptions",
+    "host-references",
+})
+#: (V8 version, features it runs in their *final* encoding, by default): GC shipped in V8 11.9 (node 20's
+#: V8 11.3 has only a pre-standard GC behind --experimental-wasm-gc, with other opcodes and types, so
+#: that flag is never passed), exnref/``try_table`` in V8 13.7
+LATER_FEATURES = (((11, 9), frozenset({"function-references", "gc"})), ((13, 7), frozenset({"exceptions"})))
+
+
+def v8_features(version: str) -> FrozenSet[str]:
+    """The features of node's V8 of this version string (``"20.20.2 / V8 11.3.244.8-node.33"``)."""
+    try:
+        major, minor = (int(x) for x in version.split("V8 ", 1)[1].split(".")[:2])
+    except (IndexError, ValueError):
+        return BASE_FEATURES
+    out = set(BASE_FEATURES)
+    for since, feats in LATER_FEATURES:
+        if (major, minor) >= since:
+            out |= feats
+    return frozenset(out)
+
+
 class V8Target(Target):
     name = "v8"
-    features = frozenset({
-        "mvp", "mutable-globals", "sign-ext", "sat-trunc", "multi-value", "bulk-memory", "reference-types",
-        "simd", "relaxed-simd", "tail-call", "extended-const",
-    })
+
+    @property
+    def features(self) -> FrozenSet[str]:  # type: ignore[override]  # depends on the machine's node
+        return v8_features(_node()[1])
 
     def _available(self) -> Tuple[bool, str]:
         exe, ver = _node()
@@ -99,7 +126,7 @@ class V8Target(Target):
         def b64(data: bytes) -> str:
             return base64.b64encode(data).decode("ascii")
 
-        req = {"shim": b64(adapter.shim(info)), "resume": b64(rename_import_module(info.module)),
+        req = {"shim": b64(adapter.shim(info)), "resume": b64(rename_import_module(info.module, man=man)),
                "reader": b64(adapter.wat(adapter.reader_wat(info, man, dumps=False))),
                "memories": list(man.memories.values()), "tables": list(man.tables.values())}
         try:

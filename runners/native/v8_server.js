@@ -15,6 +15,9 @@ const fs = require('fs');
 const shimModules = new Map(); // shim base64 → compiled module (a module has one of a few shapes)
 
 function describe(e, phase) {
+  if (e instanceof WebAssembly.Exception) {  // a Wasm exception that left resume (it has no message)
+    return { phase, name: 'WebAssembly.Exception', message: 'uncaught wasm exception' };
+  }
   const name = (e && e.constructor && e.constructor.name) || typeof e;
   return { phase, name, message: String((e && e.message) || e) };
 }
@@ -35,7 +38,14 @@ function runJob(job) {
     const shim = new WebAssembly.Instance(shimModules.get(job.shim), { spectest: host });
     const mod = new WebAssembly.Module(Buffer.from(job.resume, 'base64'));
     try {
-      resume = new WebAssembly.Instance(mod, { wcr_spectest: shim.exports });
+      // host references of the state (vm/snapshot/resume/heap_part.py): any non-null externref
+      const hosts = {};
+      for (const imp of WebAssembly.Module.imports(mod)) {
+        if (imp.module === 'wcr_host') {
+          hosts[imp.name] = new WebAssembly.Global({ value: 'externref', mutable: false }, { wcr_host: imp.name });
+        }
+      }
+      resume = new WebAssembly.Instance(mod, { wcr_spectest: shim.exports, wcr_host: hosts });
     } catch (e) {
       out.error = describe(e, 'instantiate');
     }

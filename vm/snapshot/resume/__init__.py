@@ -28,6 +28,14 @@ builds a copy of the original module where
   store prologue in front) is exported as ``resume``; a finished run resumes as its results, a trapped
   one as the same trap.
 
+GC objects and exceptions (:mod:`.heap_part`): every struct/array a converted value reaches is rebuilt
+once, into an immutable *helper global* (``struct.new``/``array.new_fixed``; cycles in two phases, set by
+the prologue; long arrays by ``array.new_default`` + ``array.set``), exceptions by a throw caught into a
+mutable ``exnref`` helper, host references as imported ``externref`` globals (``wcr_host``); helpers
+come right after the imported globals, so the defined globals are renumbered once, at assembly.  A frame
+inside a legacy ``try`` reopens it with its clauses; inside a legacy ``catch`` a ``rethrow`` of it throws
+the caught exception's tag and payload (:mod:`.frames`).
+
 Every memory, global and table of the original index spaces is exported for the oracle as
 ``wcr:mem:N``/``wcr:global:N``/``wcr:table:N`` unless the original exports it already (the manifest
 records the name either way).  Instruction counts are not preserved (native runtimes do not count);
@@ -43,7 +51,7 @@ to the import become references to the copy, and ``Manifest.funcs`` maps resume 
 instance is refused ("multiple instances").
 
 The phases, one file each: ``store_part`` (memories as data segments, globals, tables, segments, the
-prologue for imports), ``frames`` (the specialized per-frame functions: control rebuilt, loops split,
+prologue for imports), ``heap_part`` (GC objects, exceptions, host references), ``frames`` (the specialized per-frame functions: control rebuilt, loops split,
 branches remapped, pending calls chained), ``fold`` (functions of other instances), ``build`` (loading,
 then the phases, then exports, declarations and encoding), ``selfcheck`` (running it on our VM);
 ``common`` holds what they share.
@@ -57,9 +65,10 @@ from __future__ import annotations
 
 from .build import make_resume_module
 from .common import REASONS, RESUME_EXPORT, Manifest, NotConvertible, ResumeModule
+from .heap_part import HOST_MODULE
 from .selfcheck import ResumeOutcome, instance_final_state, run_resume_on_vm
 
 __all__ = [
     "NotConvertible", "Manifest", "ResumeModule", "ResumeOutcome", "make_resume_module",
-    "run_resume_on_vm", "instance_final_state", "REASONS", "RESUME_EXPORT",
+    "run_resume_on_vm", "instance_final_state", "REASONS", "RESUME_EXPORT", "HOST_MODULE",
 ]

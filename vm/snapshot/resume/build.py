@@ -1,8 +1,10 @@
 """``make_resume_module``: load the original module, fold what can be folded, then the store part,
-the frame part, and the assembly (exports for the oracle, declarations, encoding)."""
+the frame part, and the assembly (the heap part's helper globals and prologue, exports for the oracle,
+declarations, encoding)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from typing import Dict, List, Tuple
 
@@ -15,6 +17,7 @@ from ..model import InstanceState, State
 from .common import RESUME_EXPORT, Builder, Manifest, NotConvertible, ResumeModule, end
 from .fold import check_imports_are_host, fold_foreign_funcs
 from .frames import frame_functions, thread_instance
+from .heap_part import HeapPart
 from .store_part import StorePart, store_part
 
 __all__ = ["make_resume_module"]
@@ -27,7 +30,8 @@ def make_resume_module(state: State, modules: Dict[str, bytes]) -> ResumeModule:
     if th is None:
         raise NotConvertible("no thread")
     m, info, ist, orig_of = _original(state, modules)
-    b = Builder(state, m, info, ist)
+    b = Builder(state, m, info, ist, modules)
+    b.heap = HeapPart(b)
     for f in m.funcs:
         for ins in f.body:
             if ins.op == "ref.func":
@@ -68,6 +72,10 @@ def _assemble(b: Builder, sp: StorePart, new_funcs: List[Func], results: Tuple[V
     """Exports (``resume`` and every memory/global/table for the oracle), the declaration of every
     ``ref.func`` target, the module, its bytes and the manifest."""
     m = b.m
+    order, helpers, heap_prologue = b.heap.finish()
+    if heap_prologue:  # the heap is finished before anything else of ``resume`` runs
+        new_funcs = [dataclasses.replace(new_funcs[0], body=heap_prologue + list(new_funcs[0].body)),
+                     *new_funcs[1:]]
     manifest = Manifest(results=tuple(results), frames=len(new_funcs),
                         imports=[(i.module, i.name, i.desc.kind) for i in m.imports], funcs=orig_of)
     exports = _exports(m, manifest)
@@ -82,6 +90,8 @@ def _assemble(b: Builder, sp: StorePart, new_funcs: List[Func], results: Tuple[V
         tags=list(m.tags), exports=exports, start=None, elems=elems, datas=sp.datas,
         data_count=sp.data_count, customs=[],
     )
+    out = b.heap.relocate(out, order, helpers)
+    manifest.imports = [(i.module, i.name, i.desc.kind) for i in out.imports]  # + host references
     data_out = encode_module(out)
     manifest.sha256 = hashlib.sha256(data_out).hexdigest()
     return ResumeModule(data_out, out, manifest)

@@ -5,7 +5,7 @@ writes, and :class:`Builder` (the type section being extended and the constants 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, NamedTuple, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from ...module import Instr, Module
 from ...types import FuncType, RefType, SubType, ValType
@@ -23,10 +23,11 @@ REASONS = (
     "multiple instances",       # an import from another Wasm instance that cannot be folded in
     "module missing",           # the module bytes of the snapshot were not given
     "module not decodable",     # the given bytes do not decode/validate
-    "host externref",           # a live non-null externref on the stack/locals/globals/tables
-    "unsupported value",        # GC/exception references, unknown tags
+    "host externref",           # a host reference where its import cannot stand (a non-null constant)
+    "unsupported value",        # unknown tags; heap objects that no Wasm code can rebuild (heap_part.py)
+    "heap cycle",               # a cycle of heap objects through immutable or non-nullable fields only
     "unsupported type",         # e.g. a value slot of unknown type
-    "legacy exceptions",        # a frame inside (or code using) legacy try/catch/delegate/rethrow
+    "legacy exceptions",        # a legacy catch whose exception cannot be rethrown by the rebuilt code
     "export name taken",        # the original already exports a `resume`
     "foreign function",         # a frame or reference to a function not in the instance
     "inconsistent state",       # the state does not fit the module (labels, heights, pcs)
@@ -82,8 +83,10 @@ class Builder:
     a ``ref.func`` in a function body names (the only ones that need a declaration: exports, globals and
     kept segments declare themselves)."""
 
-    def __init__(self, state: State, m: Module, info: ModuleInfo, ist: InstanceState):
+    def __init__(self, state: State, m: Module, info: ModuleInfo, ist: InstanceState,
+                 modules: Optional[Dict[str, bytes]] = None):
         self.state = state
+        self.modules = modules or {}
         self.m = m
         self.info = info
         self.ist = ist
@@ -95,6 +98,8 @@ class Builder:
         for i, a in enumerate(self.ist.funcs):
             self.fidx.setdefault(a, i)
         self.refs: set = set()
+        #: the heap part (:class:`.heap_part.HeapPart`, set by ``build``: it builds on this module)
+        self.heap: Any = None
 
     # -- types -----------------------------------------------------------------------------------
     def functype(self, params: Sequence[ValType], results: Sequence[ValType]) -> int:
@@ -114,26 +119,29 @@ class Builder:
         return self.functype(params, results)
 
     # -- values ----------------------------------------------------------------------------------
-    def const(self, v: Value, t: Any) -> Instr:
-        """One constant instruction producing ``v`` (of static type ``t``)."""
+    def value_code(self, v: Value, t: Any, in_const: bool = False) -> List[Instr]:
+        """Instructions producing ``v`` (of static type ``t``): a constant, or for a heap object
+        ``global.get`` of its helper global (:mod:`.heap_part`).  ``in_const``: the code is a constant
+        expression (where an exception object cannot be read)."""
         tag, x = v
         if tag in NUM_TAGS:
             if t != tag:
                 raise NotConvertible("inconsistent state", f"{tag} value where {t!r} is expected")
-            return Instr(f"{tag}.const", x)
+            return [Instr(f"{tag}.const", x)]
         if not isinstance(t, RefType):
             raise NotConvertible("unsupported type", repr(t))
         if tag == "ref.null":
-            return Instr("ref.null", t.heap)
+            return [Instr("ref.null", t.heap)]
         if tag == "ref.func":
             i = self.fidx.get(x)
             if i is None:
                 raise NotConvertible("foreign function", f"function address {x}")
             self.refs.add(i)
-            return Instr("ref.func", i)
-        if tag == "ref.extern":
-            raise NotConvertible("host externref")
-        raise NotConvertible("unsupported value", tag)
+            return [Instr("ref.func", i)]
+        code = self.heap.code(v, in_const, t.nullable)
+        if code is None:
+            raise NotConvertible("unsupported value", tag)
+        return code
 
     def const_expr(self, v: Value, t: Any) -> List[Instr]:
-        return [self.const(v, t), end()]
+        return self.value_code(v, t, in_const=True) + [end()]

@@ -5,8 +5,13 @@ every original local (params included) as a declared local set from the snapshot
 control structure rebuilt outermost-first, pushing each label's slice of the operand stack as constants
 at its depth:
 
-- ``block``/``if``/``else``/``try_table`` → a block (``[] -> results``) holding the rest of the current
-  arm; the code after the original ``end`` follows the rebuilt block's ``end``;
+- ``block``/``if``/``else`` → a block (``[] -> results``) holding the rest of the current arm; the code
+  after the original ``end`` follows the rebuilt block's ``end``;
+- ``try_table`` → a ``try_table`` with the same catch clauses (their labels remapped); legacy ``try`` →
+  a ``try`` holding the rest of its body and then its copied ``catch``/``catch_all`` clauses (or its
+  ``delegate``, remapped); legacy ``catch``/``catch_all`` → a block, in which a ``rethrow`` of that
+  catch becomes ``<payload> throw $tag`` of the exception the frame's ``caught`` names (Wasm cannot tell
+  it from the original: ``exnref`` has no identity test, and legacy-only runtimes run it);
 - ``loop`` → ``block $exit (block $cont <rest of iteration> br $exit) (loop <full body>)``: a branch to
   the loop label becomes a branch to ``$cont`` so a later iteration runs the original loop;
 - every branch depth is remapped through an explicit label map (original label → rebuilt label);
@@ -21,13 +26,12 @@ from typing import Any, List, Optional, Tuple
 
 from ...errors import trap_kind
 from ...module import Func, Instr, MemArg
-from ...types import FuncType, ValType
+from ...types import ArrayType, FuncType, RefType, StructType, ValType
 from .. import faults as _faults
 from ..model import DONE, RUNNING, TRAPPED, FrameState, InstanceState, State, Value
 from .common import NUM_TAGS, Builder, NotConvertible, end
 
 _BRANCH1 = ("br", "br_if", "br_on_null", "br_on_non_null")
-_LEGACY = ("try", "catch", "catch_all", "delegate", "rethrow")
 
 
 def thread_instance(state: State) -> InstanceState:
@@ -62,6 +66,9 @@ def trap_code(b: Builder, message: str) -> List[Instr]:
         return [Instr("f32.const", 0x7FC00000), Instr("i32.trunc_f32_s"), Instr("drop")]
     if kind == "null reference":
         return [Instr("ref.null", "func"), Instr("ref.as_non_null"), Instr("drop")]
+    gc = _gc_trap_code(b, kind)
+    if gc is not None:
+        return gc
     if kind == "out of bounds memory access" and m.mem_types():
         addr = [Instr("i64.const", 0xFFFFFFFFFFFFFFFF)] if m.mem_types()[0].is64 else i32
         return addr + [Instr("i32.load", MemArg(2, 0, 0)), Instr("drop")]
@@ -90,6 +97,47 @@ def trap_code(b: Builder, message: str) -> List[Instr]:
     raise NotConvertible("trapped", f"{message} (no certain way to raise it here)")
 
 
+def _gc_trap_code(b: Builder, kind: Optional[str]) -> Optional[List[Instr]]:
+    """The GC/EH trap kinds: abstract-typed where Wasm allows, else through a type of the module."""
+    if kind == "null array reference":
+        return [Instr("ref.null", "array"), Instr("array.len"), Instr("drop")]
+    if kind == "null i31 reference":
+        return [Instr("ref.null", "i31"), Instr("i31.get_u"), Instr("drop")]
+    if kind == "cast failure":  # an i31 is never a (ref none)
+        return [Instr("i32.const", 0), Instr("ref.i31"), Instr("ref.cast", RefType(False, "none")), Instr("drop")]
+    if kind == "null exception reference":
+        return [Instr("ref.null", "exn"), Instr("throw_ref")]
+    for j, st in enumerate(b.types):
+        comp = st.comp
+        if kind == "null structure reference" and isinstance(comp, StructType) and comp.fields:
+            get = "struct.get_u" if comp.fields[0].storage in ("i8", "i16") else "struct.get"
+            return [Instr("ref.null", j), Instr(get, (j, 0)), Instr("drop")]
+        if kind == "out of bounds array access" and isinstance(comp, ArrayType):
+            get = "array.get_u" if comp.field.storage in ("i8", "i16") else "array.get"
+            return [Instr("array.new_fixed", (j, 0)), Instr("i32.const", 0), Instr(get, j), Instr("drop")]
+    # a segment read past its end traps with the memory/table kind even without a memory/table: reuse
+    # an array.new_data/new_elem of the module (its type and segment fit each other)
+    seg_ops = {"out of bounds memory access": ("array.new_data", "array.init_data"),
+               "out of bounds table access": ("array.new_elem", "array.init_elem")}
+    new_op, init_op = seg_ops.get(kind or "", ("", ""))
+    for f in b.m.funcs if new_op else ():
+        for ins in f.body:
+            if ins.op == new_op:  # one element from offset 2**32-1
+                return [Instr("i32.const", 0xFFFFFFFF), Instr("i32.const", 1), Instr(ins.op, ins.imm),
+                        Instr("drop")]
+            if ins.op == init_op:  # nothing into an empty array, from offset 2**32-1
+                return [Instr("array.new_fixed", (ins.imm[0], 0)), Instr("i32.const", 0),
+                        Instr("i32.const", 0xFFFFFFFF), Instr("i32.const", 0), Instr(ins.op, ins.imm)]
+    if kind == "uncaught exception":
+        typeidxs = [i.desc.type for i in b.m.imported("tag")] + [t.typeidx for t in b.m.tags]
+        for tagidx, ti in enumerate(typeidxs):  # any tag whose payload has defaults: only the kind counts
+            params = b.m.func_type(ti).params
+            if all(not isinstance(t, RefType) or t.nullable for t in params):
+                return [Instr("ref.null", t.heap) if isinstance(t, RefType) else Instr(f"{t}.const", 0)
+                        for t in params] + [Instr("throw", tagidx)]
+    return None
+
+
 def frame_functions(b: Builder, prologue: List[Instr]) -> Tuple[List[Func], Tuple[ValType, ...]]:
     """The functions appended to the module (the first one becomes ``resume``, with ``prologue`` in
     front) and the result types of ``resume``.  A finished run resumes as its results as constants, a
@@ -104,7 +152,7 @@ def frame_functions(b: Builder, prologue: List[Instr]) -> Tuple[List[Func], Tupl
         results_t = m.func_type(m.func_typeidxs()[entry]).results
         code = list(prologue)
         for t, v in zip(results_t, th.results):
-            code.append(b.const(v, t))
+            code += b.value_code(v, t)
         code.append(end())
         return [Func(b.functype((), results_t), [], code)], tuple(results_t)
     if th.status == TRAPPED:
@@ -175,6 +223,7 @@ class _FrameGen:
 
     def build(self) -> Func:
         idx = _body_index(self.func, self.fs.pc)
+        self.ctrls = self.fi.controls[idx]  # the frame's labels (what the rebuilt labels stand for)
         self.check_labels(idx)
         self.set_locals()
         stypes = self.stack_types(idx)
@@ -211,7 +260,7 @@ class _FrameGen:
         for i, (t, v) in pairs:
             if _is_default(v):
                 continue
-            self.out.append(self.b.const(v, t))
+            self.out += self.b.value_code(v, t)
             self.emit("local.set", i)
 
     def stack_types(self, idx: int) -> tuple:
@@ -236,7 +285,7 @@ class _FrameGen:
 
         def push(lo: int, hi: int) -> None:
             for k in range(lo, hi):
-                self.out.append(b.const(stack[k], stypes[k]))
+                self.out += b.value_code(stack[k], stypes[k])
 
         L = len(ctrls)
         newidx = [0]
@@ -244,8 +293,11 @@ class _FrameGen:
         for j in range(1, L):
             c = ctrls[j]
             push(ctrls[j - 1].height if j > 1 else 0, c.height)
-            if c.kind in ("block", "if", "else"):
+            if c.kind in ("block", "if", "else", "catch", "catch_all"):
                 self.emit("block", b.blocktype((), c.results))
+                new_len += 1
+            elif c.kind == "try":
+                self.emit("try", b.blocktype((), c.results))
                 new_len += 1
             elif c.kind == "loop":
                 self.emit("block", b.blocktype((), c.results))  # $exit
@@ -260,8 +312,6 @@ class _FrameGen:
                     nc.append(cat._replace(label=(new_len - 1) - newidx[t]))
                 self.emit("try_table", (b.blocktype((), c.results), tuple(nc)))
                 new_len += 1
-            elif c.kind in _LEGACY:
-                raise NotConvertible("legacy exceptions")
             else:
                 raise NotConvertible("inconsistent state", f"label kind {c.kind}")
             newidx.append(new_len - 1)
@@ -298,6 +348,8 @@ class _FrameGen:
                 new_len -= 1
                 self.copy(c.start, end_ + 1, j, newidx[:j], new_len)
                 self.emit("end")  # $exit
+            elif c.kind == "try" and body[end_].op == "delegate":  # its catch clauses were copied above
+                self.copy(end_, end_ + 1, j + 1, newidx[:j + 1], new_len)
             else:
                 self.emit("end")
             new_len -= 1
@@ -329,6 +381,23 @@ class _FrameGen:
                 imm = (remap(imm[0]), imm[1], imm[2])
             elif op == "try_table":
                 imm = (imm[0], tuple(c._replace(label=remap(c.label)) for c in imm[1]))
-            elif op in _LEGACY:
-                raise NotConvertible("legacy exceptions")
+            elif op == "delegate":  # its label is counted outside the try it ends
+                imm = remap(imm + 1) - 1
+            elif op == "rethrow":
+                t = here - 1 - imm
+                if t < L0 and self.ctrls[t].kind in ("catch", "catch_all"):
+                    # a catch block of the frame, rebuilt as a plain block: throw what it caught
+                    self.out += self.b.heap.throw_code(self.caught(self.ctrls[t]))
+                    continue
+                imm = remap(imm)
             self.out.append(Instr(op, imm))
+
+    def caught(self, c: Any) -> Value:
+        """The exception the legacy catch block ``c`` (a label of the frame) caught."""
+        if c.kind not in ("catch", "catch_all"):
+            raise NotConvertible("inconsistent state", f"rethrow of a {c.kind} label")
+        off = self.func.body[c.start].offset - self.func.body_offset
+        for start, v in self.fs.caught:
+            if start == off:
+                return v
+        raise NotConvertible("legacy exceptions", f"no caught exception for the catch of the try at {off}")

@@ -13,11 +13,13 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ...api import Store
 from ...errors import Trap, WasmException
-from ...runtime.objects import ExternRef, ModuleInst
+from ...runtime.objects import ExternRef, GlobalInst, ModuleInst
 from ...runtime.spectest import spectest_exports
 from ...valid import validate_module
+from ...values import from_runtime
 from ..model import Value
 from .common import Manifest, ResumeModule
+from .heap_part import HOST_MODULE
 
 __all__ = ["ResumeOutcome", "instance_final_state", "run_resume_on_vm"]
 
@@ -36,6 +38,8 @@ class ResumeOutcome:
 
 
 def _tag_value(t: Any, x: Any, funcs: List[Any]) -> Value:
+    """Tagged as :func:`vm.values.from_runtime` does, a function as its index in ``funcs`` (heap objects
+    have no ids outside a checkpoint: ``("ref.struct", None)``...)."""
     if x is None:
         return ("ref.null", None)
     if isinstance(t, str):
@@ -43,9 +47,9 @@ def _tag_value(t: Any, x: Any, funcs: List[Any]) -> Value:
     for i, f in enumerate(funcs):
         if f is x:
             return ("ref.func", i)
-    if isinstance(x, ExternRef):
+    if isinstance(x, ExternRef) and not hasattr(x.value, "kind"):
         return ("ref.extern", x.value)
-    return ("ref.unknown", repr(x))
+    return from_runtime(None, x)
 
 
 def instance_final_state(inst: ModuleInst, out: Optional[ResumeOutcome] = None,
@@ -59,7 +63,8 @@ def instance_final_state(inst: ModuleInst, out: Optional[ResumeOutcome] = None,
     for i in mem_idx:
         out.memories[i] = bytes(inst.mems[i].data)
     for i in glob_idx:
-        g = inst.globals[i]
+        # by export name: a resume module's helper globals (heap_part.py) shift the defined globals
+        g = inst.exports[manifest.globals[i]] if manifest else inst.globals[i]
         out.globals[i] = _tag_value(g.type.type, g.value, inst.funcs)
     for i in tab_idx:
         t = inst.tables[i]
@@ -86,6 +91,9 @@ def run_resume_on_vm(resume: ResumeModule, imports: Any = None,
         provided = imports
     ext = []
     for imp in m.imports:
+        if imp.module == HOST_MODULE and imp.module not in provided:  # host reference N: ExternRef(N)
+            ext.append(GlobalInst(imp.desc.type, ExternRef(int(imp.name.split()[-1]))))
+            continue
         mod = provided.get(imp.module)
         if mod is None or imp.name not in mod:
             raise KeyError(f"import {imp.module}.{imp.name} not provided")

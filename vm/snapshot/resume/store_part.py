@@ -74,7 +74,7 @@ def _globals(b: Builder, prologue: List[Instr]) -> List[Global]:
         v = state.globals[ist.globals[gi]]
         if gi < nimp:
             if gt.mutable:
-                prologue.append(b.const(v, gt.type))
+                prologue += b.value_code(v, gt.type)
                 prologue.append(Instr("global.set", gi))
             elif v[0] == "ref.extern":
                 raise NotConvertible("host externref")
@@ -156,7 +156,14 @@ def _runs(page_data: Dict[int, bytes]) -> List[Tuple[int, bytes]]:
 
 
 def _kept_segments_elem(b: Builder, keep: bool) -> List[Elem]:
-    """Declarative segments always; the others (passive, empty when dropped) only when ``keep``."""
+    """Declarative segments always; the others (passive, empty when dropped) only when ``keep``.  A
+    segment whose items the snapshot holds (``State.segments``: it holds heap objects, evaluated once at
+    instantiation) gets those items, so ``array.init_elem``/``table.init`` copy the very objects they
+    copied before the checkpoint (``ref.eq``), not fresh ones."""
+    th = b.state.thread
+    addr = th.frames[0].func if th is not None and th.frames else (th.entry if th is not None else -1)
+    inst = next((k for k, ist in enumerate(b.state.instances) if addr in ist.funcs), -1)
+    items = {seg: vals for k, seg, vals in getattr(b.state, "segments", []) if k == inst}
     out = []
     for i, e in enumerate(b.m.elems):
         if e.mode == "declarative":
@@ -165,6 +172,8 @@ def _kept_segments_elem(b: Builder, keep: bool) -> List[Elem]:
             continue
         elif b.ist.elem_dropped[i]:
             out.append(Elem("passive", e.type, []))
+        elif i in items:
+            out.append(Elem("passive", e.type, [b.const_expr(v, e.type) for v in items[i]]))
         else:
             out.append(Elem("passive", e.type, list(e.init)))
     return out
@@ -189,7 +198,7 @@ def _tables(b: Builder, elems: List[Elem], prologue: List[Instr]) -> List[Table]
                          Instr("table.fill", ti)]
             for k, v in enumerate(entries):
                 if v[0] != "ref.null":
-                    prologue += [Instr(c, k), b.const(v, tt.elem), Instr("table.set", ti)]
+                    prologue += [Instr(c, k), *b.value_code(v, tt.elem), Instr("table.set", ti)]
         else:
             t = m.tables[ti - nimp]
             lim = tt.limits
