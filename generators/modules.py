@@ -336,6 +336,7 @@ class _Gen(StateOps, SimdOps, GcOps, ExnOps):
             for o in stmts:
                 self.weights[o] = self.weights.get(o, 1) * 2
         self.boost_knobs = frozenset(knobs)
+        self.boost = boost
         self.f = feats
         self.size = size
         self.types: List[FuncType] = []

@@ -92,6 +92,7 @@ class StateOps:
     # provided by _Gen
     draw: Callable[[st.SearchStrategy], Any]
     f: FrozenSet[str]
+    boost: FrozenSet[str]
     code: List[Instr]
     ctx: Any
     blocks: int
@@ -245,7 +246,9 @@ class StateOps:
         ops = ["table.fill", "table.copy", "table.grow", "table.set"]
         if self.passive_elems:
             ops.append("table.init")
-        op = self.pick(ops)
+        # boosted for a grown table: grow half of the time (one write op in five is too rare for a
+        # campaign steering towards it, and for the test that asks the boost to find one)
+        op = "table.grow" if "table.grown" in self.boost and self.flag() else self.pick(ops)
         t = self.choice(len(self.tabs))
         size = self.tabs[t]
         if op == "table.set":
