@@ -110,7 +110,8 @@ class CrFile:
             trap = None
         else:
             trap = exc.message if isinstance(exc, WasmException) else getattr(exc, "kind", str(exc))
-        reference = outcome_of(store, func.type.results, results or [], trap, total).to_dict()
+        exn = exc.exn if isinstance(exc, WasmException) else None
+        reference = outcome_of(store, func.type.results, results or [], trap, total, exn=exn).to_dict()
         final_state = instance_final_state(func.module) if self.session.wants_final_state else None
         self.counts["invocations"] += 1
         points = pick_points(self.cfg, self.rng, total)

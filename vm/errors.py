@@ -13,6 +13,8 @@ from typing import Optional, Tuple
 #: detail may follow: ``"undefined element 3"``).  Native targets map their own reports into it in their
 #: adapters; snapshots and outcomes carry only these kinds (:func:`trap_kind`).  A new proposal that adds
 #: a trap adds it here, and nowhere else.
+#: the kind of a Wasm exception that escaped an invocation (:class:`WasmException`)
+UNCAUGHT_EXCEPTION = "uncaught exception"
 TRAP_KINDS: Tuple[str, ...] = (
     "unreachable",
     "integer divide by zero",
@@ -33,7 +35,7 @@ TRAP_KINDS: Tuple[str, ...] = (
     "cast failure",
     "call stack exhausted",
     "out of memory",
-    "uncaught exception",
+    UNCAUGHT_EXCEPTION,
 )
 
 
@@ -148,7 +150,7 @@ class WasmException(WasmError):
     (:class:`vm.runtime.heap.ExnInst`: tag instance + payload)."""
 
     def __init__(self, exn):
-        super().__init__("uncaught exception")
+        super().__init__(UNCAUGHT_EXCEPTION)
         self.exn = exn
 
     @property

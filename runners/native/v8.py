@@ -16,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Dict, FrozenSet, Tuple
 
+from vm.errors import UNCAUGHT_EXCEPTION
 from vm.snapshot.resume import Manifest
 
 from ..framing import FramedChild
@@ -31,7 +32,7 @@ NODE_FLAGS = ("--experimental-wasm-relaxed-simd", "--experimental-wasm-extended-
 #: V8 11.3 (node 20) RuntimeError/RangeError messages → spec kinds (see :func:`.target.classify`)
 TRAP_MESSAGES: TrapTable = (
     ("maximum call stack size exceeded", "call stack exhausted", ()),  # RangeError
-    ("uncaught wasm exception", "uncaught exception", ()),  # v8_server.js: a WebAssembly.Exception
+    ("uncaught wasm exception", UNCAUGHT_EXCEPTION, ()),  # v8_server.js: a WebAssembly.Exception
     ("unreachable", "unreachable", ()),
     ("divide by zero", "integer divide by zero", ()),
     ("remainder by zero", "integer divide by zero", ()),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Dict, List, Optional, Tuple, cast
 
-from vm.errors import TRAP_KINDS
+from vm.errors import TRAP_KINDS, UNCAUGHT_EXCEPTION
 from vm.snapshot.resume import HOST_MODULE, Manifest
 
 from . import adapter
@@ -174,7 +174,7 @@ def _set_trap(out: NativeOutcome, exc: Any) -> None:
     if name in TRAP_CODES:
         kind, cands = TRAP_CODES[name]
     elif code is None and UNCAUGHT in str(exc).lower():
-        kind, cands = "uncaught exception", ()
+        kind, cands = UNCAUGHT_EXCEPTION, ()
     else:
         kind, cands = None, ()
     out.set_trap(kind, f"{name}: {msg}", cands)

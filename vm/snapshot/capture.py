@@ -280,6 +280,8 @@ def _thread_state(cap: Capture, run: Run) -> ThreadState:
         ts.results = [cap.value(t, x) for t, x in zip(run.entry.type.results, th.results or [])]
     elif ts.status == TRAPPED:
         ts.trap = run.trap
+        if run.exn is not None:
+            ts.exception = cap.ref(run.exn)
     else:
         ts.frames = [_frame_state(cap, fr) for fr in th.frames[th.base:]]
     return ts

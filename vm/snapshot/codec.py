@@ -336,6 +336,9 @@ def _encode_thread(ts: ThreadState) -> _W:
         for offset, v in fr.caught:
             w.u(offset)
             w.value(v)
+    w.byte(0 if ts.exception is None else 1)
+    if ts.exception is not None:
+        w.value(ts.exception)
     return w
 
 
@@ -691,6 +694,12 @@ def _decode_body(body: bytes, limits: StoreLimits, version: int = VERSION) -> St
                 for _ in range(ts.count(2)):
                     fr.caught.append((ts.u(1 << 32), ts.value()))
             thread.frames.append(fr)
+        if version >= 2:
+            has = ts.byte()
+            if has > 1:
+                raise ts.fail("bad exception flag")
+            if has:
+                thread.exception = ts.value()
         ts.done()
 
     names: Dict[int, str] = {}

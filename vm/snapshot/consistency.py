@@ -26,12 +26,12 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..api import LoadedModule
-from ..errors import TRAP_KINDS, WasmError
+from ..errors import TRAP_KINDS, UNCAUGHT_EXCEPTION, WasmError
 from ..module import Expr, Module
 from ..runtime.objects import PAGE_SIZE, FuncInst
 from ..runtime.spectest import PRINTS
 from ..runtime.store import BaseStore
-from ..types import FuncType, GlobalType, TableType
+from ..types import FuncType, GlobalType, RefType, TableType
 from ..valid.canon import canon_valtype, canonical_types, valtype_sub_c
 from ..values import format_value
 from .model import (
@@ -47,6 +47,8 @@ from .model import (
     Value,
 )
 from .valuecheck import HeapKeys, check_heap, check_segments, check_value
+
+_EXN = RefType(False, "exn")
 
 __all__ = ["TailCalls", "check_state", "check_value", "results_fit"]
 
@@ -212,6 +214,13 @@ def _thread(state: State, env: _Env) -> None:
                                 "vm.errors.TRAP_KINDS; only an element trap is followed by its index)")
         _absent(bool(ts.results), "thread.results", "a trapped thread has no results")
         _absent(bool(ts.frames), "thread.frames", "a trapped thread has no frames")
+        if ts.exception is not None:
+            if ts.trap != UNCAUGHT_EXCEPTION:
+                raise SnapshotError(f"thread.exception: a thread trapped with {ts.trap!r} has no escaped "
+                                    f"exception (only {UNCAUGHT_EXCEPTION!r})")
+            check_value(_EXN, ts.exception, [], env.func_keys, "thread.exception", env.heap)
+    if ts.status != TRAPPED:
+        _absent(ts.exception is not None, "thread.exception", f"a {ts.status} thread has no escaped exception")
     if not 0 <= ts.entry < state.counts.get("func", 0):
         raise SnapshotError(f"thread.entry: function address {ts.entry} out of range")
     entry = env.funcs.get(ts.entry)

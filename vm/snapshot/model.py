@@ -165,6 +165,8 @@ class ThreadState:
     frames: List[FrameState] = field(default_factory=list)
     results: List[Value] = field(default_factory=list)
     trap: Optional[str] = None
+    #: trapped with ``uncaught exception``: the exception that escaped (``("ref.exn", id)``), else None
+    exception: Optional[Value] = None
 
 
 @dataclass

@@ -61,17 +61,20 @@ class Outcome:
 
 def outcome_of(store: Store, result_types: Sequence[Any], results: Optional[Sequence[Any]],
                trap: Optional[str], instructions: int, digest: bool = True,
-               stopped: Optional[str] = None) -> Outcome:
+               stopped: Optional[str] = None, exn: Any = None) -> Outcome:
     """Describe an invocation that ended in ``store``: ``results`` (runtime values, typed by
     ``result_types``; ignored when ``trap`` or ``stopped`` is set) or the trap kind, the
     retired-instruction count, and the store's host log and final-state digest as they are now
-    (``digest=False``: no digest)."""
+    (``digest=False``: no digest).  ``exn``: the exception object that escaped (trap ``uncaught
+    exception``); the digest walks it as a root, so its tag and payload are compared like results."""
     cap = Capture(store, require_sha=False)
     tagged: List[Value] = []
     roots: Sequence[Any] = ()
     if trap is None and stopped is None:
         roots = list(results or [])
         tagged = [cap.value(t, x) for t, x in zip(result_types, roots)]
+    elif exn is not None and stopped is None:
+        roots = [exn]
     # heap references among the results are ids of this capture (results first, then the host log): equal
     # for equal runs; the objects' contents are compared through the digest, which walks the results too
     return Outcome(tagged, trap, instructions, cap.host_log(), state_digest(store, roots) if digest else "",
@@ -84,4 +87,5 @@ def finish(store: Store, run: Run, digest: bool = True, budget: Optional[Budget]
     stopped = advance_within(store, run, budget)
     store.instructions = run.thread.count
     results = run.thread.results if run.status == DONE else None
-    return outcome_of(store, run.entry.type.results, results, run.trap, run.thread.count, digest, stopped)
+    return outcome_of(store, run.entry.type.results, results, run.trap, run.thread.count, digest, stopped,
+                      run.exn)

@@ -374,6 +374,8 @@ def _restore_thread(store: Store, ts: ThreadState, funcs: Dict[int, FuncInst], c
         th.done = True
     elif ts.status == TRAPPED:
         run.trap = ts.trap
+        if ts.exception is not None:
+            run.exn = conv.value(_EXN, ts.exception, [], "thread.exception")
         th.done = True
     else:
         th.frames = _frames(store, ts, funcs, conv)

@@ -32,13 +32,16 @@ __all__ = ["Run", "advance", "advance_within", "run_to", "start"]
 class Run:
     """An invocation in progress or ended: the engine thread plus entry, arguments and trap kind."""
 
-    __slots__ = ("thread", "entry", "args", "trap")
+    __slots__ = ("thread", "entry", "args", "trap", "exn")
 
     def __init__(self, thread: Thread, entry: FuncInst, args: List[Any], trap: Optional[str] = None):
         self.thread = thread
         self.entry = entry
         self.args = args
         self.trap = trap
+        #: the exception object that escaped (trap kind ``uncaught exception``): part of the run's end
+        #: state, so a checkpoint of the ended run holds it and the oracle compares its tag and payload
+        self.exn: Any = None
 
     @property
     def status(self) -> str:
@@ -62,8 +65,10 @@ def start(store: Store, func: FuncInst, args: Sequence[Any]) -> Run:
     if func.host is not None:
         try:
             th.results = list(func.host(list(args)))
-        except (Trap, WasmException) as e:  # the message of either is its trap kind
+        except Trap as e:
             run.trap = e.message
+        except WasmException as e:
+            run.trap, run.exn = e.message, e.exn
         th.done = True
         return run
     th.frames.append(store.machine.new_frame(func, args))
@@ -100,7 +105,7 @@ def _drive(store: Store, run: Run, go: Callable[[], Optional[str]]) -> Optional[
     except Trap as e:
         run.trap = e.kind
     except WasmException as e:
-        run.trap = e.message
+        run.trap, run.exn = e.message, e.exn
     store.instructions = run.thread.count
     return stop
 

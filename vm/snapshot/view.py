@@ -94,6 +94,8 @@ def view(state: State) -> Dict[str, Any]:
             th["results"] = [format_value(v) for v in ts.results]
         if ts.trap is not None:
             th["trap"] = ts.trap
+        if ts.exception is not None:
+            th["exception"] = format_value(ts.exception)
         frames = []
         for i, fr in enumerate(ts.frames):
             d = fname(fr.func)

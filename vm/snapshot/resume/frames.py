@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any, List, Optional, Tuple
 
-from ...errors import trap_kind
+from ...errors import UNCAUGHT_EXCEPTION, trap_kind
 from ...module import Func, Instr, MemArg
 from ...types import ArrayType, FuncType, RefType, StructType, ValType
 from .. import faults as _faults
@@ -128,7 +128,7 @@ def _gc_trap_code(b: Builder, kind: Optional[str]) -> Optional[List[Instr]]:
             if ins.op == init_op:  # nothing into an empty array, from offset 2**32-1
                 return [Instr("array.new_fixed", (ins.imm[0], 0)), Instr("i32.const", 0),
                         Instr("i32.const", 0xFFFFFFFF), Instr("i32.const", 0), Instr(ins.op, ins.imm)]
-    if kind == "uncaught exception":
+    if kind == UNCAUGHT_EXCEPTION:
         typeidxs = [i.desc.type for i in b.m.imported("tag")] + [t.typeidx for t in b.m.tags]
         for tagidx, ti in enumerate(typeidxs):  # any tag whose payload has defaults: only the kind counts
             params = b.m.func_type(ti).params
