@@ -27,9 +27,7 @@ and compare its results), so objects cross calls through globals, the table and 
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Tuple
-
-from hypothesis import strategies as st
+from typing import Any, List, Tuple
 
 from vm.module import Global, Instr, Table
 from vm.types import (
@@ -46,6 +44,8 @@ from vm.types import (
     SubType,
     TableType,
 )
+
+from .stateops import _ints
 
 __all__ = ["ARRAYS", "BASE", "DERIVED", "EQREF", "GC_REC_SIZES", "GC_TYPES", "HOLDER", "I31REF", "NODE",
            "NODES", "REF_TYPES", "STRUCTS", "GcOps"]
@@ -77,14 +77,6 @@ ARRAYS = (NODES, BYTES, INTS)
 #: the reference types the generator keeps in locals and globals
 REF_TYPES: Tuple[RefType, ...] = tuple(_r(i) for i in range(len(GC_TYPES))) + (EQREF,)
 
-_INTS: Dict[Tuple[int, int], st.SearchStrategy[int]] = {}
-
-
-def _ints(lo: int, hi: int) -> st.SearchStrategy[int]:
-    s = _INTS.get((lo, hi))
-    if s is None:
-        s = _INTS[(lo, hi)] = st.integers(lo, hi)
-    return s
 
 
 def _unpacked(storage: Any) -> Any:

@@ -90,7 +90,7 @@ from vm.types import (
 from .exn import ExnOps
 from .gc import GC_REC_SIZES, GC_TYPES, NODE, GcOps
 from .simd import V128_EDGES, V128_LOADS, V128_STORES, SimdOps
-from .stateops import BOOSTS, StateOps, _Label
+from .stateops import BOOSTS, StateOps, _ints, _Label
 
 __all__ = [
     "ALL_FEATURES", "DEFAULT_FEATURES", "GeneratedCase", "Size", "modules", "cases", "args_for", "value_of",
@@ -149,16 +149,7 @@ EDGE_VALUES: Dict[str, Tuple[int, ...]] = {
 }
 
 
-_INT_CACHE: Dict[Tuple[int, int], st.SearchStrategy[int]] = {}
 _BOOLS = st.booleans()
-
-
-def _ints(lo: int, hi: int) -> st.SearchStrategy[int]:
-    """Cached ``st.integers``: building a strategy per draw costs more than the draw itself."""
-    s = _INT_CACHE.get((lo, hi))
-    if s is None:
-        s = _INT_CACHE[(lo, hi)] = st.integers(lo, hi)
-    return s
 
 
 _VALUE_CACHE: Dict[ValType, st.SearchStrategy[int]] = {}

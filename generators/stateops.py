@@ -33,6 +33,8 @@ _INTS: Dict[Tuple[int, int], st.SearchStrategy[int]] = {}
 
 
 def _ints(lo: int, hi: int) -> st.SearchStrategy[int]:
+    """Cached ``st.integers`` (the one copy every part of the generator draws through): building a
+    strategy per draw costs more than the draw itself."""
     s = _INTS.get((lo, hi))
     if s is None:
         s = _INTS[(lo, hi)] = st.integers(lo, hi)
