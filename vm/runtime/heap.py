@@ -30,49 +30,25 @@ from typing import Any, List, Optional, Sequence, Tuple
 from ..types import RefType, StructType
 from ..valid.canon import heap_sub_c
 from .limits import Quota
-from .objects import ExternRef, FuncInst
+from .objects import ExternRef, FuncInst, ValueRef
 
 __all__ = ["ArrayInst", "ExnInst", "HostRef", "I31Ref", "StructInst", "any_convert_extern", "extern_convert_any",
            "field_mask", "is_heap_object", "new_array", "new_array_fixed", "new_struct", "ref_i31",
            "ref_matches", "runtime_heap_type", "struct_masks"]
 
 
-class I31Ref:
+class I31Ref(ValueRef):
     """``(ref i31)``: an unboxed 31-bit scalar.  ``value`` is unsigned (0 <= value < 2**31)."""
 
-    __slots__ = ("value",)
+    __slots__ = ()
     kind = "i31"
 
-    def __init__(self, value: int):
-        self.value = value
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, I31Ref) and other.value == self.value
-
-    def __hash__(self) -> int:
-        return hash(("i31", self.value))
-
-    def __repr__(self) -> str:
-        return f"I31Ref({self.value})"
-
-
-class HostRef:
+class HostRef(ValueRef):
     """``(ref.host N)``: a host value in the ``any`` hierarchy (not ``eq``: no identity test in Wasm)."""
 
-    __slots__ = ("value",)
+    __slots__ = ()
     kind = "host"
-
-    def __init__(self, value: Any):
-        self.value = value
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, HostRef) and other.value == self.value
-
-    def __hash__(self) -> int:
-        return hash(("host", self.value))
-
-    def __repr__(self) -> str:
-        return f"HostRef({self.value!r})"
 
 
 class StructInst:

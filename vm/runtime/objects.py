@@ -16,23 +16,33 @@ from .limits import Quota, current
 from .memdata import PAGE_SIZE, resize, zeroed
 
 
-class ExternRef:
-    """A host reference (``ref.extern N`` in the spec scripts).  Equal when the host values are."""
+class ValueRef:
+    """A reference without identity of its own: equal (``ref.eq``, the script's expected values) when it
+    is of the same class and wraps an equal value.  One base for :class:`ExternRef` and the
+    ``i31``/``host`` references of :mod:`vm.runtime.heap`."""
 
     __slots__ = ("value",)
-    kind = "extern"
+    kind = ""
 
     def __init__(self, value: Any):
         self.value = value
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, ExternRef) and other.value == self.value
+        return type(other) is type(self) and other.value == self.value
 
     def __hash__(self) -> int:
-        return hash(("extern", self.value))
+        return hash((self.kind, self.value))
 
     def __repr__(self) -> str:
-        return f"ExternRef({self.value!r})"
+        return f"{type(self).__name__}({self.value!r})"
+
+
+class ExternRef(ValueRef):
+    """A host reference (``ref.extern N`` in the spec scripts), or an internal reference wrapped by
+    ``extern.convert_any`` (:mod:`vm.runtime.heap`).  Equal when the wrapped values are."""
+
+    __slots__ = ()
+    kind = "extern"
 
 
 class FuncInst:
