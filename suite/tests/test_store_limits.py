@@ -248,3 +248,23 @@ def test_child_hosts_restore_under_the_commands_limits(tmp_path: Path, capsys: p
     finally:
         configure(before)
         host.close()
+
+
+def test_heap_field_flag_bounds_gc_allocation(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``--max-heap-fields`` (issue 12): a module whose constant expressions allocate more GC fields than
+    the flag allows is refused with one line naming the flag (exit 2); the flag itself is checked."""
+    m = tmp_path / "gc.wasm"
+    m.write_bytes(wat("(module (type $t (struct (field i32) (field i32) (field i32)))"
+                      " (global (ref $t) (struct.new_default $t))"
+                      " (func (export \"f\") (result i32) (i32.const 7)))"))
+    assert cli.main(["run", str(m), "--invoke", "f"]) == 0
+    capsys.readouterr()
+    assert cli.main(["run", str(m), "--invoke", "f", "--max-heap-fields", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--max-heap-fields" in err and "Traceback" not in err
+    with pytest.raises(SystemExit) as e:
+        cli.main(["run", str(m), "--invoke", "f", "--max-heap-fields", "0"])
+    assert e.value.code == 2
+    lim = StoreLimits(max_heap_fields=5)
+    assert StoreLimits.from_env(lim.to_env()) == lim
+    assert current() == StoreLimits()
