@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Tuple, cast
 
 from ..exec.store import Store
-from ..runtime.heap import ArrayInst, ExnInst, HostRef, I31Ref, StructInst
+from ..runtime.heap import ArrayInst, ExnInst, HostRef, I31Ref, StructInst, is_heap_object
 from ..runtime.objects import PAGE_SIZE, ExternRef, FuncInst, ModuleInst
 from ..runtime.spectest import PRINTS
 from ..types import ArrayType, StructType
@@ -123,7 +123,7 @@ class Capture:
         if x is None:
             return ("ref.null", None)
         tx = type(x)
-        if tx in (StructInst, ArrayInst, ExnInst):
+        if is_heap_object(x):
             h = self._heap_ids.get(id(x))
             if h is None:
                 h = self._heap_ids[id(x)] = len(self._heap_objs)
@@ -247,8 +247,7 @@ def _num(storage: Any) -> Any:
 
 
 def _holds_heap(x: Any) -> bool:
-    return type(x) in (StructInst, ArrayInst, ExnInst) or (type(x) is ExternRef and type(x.value) in
-                                                            (StructInst, ArrayInst))
+    return is_heap_object(x) or (type(x) is ExternRef and is_heap_object(x.value))
 
 
 def capture_store(store: Store, require_sha: bool = False) -> State:
