@@ -15,6 +15,10 @@ from typing import Optional, Tuple
 #: a trap adds it here, and nowhere else.
 #: the kind of a Wasm exception that escaped an invocation (:class:`WasmException`)
 UNCAUGHT_EXCEPTION = "uncaught exception"
+#: a WASI program ended itself with ``proc_exit(code)`` (:class:`ProcExit`): the invocation ends the way a
+#: trap ends it (no frames are left to resume), with this kind; the exit code is WASI state
+#: (``WasiState.exit_code``, an outcome's ``wasi.exit_code``), compared with the program's output and files
+PROC_EXIT = "exit"
 TRAP_KINDS: Tuple[str, ...] = (
     "unreachable",
     "integer divide by zero",
@@ -36,6 +40,7 @@ TRAP_KINDS: Tuple[str, ...] = (
     "call stack exhausted",
     "out of memory",
     UNCAUGHT_EXCEPTION,
+    PROC_EXIT,
 )
 
 
@@ -141,6 +146,15 @@ class Trap(WasmError):
 
 class Exhaustion(Trap):
     """Resource exhaustion (``assert_exhaustion``): ``"call stack exhausted"``."""
+
+
+class ProcExit(Trap):
+    """``proc_exit(code)`` of WASI preview 1 (:mod:`vm.runtime.wasi`): unwinds the invocation like a trap
+    of kind :data:`PROC_EXIT`; ``code`` is the program's exit status (also kept in the WASI state)."""
+
+    def __init__(self, code: int):
+        super().__init__(PROC_EXIT)
+        self.code = code
 
 
 class WasmException(WasmError):

@@ -50,6 +50,9 @@ def add_store_limit_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-heap-fields", type=_positive, default=DEFAULT_LIMITS.max_heap_fields, metavar="N",
                    help=f"fields of all GC objects of a store together, an array's length counting as its "
                         f"fields (default {DEFAULT_LIMITS.max_heap_fields})")
+    g.add_argument("--max-fs-bytes", type=_positive, default=DEFAULT_LIMITS.max_fs_bytes, metavar="N",
+                   help=f"bytes of all files of a WASI program's filesystem together "
+                        f"(default {DEFAULT_LIMITS.max_fs_bytes} = 256 MiB)")
     g.add_argument("--max-call-depth", type=_positive, default=DEFAULT_LIMITS.max_call_depth, metavar="N",
                    help=f"Wasm frames of one invocation (default {DEFAULT_LIMITS.max_call_depth})")
 
@@ -60,7 +63,8 @@ def apply_store_limits(args: argparse.Namespace) -> Iterator[None]:
     the previous ones come back after (``main`` is also called in-process, e.g. by tests)."""
     previous = current()
     configure(StoreLimits(max_memory_pages=args.max_memory_pages, max_table_elements=args.max_table_elements,
-                     max_call_depth=args.max_call_depth, max_heap_fields=args.max_heap_fields))
+                     max_call_depth=args.max_call_depth, max_heap_fields=args.max_heap_fields,
+                          max_fs_bytes=args.max_fs_bytes))
     try:
         yield
     finally:

@@ -34,15 +34,20 @@ class StoreLimits:
     (default 16384 = 1 GiB); ``max_table_elements``: elements of all its tables together;
     ``max_call_depth``: Wasm frames of one invocation ("call stack exhausted" beyond);
     ``max_heap_fields``: fields of all GC objects and exception payloads of a store together (a struct
-    counts its fields, an array its length, each at least 1; :mod:`vm.runtime.heap`)."""
+    counts its fields, an array its length, each at least 1; :mod:`vm.runtime.heap`);
+    ``max_fs_bytes``: bytes of all files of a store's WASI filesystem together (:mod:`vm.runtime.wasi`:
+    a write or ``fd_filestat_set_size`` beyond it fails with ``ENOSPC``/``EFBIG``; loading a host
+    directory or restoring a snapshot whose files are larger is refused)."""
 
     max_memory_pages: int = 16384
     max_table_elements: int = 10_000_000
     max_call_depth: int = 1000
     max_heap_fields: int = 10_000_000
+    max_fs_bytes: int = 256 << 20
 
     def __post_init__(self) -> None:
-        for name in ("max_memory_pages", "max_table_elements", "max_call_depth", "max_heap_fields"):
+        for name in ("max_memory_pages", "max_table_elements", "max_call_depth", "max_heap_fields",
+                     "max_fs_bytes"):
             v = getattr(self, name)
             if type(v) is not int or v < 0 or (name == "max_call_depth" and v < 1):
                 raise ValueError(f"{name} must be a {'positive' if name == 'max_call_depth' else 'non-negative'} "
@@ -51,10 +56,10 @@ class StoreLimits:
     def snapshot_body_bound(self) -> int:
         """The largest decompressed snapshot body a state within these limits can need: every page
         (with its page number), every table element (tag, address and run count), every heap field
-        (a tagged value, 24 bytes at most but a v128), plus 64 MiB for everything else (frames, globals,
+        (a tagged value, 24 bytes at most but a v128), every WASI file byte, plus 64 MiB for everything else (frames, globals,
         names, the host log).  Decompression stops beyond it."""
         return (self.max_memory_pages * (PAGE_SIZE + 8) + self.max_table_elements * 16
-                + self.max_heap_fields * 24 + (64 << 20))
+                + self.max_heap_fields * 24 + self.max_fs_bytes + (64 << 20))
 
 
     def to_env(self) -> str:

@@ -46,7 +46,7 @@ from ..values import NUM_BITS, Value
 
 __all__ = [
     "DONE", "HEAP_KINDS", "KINDS", "NUM_BITS", "NUM_TAGS", "RUNNING", "STATUSES", "TRAPPED", "FrameState",
-    "HeapObject", "HostObject",
+    "HeapObject", "HostObject", "WasiFd", "WasiInode", "WasiSnapshot",
     "InstanceState", "Label", "MemoryState", "SnapshotError", "State", "ThreadState", "Value",
 ]
 
@@ -170,6 +170,63 @@ class ThreadState:
 
 
 @dataclass
+class WasiFd:
+    """One open WASI file descriptor (:class:`vm.runtime.wasi.FdEntry`): number, kind (``stdin``/
+    ``stdout``/``stderr``/``dir``/``file``), inode (-1 for the streams), preopen guest path or None,
+    rights, fdflags and offset."""
+
+    fd: int
+    kind: str
+    ino: int = -1
+    preopen: Optional[str] = None
+    rights_base: int = 0
+    rights_inheriting: int = 0
+    flags: int = 0
+    offset: int = 0
+
+
+@dataclass
+class WasiInode:
+    """One inode of the WASI filesystem (:class:`vm.runtime.wasi.Inode`), by number: ``file`` (data),
+    ``dir`` (entries: (name, inode) sorted by name; parent) or ``symlink`` (target), and timestamps."""
+
+    ino: int
+    kind: str
+    data: bytes = b""
+    entries: List[Tuple[str, int]] = field(default_factory=list)
+    target: str = ""
+    parent: int = -1
+    atim: int = 0
+    mtim: int = 0
+    ctim: int = 0
+
+
+@dataclass
+class WasiSnapshot:
+    """The WASI state of the store (:class:`vm.runtime.wasi.WasiState`): args and env as bytes, the fd
+    table, the filesystem (every inode; ``roots``: preopen guest path → inode), what was written to
+    stdout/stderr so far, stdin and how much of it was read (the stdin fd's offset), the virtual clock,
+    the random stream (seed, blocks used), the exit code once ``proc_exit`` ran, and ``memory``: the
+    address of the memory the host functions are bound to (None before binding)."""
+
+    args: List[bytes] = field(default_factory=list)
+    env: List[bytes] = field(default_factory=list)
+    fds: List[WasiFd] = field(default_factory=list)
+    inodes: List[WasiInode] = field(default_factory=list)
+    roots: List[Tuple[str, int]] = field(default_factory=list)
+    next_ino: int = 1
+    stdout: bytes = b""
+    stderr: bytes = b""
+    stdin: bytes = b""
+    clock_ns: int = 0
+    real_clock: bool = False
+    seed: int = 0
+    random_counter: int = 0
+    exit_code: Optional[int] = None
+    memory: Optional[int] = None
+
+
+@dataclass
 class State:
     """A whole checkpoint: store configuration, modules by sha256, address tables, host state, thread."""
 
@@ -191,3 +248,5 @@ class State:
     #: holds a heap object: restore uses these items instead of re-evaluating the segment's constant
     #: expressions, so ``table.init`` after a restore copies the very objects it copied before (``ref.eq``)
     segments: List[Tuple[int, int, List[Value]]] = field(default_factory=list)
+    #: the WASI state of a store that runs a WASI program (codec section 13), else None
+    wasi: Optional[WasiSnapshot] = None

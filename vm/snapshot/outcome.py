@@ -34,16 +34,21 @@ class Outcome:
     store's host log, the final-state digest, and the stop kind when a limit ended it.  ``to_dict`` is
     the JSON form hosts exchange."""
 
-    __slots__ = ("results", "trap", "instructions", "host_log", "state_digest", "stopped")
+    __slots__ = ("results", "trap", "instructions", "host_log", "state_digest", "stopped", "wasi")
 
     def __init__(self, results: List[Value], trap: Optional[str], instructions: int,
-                 host_log: List[Tuple[str, List[Value]]], digest: str, stopped: Optional[str] = None):
+                 host_log: List[Tuple[str, List[Value]]], digest: str, stopped: Optional[str] = None,
+                 wasi: Optional[Dict[str, Any]] = None):
         self.results = results
         self.trap = trap
         self.instructions = instructions
         self.host_log = host_log
         self.state_digest = digest
         self.stopped = stopped
+        #: a WASI program's observable end (None for a store without WASI):
+        #: ``{"exit_code": int or None, "stdout": base64, "stderr": base64, "files": MemFS digest}``
+        #: (:meth:`vm.runtime.wasi.WasiState.summary`); ``to_dict`` has the key only when it is set
+        self.wasi = wasi
 
     def to_dict(self) -> Dict[str, Any]:
         return {
@@ -53,6 +58,7 @@ class Outcome:
             "host_log": [[name, [format_value(v) for v in vals]] for name, vals in self.host_log],
             "state_digest": self.state_digest,
             "stopped": self.stopped,
+            **({"wasi": self.wasi} if self.wasi is not None else {}),
         }
 
     def __repr__(self) -> str:
