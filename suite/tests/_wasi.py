@@ -154,6 +154,10 @@ class Prog:
         self.next += len(b) + 8 - len(b) % 8
         return f"(i32.const {ptr}) (i32.const {len(b)})"
 
+    def ptr(self, raw: Any) -> str:
+        """``(i32.const ptr)`` of ``raw`` placed in memory."""
+        return self.s(raw).split(") ")[0] + ")"
+
     def errno(self, call: str) -> Prog:
         self.body.append(f"(call $num {call})")
         return self
