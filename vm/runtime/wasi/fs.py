@@ -208,6 +208,9 @@ class MemFS:
     def _walk(self, stack: List[int], parts: List[str], budget: List[int]) -> List[int]:
         """``stack`` (sandbox root first) extended by ``parts``, every symlink followed."""
         for c in parts:
+            cur = self.inodes[stack[-1]]
+            if cur.kind != DIR:  # also before "." and "..": "file/.." is not a directory
+                raise _err(ENOTDIR)
             if c in ("", "."):
                 continue
             if c == "..":
@@ -215,9 +218,6 @@ class MemFS:
                     raise _err(EPERM)
                 stack = stack[:-1]
                 continue
-            cur = self.inodes[stack[-1]]
-            if cur.kind != DIR:
-                raise _err(ENOTDIR)
             ino = cur.entries.get(c)
             if ino is None:
                 raise _err(ENOENT)

@@ -17,7 +17,6 @@ from .constants import (
     ENOTDIR,
     EPERM,
     ESUCCESS,
-    FDFLAG_APPEND,
     FDFLAGS_ALL,
     LOOKUP_SYMLINK_FOLLOW,
     O_ALL,
@@ -25,9 +24,12 @@ from .constants import (
     O_DIRECTORY,
     O_EXCL,
     O_TRUNC,
+    R_FD_READ,
+    R_FD_READDIR,
     R_FD_WRITE,
+    RIGHTS_ALL,
     RIGHTS_DIR,
-    RIGHTS_FILE,
+    RIGHTS_DIR_INHERITING,
     WasiError,
 )
 from .fdops import filestat, set_times
@@ -60,14 +62,15 @@ def _locate(st: WasiState, fd: int, ptr: int, n: int, follow: bool) -> Loc:
 
 
 def path_open(st: WasiState, fd: int, dirflags: int, ptr: int, n: int, oflags: int, base: int,
-              inheriting: int, fdflags: int, fd_ptr: int) -> int:
+              inheriting: int, fdflags: int, fd_ptr: int) -> int:  # noqa: ARG001 - inheriting: see file_rights
     if oflags & ~O_ALL or fdflags & ~FDFLAGS_ALL or dirflags & ~LOOKUP_SYMLINK_FOLLOW:
         raise WasiError(EINVAL)
     if oflags & O_DIRECTORY and oflags & (O_CREAT | O_TRUNC):
         raise WasiError(EINVAL)
     g = Guest(st.memory)
     g.check(fd_ptr, 4)
-    loc = _locate(st, fd, ptr, n, bool(dirflags & LOOKUP_SYMLINK_FOLLOW))
+    exclusive = oflags & O_CREAT and oflags & O_EXCL  # never through a final symlink (POSIX O_EXCL)
+    loc = _locate(st, fd, ptr, n, bool(dirflags & LOOKUP_SYMLINK_FOLLOW) and not exclusive)
     ino = loc.ino
     if ino is None:
         if not oflags & O_CREAT:
@@ -81,16 +84,24 @@ def path_open(st: WasiState, fd: int, dirflags: int, ptr: int, n: int, oflags: i
         ino = _existing(st, ino, loc, oflags, dirflags, base)
     node = st.fs.node(ino)
     if node.kind == DIR_INODE:
-        entry = FdEntry(DIR, ino, None, base & RIGHTS_DIR, inheriting & (RIGHTS_DIR | RIGHTS_FILE), fdflags)
+        entry = FdEntry(DIR, ino, None, RIGHTS_DIR, RIGHTS_DIR_INHERITING, fdflags)
     else:
         if oflags & O_TRUNC:
             st.fs.resize(node, 0)
             node.mtim = node.ctim = st.fs_time()
-        entry = FdEntry(FILE, ino, None, base & RIGHTS_FILE, 0, fdflags)
-        if fdflags & FDFLAG_APPEND:
-            entry.offset = 0
+        rights = file_rights(base, oflags)
+        entry = FdEntry(FILE, ino, None, rights, rights, fdflags)
     g.u32(fd_ptr, st.new_fd(entry))
     return ESUCCESS
+
+
+def file_rights(requested: int, oflags: int) -> int:
+    """The rights of a file fd, as wasmtime grants them: all, but without ``FD_WRITE`` when neither the
+    request nor ``O_CREAT``/``O_TRUNC`` asks to write, and without ``FD_READ``/``FD_READDIR`` when the
+    request asks to write but not to read."""
+    write = bool(requested & R_FD_WRITE or oflags & (O_CREAT | O_TRUNC))
+    read = bool(requested & R_FD_READ or not requested & R_FD_WRITE)
+    return RIGHTS_ALL & ~(0 if write else R_FD_WRITE) & ~(0 if read else R_FD_READ | R_FD_READDIR)
 
 
 def _existing(st: WasiState, ino: int, loc: Loc, oflags: int, dirflags: int, base: int) -> int:

@@ -22,14 +22,12 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from .constants import (
     EBADF,
     EMFILE,
-    RIGHTS_ALL,
     RIGHTS_DIR,
-    RIGHTS_FILE,
+    RIGHTS_DIR_INHERITING,
     RIGHTS_STDIN,
     RIGHTS_STDOUT,
     WasiError,
 )
-from .fs import DIR as DIR_INODE
 from .fs import MemFS
 
 WASI_MODULE = "wasi_snapshot_preview1"
@@ -128,7 +126,7 @@ class WasiState:
         st.fds[2] = FdEntry(STDERR, rights_base=RIGHTS_STDOUT, rights_inheriting=RIGHTS_STDOUT)
         for n, (guest, host) in enumerate(config.dirs):
             ino = st.fs.load_dir(host, guest) if host is not None else st.fs.mkroot(guest)
-            st.fds[3 + n] = FdEntry(DIR, ino, guest, RIGHTS_DIR, RIGHTS_FILE | RIGHTS_DIR)
+            st.fds[3 + n] = FdEntry(DIR, ino, guest, RIGHTS_DIR, RIGHTS_DIR_INHERITING)
         return st
 
     # -- the clock, the random stream -------------------------------------------------------------
@@ -187,5 +185,5 @@ class WasiState:
                 self.fs.write_back(guest, host)
 
 
-__all__ = ["CLOCK_START_NS", "CLOCK_TICK_NS", "DIR_INODE", "FD_KINDS", "MAX_FDS", "RIGHTS_ALL", "WASI_MODULE",
-           "FdEntry", "WasiConfig", "WasiState"]
+__all__ = ["CLOCK_START_NS", "CLOCK_TICK_NS", "FD_KINDS", "MAX_FDS", "WASI_MODULE", "FdEntry", "WasiConfig",
+           "WasiState"]
