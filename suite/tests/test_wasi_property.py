@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from suite.tests._wasi import RW, Prog, fd_slot, ours, theirs
 
-NAMES = ["a", "b", "d", "d/a", "d/e", "d/e/a", "l", "../a", "d/../b"]
+NAMES = ["a", "b", "d", "d/a", "d/e", "d/e/a", "l", "../a", "d/../b", "d/", "a/", "."]
 RO = "(i64.const 0x1fffffbd)"
 SLOTS = 4
 

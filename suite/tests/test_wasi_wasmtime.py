@@ -403,3 +403,27 @@ def test_one_call_moves_the_first_non_empty_buffer_like_wasmtime(sandbox):
     wasm = p.wasm()
     mine = ours(wasm, dir=sandbox, stdin=b"xyz")[0]
     assert mine == theirs(wasm, dir=sandbox, stdin=b"xyz")
+
+
+def test_trailing_slashes_dots_and_empty_names_like_wasmtime(sandbox):
+    p = Prog()
+    for length in (0, 7, 8, 9, 100):  # "/sandbox" is 8 bytes
+        p.errno(f"(call $fd_prestat_dir_name (i32.const 3) (i32.const 512) (i32.const {length}))")
+    p.wat("(call $print (i32.const 512) (i32.const 8))")
+    for path, oflags in ((".", O_CREAT | O_EXCL), ("sub/", O_CREAT | O_EXCL), ("a.txt/", O_CREAT), ("../x/", O_CREAT),
+                         ("nodir/x/", O_CREAT), ("/x/", O_CREAT), ("a.txt/x/", O_CREAT), ("new/", O_CREAT)):
+        opened(p, path, oflags)
+    for a, b in (("a.txt", "a.txt/"), ("sub/", "sub2/"), ("sub2", "."), (".", "x"), ("empty", "..")):
+        p.errno(f"(call $path_rename (i32.const 3) {p.s(a)} (i32.const 3) {p.s(b)})")
+    for path in (".", "sub2/", "nonexist/", "a.txt/", "../x/", "empty/"):
+        p.errno(f"(call $path_unlink_file (i32.const 3) {p.s(path)})")
+        p.errno(f"(call $path_remove_directory (i32.const 3) {p.s(path)})")
+        p.errno(f"(call $path_create_directory (i32.const 3) {p.s(path)})")
+        p.errno(f"(call $path_link (i32.const 3) (i32.const 0) {p.s(path)} (i32.const 3) {p.s('l')})")
+        p.errno(f"(call $path_link (i32.const 3) (i32.const 0) {p.s('a.txt')} (i32.const 3) {p.s(path)})")
+        p.errno(f"(call $path_symlink {p.s('a.txt')} (i32.const 3) {p.s(path)})")
+    p.errno(f"(call $path_create_directory (i32.const 3) {p.s('nd/.')})")
+    p.errno(f"(call $path_symlink {p.s('')} (i32.const 3) {p.s('emptylink')})")
+    p.errno("(call $fd_readdir (i32.const 3) (i32.const 512) (i32.const 100) (i64.const 99) (i32.const 200))")
+    p.num("(i32.load (i32.const 200))")
+    same(p, sandbox)

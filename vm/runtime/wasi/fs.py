@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ...errors import ResourceLimit
 from .constants import (
+    EBUSY,
     EEXIST,
     EFBIG,
     EILSEQ,
@@ -266,6 +267,8 @@ class MemFS:
         if want_dir:
             if node.kind != DIR:
                 raise _err(ENOTDIR)
+            if loc.must_dir:
+                raise _err(EINVAL)  # "dir/" names "dir/." (wasmtime)
             if node.entries:
                 raise _err(ENOTEMPTY)
         elif node.kind == DIR:
@@ -280,7 +283,7 @@ class MemFS:
         """Move the entry ``src`` to ``dst`` (replacing a file, or an empty directory, there): the inode
         it replaced (for :meth:`drop_if_orphan`), or None."""
         if src.name in (".", "..") or dst.name in (".", ".."):
-            raise _err(EINVAL if src.name in (".", "..") else EEXIST)
+            raise _err(EBUSY)
         ino = self.inodes[src.parent].entries.get(src.name)
         if ino is None:
             raise _err(ENOENT)

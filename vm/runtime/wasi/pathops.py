@@ -70,13 +70,16 @@ def path_open(st: WasiState, fd: int, dirflags: int, ptr: int, n: int, oflags: i
     g = Guest(st.memory)
     g.check(fd_ptr, 4)
     exclusive = oflags & O_CREAT and oflags & O_EXCL  # never through a final symlink (POSIX O_EXCL)
-    loc = _locate(st, fd, ptr, n, bool(dirflags & LOOKUP_SYMLINK_FOLLOW) and not exclusive)
+    dir_ino = _dir(st, fd)
+    path = _path(st, ptr, n)
+    if oflags & O_CREAT and path.endswith(b"/") and path.strip(b"/"):
+        st.fs.locate(dir_ino, path.rstrip(b"/"), False)  # the directories on the way fail first
+        raise WasiError(EISDIR)  # then creating "name/", whatever is there (wasmtime)
+    loc = st.fs.locate(dir_ino, path, bool(dirflags & LOOKUP_SYMLINK_FOLLOW) and not exclusive)
     ino = loc.ino
     if ino is None:
         if not oflags & O_CREAT:
             raise WasiError(ENOENT)
-        if loc.must_dir:
-            raise WasiError(EISDIR)
         ino = st.fs.create(loc, FILE_INODE)
     else:
         if oflags & O_CREAT and oflags & O_EXCL:
@@ -121,7 +124,9 @@ def _existing(st: WasiState, ino: int, loc: Loc, oflags: int, dirflags: int, bas
 
 
 def path_create_directory(st: WasiState, fd: int, ptr: int, n: int) -> int:
-    loc = _locate(st, fd, ptr, n, False)
+    path = _path(st, ptr, n)
+    # "name/" is "name" (an existing file there: EEXIST, as wasmtime)
+    loc = st.fs.locate(_dir(st, fd), path.rstrip(b"/") if path.strip(b"/") else path, False)
     if loc.ino is not None or loc.name in st.fs.node(loc.parent).entries:
         raise WasiError(EEXIST)
     st.fs.create(loc, DIR_INODE)
@@ -160,6 +165,8 @@ def path_symlink(st: WasiState, old_ptr: int, old_n: int, fd: int, new_ptr: int,
         raise WasiError(EINVAL) from None
     if text.startswith("/"):
         raise WasiError(EPERM)  # a link out of the sandbox is refused when made, as wasmtime does
+    if not text:
+        raise WasiError(ENOENT)
     if loc.must_dir:
         raise WasiError(ENOENT if loc.ino is None else EEXIST)
     st.fs.create(loc, SYMLINK, text)
@@ -179,6 +186,8 @@ def path_link(st: WasiState, old_fd: int, old_flags: int, old_ptr: int, old_n: i
         raise WasiError(EPERM)
     if dst.ino is not None or dst.name in st.fs.node(dst.parent).entries or dst.name in (".", ".."):
         raise WasiError(EEXIST)
+    if dst.must_dir:
+        raise WasiError(ENOENT)
     st.fs.link_entry(dst.parent, dst.name, ino)
     return ESUCCESS
 
