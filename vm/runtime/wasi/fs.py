@@ -366,7 +366,6 @@ class MemFS:
         with os.scandir(host) as it:
             entries = sorted(it, key=lambda e: e.name)
         for e in entries:
-            name = e.name
             if e.is_symlink():
                 target = os.readlink(e.path)
                 self._charge_load(len(target), top)
@@ -376,22 +375,20 @@ class MemFS:
                 child = self.new(DIR, ino)
                 self._load(e.path, child, top)
             elif e.is_file():
-                self._charge_load(e.stat().st_size, top)
+                with open(e.path, "rb") as f:  # never more than the limit allows, whatever its size says
+                    data = f.read(self.max_bytes - self.used + 1)
+                self._charge_load(len(data), top)
                 child = self.new(FILE, ino)
-                with open(e.path, "rb") as f:
-                    self.inodes[child].data = bytearray(f.read(self.max_bytes + 1))
+                self.inodes[child].data = bytearray(data)
             else:
-                continue
-            self.inodes[ino].entries[name] = child
-        self.recount()
-        if self.used > self.max_bytes:
-            self._charge_load(0, top)
+                continue  # a fifo, socket or device: not a file a program could have written
+            self.inodes[ino].entries[e.name] = child
 
     def _charge_load(self, n: int, top: str) -> None:
-        self._used = self.used + n
-        if self._used > self.max_bytes:
+        if self.used + n > self.max_bytes:
             raise ResourceLimit(f"--dir {top}: the directory holds more than {self.max_bytes} bytes "
                                 f"(the WASI filesystem's limit; --max-fs-bytes)")
+        self._used = self.used + n
 
     def write_back(self, guest: str, host_path: str) -> None:
         """Make the host directory ``host_path`` hold what the root ``guest`` holds (what ``wasmtime

@@ -96,7 +96,16 @@ class WasiState:
         self.exit_code: Optional[int] = None
         self.memory: Any = None
         self.echo: Optional[Callable[[int, bytes], None]] = None
-        self.fs.clock = self.fs_time
+
+    @property
+    def fs(self) -> MemFS:
+        return self._fs
+
+    @fs.setter
+    def fs(self, fs: MemFS) -> None:
+        """Any filesystem given to the state (a restore may build its own) stamps times by its clock."""
+        self._fs = fs
+        fs.clock = self.fs_time
 
     def bind(self, instance: Any) -> None:
         """Use the ``memory`` export of ``instance`` (the program that imports WASI).  A program without
