@@ -222,3 +222,11 @@ def test_errno_numbers_follow_the_spec():
     assert (ERRNO["2BIG"], ERRNO["BADF"], ERRNO["EXIST"], ERRNO["INVAL"], ERRNO["NOENT"], ERRNO["NOTDIR"],
             ERRNO["PERM"], ERRNO["SPIPE"], ERRNO["XDEV"], ERRNO["NOTCAPABLE"]) == (1, 8, 20, 28, 44, 54, 63, 70, 75, 76)
     assert len(ERRNO) == 77
+
+
+def test_real_clock_reads_the_host_clock():
+    store = _store(WasiConfig(real_clock=True))
+    _run(CLOCK_AND_RANDOM.wasm(), store)
+    realtime = struct.unpack_from("<Q", bytes(store.wasi.stdout), 6)[0]
+    assert realtime > CLOCK_START_NS + 365 * 86400 * 10**9  # after 2022: not the virtual clock
+    assert store.wasi.clock_ns == CLOCK_START_NS  # which did not move

@@ -144,7 +144,7 @@ def clock_time_get(st: WasiState, clock: int, precision: int, ptr: int) -> int: 
     _clock(clock)
     g = Guest(st.memory)
     g.check(ptr, 8)  # the pointer is checked before the clock advances
-    g.u64(ptr, st.now())
+    g.u64(ptr, st.now(clock == CLOCK_MONOTONIC))
     return ESUCCESS
 
 

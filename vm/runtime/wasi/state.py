@@ -139,10 +139,11 @@ class WasiState:
         return st
 
     # -- the clock, the random stream -------------------------------------------------------------
-    def now(self) -> int:
-        """The time a program reads (virtual: advances by :data:`CLOCK_TICK_NS` per read)."""
+    def now(self, monotonic: bool = False) -> int:
+        """The time a program reads (virtual: one clock for realtime and monotonic, advancing by
+        :data:`CLOCK_TICK_NS` per read; real: the host's wall or monotonic clock)."""
         if self.real_clock:
-            return time.time_ns()
+            return time.monotonic_ns() if monotonic else time.time_ns()
         t = self.clock_ns
         self.clock_ns += CLOCK_TICK_NS
         return t
