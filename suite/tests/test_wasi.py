@@ -11,7 +11,7 @@ import wasmtime
 
 from suite.tests._wasi import RW, Prog, digest_of, module, ours, theirs
 from vm.api import Store, instantiate
-from vm.errors import PROC_EXIT, LinkError, ResourceLimit
+from vm.errors import PROC_EXIT, LinkError, ResourceLimit, Unsupported
 from vm.runtime.limits import StoreLimits
 from vm.runtime.wasi import MemFS, WasiConfig, WasiState
 from vm.runtime.wasi.constants import ERRNO
@@ -63,6 +63,10 @@ def test_file_write_seek_read_like_wasmtime():
 def test_wasi_import_without_wasi_state_is_a_link_error():
     with pytest.raises(LinkError, match="--wasi"):
         instantiate(Store(), HELLO)
+    store = Store()  # linked by hand (as a restore does), but no state: refused, never a made-up state
+    fd_write = wasi_exports(store)["fd_write"]
+    with pytest.raises(Unsupported, match="without WASI state"):
+        fd_write.host([1, 0, 0, 0])
 
 
 # -- where wcr deliberately differs from wasmtime, and the limits ---------------------------------------
