@@ -397,6 +397,17 @@ class MemFS:
         _mirror(self, self.roots[guest], host_path)
 
 
+def host_digest(host_path: Optional[str], guest: str, limits: Any = None) -> str:
+    """The files digest (:meth:`MemFS.digest`) of a host directory preopened as ``guest`` (None: an empty
+    one): how a sandbox another runtime ran in (wasmtime's, a target's copy) is compared with ours."""
+    fs = MemFS(limits)
+    if host_path is None:
+        fs.mkroot(guest)
+    else:
+        fs.load_dir(host_path, guest)
+    return fs.digest()
+
+
 def _mirror(fs: MemFS, ino: int, host: str) -> None:
     want = fs.inodes[ino].entries
     for name in sorted(os.listdir(host)):
