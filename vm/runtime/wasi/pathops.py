@@ -84,7 +84,7 @@ def path_open(st: WasiState, fd: int, dirflags: int, ptr: int, n: int, oflags: i
     else:
         if oflags & O_CREAT and oflags & O_EXCL:
             raise WasiError(EEXIST)
-        ino = _existing(st, ino, loc, oflags, dirflags, base)
+        ino = _existing(st, ino, loc, oflags, base)
     node = st.fs.node(ino)
     if node.kind == DIR_INODE:
         entry = FdEntry(DIR, ino, None, RIGHTS_DIR, RIGHTS_DIR_INHERITING, fdflags)
@@ -107,7 +107,7 @@ def file_rights(requested: int, oflags: int) -> int:
     return RIGHTS_ALL & ~(0 if write else R_FD_WRITE) & ~(0 if read else R_FD_READ | R_FD_READDIR)
 
 
-def _existing(st: WasiState, ino: int, loc: Loc, oflags: int, dirflags: int, base: int) -> int:
+def _existing(st: WasiState, ino: int, loc: Loc, oflags: int, base: int) -> int:
     """Checks for opening an inode that exists: a symlink not followed is ``ELOOP``; a directory
     cannot be created, truncated or opened for writing (``EISDIR``); ``O_DIRECTORY`` wants one."""
     node = st.fs.node(ino)
@@ -119,7 +119,6 @@ def _existing(st: WasiState, ino: int, loc: Loc, oflags: int, dirflags: int, bas
         raise WasiError(EISDIR)
     if loc.name in (".", "..") and oflags & O_CREAT:
         raise WasiError(EISDIR)
-    del dirflags
     return ino
 
 
