@@ -14,7 +14,7 @@ the k-th entry of the fd table as stored, ``wasi.inodes[i]``: the i-th inode as 
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 from ..errors import PROC_EXIT
 from ..runtime.wasi.fs import DIR, FILE, SYMLINK
@@ -138,32 +138,34 @@ def _fds(ws: WasiSnapshot, by_ino: Dict[int, WasiInode], roots: Dict[str, int]) 
 
 
 def _tree(ws: WasiSnapshot, by_ino: Dict[int, WasiInode], roots: Dict[str, int]) -> None:
-    """Rules 31 and 33: directory entries name existing inodes other than a root; every named inode is
-    named exactly once and its parent is that directory; every named inode is reachable from a root
-    (so the directories form a tree: no cycles); an inode no directory names is open (an unlinked file
-    still read through its fd) or a root."""
-    named: Dict[int, int] = {}  # inode -> the directory naming it
+    """Rules 31 and 33: directory entries name existing inodes other than a root; a directory is named
+    by exactly one entry and its parent is that directory (a file or symlink may have several names,
+    hard links, and its parent is informative only); every named inode is reachable from a root (so the
+    directories form a tree: no cycles); an inode no directory names is open (an unlinked file still
+    used through its fd) or a root."""
+    named: Dict[int, int] = {}  # directory inode -> the directory naming it
+    linked = set()
     root_inos = set(roots.values())
     for k, i in enumerate(ws.inodes):
         for j, (name, child) in enumerate(i.entries):
             at = f"wasi.inodes[{k}].entries[{j}]"
             if child not in by_ino or child in root_inos:
                 raise _fail(at, f"{name!r} refers to inode {child}, which is not a non-root inode of the state")
-            if child in named:
-                raise _fail(at, f"inode {child} is named by two directory entries")
+            if by_ino[child].kind == DIR and child in named:
+                raise _fail(at, f"directory {child} is named by two directory entries")
             named[child] = i.ino
+            linked.add(child)
     open_inos = {f.ino for f in ws.fds}
     reached = _reachable(root_inos, by_ino)
     for k, i in enumerate(ws.inodes):
         at = f"wasi.inodes[{k}]"
         if i.ino in root_inos:
             continue
-        parent: Optional[int] = named.get(i.ino)
-        if parent is None:
+        if i.ino not in linked:
             if i.ino not in open_inos:
                 raise _fail(at, f"inode {i.ino} is in no directory and not open")
-        elif i.parent != parent:
-            raise _fail(f"{at}.parent", f"inode {i.ino} is in directory {parent}, its parent says {i.parent}")
+        elif i.kind == DIR and i.parent != named[i.ino]:
+            raise _fail(f"{at}.parent", f"directory {i.ino} is in directory {named[i.ino]}, its parent says {i.parent}")
         elif i.ino not in reached:
             raise _fail(at, f"inode {i.ino} is not reachable from a preopened root (a directory cycle)")
 

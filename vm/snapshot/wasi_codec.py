@@ -112,7 +112,7 @@ def decode_wasi(r: Any, limits: StoreLimits) -> WasiSnapshot:
     total = 0
     for _ in range(r.count(7)):
         i = _decode_inode(r, limits.max_fs_bytes - total)
-        total += len(i.data)
+        total += len(i.data) + len(i.target)
         snap.inodes.append(i)
     snap.roots = [(r.str_(), r.u()) for _ in range(r.count(2))]
     snap.next_ino = r.u()

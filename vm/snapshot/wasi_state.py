@@ -48,8 +48,9 @@ def capture_wasi(ws: WasiState, memory_addr: Callable[[Any], Optional[int]]) -> 
 
 
 def fs_bytes(snap: WasiSnapshot) -> int:
-    """The file bytes a snapshot's filesystem holds: what ``StoreLimits.max_fs_bytes`` bounds."""
-    return sum(len(i.data) for i in snap.inodes)
+    """The bytes a snapshot's filesystem holds (file contents and symlink targets, as ``MemFS`` charges
+    them): what ``StoreLimits.max_fs_bytes`` bounds."""
+    return sum(len(i.data) + len(i.target) for i in snap.inodes)
 
 
 def restore_wasi(snap: WasiSnapshot, limits: Any = None) -> WasiState:
@@ -66,7 +67,6 @@ def restore_wasi(snap: WasiSnapshot, limits: Any = None) -> WasiState:
                               i.atim, i.mtim, i.ctim) for i in snap.inodes}
     fs.roots = dict(snap.roots)
     fs.next_ino = snap.next_ino
-    _charge(fs, fs_bytes(snap))
     ws.stdout = bytearray(snap.stdout)
     ws.stderr = bytearray(snap.stderr)
     ws.stdin = bytes(snap.stdin)
@@ -76,12 +76,6 @@ def restore_wasi(snap: WasiSnapshot, limits: Any = None) -> WasiState:
     ws.random_counter = snap.random_counter
     ws.exit_code = snap.exit_code
     return ws
-
-
-def _charge(fs: MemFS, n: int) -> None:
-    """Tell the filesystem how many bytes it holds, if it keeps such a count (its quota)."""
-    if hasattr(fs, "used"):
-        fs.used = n
 
 
 def bind_memory(ws: WasiState, snap: WasiSnapshot, memories: Dict[int, Any]) -> None:
