@@ -137,11 +137,17 @@ def compare_wasi(reference: Optional[Dict[str, Any]], prefix: Any, got: Optional
         return [] if got is None else ["wasi: the reference is not a WASI program, the target reports WASI state"]
     if got is None:
         return ["wasi: the target reports no WASI outcome (exit code, output, files)"]
+    return compare_wasi_outcomes(reference, wasi_with_prefix(prefix, got))
+
+
+def wasi_with_prefix(prefix: Any, got: Dict[str, Any]) -> Dict[str, Any]:
+    """A target's WASI outcome as the whole program's: ``prefix`` (``State.wasi`` of the snapshot it
+    resumed, or None) supplies what was written to stdout/stderr before the checkpoint."""
     full = dict(got)
     for f in ("stdout", "stderr"):
         before = bytes(getattr(prefix, f, b"") or b"") if prefix is not None else b""
         full[f] = base64.b64encode(before + _b64(str(got.get(f) or ""))).decode("ascii")
-    return compare_wasi_outcomes(reference, full)
+    return full
 
 
 def _b64(text: str) -> bytes:

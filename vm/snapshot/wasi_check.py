@@ -87,9 +87,11 @@ def _inodes(ws: WasiSnapshot) -> Dict[int, WasiInode]:
                 raise _fail(f"{at}.entries[{j}]", f"name {name!r} appears twice")
             names.add(name)
         out[i.ino] = i
-    for field in ("clock_ns", "seed", "random_counter"):
+    for field in ("clock_ns", "random_counter"):
         if not 0 <= getattr(ws, field) < _U64:
             raise _fail(f"wasi.{field}", "outside u64")
+    if not -(1 << 63) <= ws.seed < 1 << 63:
+        raise _fail("wasi.seed", "outside i64")
     return out
 
 

@@ -66,7 +66,7 @@ def encode_wasi(snap: WasiSnapshot, w: Any) -> None:
         w.raw(bytes(out))
     w.u(snap.clock_ns)
     w.byte(1 if snap.real_clock else 0)
-    w.u(snap.seed)
+    w.s(snap.seed)
     w.u(snap.random_counter)
     _opt_u(w, snap.exit_code)
     _opt_u(w, snap.memory)
@@ -122,7 +122,7 @@ def decode_wasi(r: Any, limits: StoreLimits) -> WasiSnapshot:
     if flag > 1:
         raise r.fail("wasi.real_clock: bad flag byte")
     snap.real_clock = flag == 1
-    snap.seed = r.u()
+    snap.seed = r.s()
     snap.random_counter = r.u()
     snap.exit_code = _read_opt_u(r, "wasi.exit_code", 1 << 32)
     snap.memory = _read_opt_u(r, "wasi.memory", 1 << 32)
