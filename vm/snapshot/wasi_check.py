@@ -63,7 +63,8 @@ def _strings(ws: WasiSnapshot) -> None:
 
 def _inodes(ws: WasiSnapshot) -> Dict[int, WasiInode]:
     """Rule 30 (numbers unique, below ``next_ino``; only a file has data, only a directory entries, only
-    a symlink a target) and rule 34 (names and targets), rule 37 (timestamps, counters in u64)."""
+    a symlink a target; timestamps u64), rule 31 (entry names), rule 34 (symlink targets), rule 37 (the
+    clock, the random counter, the seed)."""
     out: Dict[int, WasiInode] = {}
     for k, i in enumerate(ws.inodes):
         at = f"wasi.inodes[{k}]"
