@@ -171,6 +171,7 @@ def _run_migrate(args: argparse.Namespace) -> int:
     if wt is not None:
         diffs += _compare("wasmtime", ref, wt)
     wasi = got.get("wasi") or {}
+    sys.stdout.flush()
     sys.stdout.buffer.write(base64.b64decode(wasi.get("stdout") or ""))
     sys.stdout.flush()
     report = {"program": args.program, "at": k, "total": total, "from": args.src, "to": args.to,
