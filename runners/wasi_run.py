@@ -28,6 +28,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 
 from vm.api import Store, instantiate, load_module
 from vm.errors import PROC_EXIT
+from vm.runtime import FuncInst
 from vm.runtime.limits import StoreLimits, current
 from vm.runtime.wasi import MemFS, WasiConfig, WasiState
 from vm.snapshot import finish, start
@@ -46,7 +47,7 @@ def vm_start(wasm: bytes, config: WasiConfig, limits: Optional[StoreLimits] = No
     store.wasi = WasiState.start(config, lim)
     inst = instantiate(store, load_module(wasm))
     func = inst.exports.get(ENTRY)
-    if getattr(func, "kind", None) != "func":
+    if not isinstance(func, FuncInst):
         raise KeyError(ENTRY)
     return store, start(store, func, [])
 
