@@ -134,3 +134,30 @@ def test_compare_wasi_prefix() -> None:
     assert diff.startswith(f"wasi.stdout differs at byte {len(ws.stdout)}")
     assert compare_wasi(ref["wasi"], ws, None) != []
     assert compare_wasi(ref["wasi"], ws, dict(rest, exit_code=0)) == ["wasi.exit_code: expected 7, got 0"]
+
+
+@pytest.mark.parametrize("bug", ["offset_lost", "output_byte_lost", "file_byte_lost", "clock_reset"])
+def test_oracle_sees_wasi_capture_bugs(reference: Dict[str, Any], bug: str, monkeypatch: Any) -> None:
+    """Oracle independence for WASI state: a capture that loses part of it (planted here) gives a restored
+    run the oracle tells from the uninterrupted one: the digest walks the live store, not the capture."""
+    from vm.snapshot import capture, wasi_state
+
+    def buggy(ws: Any, memory_addr: Any) -> Any:
+        snap = wasi_state.capture_wasi(ws, memory_addr)
+        if bug == "offset_lost":
+            next(f for f in snap.fds if f.kind == "file").offset = 0
+        elif bug == "output_byte_lost":
+            snap.stdout = snap.stdout[:-1]
+        elif bug == "file_byte_lost":
+            node = next(i for i in snap.inodes if i.kind == "file")
+            node.data = node.data[:-1]
+        else:
+            snap.clock_ns = 0
+        return snap
+
+    monkeypatch.setattr(capture, "capture_wasi", buggy)
+    k = reference["instructions"] // 2  # the file is open, written, not yet read back
+    store, run = restore(decode(_snapshot(k)), MODULES)
+    assert run is not None
+    got = finish(store, run).to_dict()
+    assert compare_outcomes(reference, got) != [], bug
