@@ -165,8 +165,12 @@ def _run_migrate(args: argparse.Namespace) -> int:
     except (SnapshotError, HostError, ValueError) as e:
         print(f"wcr: migrate: {e}", file=sys.stderr)
         return EXIT_FAIL
-    diffs = _compare(f"migrated ({args.src} -> {args.to})", ref, got)
-    diffs += [f"migrated ({args.to}): {d}" for d in got.get("differences") or []]
+    verdict = got.get("verdict")
+    if verdict in (None, "match", "mismatch"):  # a run to compare (inproc has no verdict of its own)
+        diffs = _compare(f"migrated ({args.src} -> {args.to})", ref, got)
+        diffs += [f"migrated ({args.to}): {d}" for d in got.get("differences") or []]
+    else:  # not-convertible, not-applicable, inconclusive, error: the target did not run it to compare
+        diffs = [f"migrated ({args.to}): {verdict}: " + ("; ".join(got.get("differences") or []) or "no detail")]
     wt = _wasmtime(wasm, config)
     if wt is not None:
         diffs += _compare("wasmtime", ref, wt)
@@ -175,9 +179,10 @@ def _run_migrate(args: argparse.Namespace) -> int:
     sys.stdout.buffer.write(base64.b64decode(wasi.get("stdout") or ""))
     sys.stdout.flush()
     report = {"program": args.program, "at": k, "total": total, "from": args.src, "to": args.to,
-              "exit_status": program_status(got), "files": wasi.get("files"), "snapshot_bytes": len(snap),
+              "exit_status": program_status(got) if got.get("wasi") is not None else None, "files": wasi.get("files"), "snapshot_bytes": len(snap),
               "wasmtime": "not available" if wt is None else program_status(wt),
-              "verdict": "divergence" if diffs else "agree", "differences": diffs}
+              "verdict": ("agree" if not diffs else "divergence" if verdict in (None, "match", "mismatch")
+                          else f"not resumed ({verdict})"), "differences": diffs}
     _report(report)
     if args.json:
         write_output(args.json, json.dumps(report, indent=2) + "\n")
@@ -196,12 +201,13 @@ def _wasmtime(wasm: bytes, config: Any) -> Optional[Dict[str, Any]]:
 
 
 def _report(r: Dict[str, Any]) -> None:
-    status: Union[int, str] = r["exit_status"]
+    status: Union[int, str, None] = r["exit_status"]
     lines = [f"wcr migrate: checkpoint at {r['at']} of {r['total']} instructions on {r['from']}, "
              f"continued on {r['to']} ({r['snapshot_bytes']} byte snapshot)",
              f"exit status: {status}", f"files digest: {r['files']}",
              f"wasmtime (uninterrupted): {r['wasmtime']}",
-             "verdict: all agree" if not r["differences"] else "verdict: DIVERGENCE"]
+             {"agree": "verdict: all agree", "divergence": "verdict: DIVERGENCE"}.get(r["verdict"],
+                                                                                      f"verdict: {r['verdict']}")]
     lines += [f"  {d}" for d in r["differences"]]
     print("\n".join(lines), file=sys.stderr)
 
