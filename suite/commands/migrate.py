@@ -145,18 +145,12 @@ def _compare(name: str, ref: Dict[str, Any], got: Dict[str, Any]) -> List[str]:
 def _run_migrate(args: argparse.Namespace) -> int:
     from runners.hosts import HostError
     from runners.session import restore_on
-    from runners.wasi_run import program_status, vm_run
     from vm.snapshot import SnapshotError
 
     wasm = read_input(args.program, "file")
     config = _config(args)
     _check_places(args)
-    try:
-        ref = vm_run(wasm, config)
-    except KeyError:
-        raise UsageError(f"{args.program}: not a WASI command (no _start function export)") from None
-    except WasmError as e:
-        raise UsageError(f"{args.program}: {e}") from None
+    ref = _reference(args.program, wasm, config)
     total = int(ref["instructions"])
     k = _at(args.at, total, args.seed)
     try:
@@ -165,28 +159,51 @@ def _run_migrate(args: argparse.Namespace) -> int:
     except (SnapshotError, HostError, ValueError) as e:
         print(f"wcr: migrate: {e}", file=sys.stderr)
         return EXIT_FAIL
+    wt = _wasmtime(wasm, config)
+    report = _verdict(args, ref, got, wt)
+    report.update(at=k, total=total, snapshot_bytes=len(snap))
+    sys.stdout.flush()
+    sys.stdout.buffer.write(base64.b64decode((got.get("wasi") or {}).get("stdout") or ""))
+    sys.stdout.flush()
+    _report(report)
+    if args.json:
+        write_output(args.json, json.dumps(report, indent=2) + "\n")
+    return EXIT_FAIL if report["differences"] else EXIT_OK
+
+
+def _reference(path: str, wasm: bytes, config: Any) -> Dict[str, Any]:
+    """Our uninterrupted run (what the migrated run and wasmtime are compared with)."""
+    from runners.wasi_run import vm_run
+
+    try:
+        return vm_run(wasm, config)
+    except KeyError:
+        raise UsageError(f"{path}: not a WASI command (no _start function export)") from None
+    except WasmError as e:
+        raise UsageError(f"{path}: {e}") from None
+
+
+def _verdict(args: argparse.Namespace, ref: Dict[str, Any], got: Dict[str, Any],
+             wt: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """The report: the migrated run and wasmtime's against our uninterrupted run, field by field."""
+    from runners.wasi_run import program_status
+
     verdict = got.get("verdict")
-    if verdict in (None, "match", "mismatch"):  # a run to compare (inproc has no verdict of its own)
+    compared = verdict in (None, "match", "mismatch")  # inproc has no verdict of its own
+    if compared:
         diffs = _compare(f"migrated ({args.src} -> {args.to})", ref, got)
         diffs += [f"migrated ({args.to}): {d}" for d in got.get("differences") or []]
     else:  # not-convertible, not-applicable, inconclusive, error: the target did not run it to compare
         diffs = [f"migrated ({args.to}): {verdict}: " + ("; ".join(got.get("differences") or []) or "no detail")]
-    wt = _wasmtime(wasm, config)
     if wt is not None:
         diffs += _compare("wasmtime", ref, wt)
-    wasi = got.get("wasi") or {}
-    sys.stdout.flush()
-    sys.stdout.buffer.write(base64.b64decode(wasi.get("stdout") or ""))
-    sys.stdout.flush()
-    report = {"program": args.program, "at": k, "total": total, "from": args.src, "to": args.to,
-              "exit_status": program_status(got) if got.get("wasi") is not None else None, "files": wasi.get("files"), "snapshot_bytes": len(snap),
-              "wasmtime": "not available" if wt is None else program_status(wt),
-              "verdict": ("agree" if not diffs else "divergence" if verdict in (None, "match", "mismatch")
-                          else f"not resumed ({verdict})"), "differences": diffs}
-    _report(report)
-    if args.json:
-        write_output(args.json, json.dumps(report, indent=2) + "\n")
-    return EXIT_FAIL if diffs else EXIT_OK
+    wasi = got.get("wasi")
+    return {"program": args.program, "from": args.src, "to": args.to,
+            "exit_status": program_status(got) if wasi is not None else None,
+            "files": (wasi or {}).get("files"),
+            "wasmtime": "not available" if wt is None else program_status(wt),
+            "verdict": "agree" if not diffs else "divergence" if compared else f"not resumed ({verdict})",
+            "differences": diffs}
 
 
 def _wasmtime(wasm: bytes, config: Any) -> Optional[Dict[str, Any]]:
