@@ -57,28 +57,20 @@ def _add_migrate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, metavar="N",
                    help="seed of the program's random_get stream and of --at random (default 0)")
     p.add_argument("--json", metavar="PATH", help="also write the report as JSON")
-    p.add_argument("args", nargs="*", metavar="ARGS", help="the program's arguments (after --)")
+    p.set_defaults(takes_program_args=True, program_args=[])  # suite.cli puts what follows -- there
 
 
 def _config(args: argparse.Namespace) -> Any:
+    """The program's WASI configuration (the flags are checked and worded by ``suite.commands._wasi``,
+    as for ``wcr run --wasi``); argv[0] is the program's file name."""
+    from suite.commands._wasi import parse_dir, parse_env
     from vm.runtime.wasi import WasiConfig
 
-    env: List[Tuple[str, str]] = []
-    for kv in args.env:
-        k, eq, v = kv.partition("=")
-        if not eq or not k:
-            raise UsageError(f"--env {kv!r}: expected KEY=VALUE")
-        env.append((k, v))
-    dirs: List[Tuple[str, Optional[str]]] = []
-    for d in args.dir:
-        host, sep, guest = d.partition("::")
-        if not host or (sep and not guest):
-            raise UsageError(f"--dir {d!r}: expected HOST_DIR or HOST_DIR::GUEST_DIR")
-        if not os.path.isdir(host):
-            raise UsageError(f"--dir {d!r}: {host}: no such directory")
-        dirs.append((guest or host, host))
-    return WasiConfig(args=[os.path.basename(args.program)] + list(args.args), env=env, dirs=dirs,
-                      seed=args.seed)
+    dirs: List[Tuple[str, Optional[str]]] = [parse_dir(d) for d in args.dir]
+    if len({g for g, _ in dirs}) != len(dirs):
+        raise UsageError("--dir: a guest directory is given twice")
+    return WasiConfig(args=[os.path.basename(args.program)] + list(args.program_args),
+                      env=[parse_env(e) for e in args.env], dirs=dirs, seed=args.seed)
 
 
 def _at(text: str, total: int, seed: int) -> int:

@@ -53,7 +53,7 @@ def _migrate(capsys: Any, *argv: str) -> Any:
 def test_migrate_inproc_agrees(capsys: Any, prog: Path, sandbox: Path, tmp_path: Path) -> None:
     report = tmp_path / "r.json"
     code, out, err = _migrate(capsys, str(prog), "--at", "120", "--to", "inproc", "--dir", f"{sandbox}::/sandbox",
-                              "--json", str(report))
+                              "--json", str(report), "--", "arg1", "--arg2")
     assert code == 0, err
     assert out.startswith("hello\nline 0\n") and out.endswith("line 9\nINPUT\n")
     assert "exit status: 7" in err and "verdict: all agree" in err
@@ -107,7 +107,7 @@ def test_divergence_from_wasmtime_is_exit_1(capsys: Any, tmp_path: Path) -> None
     (["--at", "3", "--to", "no-such-target"], "--to no-such-target"),
     (["--at", "3", "--from", "wasmtime", "--to", "inproc"], "--from wasmtime"),
     (["--at", "3", "--to", "inproc", "--env", "NOEQ"], "--env 'NOEQ'"),
-    (["--at", "3", "--to", "inproc", "--dir", "/no/such/dir"], "no such directory"),
+    (["--at", "3", "--to", "inproc", "--dir", "/no/such/dir"], "is not a directory"),
 ])
 def test_bad_input_is_exit_2(capsys: Any, prog: Path, argv: List[str], what: str) -> None:
     code, out, err = _migrate(capsys, str(prog), *argv)

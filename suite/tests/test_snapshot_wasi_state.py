@@ -160,6 +160,7 @@ EDITS = [
     ("wasi.args[1]", lambda w: w.args.__setitem__(1, b"a\0b")),
     ("wasi.env[0]", lambda w: w.env.__setitem__(0, b"NOEQUALS")),
     ("wasi.fds[4]", lambda w: setattr(w.fds[4], "fd", 3)),
+    ("wasi.fds[4]", lambda w: setattr(w.fds[4], "fd", 1024)),
     ("wasi.fds[1].ino", _set(lambda w: w.fds[1], ino=2)),
     ("wasi.fds[4].ino", _set(lambda w: w.fds[4], ino=1)),
     ("wasi.fds[4].ino", _set(lambda w: w.fds[4], ino=77)),

@@ -18,7 +18,7 @@ from typing import Dict, List
 
 from ..errors import PROC_EXIT
 from ..runtime.wasi.fs import DIR, FILE, SYMLINK
-from ..runtime.wasi.state import FD_KINDS, STDIN
+from ..runtime.wasi.state import FD_KINDS, MAX_FDS, STDIN
 from .model import TRAPPED, SnapshotError, State, WasiInode, WasiSnapshot
 
 __all__ = ["MAX_OFFSET", "check_wasi"]
@@ -115,7 +115,7 @@ def _roots(ws: WasiSnapshot, by_ino: Dict[int, WasiInode]) -> Dict[str, int]:
 
 
 def _fds(ws: WasiSnapshot, by_ino: Dict[int, WasiInode], roots: Dict[str, int]) -> None:
-    """Rules 26–29: fd numbers unique; streams have no inode; a dir/file fd names an inode of its kind;
+    """Rules 26–29: fd numbers unique and below ``MAX_FDS``; streams have no inode; a dir/file fd names an inode of its kind;
     only a directory fd is a preopen and names the root of its inode; offsets, flags and rights bounded
     (stdin's offset within stdin)."""
     seen = set()
@@ -123,6 +123,8 @@ def _fds(ws: WasiSnapshot, by_ino: Dict[int, WasiInode], roots: Dict[str, int]) 
         at = f"wasi.fds[{k}]"
         if f.fd in seen:
             raise _fail(at, f"fd {f.fd} appears twice")
+        if not 0 <= f.fd < MAX_FDS:
+            raise _fail(at, f"fd number {f.fd} is not below the fd table's size {MAX_FDS}")
         seen.add(f.fd)
         if f.kind not in FD_KINDS:
             raise _fail(f"{at}.kind", f"unknown kind {f.kind!r}")
