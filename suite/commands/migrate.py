@@ -30,7 +30,6 @@ import argparse
 import base64
 import hashlib
 import json
-import os
 import random
 import sys
 from typing import Any, Dict, List, Optional, Tuple, Union
@@ -62,14 +61,14 @@ def _add_migrate(p: argparse.ArgumentParser) -> None:
 
 def _config(args: argparse.Namespace) -> Any:
     """The program's WASI configuration (the flags are checked and worded by ``suite.commands._wasi``,
-    as for ``wcr run --wasi``); argv[0] is the program's file name."""
+    as for ``wcr run --wasi``); argv[0] is the program as given (as ``wcr run`` and ``wasmtime run``)."""
     from suite.commands._wasi import parse_dir, parse_env
     from vm.runtime.wasi import WasiConfig
 
     dirs: List[Tuple[str, Optional[str]]] = [parse_dir(d) for d in args.dir]
     if len({g for g, _ in dirs}) != len(dirs):
         raise UsageError("--dir: a guest directory is given twice")
-    return WasiConfig(args=[os.path.basename(args.program)] + list(args.program_args),
+    return WasiConfig(args=[args.program] + list(args.program_args),
                       env=[parse_env(e) for e in args.env], dirs=dirs, seed=args.seed)
 
 
