@@ -116,6 +116,29 @@ def test_restore_on_another_python(reference: Dict[str, Any], spec: str) -> None
         host.close()
 
 
+@pytest.fixture(scope="module")
+def other_host() -> Any:
+    """One long-lived child of another interpreter (the last one listed: PyPy when installed)."""
+    specs = _other_pythons()
+    if not specs:
+        pytest.skip("no other Python interpreter on this machine")
+    host = get_host(specs[-1])
+    ok, why = host.available()
+    if not ok:
+        pytest.skip(f"{specs[-1]}: {why}")
+    yield host
+    host.close()
+
+
+@settings(max_examples=10, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_restore_anywhere_on_another_python(reference: Dict[str, Any], other_host: Any, data: Any) -> None:
+    """Random k, encoded here, decoded and restored in another interpreter: bit-exact outcome."""
+    k = data.draw(st.integers(0, reference["instructions"]))
+    got = other_host.restore_and_finish(_snapshot(k), MODULES)
+    assert compare_outcomes(reference, got) == [], (other_host.name, k)
+
+
 def test_compare_wasi_prefix() -> None:
     """A native target's output is what it wrote after the checkpoint: with the snapshot's prefix it must
     be the uninterrupted run's; a missing byte is reported with its position."""
