@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from vm.values import format_value, parse_value
 
-from ..oracle import compare_native, compare_wasi
+from ..oracle import compare_native
 from ..restore import (
     ERROR,
     INCONCLUSIVE,
@@ -145,7 +145,7 @@ class TargetRestorer(Restorer):
                     results[i] = CheckResult(self.name, ERROR, err)
                     continue
                 results[i] = self.judge(it.reference, state.host_log, out, it.final_state, rm.manifest,
-                                        "relaxed-simd" in module_features(rm.module), state.wasi)
+                                        "relaxed-simd" in module_features(rm.module))
         self._classify_with_baseline(items, results)
         return [r for r in results if r is not None]
 
@@ -201,16 +201,10 @@ class TargetRestorer(Restorer):
                                      f"differs too: {r.extra['baseline']})", r.outcome, r.extra)
 
     def judge(self, reference: Dict[str, Any], prefix_log: Any, out: NativeOutcome, final_state: Any,
-              manifest: Any, relaxed_simd: bool = False, wasi_prefix: Any = None) -> CheckResult:
+              manifest: Any, relaxed_simd: bool = False) -> CheckResult:
         """``relaxed_simd``: the resume module has relaxed SIMD instructions (a difference is then
-        inconclusive, :func:`runners.oracle.relaxed_simd_verdict`).  ``wasi_prefix``: the snapshot's WASI
-        state (``State.wasi``) of a WASI program, whose output so far precedes the target's
-        (:func:`runners.oracle.compare_wasi`)."""
+        inconclusive, :func:`runners.oracle.relaxed_simd_verdict`)."""
         verdict, diffs = compare_native(reference, prefix_log, out, final_state, manifest, relaxed_simd)
-        if verdict in ("match", "mismatch") and (reference.get("wasi") is not None or out.wasi is not None):
-            wasi_diffs = compare_wasi(reference.get("wasi"), wasi_prefix, out.wasi)
-            if wasi_diffs:
-                verdict, diffs = "mismatch", diffs + wasi_diffs
         status = _STATUS[verdict]
         extra: Dict[str, Any] = {"seconds": round(out.seconds, 4)}
         if out.trap_candidates and len(out.trap_candidates) > 1:
@@ -243,8 +237,6 @@ def outcome_dict(out: NativeOutcome, target: Optional[str] = None) -> Dict[str, 
         d["trap_candidates"] = sorted(out.trap_candidates)
     if out.inconclusive:
         d["inconclusive"] = out.inconclusive
-    if out.wasi is not None:  # the target's own output (after the checkpoint), exit code and files digest
-        d["wasi"] = out.wasi
     return d
 
 

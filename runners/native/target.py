@@ -74,10 +74,6 @@ class NativeOutcome:
     nan_exact: bool = True
     seconds: float = 0.0
     details: Dict[str, Any] = field(default_factory=dict)
-    #: a WASI program's end on the target, in the shape of ``Outcome.wasi`` (``exit_code``, ``stdout`` and
-    #: ``stderr`` base64 of what it wrote *after* the restore, ``files``: ``MemFS.digest`` of its sandbox
-    #: copy); None when the target ran no WASI program (:func:`runners.oracle.compare_wasi` judges it)
-    wasi: Optional[Dict[str, Any]] = None
 
     @property
     def stopped(self) -> Optional[str]:

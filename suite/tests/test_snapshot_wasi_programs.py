@@ -184,24 +184,3 @@ def test_oracle_sees_wasi_capture_bugs(reference: Dict[str, Any], bug: str, monk
     assert run is not None
     got = finish(store, run).to_dict()
     assert compare_outcomes(reference, got) != [], bug
-
-
-def test_native_judge_compares_wasi() -> None:
-    """The native judge applies compare_wasi: a target that reproduces the rest of the output matches, one
-    that loses a byte or reports no WASI outcome is a mismatch naming the field."""
-    from runners.native.restorer import target_restorer
-    from runners.native.target import NativeOutcome
-
-    ref = vm_run(WASM, CONFIG)
-    state = decode(_snapshot(ref["instructions"] // 2))
-    ws = state.wasi
-    assert ws is not None
-    full = base64.b64decode(ref["wasi"]["stdout"])
-    rest = {"exit_code": 7, "files": ref["wasi"]["files"], "stdout": base64.b64encode(full[len(ws.stdout):]).decode(),
-            "stderr": base64.b64encode(base64.b64decode(ref["wasi"]["stderr"])[len(ws.stderr):]).decode()}
-    judge = target_restorer("wasmtime").judge
-    assert judge(ref, [], NativeOutcome("wasmtime", trap="exit", wasi=rest), None, None, False, ws).status == "match"
-    bad = judge(ref, [], NativeOutcome("wasmtime", trap="exit", wasi=dict(rest, stdout="")), None, None, False, ws)
-    assert bad.status == "mismatch" and "wasi.stdout differs" in bad.detail and bad.outcome["wasi"]["stdout"] == ""
-    none = judge(ref, [], NativeOutcome("wasmtime", trap="exit"), None, None, False, ws)
-    assert none.status == "mismatch" and "no WASI outcome" in none.detail
