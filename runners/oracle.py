@@ -351,3 +351,20 @@ def compare_conformance(vm: Any, wt: Any, deterministic: bool = True) -> Optiona
         i = next(i for i in range(len(vm.memory)) if vm.memory[i] != wt.memory[i])
         return f"memory byte {i:#x}: vm {vm.memory[i]:#x} / wasmtime {wt.memory[i]:#x}"
     return None
+
+
+def compare_wasi(reference: Optional[Dict[str, Any]], prefix: Any, got: Optional[Dict[str, Any]]) -> List[str]:
+    """A WASI program resumed on a native target (minimal version until helper snap's lands): the exit
+    code, stdout/stderr = the snapshot's (``prefix``: ``State.wasi``) followed by the target's, files."""
+    import base64
+
+    if reference is None:
+        return [] if got is None else ["wasi: the reference is not a WASI program, the target reports WASI state"]
+    if got is None:
+        return ["wasi: the target reports no WASI outcome (exit code, output, files)"]
+    full = dict(got)
+    for f in ("stdout", "stderr"):
+        before = bytes(getattr(prefix, f, b"") or b"") if prefix is not None else b""
+        full[f] = base64.b64encode(before + base64.b64decode(got.get(f) or "")).decode("ascii")
+    return [f"wasi.{f}: expected {reference.get(f)!r}, got {full.get(f)!r}"
+            for f in ("exit_code", "stdout", "stderr", "files") if reference.get(f) != full.get(f)]

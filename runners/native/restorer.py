@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from vm.values import format_value, parse_value
 
-from ..oracle import compare_native
+from ..oracle import compare_native, compare_wasi
 from ..restore import (
     ERROR,
     INCONCLUSIVE,
@@ -145,7 +145,7 @@ class TargetRestorer(Restorer):
                     results[i] = CheckResult(self.name, ERROR, err)
                     continue
                 results[i] = self.judge(it.reference, state.host_log, out, it.final_state, rm.manifest,
-                                        "relaxed-simd" in module_features(rm.module))
+                                        "relaxed-simd" in module_features(rm.module), state.wasi)
         self._classify_with_baseline(items, results)
         return [r for r in results if r is not None]
 
@@ -201,10 +201,12 @@ class TargetRestorer(Restorer):
                                      f"differs too: {r.extra['baseline']})", r.outcome, r.extra)
 
     def judge(self, reference: Dict[str, Any], prefix_log: Any, out: NativeOutcome, final_state: Any,
-              manifest: Any, relaxed_simd: bool = False) -> CheckResult:
+              manifest: Any, relaxed_simd: bool = False, prefix_wasi: Any = None) -> CheckResult:
         """``relaxed_simd``: the resume module has relaxed SIMD instructions (a difference is then
-        inconclusive, :func:`runners.oracle.relaxed_simd_verdict`)."""
+        inconclusive, :func:`runners.oracle.relaxed_simd_verdict`); ``prefix_wasi``: the snapshot's WASI
+        state, whose stdout/stderr come before the target's (:func:`wasi_verdict`)."""
         verdict, diffs = compare_native(reference, prefix_log, out, final_state, manifest, relaxed_simd)
+        verdict, diffs = wasi_verdict(verdict, diffs, reference, prefix_wasi, out, manifest)
         status = _STATUS[verdict]
         extra: Dict[str, Any] = {"seconds": round(out.seconds, 4)}
         if out.trap_candidates and len(out.trap_candidates) > 1:
@@ -224,6 +226,7 @@ def outcome_dict(out: NativeOutcome, target: Optional[str] = None) -> Dict[str, 
     h.update(json.dumps({k: fmt(v) for k, v in sorted(out.globals.items())}, sort_keys=True).encode())
     h.update(json.dumps(out.tables, sort_keys=True).encode())
     d: Dict[str, Any] = {
+        **({"wasi": out.wasi} if out.wasi is not None else {}),
         "results": [fmt(v) for v in out.results],
         "trap": out.trap,
         "instructions": None,
@@ -242,6 +245,25 @@ def outcome_dict(out: NativeOutcome, target: Optional[str] = None) -> Dict[str, 
 
 _STATUS = {"match": MATCH, "mismatch": MISMATCH, "inconclusive": INCONCLUSIVE, "error": ERROR,
            "not-applicable": NOT_APPLICABLE}
+
+
+def wasi_verdict(verdict: str, diffs: List[str], reference: Dict[str, Any], prefix_wasi: Any, out: NativeOutcome,
+                 manifest: Any) -> Tuple[str, List[str]]:
+    """A WASI program's end on the target (exit code, the snapshot's output followed by the target's,
+    files: :func:`runners.oracle.compare_wasi`) joins the verdict of a run that said something.  A
+    program that reads a clock or random source (``manifest.wasi.nondeterministic``) cannot be
+    compared with our virtual clock and seeded stream: its mismatch is inconclusive."""
+    run = getattr(manifest, "wasi", None)
+    if verdict not in ("match", "mismatch") or (run is None and "wasi" not in reference):
+        return verdict, diffs
+    more = compare_wasi(reference.get("wasi"), prefix_wasi, out.wasi)
+    if not more:
+        return verdict, diffs
+    diffs = diffs + more
+    if run is not None and run.nondeterministic:
+        return "inconclusive", [f"the program reads {', '.join(run.nondeterministic)}: the target's real clock "
+                                "and random source are not our virtual ones; differences: " + "; ".join(diffs)]
+    return "mismatch", diffs
 
 
 def cast_result(r: Optional[CheckResult]) -> CheckResult:
