@@ -102,7 +102,8 @@ class WasmtimeTarget(Target):
                 self._run_in(wasm, info, man, out, timeout, sb)
             except SandboxError as exc:  # args/env the runtime's API cannot take
                 raise Unrunnable(str(exc)) from exc
-            wasi_outcome(out, man, sb, out.details.pop("exit_code", None), out.details.pop("wasi_status", 1))
+            if out.inconclusive is None:
+                wasi_outcome(out, man, sb, out.details.pop("exit_code", None), out.details.pop("wasi_status", 0))
 
     def _run_in(self, wasm: bytes, info: ModuleInfo, man: Manifest, out: NativeOutcome, timeout: float,
                 sb: Optional[Sandbox]) -> None:
