@@ -115,7 +115,13 @@ function runJob(job) {
   } catch (e) {
     if (!out.error) out.error = describe(e, 'readback');
   }
-  for (const fd of fds) fs.closeSync(fd);
+  for (const fd of fds) {
+    try {
+      fs.closeSync(fd);
+    } catch (e) {  // node:wasi may have closed it already (a program's fd_close of a stream)
+      if (e.code !== 'EBADF') throw e;
+    }
+  }
   return out;
 }
 

@@ -11,7 +11,8 @@ target preopens them as fds 3, 4, …), the args and env, and what is left of st
   relative to the preopen of its root (the path is computed from the inode graph: parents up to the
   root), with no create/truncate flags, the snapshot's fdflags and its rights masked by the
   directory's inheriting rights (``fd_fdstat_get``: what wasi-libc does too, so a target whose preopens
-  grant fewer rights still opens the file);
+  grant fewer rights still opens the file; a directory also without :data:`DIR_WRITE_RIGHTS`).  So
+  the rights ``fd_fdstat_get`` reports after a restore are the target's, not necessarily the snapshot's;
 * runtimes hand out the lowest free fd (wasmtime and node do; measured): an open that comes back
   *below* the wanted number is a filler and stays open until the end; one that comes back *above* it
   is moved with ``fd_renumber``; anything else fails (below);
@@ -58,6 +59,10 @@ STATUS_EXPORT = "wcr:wasi:status"
 O_DIRECTORY = 2
 WHENCE_SET = 0
 FIRST_PREOPEN = 3
+#: rights that ask for write access (fd_datasync, fd_write, fd_allocate, fd_filestat_set_size): node's
+#: uvwasi opens a directory requested with any of them for writing, which fails with EISDIR, so a
+#: directory is reopened without them (they mean nothing for a directory; only ``fd_fdstat_get`` shows it)
+DIR_WRITE_RIGHTS = (1 << 0) | (1 << 6) | (1 << 8) | (1 << 22)
 #: imports whose results a native target takes from its real clock / random source
 NONDETERMINISTIC = ("clock_time_get", "clock_res_get", "poll_oneoff", "random_get")
 
@@ -149,8 +154,9 @@ def plan(state: State, ist: InstanceState, m: Module) -> Optional[WasiPlan]:
         if n < FIRST_PREOPEN + nroots:
             raise NotConvertible("wasi fd table", f"fd {n} ({f.kind}) is at the number of a preopen")
         ri, path = _path(f.ino, parents, root_of)
-        reopen.append(Reopen(n, FIRST_PREOPEN + ri, path, f.kind == "dir", f.rights_base, f.rights_inheriting,
-                             f.flags, f.offset if f.kind == "file" else 0))
+        is_dir = f.kind == "dir"
+        reopen.append(Reopen(n, FIRST_PREOPEN + ri, path, is_dir, f.rights_base & ~DIR_WRITE_RIGHTS if is_dir
+                             else f.rights_base, f.rights_inheriting, f.flags, 0 if is_dir else f.offset))
     top = max([r.fd for r in reopen], default=0)
     close = [n for n in range(0, max(top, FIRST_PREOPEN + nroots)) if n not in fds]
     stdin_f = fds.get(0)
@@ -358,3 +364,24 @@ class WasiPart:
         if code is None:
             raise NotConvertible("inconsistent state", "the run ended with proc_exit but the WASI state has no exit code")
         return exit_code(self.plan, self.funcs, code)
+
+
+def fresh_wasi_state(run: WasiRun, limits: Any = None) -> Any:
+    """The WASI state our VM runs a resume module with (the self-check): what a target gets — the
+    snapshot's files under the same preopens (fds 3, 4, …), args, env, the rest of stdin, fds 0–2 — and
+    nothing of its fd table or output (the prologue reopens the fds; the output so far is the snapshot's
+    prefix).  The virtual clock and the random stream continue where the snapshot left them."""
+    from ...runtime.wasi import WasiConfig, WasiState
+    from ..wasi_state import restore_wasi
+
+    ws = run.snapshot
+    cfg = WasiConfig(args=[a.decode("utf-8", "surrogateescape") for a in run.args],
+                     env=[tuple(e.decode("utf-8", "surrogateescape").partition("=")[::2]) for e in run.env],
+                     dirs=[(g, None) for g in run.roots], stdin=run.stdin, real_clock=ws.real_clock, seed=ws.seed)
+    st = WasiState.start(cfg, limits)
+    old = restore_wasi(ws, limits)
+    st.fs = old.fs
+    for n, g in enumerate(run.roots):
+        st.fds[FIRST_PREOPEN + n].ino = st.fs.roots[g]
+    st.clock_ns, st.random_counter = ws.clock_ns, ws.random_counter
+    return st
