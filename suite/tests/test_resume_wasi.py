@@ -126,6 +126,18 @@ OVER_PREOPEN = f"""(module {IMPORTS}
     (call $write (local.get $a) (i32.const 64) (i32.const 5))
     (call $write (i32.const 1) (i32.const 64) (i32.const 5))))"""
 
+#: echoes stdin to stdout three bytes at a time: a checkpoint between reads has stdin partly read
+ECHO = f"""(module {IMPORTS}
+  (memory (export "memory") 1)
+  {HELPERS}
+  (func (export "main") (local $n i32)
+    (loop $l
+      (i32.store (i32.const 16) (i32.const 200)) (i32.store (i32.const 20) (i32.const 3))
+      (drop (call $fd_read (i32.const 0) (i32.const 16) (i32.const 1) (i32.const 24)))
+      (local.set $n (i32.load (i32.const 24)))
+      (call $write (i32.const 1) (i32.const 200) (local.get $n))
+      (br_if $l (local.get $n)))))"""
+
 #: the memory is not exported as `memory`
 NO_MEMORY_EXPORT = """(module
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
@@ -179,6 +191,17 @@ def test_restored_on_targets_agree(wat: str, export: str) -> None:
         assert res.status == MATCH, (r.name, item.label, res.status, res.detail)
     for r in rs:
         assert session.counts["targets"][r.name]["matches"] == len(items)
+
+
+def test_stdin_partly_read_continues_with_the_rest() -> None:
+    """What the snapshot had not read of stdin is the target's stdin."""
+    wasm = wasm_of(ECHO)
+    cfg = dataclasses.replace(config(), stdin=b"the quick brown fox")
+    total = reference_run(wasm, "main", [], wasi=cfg).total
+    items = items_for(wasm, "main", ks=spread(total), wasi=cfg)
+    assert any(0 < next(f.offset for f in it.state.wasi.fds if f.fd == 0) < 19 for it in items)
+    for _tag, item, r, res in Session(targets()).check(items):
+        assert res.status == MATCH, (r.name, item.label, res.detail)
 
 
 def test_mid_write_state_has_open_fds_and_partial_stdout() -> None:
