@@ -151,7 +151,7 @@ class V8Target(Target):
         def b64(data: bytes) -> str:
             return base64.b64encode(data).decode("ascii")
 
-        req = {"shim": b64(adapter.shim(info)), "resume": b64(rename_import_module(info.module, man=man)),
+        req: Dict[str, Any] = {"shim": b64(adapter.shim(info)), "resume": b64(rename_import_module(info.module, man=man)),
                "reader": b64(adapter.wat(adapter.reader_wat(info, man, dumps=False))),
                "memories": list(man.memories.values()), "tables": list(man.tables.values())}
         if sb is not None:  # node:wasi over the sandbox (v8_server.js opens the stream files)

@@ -375,8 +375,9 @@ def fresh_wasi_state(run: WasiRun, limits: Any = None) -> Any:
     from ..wasi_state import restore_wasi
 
     ws = run.snapshot
+    env = [e.decode("utf-8", "surrogateescape").partition("=") for e in run.env]
     cfg = WasiConfig(args=[a.decode("utf-8", "surrogateescape") for a in run.args],
-                     env=[tuple(e.decode("utf-8", "surrogateescape").partition("=")[::2]) for e in run.env],
+                     env=[(k, v) for k, _, v in env],
                      dirs=[(g, None) for g in run.roots], stdin=run.stdin, real_clock=ws.real_clock, seed=ws.seed)
     st = WasiState.start(cfg, limits)
     old = restore_wasi(ws, limits)
