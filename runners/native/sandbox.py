@@ -61,6 +61,7 @@ class Sandbox:
 
     def _materialize(self) -> None:
         inodes = {n.ino: n for n in self.run.snapshot.inodes}
+        self._files: Dict[int, str] = {}  # file inode → its first host path (further names: hard links)
         for i, (guest, ino) in enumerate(self.run.snapshot.roots):
             host = os.path.join(self.dir, f"root{i}")
             os.mkdir(host)
@@ -87,9 +88,12 @@ class Sandbox:
                 self._write_dir(inodes, child, path, seen)
             elif c.kind == "symlink":
                 os.symlink(c.target, path)
+            elif child in self._files:  # one file under several names: a write through one shows in all
+                os.link(self._files[child], path)
             else:
                 with open(path, "wb") as f:
                     f.write(c.data)
+                self._files[child] = path
 
     def outcome(self, exit_code: Optional[int]) -> Dict[str, Any]:
         """The run's WASI end in the shape of :attr:`vm.snapshot.Outcome.wasi` (stdout/stderr of this
