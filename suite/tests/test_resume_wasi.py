@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import hashlib
 from typing import List
 
@@ -21,6 +22,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from runners.native.features import module_features  # noqa: E402
 from runners.native.registry import get_target  # noqa: E402
+from runners.native.sandbox import Sandbox, SandboxError  # noqa: E402
 from runners.native.restorer import target_restorer  # noqa: E402
 from runners.oracle import compare_wasi  # noqa: E402
 from runners.restore import INCONCLUSIVE, MATCH, MISMATCH, NOT_APPLICABLE, NOT_CONVERTIBLE, CheckItem  # noqa: E402
@@ -28,7 +30,8 @@ from runners.session import Session, items_for, reference_run  # noqa: E402
 from vm.runtime.wasi import WasiConfig  # noqa: E402
 from vm.runtime.wasi.constants import RIGHTS_DIR, RIGHTS_FILE  # noqa: E402
 from vm.snapshot.resume import make_resume_module, run_resume_on_vm  # noqa: E402
-from vm.snapshot.resume.wasi_part import DIR_WRITE_RIGHTS, describe_status  # noqa: E402
+from vm.snapshot.model import WasiInode, WasiSnapshot  # noqa: E402
+from vm.snapshot.resume.wasi_part import DIR_WRITE_RIGHTS, WasiRun, describe_status, fresh_wasi_state  # noqa: E402
 
 IMPORTS = """
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
@@ -310,3 +313,26 @@ def test_random_checkpoint_on_wasmtime(frac: int, export: str) -> None:
     items = items_for(wasm_of(PROGRAM), export, ks=[k], wasi=config())
     res = target_restorer("wasmtime").check(items[0])
     assert res.status == MATCH, (k, res.detail)
+
+
+def _run_of(inodes: list) -> WasiRun:
+    return WasiRun(WasiSnapshot(inodes=inodes, roots=[("/d", 1)], next_ino=10), ["/d"], [], [], b"")
+
+
+def test_sandbox_reads_back_the_digest_our_memfs_has() -> None:
+    """Materialized and read back, the snapshot's files have the digest our MemFS gives them (a file
+    under two names stays one file: a hard link)."""
+    run = _run_of([WasiInode(1, "dir", entries=[("a", 2), ("b", 2), ("s", 3), ("sub", 4)], parent=1),
+                   WasiInode(2, "file", data=b"shared", parent=1), WasiInode(3, "symlink", target="a", parent=1),
+                   WasiInode(4, "dir", entries=[("c", 5)], parent=1), WasiInode(5, "file", data=b"c", parent=4)])
+    with Sandbox(run) as sb:
+        host = sb.preopens[0][1]
+        assert os.stat(os.path.join(host, "a")).st_ino == os.stat(os.path.join(host, "b")).st_ino
+        assert sb.files_digest() == fresh_wasi_state(run).fs.digest()
+
+
+@pytest.mark.parametrize("name", ["..", ".", "", "x/y", "a\0b"])
+def test_sandbox_refuses_names_that_leave_it(name: str) -> None:
+    run = _run_of([WasiInode(1, "dir", entries=[(name, 2)], parent=1), WasiInode(2, "file", data=b"x", parent=1)])
+    with pytest.raises(SandboxError, match="unsafe entry name"):
+        Sandbox(run)
