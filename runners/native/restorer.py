@@ -201,12 +201,12 @@ class TargetRestorer(Restorer):
                                      f"differs too: {r.extra['baseline']})", r.outcome, r.extra)
 
     def judge(self, reference: Dict[str, Any], prefix_log: Any, out: NativeOutcome, final_state: Any,
-              manifest: Any, relaxed_simd: bool = False, prefix_wasi: Any = None) -> CheckResult:
+              manifest: Any, relaxed_simd: bool = False, wasi_prefix: Any = None) -> CheckResult:
         """``relaxed_simd``: the resume module has relaxed SIMD instructions (a difference is then
-        inconclusive, :func:`runners.oracle.relaxed_simd_verdict`); ``prefix_wasi``: the snapshot's WASI
+        inconclusive, :func:`runners.oracle.relaxed_simd_verdict`); ``wasi_prefix``: the snapshot's WASI
         state, whose stdout/stderr come before the target's (:func:`wasi_verdict`)."""
         verdict, diffs = compare_native(reference, prefix_log, out, final_state, manifest, relaxed_simd)
-        verdict, diffs = wasi_verdict(verdict, diffs, reference, prefix_wasi, out, manifest)
+        verdict, diffs = wasi_verdict(verdict, diffs, reference, wasi_prefix, out, manifest)
         status = _STATUS[verdict]
         extra: Dict[str, Any] = {"seconds": round(out.seconds, 4)}
         if out.trap_candidates and len(out.trap_candidates) > 1:
@@ -247,7 +247,7 @@ _STATUS = {"match": MATCH, "mismatch": MISMATCH, "inconclusive": INCONCLUSIVE, "
            "not-applicable": NOT_APPLICABLE}
 
 
-def wasi_verdict(verdict: str, diffs: List[str], reference: Dict[str, Any], prefix_wasi: Any, out: NativeOutcome,
+def wasi_verdict(verdict: str, diffs: List[str], reference: Dict[str, Any], wasi_prefix: Any, out: NativeOutcome,
                  manifest: Any) -> Tuple[str, List[str]]:
     """A WASI program's end on the target (exit code, the snapshot's output followed by the target's,
     files: :func:`runners.oracle.compare_wasi`) joins the verdict of a run that said something.  A
@@ -256,7 +256,7 @@ def wasi_verdict(verdict: str, diffs: List[str], reference: Dict[str, Any], pref
     run = getattr(manifest, "wasi", None)
     if verdict not in ("match", "mismatch") or (run is None and "wasi" not in reference):
         return verdict, diffs
-    more = compare_wasi(reference.get("wasi"), prefix_wasi, out.wasi)
+    more = compare_wasi(reference.get("wasi"), wasi_prefix, out.wasi)
     if not more:
         return verdict, diffs
     diffs = diffs + more

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import hashlib
+import os
 from typing import List
 
 import pytest
@@ -22,15 +22,15 @@ from hypothesis import strategies as st  # noqa: E402
 
 from runners.native.features import module_features  # noqa: E402
 from runners.native.registry import get_target  # noqa: E402
-from runners.native.sandbox import Sandbox, SandboxError  # noqa: E402
 from runners.native.restorer import target_restorer  # noqa: E402
+from runners.native.sandbox import Sandbox, SandboxError  # noqa: E402
 from runners.oracle import compare_wasi  # noqa: E402
 from runners.restore import INCONCLUSIVE, MATCH, MISMATCH, NOT_APPLICABLE, NOT_CONVERTIBLE, CheckItem  # noqa: E402
 from runners.session import Session, items_for, reference_run  # noqa: E402
 from vm.runtime.wasi import WasiConfig  # noqa: E402
 from vm.runtime.wasi.constants import RIGHTS_DIR, RIGHTS_FILE  # noqa: E402
-from vm.snapshot.resume import make_resume_module, run_resume_on_vm  # noqa: E402
 from vm.snapshot.model import WasiInode, WasiSnapshot  # noqa: E402
+from vm.snapshot.resume import make_resume_module, run_resume_on_vm  # noqa: E402
 from vm.snapshot.resume.wasi_part import DIR_WRITE_RIGHTS, WasiRun, describe_status, fresh_wasi_state  # noqa: E402
 
 IMPORTS = """
@@ -336,3 +336,21 @@ def test_sandbox_refuses_names_that_leave_it(name: str) -> None:
     run = _run_of([WasiInode(1, "dir", entries=[(name, 2)], parent=1), WasiInode(2, "file", data=b"x", parent=1)])
     with pytest.raises(SandboxError, match="unsafe entry name"):
         Sandbox(run)
+
+
+def test_a_failed_prologue_says_which_fd_and_errno() -> None:
+    """A sandbox that lacks a file the snapshot has open (a wcr bug, planted here) is our error, with
+    the fd and errno the prologue reported through its status export, never a trap or a mismatch."""
+    wasm = wasm_of(PROGRAM)
+    total = reference_run(wasm, "main", [], wasi=config()).total
+    it = items_for(wasm, "main", ks=[total // 2], wasi=config())[0]
+    rm = make_resume_module(it.state, it.modules)
+    ws = rm.manifest.wasi.snapshot
+    root = next(n for n in ws.inodes if n.ino == ws.roots[0][1])
+    emptied = [dataclasses.replace(n, entries=[e for e in n.entries if e[0] != "log.txt"]) if n is root else n
+               for n in ws.inodes]
+    man = dataclasses.replace(rm.manifest, wasi=dataclasses.replace(
+        rm.manifest.wasi, snapshot=dataclasses.replace(ws, inodes=emptied)))
+    for r in targets():
+        out = r.target.run(rm.bytes, man)
+        assert out.error is not None and "path_open for fd 4 returned errno 44" in out.error, (r.name, out)
