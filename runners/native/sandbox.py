@@ -147,16 +147,13 @@ def env_pairs(run: WasiRun) -> List[Tuple[str, str]]:
     return out
 
 
-#: errno of preview 1 that says "no such file": a reopen that does not find its file in the sandbox is
-#: wcr's fault (the copy is wrong), any other refusal is the target's WASI not taking the request
-ENOENT = 44
-
-
 def wasi_outcome(out: Any, man: Any, sb: Sandbox, exit_code: Optional[int], status: int) -> None:
     """Fill ``out.wasi`` (a :class:`.target.NativeOutcome`) after a run in ``sb``; when the WASI
     prologue did not complete (``status``, :func:`vm.snapshot.resume.wasi_part.describe_status`) the
     run says nothing about the program: ``error`` when the sandbox lacked a file it should hold, else
-    ``unsupported`` (the target's WASI refused the reopen)."""
+    ``unsupported`` (the target's WASI refused the reopen): a reopen that does not find its file in the
+    sandbox is wcr's fault (the copy is wrong), any other refusal is the target's WASI not taking it."""
+    from vm.runtime.wasi.constants import ENOENT
     from vm.snapshot.resume.wasi_part import describe_status
 
     problem = describe_status(status)

@@ -5,6 +5,14 @@ dominate otherwise); it speaks the framed protocol of :mod:`runners.framing`.  I
 run: fresh instances for each module, and a run that hangs or crashes node costs only that run (the
 process is killed and restarted, see :func:`.process.ask`).  Feature flags enable the proposals that
 node 20's V8 implements in their final form (relaxed SIMD, extended constant expressions).
+
+WASI programs (feature ``wasi``, node >= 20) run under ``node:wasi`` (``version: 'preview1'``,
+``returnOnExit``) in a :class:`.sandbox.Sandbox`.  node binds WASI to an instance only through
+``start()`` (which wants a ``_start`` and no ``_initialize``) or ``initialize()`` (which refuses a
+``_start`` and would run an ``_initialize`` again): a resume module keeps the original's exports, a C
+command's ``_start`` among them, so ``v8_server.js`` hands ``start()`` a stand-in object whose ``memory`` is
+the resume module's and whose ``_start`` runs the reader (node checks only that these are a function and a
+``WebAssembly.Memory``); ``proc_exit`` then returns its code from ``start()``.
 """
 
 from __future__ import annotations

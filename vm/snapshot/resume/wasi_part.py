@@ -48,6 +48,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ...module import Export, Func, Global, Import, ImportDesc, Instr, MemArg, Module
 from ...runtime.wasi import WASI_MODULE
+from ...runtime.wasi.constants import O_DIRECTORY, RIGHTS, WHENCE_SET
 from ...types import FuncType, GlobalType, SubType
 from ..model import InstanceState, State, WasiSnapshot
 from .common import NotConvertible, end
@@ -55,14 +56,12 @@ from .fold import _remap_expr
 
 #: the export the prologue reports through (0 = not finished, 1 = done, else :func:`describe_status`)
 STATUS_EXPORT = "wcr:wasi:status"
-#: preview-1 numbers the prologue uses (``oflags`` O_DIRECTORY, ``whence`` SET); first preopen fd
-O_DIRECTORY = 2
-WHENCE_SET = 0
+#: the first preopen's fd
 FIRST_PREOPEN = 3
 #: rights that ask for write access (fd_datasync, fd_write, fd_allocate, fd_filestat_set_size): node's
 #: uvwasi opens a directory requested with any of them for writing, which fails with EISDIR, so a
 #: directory is reopened without them (they mean nothing for a directory; only ``fd_fdstat_get`` shows it)
-DIR_WRITE_RIGHTS = (1 << 0) | (1 << 6) | (1 << 8) | (1 << 22)
+DIR_WRITE_RIGHTS = RIGHTS["FD_DATASYNC"] | RIGHTS["FD_WRITE"] | RIGHTS["FD_ALLOCATE"] | RIGHTS["FD_FILESTAT_SET_SIZE"]
 #: imports whose results a native target takes from its real clock / random source
 NONDETERMINISTIC = ("clock_time_get", "clock_res_get", "poll_oneoff", "random_get")
 
