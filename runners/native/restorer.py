@@ -23,13 +23,14 @@ Public API: :func:`target_restorer`, :class:`TargetRestorer`, :func:`outcome_dic
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from vm.values import format_value, parse_value
 
-from ..oracle import compare_native, compare_wasi
+from ..oracle import compare_final_state, compare_native, compare_wasi
 from ..restore import (
     ERROR,
     INCONCLUSIVE,
@@ -205,10 +206,15 @@ class TargetRestorer(Restorer):
         """``relaxed_simd``: the resume module has relaxed SIMD instructions (a difference is then
         inconclusive, :func:`runners.oracle.relaxed_simd_verdict`); ``wasi_prefix``: the snapshot's WASI
         state, whose stdout/stderr come before the target's (:func:`wasi_verdict`)."""
+        extra: Dict[str, Any] = {"seconds": round(out.seconds, 4)}
+        if getattr(manifest, "wasi", None) is not None:  # memories are WASI's scratch too (wasi_memory)
+            mem = wasi_memory(final_state, manifest, out)
+            if mem:
+                extra["wasi_memory_differences"] = mem
+            manifest = dataclasses.replace(manifest, memories={})
         verdict, diffs = compare_native(reference, prefix_log, out, final_state, manifest, relaxed_simd)
         verdict, diffs = wasi_verdict(verdict, diffs, reference, wasi_prefix, out, manifest)
         status = _STATUS[verdict]
-        extra: Dict[str, Any] = {"seconds": round(out.seconds, 4)}
         if out.trap_candidates and len(out.trap_candidates) > 1:
             extra["trap_candidates"] = sorted(out.trap_candidates)
         return CheckResult(self.name, status, "; ".join(diffs), outcome_dict(out), extra)
@@ -245,6 +251,16 @@ def outcome_dict(out: NativeOutcome, target: Optional[str] = None) -> Dict[str, 
 
 _STATUS = {"match": MATCH, "mismatch": MISMATCH, "inconclusive": INCONCLUSIVE, "error": ERROR,
            "not-applicable": NOT_APPLICABLE}
+
+
+def wasi_memory(final_state: Any, manifest: Any, out: NativeOutcome) -> List[str]:
+    """Differences of the final memories of a WASI program: reported (``extra``), not judged.  WASI
+    functions write values into the program's memory that differ between correct runtimes and that the
+    program may never read (the rights of ``fd_fdstat_get``, inode and device numbers and timestamps of
+    ``fd_filestat_get``), and C code leaves them in dead stack frames; what a WASI program shows the world
+    is its results, output, exit code and files, which are judged.  Globals and tables still are."""
+    only = dataclasses.replace(manifest, globals={}, tables={})
+    return compare_final_state(final_state, only, out)
 
 
 def wasi_verdict(verdict: str, diffs: List[str], reference: Dict[str, Any], wasi_prefix: Any, out: NativeOutcome,
