@@ -17,6 +17,8 @@ from typing import List
 import pytest
 
 wasmtime = pytest.importorskip("wasmtime")
+# checkpoints of WASI programs carry State.wasi once helper snap's capture/restore is merged (issue 13)
+pytest.importorskip("vm.snapshot.wasi_state", reason="WASI state in snapshots (vm/snapshot/wasi_state.py) not merged")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
