@@ -86,21 +86,27 @@ class Reference:
     final_state: Any = None
 
 
-def fresh_instance(wasm: bytes, export: str, budget: Optional[Budget] = None) -> Tuple[Any, Any, Any]:
-    """A fresh store with ``wasm`` instantiated (imports: the store's ``spectest``): (store, instance,
-    the exported function).  ``budget`` bounds the start function (:class:`vm.errors.Stopped`)."""
+def fresh_instance(wasm: bytes, export: str, budget: Optional[Budget] = None, wasi: Any = None
+                   ) -> Tuple[Any, Any, Any]:
+    """A fresh store with ``wasm`` instantiated (imports: the store's ``spectest``, and WASI started from
+    ``wasi``, a :class:`vm.runtime.wasi.WasiConfig`, when given): (store, instance, the exported
+    function).  ``budget`` bounds the start function (:class:`vm.errors.Stopped`)."""
     store = Store()
+    if wasi is not None:
+        from vm.runtime.wasi import WasiState
+
+        store.wasi = WasiState.start(wasi, store.limits)
     store.budget = budget
     inst = instantiate(store, load_module(wasm))
     store.budget = None
     return store, inst, inst.exports[export]
 
 
-def reference_run(wasm: bytes, export: str, args: Sequence[Any], budget: Optional[Budget] = None
-                  ) -> Reference:
+def reference_run(wasm: bytes, export: str, args: Sequence[Any], budget: Optional[Budget] = None,
+                  wasi: Any = None) -> Reference:
     """The uninterrupted run, within ``budget``; :class:`vm.errors.Stopped` when a limit stopped it
-    (there is then nothing to compare restores with)."""
-    store, inst, func = fresh_instance(wasm, export, budget)
+    (there is then nothing to compare restores with).  ``wasi``: as for :func:`fresh_instance`."""
+    store, inst, func = fresh_instance(wasm, export, budget, wasi)
     run = start(store, func, list(args))
     stop = advance_within(store, run, budget)
     if stop is not None:
@@ -110,10 +116,10 @@ def reference_run(wasm: bytes, export: str, args: Sequence[Any], budget: Optiona
     return Reference(out, out["instructions"], instance_final_state(inst))
 
 
-def checkpoints_of_run(wasm: bytes, export: str, args: Sequence[Any], ks: Sequence[int]
+def checkpoints_of_run(wasm: bytes, export: str, args: Sequence[Any], ks: Sequence[int], wasi: Any = None
                        ) -> Iterator[Tuple[int, bytes, Any]]:
     """Checkpoints of one fresh run at each k (non-decreasing): ``(k, snapshot bytes, State)``."""
-    store, _inst, func = fresh_instance(wasm, export)
+    store, _inst, func = fresh_instance(wasm, export, wasi=wasi)
     run = start(store, func, list(args))
     for k in ks:
         advance(store, run, k)
@@ -135,18 +141,19 @@ def checkpoints_from_snapshot(snapshot: bytes, modules: Dict[str, bytes], ks: Se
 
 
 def items_for(wasm: bytes, export: str, args: Sequence[Any] = (), ks: Optional[Sequence[int]] = None,
-              label: str = "") -> List[CheckItem]:
+              label: str = "", wasi: Any = None) -> List[CheckItem]:
     """Check items of ``export(*args)`` at each k of ``ks`` (default: every instruction boundary and
-    the finished run), with the uninterrupted run as reference."""
+    the finished run), with the uninterrupted run as reference; ``wasi``: the program's
+    :class:`vm.runtime.wasi.WasiConfig` (each run starts from it afresh)."""
     import hashlib
 
-    ref = reference_run(wasm, export, args)
+    ref = reference_run(wasm, export, args, wasi=wasi)
     modules = {hashlib.sha256(wasm).hexdigest(): bytes(wasm)}
     ks = range(ref.total + 1) if ks is None else [min(k, ref.total) for k in ks]
-    store, _inst, func = fresh_instance(wasm, export)
+    store, _inst, func = fresh_instance(wasm, export, wasi=wasi)
     origin = origin_of(store, func, args, wasm)[0]  # a fresh run: the original invocation is the baseline
     return [CheckItem(data, state, modules, ref.outcome, ref.final_state, f"{label or export}@{k}", k, origin)
-            for k, data, state in checkpoints_of_run(wasm, export, args, ks)]
+            for k, data, state in checkpoints_of_run(wasm, export, args, ks, wasi)]
 
 
 # ---------------------------------------------------------------------------------------- session

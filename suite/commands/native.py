@@ -33,7 +33,18 @@ def manifest_json(man: Any) -> Dict[str, Any]:
             "memories": {str(k): v for k, v in man.memories.items()},
             "globals": {str(k): v for k, v in man.globals.items()},
             "tables": {str(k): v for k, v in man.tables.items()},
-            "imports": [list(i) for i in man.imports], "frames": man.frames, "sha256": man.sha256}
+            "imports": [list(i) for i in man.imports], "frames": man.frames, "sha256": man.sha256,
+            **({"wasi": _wasi_json(man.wasi)} if man.wasi is not None else {})}
+
+
+def _wasi_json(run: Any) -> Dict[str, Any]:
+    """What a WASI program's resume module must be run with (the files are the snapshot's)."""
+    def text(b: bytes) -> str:
+        return b.decode("utf-8", "backslashreplace")
+
+    return {"preopens": list(run.roots), "args": [text(a) for a in run.args], "env": [text(e) for e in run.env],
+            "stdin_left": len(run.stdin), "status_export": run.status_export,
+            "nondeterministic": list(run.nondeterministic)}
 
 
 def _run_convert(args: argparse.Namespace) -> int:
