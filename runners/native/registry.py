@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional
 from .target import Target
 from .v8 import V8Target
 from .wabt import WabtTarget
+from .wamr import WamrTarget
 from .wasm2c import Wasm2cTarget
 from .wasm3 import Wasm3Target
 from .wasmtime import WasmtimeTarget
@@ -19,7 +20,7 @@ from .wasmtime import WasmtimeTarget
 
 def all_targets() -> List[Target]:
     """Every native target wcr knows, available or not (ask each with :meth:`Target.available`)."""
-    return [WasmtimeTarget(), V8Target(), Wasm3Target(), WabtTarget(), Wasm2cTarget()]
+    return [WasmtimeTarget(), V8Target(), Wasm3Target(), WabtTarget(), Wasm2cTarget(), WamrTarget()]
 
 
 def get_target(name: str) -> Target:
