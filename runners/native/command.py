@@ -30,7 +30,7 @@ import shlex
 import signal
 import tempfile
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from vm.errors import PROC_EXIT
 from vm.snapshot.resume import Manifest
@@ -102,7 +102,7 @@ def expand(words: Sequence[str], wasm: str, inv: Invocation) -> List[str]:
     argv: List[str] = []
     for group, ws in _groups(words, " ".join(words)):
         text = " ".join(ws)
-        items: List[dict] = [{}]
+        items: List[Dict[str, str]] = [{}]
         if "{dir}" in text or "{guest}" in text:
             items = [{"dir": h, "guest": g} for h, g in inv.preopens]
         elif "{env}" in text:
@@ -115,8 +115,12 @@ def expand(words: Sequence[str], wasm: str, inv: Invocation) -> List[str]:
                 if w == "{args}":
                     argv += inv.args
                     continue
-                argv.append(_FIELD.sub(lambda m, it=item: wasm if m.group(1) == "wasm" else it.get(m.group(1), ""), w))
+                argv.append(_subst(w, dict(item, wasm=wasm)))
     return argv
+
+
+def _subst(word: str, values: Dict[str, str]) -> str:
+    return _FIELD.sub(lambda m: values.get(m.group(1), ""), word)
 
 
 class CommandTarget(Target):

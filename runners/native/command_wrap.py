@@ -37,7 +37,7 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass, field, replace
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from vm.binary import encode_module
 from vm.module import Export, Func, Global, Import, ImportDesc, Instr, MemArg, Memory, Module
@@ -131,7 +131,7 @@ class _Builder:
         self.funcs.append(Func(0, [], []))
         return self.first_new + len(self.funcs) - 1
 
-    def define(self, idx: int, ft: FuncType, locals_: Sequence[Tuple[int, object]], body: List[Instr]) -> None:
+    def define(self, idx: int, ft: FuncType, locals_: Sequence[Tuple[int, Any]], body: List[Instr]) -> None:
         self.funcs[idx - self.first_new] = Func(self.functype(ft), list(locals_), body + [_i("end")])
 
     def global_(self, t: str, mutable: bool = True) -> int:
@@ -181,8 +181,9 @@ def wrap(module: Module, man: Manifest, tables: bool = True) -> Tuple[bytes, Lay
         raise Unrunnable(f"no exported function {man.entry!r}")
     lay = _layout(m, man, nonce, exports, tables)
     c.dump(lay, {e.name: e.index for e in exports})
-    rtypes = b.types[_functype_of(m, entry.index, fmap, imports)].comp.results
-    c.start(entry.index, list(rtypes))
+    ft = b.types[_functype_of(m, entry.index, fmap, imports)].comp
+    assert isinstance(ft, FuncType)
+    c.start(entry.index, list(ft.results))
     if program_exit is not None:
         c.intercept(fmap[program_exit])
     memories = list(m.memories) or [Memory(MemType(Limits(1, None)))]
