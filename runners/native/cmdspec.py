@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 from typing import Any, Dict, FrozenSet, List, Optional
 
-from .command import CommandTarget, Invocation, check_template, expand
+from .command import SPEC_WORDS, CommandTarget, Invocation, check_template, expand
 from .probes import KNOWN_FEATURES, probed_features
 from .target import Target
 
@@ -36,7 +36,10 @@ _SPEC = re.compile(r"cmd:([^=\[]*)(?:\[([^\]]*)\])?=(.*)\Z", re.S)
 
 
 class CmdTarget(CommandTarget):
-    """A runtime given by a command template; features declared, or probed on first use."""
+    """A runtime given by a command template; features declared, or probed on first use; traps read in
+    the spec's words (:data:`.command.SPEC_WORDS`), anything else is inconclusive."""
+
+    trap_table = SPEC_WORDS
 
     def __init__(self, name: str, command: str, features: Optional[FrozenSet[str]] = None):
         super().__init__()

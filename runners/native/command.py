@@ -8,7 +8,8 @@ comparison rules are the same (:func:`runners.oracle.compare_native`).
 
 Outcomes: the wrapper's end record → results (or ``proc_exit``: the trap kind ``exit`` with the code in
 ``details["exit_code"]``) and the final state; no end record and a non-zero exit status → a trap, its
-kind read from the runtime's stderr through the target's :attr:`CommandTarget.trap_table`; a message the
+kind read from the runtime's stderr through the target's :attr:`CommandTarget.trap_table` (``cmd:``
+targets: :data:`SPEC_WORDS`, the spec's own words for its traps); a message the
 table does not know → *inconclusive* with the runtime's words, never a guessed kind; a signal, a record
 cut short, exit 0 without an end record → inconclusive.  The program's own stdout (every byte outside the
 records) and stderr are kept in ``details``.
@@ -32,7 +33,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from vm.errors import PROC_EXIT
+from vm.errors import PROC_EXIT, TRAP_KINDS
 from vm.snapshot.resume import Manifest
 
 from .command_wrap import EXIT_NO_SCRATCH, EXIT_WRITE_FAILED, Layout, parse, wrap
@@ -41,6 +42,12 @@ from .process import run_proc
 from .target import NativeOutcome, Target, TrapTable, classify
 
 PLACEHOLDERS = ("wasm", "args", "dir", "guest", "env")
+
+#: the trap table of a runtime that names traps in the spec's words ("integer divide by zero", as
+#: wasmtime and WAMR's C build print them): the default of ``cmd:`` targets.  Longest first, so "out of
+#: bounds table access" is not read as a shorter kind; ``exit`` is never read from stderr (the wrapper's
+#: record says it)
+SPEC_WORDS: TrapTable = tuple((k, k, ()) for k in sorted(TRAP_KINDS, key=len, reverse=True) if k != PROC_EXIT)
 _FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
