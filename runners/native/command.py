@@ -3,8 +3,8 @@
 
 Such a runtime is handed one file and runs its ``_start``; the resume module is wrapped for it by
 :mod:`.command_wrap` (``_start`` calls ``resume`` and writes results, prints and the final state as
-framed records to stdout), so what it reports is read back exactly like any other target's, and the
-comparison rules are the same (:func:`runners.oracle.compare_native`).
+framed records to stdout; :func:`parse` takes them apart), so what it reports is read back exactly like
+any other target's, and the comparison rules are the same (:func:`runners.oracle.compare_native`).
 
 Outcomes: the wrapper's end record → results (or ``proc_exit``: the trap kind ``exit`` with the code in
 ``details["exit_code"]``) and the final state; no end record and a non-zero exit status → a trap, its
@@ -29,14 +29,17 @@ import os
 import re
 import shlex
 import signal
+import struct
 import tempfile
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from vm.errors import PROC_EXIT, TRAP_KINDS
+from vm.runtime.spectest import PRINTS
 from vm.snapshot.resume import Manifest
+from vm.values import Value
 
-from .command_wrap import EXIT_NO_SCRATCH, EXIT_WRITE_FAILED, Layout, parse, wrap
+from .command_wrap import EXIT_NO_SCRATCH, EXIT_WRITE_FAILED, WIDTH, Layout, wrap
 from .introspect import ModuleInfo
 from .process import run_proc
 from .target import NativeOutcome, Target, TrapTable, classify
@@ -205,3 +208,108 @@ def _signame(n: int) -> str:
         return signal.Signals(n).name
     except ValueError:
         return str(n)
+
+
+@dataclass
+class Parsed:
+    """A wrapped module's stdout, taken apart.  ``ended``: the wrapper's ``E`` record was seen (the run
+    finished or exited through ``proc_exit``, and the final state is complete)."""
+
+    stdout: bytes = b""
+    host_log: List[Tuple[str, Tuple[Value, ...]]] = field(default_factory=list)
+    results: Optional[List[Value]] = None
+    exit_code: Optional[int] = None
+    globals: Dict[str, Value] = field(default_factory=dict)
+    memories: Dict[str, bytes] = field(default_factory=dict)
+    tables: Dict[str, List[str]] = field(default_factory=dict)
+    ended: bool = False
+    lost_print: bool = False
+
+
+# ------------------------------------------------------------------------------------------ reading stdout
+def parse(out: bytes, lay: Layout) -> Parsed:
+    """Take a wrapped module's stdout apart; ``ValueError`` when a record is cut short or unknown (the
+    process died while writing: the caller reports that as inconclusive)."""
+    p = Parsed()
+    prog = bytearray()
+    pos = 0
+    mem: Optional[bytearray] = None
+    mems: Dict[str, bytearray] = {}
+    while True:
+        k = out.find(lay.nonce, pos)
+        if k < 0:
+            prog += out[pos:]
+            break
+        prog += out[pos:k]
+        h = k + len(lay.nonce)
+        if h + 5 > len(out):
+            raise ValueError("a record header is cut short")
+        kind, (n,) = chr(out[h]), struct.unpack_from("<I", out, h + 1)
+        body = out[h + 5:h + 5 + n]
+        if len(body) < n:
+            raise ValueError(f"record {kind!r} is cut short ({len(body)} of {n} bytes)")
+        pos = h + 5 + n
+        mem = _record(p, lay, kind, _Reader(body), mem, mems)
+    p.stdout = bytes(prog)
+    p.memories = {k: bytes(v) for k, v in mems.items()}
+    return p
+
+
+class _Reader:
+    def __init__(self, data: bytes):
+        self.data, self.pos = data, 0
+
+    def take(self, n: int) -> int:
+        if self.pos + n > len(self.data):
+            raise ValueError("a record is shorter than its contents")
+        v = int.from_bytes(self.data[self.pos:self.pos + n], "little")
+        self.pos += n
+        return v
+
+    def value(self, kind: str) -> Value:
+        if kind == "ref":
+            return ("ref.null", None) if self.take(4) else ("ref", None)
+        return (kind, self.take(WIDTH[kind]))
+
+
+def _record(p: Parsed, lay: Layout, kind: str, r: _Reader, mem: Optional[bytearray],
+            mems: Dict[str, bytearray]) -> Optional[bytearray]:
+    """Apply one record to ``p``; returns the memory W/D records now write into."""
+    if kind == "P":
+        tag = r.take(1)
+        if tag >= len(PRINTS):
+            raise ValueError(f"print record with an unknown tag {tag}")
+        name = list(PRINTS)[tag]
+        p.host_log.append((name, tuple(r.value(t) for t in PRINTS[name])))
+    elif kind == "R":
+        p.results = [r.value(k) for k in lay.results]
+    elif kind == "G":
+        p.globals = {n: r.value(k) for n, k in lay.globals}
+    elif kind == "M":
+        name = _named(lay.memories, r.take(4), "memory")
+        mem = mems[name] = bytearray(r.take(4) * 65536)
+    elif kind in "DW" and mem is None:
+        raise ValueError(f"record {kind!r} before any memory record")
+    elif kind == "D" and mem is not None:
+        if len(r.data) != len(mem):
+            raise ValueError(f"memory bytes: {len(r.data)} for a memory of {len(mem)}")
+        mem[:] = r.data
+    elif kind == "W" and mem is not None:
+        a = r.take(4)
+        mem[a:a + 8] = r.take(8).to_bytes(8, "little")
+    elif kind == "T":
+        name = _named(lay.tables, r.take(4), "table")
+        p.tables[name] = ["null" if r.take(1) else "ref" for _ in range(r.take(4))]
+    elif kind == "X":
+        p.exit_code = r.take(4)
+    elif kind == "E":
+        p.lost_print, p.ended = bool(r.take(4)), True
+    else:
+        raise ValueError(f"unknown record kind {kind!r}")
+    return mem
+
+
+def _named(names: Sequence[str], pos: int, what: str) -> str:
+    if pos >= len(names):
+        raise ValueError(f"{what} record for position {pos} of {len(names)}")
+    return names[pos]

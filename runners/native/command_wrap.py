@@ -1,5 +1,6 @@
 """The WASI-command wrapper: a resume module made runnable by a runtime that can only run ``_start`` of a
-WASI command from a command line (WAMR, ``cmd:`` targets), and the reading of what it printed.
+WASI command from a command line (WAMR, ``cmd:`` targets).  What it prints is read by
+:func:`.command.parse` (the record format below is described once, here).
 
 Such a runtime cannot call ``resume`` and cannot be asked for memories or globals afterwards, so the
 module has to say everything itself, through ``fd_write`` to stdout.  :func:`wrap` edits the decoded
@@ -35,8 +36,7 @@ the end is grown by one page for the dump (the program is over) and reported as 
 from __future__ import annotations
 
 import os
-import struct
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from vm.binary import encode_module
@@ -45,7 +45,6 @@ from vm.runtime.spectest import PRINTS
 from vm.snapshot.resume import Manifest
 from vm.snapshot.resume.fold import _remap_expr as remap_funcs
 from vm.types import FuncType, GlobalType, Limits, MemType, SubType
-from vm.values import Value
 
 from .introspect import type_name
 from .process import Unrunnable
@@ -57,7 +56,7 @@ EXIT_WRITE_FAILED = 121
 EXIT_NO_SCRATCH = 122
 SCRATCH = 64  # bytes of memory 0 the wrapper borrows (saved and restored)
 STAGE = 16  # where values are staged for writing (0..7 iovec, 8..11 nwritten)
-_WIDTH = {"i32": 4, "f32": 4, "i64": 8, "f64": 8, "v128": 16}
+WIDTH = {"i32": 4, "f32": 4, "i64": 8, "f64": 8, "v128": 16}
 _FD_WRITE = FuncType(("i32", "i32", "i32", "i32"), ("i32",))
 _PROC_EXIT = FuncType(("i32",), ())
 
@@ -71,22 +70,6 @@ class Layout:
     globals: Tuple[Tuple[str, str], ...]  # (manifest name, type name) in manifest order
     memories: Tuple[str, ...]
     tables: Tuple[str, ...]
-
-
-@dataclass
-class Parsed:
-    """A wrapped module's stdout, taken apart.  ``ended``: the wrapper's ``E`` record was seen (the run
-    finished or exited through ``proc_exit``, and the final state is complete)."""
-
-    stdout: bytes = b""
-    host_log: List[Tuple[str, Tuple[Value, ...]]] = field(default_factory=list)
-    results: Optional[List[Value]] = None
-    exit_code: Optional[int] = None
-    globals: Dict[str, Value] = field(default_factory=dict)
-    memories: Dict[str, bytes] = field(default_factory=dict)
-    tables: Dict[str, List[str]] = field(default_factory=dict)
-    ended: bool = False
-    lost_print: bool = False
 
 
 def new_nonce() -> bytes:
@@ -142,7 +125,7 @@ class _Builder:
 def _kind_of(t: object) -> str:
     """How a value of type ``t`` is written: its number type, or ``ref`` (a null flag, 4 bytes)."""
     name = type_name(t)
-    return name if name in _WIDTH else "ref"
+    return name if name in WIDTH else "ref"
 
 
 def wrap(module: Module, man: Manifest, tables: bool = True) -> Tuple[bytes, Layout]:
@@ -345,7 +328,7 @@ class _Code:
     def print_(self, idx: int, tag: int, params: Sequence[str]) -> None:
         body = [_i("memory.size", 0), _i("i32.eqz"), _i("if", None), _i("i32.const", 1), _i("global.set", self.lost),
                 _i("return"), _i("end"), self.call("enter"),
-                *self.hdr("P", 1 + sum(_WIDTH[p] for p in params)), _i("i32.const", tag), self.call("w8")]
+                *self.hdr("P", 1 + sum(WIDTH[p] for p in params)), _i("i32.const", tag), self.call("w8")]
         for i, p in enumerate(params):
             body += [_i("local.get", i), *self.value(p)]
         self.b.define(idx, FuncType(tuple(params), ()), [], body + [self.call("leave")])
@@ -353,7 +336,7 @@ class _Code:
     def dump(self, lay: Layout, index: Dict[str, int]) -> None:
         """``dump(pages0)``: G, M/D/W and T records (locals: 1 address, 2 limit, 3 word)."""
         b = self.b
-        body = self.hdr("G", sum(_WIDTH.get(k, 4) for _n, k in lay.globals))
+        body = self.hdr("G", sum(WIDTH.get(k, 4) for _n, k in lay.globals))
         for n, k in lay.globals:
             body += [_i("global.get", index[n]), *self.value(k)]
         for pos, n in enumerate(lay.memories):
@@ -399,7 +382,7 @@ class _Code:
     def start(self, resume: int, results: List[object]) -> None:
         n = len(results)
         body = [_i("call", resume)] + [_i("local.set", i) for i in reversed(range(n))]
-        body += [self.call("prep"), _i("local.set", n), *self.hdr("R", sum(_WIDTH.get(_kind_of(t), 4) for t in results))]
+        body += [self.call("prep"), _i("local.set", n), *self.hdr("R", sum(WIDTH.get(_kind_of(t), 4) for t in results))]
         for i, t in enumerate(results):
             body += [_i("local.get", i), *self.value(_kind_of(t))]
         body += [_i("local.get", n), self.call("dump"), self.call("end")]
@@ -411,91 +394,3 @@ class _Code:
             self.call("prep"), _i("local.set", 1), *self.hdr("X", 4), _i("local.get", 0), self.call("w32"),
             _i("local.get", 1), self.call("dump"), self.call("end"), _i("local.get", 0), _i("call", self.pe)])
 
-
-# ------------------------------------------------------------------------------------------ reading stdout
-def parse(out: bytes, lay: Layout) -> Parsed:
-    """Take a wrapped module's stdout apart; ``ValueError`` when a record is cut short or unknown (the
-    process died while writing: the caller reports that as inconclusive)."""
-    p = Parsed()
-    prog = bytearray()
-    pos = 0
-    mem: Optional[bytearray] = None
-    mems: Dict[str, bytearray] = {}
-    while True:
-        k = out.find(lay.nonce, pos)
-        if k < 0:
-            prog += out[pos:]
-            break
-        prog += out[pos:k]
-        h = k + len(lay.nonce)
-        if h + 5 > len(out):
-            raise ValueError("a record header is cut short")
-        kind, (n,) = chr(out[h]), struct.unpack_from("<I", out, h + 1)
-        body = out[h + 5:h + 5 + n]
-        if len(body) < n:
-            raise ValueError(f"record {kind!r} is cut short ({len(body)} of {n} bytes)")
-        pos = h + 5 + n
-        mem = _record(p, lay, kind, _Reader(body), mem, mems)
-    p.stdout = bytes(prog)
-    p.memories = {k: bytes(v) for k, v in mems.items()}
-    return p
-
-
-class _Reader:
-    def __init__(self, data: bytes):
-        self.data, self.pos = data, 0
-
-    def take(self, n: int) -> int:
-        if self.pos + n > len(self.data):
-            raise ValueError("a record is shorter than its contents")
-        v = int.from_bytes(self.data[self.pos:self.pos + n], "little")
-        self.pos += n
-        return v
-
-    def value(self, kind: str) -> Value:
-        if kind == "ref":
-            return ("ref.null", None) if self.take(4) else ("ref", None)
-        return (kind, self.take(_WIDTH[kind]))
-
-
-def _record(p: Parsed, lay: Layout, kind: str, r: _Reader, mem: Optional[bytearray],
-            mems: Dict[str, bytearray]) -> Optional[bytearray]:
-    """Apply one record to ``p``; returns the memory W/D records now write into."""
-    if kind == "P":
-        tag = r.take(1)
-        if tag >= len(PRINTS):
-            raise ValueError(f"print record with an unknown tag {tag}")
-        name = list(PRINTS)[tag]
-        p.host_log.append((name, tuple(r.value(t) for t in PRINTS[name])))
-    elif kind == "R":
-        p.results = [r.value(k) for k in lay.results]
-    elif kind == "G":
-        p.globals = {n: r.value(k) for n, k in lay.globals}
-    elif kind == "M":
-        name = _named(lay.memories, r.take(4), "memory")
-        mem = mems[name] = bytearray(r.take(4) * 65536)
-    elif kind in "DW" and mem is None:
-        raise ValueError(f"record {kind!r} before any memory record")
-    elif kind == "D" and mem is not None:
-        if len(r.data) != len(mem):
-            raise ValueError(f"memory bytes: {len(r.data)} for a memory of {len(mem)}")
-        mem[:] = r.data
-    elif kind == "W" and mem is not None:
-        a = r.take(4)
-        mem[a:a + 8] = r.take(8).to_bytes(8, "little")
-    elif kind == "T":
-        name = _named(lay.tables, r.take(4), "table")
-        p.tables[name] = ["null" if r.take(1) else "ref" for _ in range(r.take(4))]
-    elif kind == "X":
-        p.exit_code = r.take(4)
-    elif kind == "E":
-        p.lost_print, p.ended = bool(r.take(4)), True
-    else:
-        raise ValueError(f"unknown record kind {kind!r}")
-    return mem
-
-
-def _named(names: Sequence[str], pos: int, what: str) -> str:
-    if pos >= len(names):
-        raise ValueError(f"{what} record for position {pos} of {len(names)}")
-    return names[pos]

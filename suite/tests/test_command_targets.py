@@ -22,7 +22,7 @@ from hypothesis import strategies as st  # noqa: E402
 from runners.native import NativeOutcome, get_target  # noqa: E402
 from runners.native import command_wrap as cw  # noqa: E402
 from runners.native.cmdspec import CmdTarget, parse_cmd  # noqa: E402
-from runners.native.command import SPEC_WORDS, Invocation, check_template, expand, read_outcome  # noqa: E402
+from runners.native.command import SPEC_WORDS, Invocation, check_template, expand, parse, read_outcome  # noqa: E402
 from runners.native.restorer import TargetRestorer  # noqa: E402
 from runners.restore import MATCH  # noqa: E402
 from runners.session import items_for, split_restore_on  # noqa: E402
@@ -64,7 +64,7 @@ def test_program_stdout_is_everything_outside_the_records(chunks: List[bytes], p
         if i < len(prints):
             out += _record("P", bytes([1]) + struct.pack("<I", prints[i]))
     out += _record("R", struct.pack("<I", 7)) + _record("E", struct.pack("<I", 0))
-    p = cw.parse(out, LAYOUT)
+    p = parse(out, LAYOUT)
     assert p.stdout == b"".join(chunks)
     assert p.host_log == [("print_i32", (("i32", v),)) for v in prints[:len(chunks)]]
     assert p.results == [("i32", 7)] and p.ended
@@ -72,7 +72,7 @@ def test_program_stdout_is_everything_outside_the_records(chunks: List[bytes], p
 
 def test_a_record_cut_short_is_an_error_not_a_result() -> None:
     with pytest.raises(ValueError, match="cut short"):
-        cw.parse(b"hi" + _record("R", b"\1\2\3\4")[:-2], LAYOUT)
+        parse(b"hi" + _record("R", b"\1\2\3\4")[:-2], LAYOUT)
     out = NativeOutcome("t")
     read_outcome(out, LAYOUT, 0, b"hi" + NONCE + b"R", b"", SPEC_WORDS)
     assert out.inconclusive and not out.results
