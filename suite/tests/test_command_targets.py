@@ -106,13 +106,21 @@ def _wasi_program() -> bytes:
     return data.replace(b"NONCE_GOES_HERE!" * 3, NONCE[:15] + b"|" + NONCE[:15] + b"\xff" + NONCE[:15] + b"\x00")
 
 
-def _run_wrapped_in_wasmtime(wasm: bytes, man: Manifest, tmp_path: Path, monkeypatch, poke: bool = False):
+def _run_wrapped(runtime: str, wasm: bytes, man: Manifest, tmp_path: Path, monkeypatch, poke: bool = False):
+    """Wrap ``wasm`` (with the test's nonce) and run its ``_start`` under ``runtime``: (stdout, layout,
+    exit status).  ``poke``: a data segment sets the byte that makes the program call proc_exit(3)."""
     monkeypatch.setattr(cw, "new_nonce", lambda: NONCE)
     m = decode_module(wasm)
-    if poke:  # make the program call proc_exit: a data segment sets the byte it tests
+    if poke:
         from vm.module import Data, Instr
         m.datas.append(Data("active", b"\1", 0, [Instr("i32.const", 300), Instr("end")]))
     data, lay = cw.wrap(m, man)
+    if runtime == "wamr":
+        t = _wamr_or_skip().target
+        (tmp_path / "w.wasm").write_bytes(data)
+        p = subprocess.run(t.command(t.prepare(str(tmp_path / "w.wasm"), str(tmp_path), 60), Invocation()),
+                           capture_output=True, timeout=60)
+        return p.stdout, lay, p.returncode
     engine = wasmtime.Engine()
     store = wasmtime.Store(engine)
     linker = wasmtime.Linker(engine)
@@ -133,8 +141,9 @@ MAN = Manifest(entry="resume", memories={0: "memory"}, globals={0: "g"}, tables=
                imports=[])
 
 
-def test_wasi_program_output_and_results_are_told_apart(tmp_path: Path, monkeypatch) -> None:
-    raw, lay, status = _run_wrapped_in_wasmtime(_wasi_program(), MAN, tmp_path, monkeypatch)
+@pytest.mark.parametrize("runtime", ["wasmtime", "wamr"])
+def test_wasi_program_output_and_results_are_told_apart(runtime: str, tmp_path: Path, monkeypatch) -> None:
+    raw, lay, status = _run_wrapped(runtime, _wasi_program(), MAN, tmp_path, monkeypatch)
     out = NativeOutcome("t")
     read_outcome(out, lay, status, raw, b"", SPEC_WORDS)
     assert out.details["stdout"] == NONCE[:15] + NONCE[:15] + b"\xff" + NONCE[:15] + b"\x00"
@@ -144,8 +153,9 @@ def test_wasi_program_output_and_results_are_told_apart(tmp_path: Path, monkeypa
     assert len(out.memories["memory"]) == 65536 and out.trap is None and not out.inconclusive
 
 
-def test_proc_exit_is_the_exit_trap_with_the_final_state(tmp_path: Path, monkeypatch) -> None:
-    raw, lay, status = _run_wrapped_in_wasmtime(_wasi_program(), MAN, tmp_path, monkeypatch, poke=True)
+@pytest.mark.parametrize("runtime", ["wasmtime", "wamr"])
+def test_proc_exit_is_the_exit_trap_with_the_final_state(runtime: str, tmp_path: Path, monkeypatch) -> None:
+    raw, lay, status = _run_wrapped(runtime, _wasi_program(), MAN, tmp_path, monkeypatch, poke=True)
     assert status == 3
     out = NativeOutcome("t")
     read_outcome(out, lay, status, raw, b"", SPEC_WORDS)
