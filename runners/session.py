@@ -52,6 +52,16 @@ NOTED = (NONCONFORMANT, INCONCLUSIVE, ERROR)
 MAX_NOTES = 100
 
 
+def split_restore_on(spec: str) -> List[str]:
+    """The items of a ``--restore-on`` list: comma-separated, except that a ``cmd:`` item (a target
+    defined by a command line, :mod:`runners.native.cmdspec`) runs to the end, commas and all; so it
+    comes last (targets from a config file are named like built-in ones)."""
+    head, sep, tail = spec.partition("cmd:")
+    if head and not head.rstrip().endswith(","):  # "cmd:" inside another item is no cmd: item
+        head, sep, tail = spec, "", ""
+    return [x for x in head.split(",") if x.strip()] + ([sep + tail] if sep else [])
+
+
 def resolve(spec: str, host_timeout: Optional[float] = None, limits: RunLimits = NO_LIMITS) -> List[Restorer]:
     """Parse a comma-separated ``--restore-on`` list; unknown names raise ``ValueError`` naming them.
     ``limits``: the user's fuel and wall time of one restore (a native target gets the wall time only:
@@ -60,7 +70,7 @@ def resolve(spec: str, host_timeout: Optional[float] = None, limits: RunLimits =
     from .native.restorer import target_restorer
 
     out: List[Restorer] = []
-    for raw in spec.split(","):
+    for raw in split_restore_on(spec):
         name = raw.strip()
         if not name:
             continue

@@ -15,7 +15,7 @@ import json
 import sys
 from typing import Any, Dict
 
-from suite.commands import EXIT_OK
+from suite.commands import EXIT_OK, UsageError
 from suite.commands._io import read_snapshot, write_output
 
 EXIT_NOT_CONVERTIBLE = 2
@@ -68,7 +68,10 @@ def _add_targets(p: argparse.ArgumentParser) -> None:
 def _run_targets(args: argparse.Namespace) -> int:
     from runners.native import describe, format_describe
 
-    rows = describe()
+    try:
+        rows = describe()
+    except ValueError as e:  # a bad config file or wcr.targets plugin
+        raise UsageError(str(e)) from None
     print(json.dumps(rows, indent=2) if args.json else format_describe(rows))
     return EXIT_OK
 
@@ -76,6 +79,7 @@ def _run_targets(args: argparse.Namespace) -> int:
 COMMANDS = [
     ("convert", "turn a snapshot into a resume module (a plain Wasm module that finishes the run)",
      _add_convert, _run_convert),
-    ("targets", "list the native targets (wasmtime, v8, wasm3, wabt, wasm2c) and whether they are available",
+    ("targets", "list the native targets (wasmtime, v8, wasm3, wabt, wasm2c, wamr, and yours: "
+                "wcr.ini [targets], wcr.targets entry points) and whether they are available",
      _add_targets, _run_targets),
 ]
