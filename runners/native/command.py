@@ -37,11 +37,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from vm.errors import PROC_EXIT, TRAP_KINDS
 from vm.runtime.spectest import PRINTS
 from vm.snapshot.resume import Manifest
+from vm.snapshot.resume.wasi_part import describe_status
 from vm.values import Value
 
 from .command_wrap import EXIT_NO_SCRATCH, EXIT_WRITE_FAILED, WIDTH, Layout, wrap
 from .introspect import ModuleInfo
-from .process import run_proc
+from .process import InvalidModule, Unrunnable, run_proc
+from .sandbox import Sandbox, SandboxError, env_pairs, text_args, wasi_outcome
 from .target import NativeOutcome, Target, TrapTable, classify
 
 PLACEHOLDERS = ("wasm", "args", "dir", "guest", "env")
@@ -153,13 +155,58 @@ class CommandTarget(Target):
     def _run(self, wasm: bytes, info: ModuleInfo, man: Manifest, out: NativeOutcome, timeout: float) -> None:
         assert info.module is not None
         data, lay = wrap(info.module, man, tables="reference-types" in self.features)
+        if man.wasi is None:
+            self._exec(data, lay, self.invocation, None, out, timeout)
+            return
+        try:
+            sb = Sandbox(man.wasi)
+        except SandboxError as exc:
+            raise InvalidModule(f"the snapshot's WASI files: {exc}") from exc
+        with sb:
+            try:  # guest names: the snapshot's roots, in fd order (3, 4, ...); argv[0] is the runtime's
+                inv = Invocation(text_args(sb.run)[1:], env_pairs(sb.run), [(h, g) for g, h in sb.preopens])
+            except SandboxError as exc:  # args/env a command line cannot carry
+                raise Unrunnable(str(exc)) from exc
+            self._exec(data, lay, inv, sb.run.stdin, out, timeout)
+            wasi_end(out, man, sb)
+
+    def _exec(self, data: bytes, lay: Layout, inv: Invocation, stdin: Optional[bytes], out: NativeOutcome,
+              timeout: float) -> None:
         with tempfile.TemporaryDirectory(prefix="wcr-cmd-") as d:
             path = os.path.join(d, "resume.wasm")
             with open(path, "wb") as f:
                 f.write(data)
             path = self.prepare(path, d, timeout)
-            p = run_proc(self.command(path, self.invocation), timeout, cwd=d)
+            p = run_proc(self.command(path, inv), timeout, cwd=d, input=stdin)
         read_outcome(out, lay, p.returncode, p.stdout, p.stderr, self.trap_table)
+        if stdin is not None:  # a WASI program: its stderr, byte for byte (:func:`wasi_end`)
+            out.details["stderr_bytes"] = p.stderr
+
+
+def wasi_end(out: NativeOutcome, man: Manifest, sb: Sandbox) -> None:
+    """A WASI program's run, moved into ``out.wasi`` (:func:`.sandbox.wasi_outcome`, as wasmtime's and
+    V8's): the program's stdout is every byte outside the wrapper's records, its stderr the runtime's.
+    A prologue that failed (its ``S`` record) makes the run unsupported/error, whatever the runtime
+    made of the ``unreachable`` that followed.  A trap with no end record leaves the runtime's trap
+    message mixed into stderr, which cannot be told from the program's: inconclusive, never a guess."""
+    stdout, stderr = out.details.pop("stdout", b""), out.details.pop("stderr_bytes", b"")
+    out.details.pop("stderr", None)
+    status = out.details.pop("wasi_status", None)
+    if status is not None and describe_status(status) is not None:
+        out.trap, out.trap_candidates, out.trap_message, out.inconclusive = None, frozenset(), None, None
+        wasi_outcome(out, man, sb, None, status)
+        return
+    if out.inconclusive is not None:
+        return
+    if out.trap is not None and out.trap != PROC_EXIT and stderr.strip():
+        out.inconclusive = (f"a trapping WASI program's stderr cannot be told from {out.target}'s trap message "
+                            f"({out.trap})")
+        return
+    with open(sb.stdout, "wb") as f:
+        f.write(stdout)
+    with open(sb.stderr, "wb") as f:
+        f.write(stderr)
+    wasi_outcome(out, man, sb, out.details.pop("exit_code", None), 1 if status is None else status)
 
 
 def read_outcome(out: NativeOutcome, lay: Layout, status: int, stdout: bytes, stderr: bytes,
@@ -173,6 +220,8 @@ def read_outcome(out: NativeOutcome, lay: Layout, status: int, stdout: bytes, st
         out.inconclusive = f"could not read the wrapper's records: {e} (exit status {status}: {_last(err)})"
         return
     out.details["stdout"] = r.stdout
+    if r.wasi_status is not None:
+        out.details["wasi_status"] = r.wasi_status
     out.host_log = r.host_log
     if r.ended:
         if r.lost_print:
@@ -224,6 +273,8 @@ class Parsed:
     tables: Dict[str, List[str]] = field(default_factory=dict)
     ended: bool = False
     lost_print: bool = False
+    #: the WASI prologue's last status (``S`` record), None when it wrote none
+    wasi_status: Optional[int] = None
 
 
 # ------------------------------------------------------------------------------------------ reading stdout
@@ -302,6 +353,8 @@ def _record(p: Parsed, lay: Layout, kind: str, r: _Reader, mem: Optional[bytearr
         p.tables[name] = ["null" if r.take(1) else "ref" for _ in range(r.take(4))]
     elif kind == "X":
         p.exit_code = r.take(4)
+    elif kind == "S":
+        p.wasi_status = r.take(4)
     elif kind == "E":
         p.lost_print, p.ended = bool(r.take(4)), True
     else:

@@ -13,7 +13,12 @@ resume module (one module, no linking: the runtime links nothing but WASI):
 * the program's own ``proc_exit`` calls go to an intercept that writes an ``X`` record (the code) and the
   final state, then calls the real ``proc_exit``;
 * ``_start`` (the program's own ``_start`` export, if any, is renamed) calls ``resume`` and writes an
-  ``R`` record (results), the final state and an ``E`` record (the end: the wrapper finished).
+  ``R`` record (results), the final state and an ``E`` record (the end: the wrapper finished);
+* a WASI program's resume module (``man.wasi``) keeps its WASI prologue untouched (``resume`` calls it
+  first, as on every target); every ``global.set`` of the prologue's status global is followed by an
+  ``S`` record of its value, so a prologue that fails (status, then ``unreachable``) is told from the
+  program trapping (:func:`vm.snapshot.resume.wasi_part.describe_status`), which the runtime's trap
+  message alone could not.
 
 Records are ``NONCE (16 bytes) | kind (1 byte) | length (u32 LE) | payload``.  The nonce is random per
 module and *border-free* (no proper prefix equals a suffix), so scanning for it can neither start inside
@@ -23,7 +28,7 @@ cannot print the nonce: it lives only in the code of the wrapper (constants of `
 Wasm cannot read.
 
 Final state (what :meth:`.target.Target.run` reports, compared by the same rules as every target):
-``G`` globals in manifest order (numbers by their bits, references as a null flag), per memory an ``M``
+``S`` the WASI prologue's status (u32), ``G`` globals in manifest order (numbers by their bits, references as a null flag), per memory an ``M``
 record (manifest position, pages) then ``D`` (the raw bytes; memory 0) or ``W`` records (address and
 non-zero 8-byte word; other memories, which ``fd_write`` cannot point into), per table a ``T`` record
 (position, size, one null flag byte per element).  Writing needs scratch memory: bytes 0..63 of memory 0
@@ -148,6 +153,9 @@ def wrap(module: Module, man: Manifest, tables: bool = True) -> Tuple[bytes, Lay
         fmap[nold + k] = len(imports) + k
     ids = {n: b.reserve() for n in ("out", "w8", "w32", "w64", "w128", "hdr", "enter", "leave", "prep",
                                     "dump", "end", "start")}
+    status = _status_global(m, man)
+    if status is not None:
+        ids["status"] = b.reserve()
     for j in prints:
         fmap[j] = b.reserve()
     if program_exit is not None:
@@ -156,6 +164,8 @@ def wrap(module: Module, man: Manifest, tables: bool = True) -> Tuple[bytes, Lay
     lost = b.global_("i32")
     c = _Code(b, ids, fw, pe, saved, lost)
     c.helpers()
+    if status is not None:
+        c.status(status)
     for j, name in prints.items():
         c.print_(fmap[j], list(PRINTS).index(name), PRINTS[name])
     exports = _exports(m, fmap, ids["start"])
@@ -172,13 +182,34 @@ def wrap(module: Module, man: Manifest, tables: bool = True) -> Tuple[bytes, Lay
     memories = list(m.memories) or [Memory(MemType(Limits(1, None)))]
     out = replace(
         m, types=b.types, rec_sizes=b.rec, imports=imports,
-        funcs=[replace(f, body=remap_funcs(f.body, fmap)) for f in m.funcs] + b.funcs,
+        funcs=[replace(f, body=_report_status(remap_funcs(f.body, fmap), status, ids.get("status")))
+               for f in m.funcs] + b.funcs,
         globals=[replace(g, init=remap_funcs(g.init, fmap)) for g in m.globals] + b.globals,
         tables=[replace(t, init=None if t.init is None else remap_funcs(t.init, fmap)) for t in m.tables],
         elems=[replace(e, init=[remap_funcs(x, fmap) for x in e.init]) for e in m.elems],
         memories=memories, exports=exports, start=None if m.start is None else fmap[m.start],
         customs=[cu for cu in m.customs if cu.name != "name"])
     return encode_module(out), lay
+
+
+def _status_global(m: Module, man: Manifest) -> Optional[int]:
+    """The index of the WASI prologue's status global (exported as ``man.wasi.status_export``), or None
+    for a module that is not a WASI program's resume module."""
+    name = getattr(man.wasi, "status_export", None)
+    e = next((e for e in m.exports if e.name == name and e.kind == "global"), None) if name else None
+    return None if e is None else e.index
+
+
+def _report_status(body: List[Instr], status: Optional[int], fn: Optional[int]) -> List[Instr]:
+    """``body`` with a call of the ``S``-record writer after every ``global.set`` of the status global."""
+    if status is None or fn is None:
+        return body
+    out: List[Instr] = []
+    for ins in body:
+        out.append(ins)
+        if ins.op == "global.set" and ins.imm == status:
+            out.append(_i("call", fn))
+    return out
 
 
 def _imports(m: Module, b: _Builder) -> Tuple[List[Import], Dict[int, int], Dict[int, str], Optional[int]]:
@@ -332,6 +363,12 @@ class _Code:
         for i, p in enumerate(params):
             body += [_i("local.get", i), *self.value(p)]
         self.b.define(idx, FuncType(tuple(params), ()), [], body + [self.call("leave")])
+
+    def status(self, g: int) -> None:
+        """``status()``: an ``S`` record of global ``g`` (the prologue's status; memory 0 exists: the
+        prologue borrowed it)."""
+        self.b.define(self.ids["status"], FuncType((), ()), [], [
+            self.call("enter"), *self.hdr("S", 4), _i("global.get", g), self.call("w32"), self.call("leave")])
 
     def dump(self, lay: Layout, index: Dict[str, int]) -> None:
         """``dump(pages0)``: G, M/D/W and T records (locals: 1 address, 2 limit, 3 word)."""

@@ -22,7 +22,7 @@ from .target import Target
 KNOWN_FEATURES = frozenset((
     "mvp", "mutable-globals", "sign-ext", "sat-trunc", "multi-value", "bulk-memory", "reference-types",
     "simd", "relaxed-simd", "tail-call", "extended-const", "multi-memory", "memory64", "function-references",
-    "gc", "exception-tags", "exceptions", "legacy-exceptions", "host-references"))
+    "gc", "exception-tags", "exceptions", "legacy-exceptions", "host-references", "wasi"))
 
 _R = '(func (export "resume") (result i32) '
 #: feature → module text (``resume`` returns 42 when the feature works); legacy exceptions and host
@@ -57,7 +57,21 @@ PROBES: Dict[str, str] = {
                   "(throw $e (i32.const 42))) (i32.const 0)))",
 }
 
-PROBE_VERSION = "1"
+#: the ``wasi`` probe: a WASI program's resume module in miniature (``fd_write`` of "wasi\n" to stdout,
+#: the prologue's status export), run with an empty snapshot; it must return 42 *and* the target must
+#: report the line as the program's stdout (:func:`wasi_works`)
+WASI_PROBE = """(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1) (data (i32.const 100) "wasi\\n")
+  (global (export "wcr:wasi:status") (mut i32) (i32.const 0))
+  (func (export "resume") (result i32)
+    (global.set 0 (i32.const 1))
+    (i32.store (i32.const 0) (i32.const 100)) (i32.store (i32.const 4) (i32.const 5))
+    (select (i32.const 42) (i32.const 0)
+      (i32.eqz (i32.or (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))
+                       (i32.ne (i32.load (i32.const 8)) (i32.const 5)))))))"""
+
+PROBE_VERSION = "2"
 
 
 def probe(target: Target, timeout: float = 20.0) -> FrozenSet[str]:
@@ -72,7 +86,24 @@ def probe(target: Target, timeout: float = 20.0) -> FrozenSet[str]:
         out = target.run(wasm, man, timeout)
         if out.results == [("i32", 42)] and out.trap is None and not out.inconclusive:
             found.add(feat)
+    if wasi_works(target, timeout):
+        found.add("wasi")
     return frozenset(found)
+
+
+def wasi_works(target: Target, timeout: float = 20.0) -> bool:
+    """Whether ``target`` runs :data:`WASI_PROBE` and reports its stdout (so a WASI program's output,
+    exit code and files can be judged on it)."""
+    from vm.snapshot.model import WasiSnapshot
+    from vm.snapshot.resume.wasi_part import WasiRun
+
+    from .adapter import wat
+
+    run = WasiRun(snapshot=WasiSnapshot(), roots=[], args=[b"probe"], env=[], stdin=b"")
+    man = Manifest(entry="resume", memories={}, globals={}, tables={}, results=("i32",), imports=[], wasi=run)
+    out = target.run(wat(WASI_PROBE), man, timeout)
+    return (out.results == [("i32", 42)] and out.trap is None and not out.inconclusive
+            and (out.wasi or {}).get("stdout") == "d2FzaQo=")
 
 
 def probed_features(target: Target, key: str, timeout: float = 20.0) -> FrozenSet[str]:

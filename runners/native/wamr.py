@@ -7,7 +7,8 @@ the resume module is wrapped (``_start`` → ``resume`` → records on stdout). 
 :mod:`.probes` on 3.0.0-dev.14; ``test_command_targets`` checks the declaration against the probes):
 MVP, mutable globals, sign extension, saturating truncation, multi-value, bulk memory, reference types,
 tail calls, extended constants, typed function references, exception tags (``throw``; an uncaught one
-is a trap without a kind here).  Not supported: SIMD (``wamrc``:
+is a trap without a kind here), WASI preview 1 (libc-wasi: a WASI program's resume module runs with its
+sandbox copy mapped by ``--map-dir``, args, env and stdin: :class:`.command.CommandTarget`).  Not supported: SIMD (``wamrc``:
 UnsupportedV128), relaxed SIMD, multi-memory and memory64 (trap at run time), exceptions, GC.
 
 Traps: this build reports most traps as ``error.WasmTrap`` without a kind, which maps to nothing:
@@ -41,7 +42,7 @@ class WamrTarget(CommandTarget):
     name = "wamr"
     features = frozenset({
         "mvp", "mutable-globals", "sign-ext", "sat-trunc", "multi-value", "bulk-memory", "reference-types",
-        "tail-call", "extended-const", "function-references", "exception-tags",
+        "tail-call", "extended-const", "function-references", "exception-tags", "wasi",
     })
     trap_table: TrapTable = (
         ("outofboundsmemoryaccess", "out of bounds memory access", ()),

@@ -30,11 +30,15 @@ from runners.oracle import compare_wasi  # noqa: E402
 from runners.restore import INCONCLUSIVE, MATCH, MISMATCH, NOT_APPLICABLE, NOT_CONVERTIBLE, CheckItem  # noqa: E402
 from runners.session import Session, items_for, reference_run  # noqa: E402
 from vm.runtime.wasi import WasiConfig  # noqa: E402
-from vm.runtime.wasi.constants import RIGHTS_DIR, RIGHTS_FILE  # noqa: E402
+from vm.runtime.wasi.constants import RIGHTS, RIGHTS_DIR  # noqa: E402
 from vm.snapshot.model import WasiInode, WasiSnapshot  # noqa: E402
 from vm.snapshot.resume import make_resume_module, run_resume_on_vm  # noqa: E402
 from vm.snapshot.resume.wasi_part import DIR_WRITE_RIGHTS, WasiRun, describe_status, fresh_wasi_state  # noqa: E402
 
+#: the rights of a regular file (what every runtime's preopen passes on), named like generators/wasi.py
+RIGHTS_FILE = sum(RIGHTS[n] for n in (
+    "FD_DATASYNC", "FD_READ", "FD_SEEK", "FD_FDSTAT_SET_FLAGS", "FD_SYNC", "FD_TELL", "FD_WRITE", "FD_ADVISE",
+    "FD_ALLOCATE", "FD_FILESTAT_GET", "FD_FILESTAT_SET_SIZE", "FD_FILESTAT_SET_TIMES", "POLL_FD_READWRITE"))
 IMPORTS = """
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
