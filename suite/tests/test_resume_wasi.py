@@ -39,6 +39,9 @@ from vm.snapshot.resume.wasi_part import DIR_WRITE_RIGHTS, WasiRun, describe_sta
 RIGHTS_FILE = sum(RIGHTS[n] for n in (
     "FD_DATASYNC", "FD_READ", "FD_SEEK", "FD_FDSTAT_SET_FLAGS", "FD_SYNC", "FD_TELL", "FD_WRITE", "FD_ADVISE",
     "FD_ALLOCATE", "FD_FILESTAT_GET", "FD_FILESTAT_SET_SIZE", "FD_FILESTAT_SET_TIMES", "POLL_FD_READWRITE"))
+#: the rights asked for a directory: wasmtime's set plus PATH_FILESTAT_SET_SIZE, which O_TRUNC through it
+#: needs on runtimes that enforce preview 1's rights (node, WAMR; wasmtime and our VM do not)
+DIR_ASKED = RIGHTS_DIR | RIGHTS["PATH_FILESTAT_SET_SIZE"]
 IMPORTS = """
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
@@ -59,7 +62,7 @@ HELPERS = f"""
   (func $open (param $dir i32) (param $p i32) (param $n i32) (param $o i32) (result i32)
     (drop (call $path_open (local.get $dir) (i32.const 0) (local.get $p) (local.get $n) (local.get $o)
             (if (result i64) (i32.and (local.get $o) (i32.const 2))
-              (then (i64.const {RIGHTS_DIR & ~DIR_WRITE_RIGHTS})) (else (i64.const {RIGHTS_FILE})))
+              (then (i64.const {DIR_ASKED & ~DIR_WRITE_RIGHTS})) (else (i64.const {RIGHTS_FILE})))
             (i64.const {RIGHTS_FILE | RIGHTS_DIR}) (i32.const 0) (i32.const 0)))
     (i32.load (i32.const 0)))
   ;; read(fd, n) into 200 and print what came
