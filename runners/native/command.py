@@ -12,11 +12,16 @@ kind read from the runtime's stderr through the target's :attr:`CommandTarget.tr
 targets: :data:`SPEC_WORDS`, the spec's own words for its traps); a message the
 table does not know → *inconclusive* with the runtime's words, never a guessed kind; a signal, a record
 cut short, exit 0 without an end record → inconclusive.  The program's own stdout (every byte outside the
-records) and stderr are kept in ``details``.
+records) and stderr are kept in ``details``; for a WASI program's resume module (``man.wasi``) they become
+``out.wasi`` instead (:func:`wasi_end`, :func:`.sandbox.wasi_outcome`: the same shape and rules as
+wasmtime's and V8's), the run happening in a :class:`.sandbox.Sandbox` whose preopens are the command's
+``{dir}``/``{guest}`` pairs (guest = the snapshot's roots, in fd order), with the snapshot's env and args
+and the unread rest of stdin piped in.
 
 Command templates (:func:`expand`): shell-like words (``shlex``, no shell runs them) with placeholders
 ``{wasm}`` (the file to run: the wrapped resume module, or what :meth:`CommandTarget.prepare` made of
-it), ``{args}`` (a whole word: the program's arguments, one word each), ``{dir}``/``{guest}`` (a
+it), ``{args}`` (a whole word: the program's arguments after ``argv[0]``, one word each; a command-line
+runtime makes ``argv[0]`` of the file name itself), ``{dir}``/``{guest}`` (a
 preopened host directory and its guest path) and ``{env}`` (``KEY=VALUE``).  Words in square brackets
 form a group that is repeated once per preopen (when it names ``{dir}``/``{guest}``) or per environment
 variable (``{env}``) and left out when there is none: ``wasmtime run [--dir {dir}::{guest}] [--env {env}]
