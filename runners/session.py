@@ -85,21 +85,39 @@ class Reference:
     final_state: Any = None
 
 
-def fresh_instance(wasm: bytes, export: str, budget: Optional[Budget] = None) -> Tuple[Any, Any, Any]:
-    """A fresh store with ``wasm`` instantiated (imports: the store's ``spectest``): (store, instance,
-    the exported function).  ``budget`` bounds the start function (:class:`vm.errors.Stopped`)."""
+def new_store(wasi: Optional[Dict[str, Any]] = None) -> Store:
+    """A fresh store; with ``wasi`` (a JSON-able WASI start configuration: ``args``, ``env`` (pairs),
+    ``dirs`` ((guest path, host dir or None) pairs), ``seed``, e.g.
+    :data:`generators.wasi.WASI_CONFIG`) it holds a fresh WASI state started with it (virtual clock)."""
     store = Store()
+    if wasi is not None:
+        from vm.runtime.wasi import WasiConfig, WasiState
+
+        cfg = WasiConfig(args=[str(a) for a in wasi.get("args", [])],
+                         env=[(str(k), str(v)) for k, v in wasi.get("env", [])],
+                         dirs=[(str(g), None if h is None else str(h)) for g, h in wasi.get("dirs", [])],
+                         seed=int(wasi.get("seed", 0)))
+        store.wasi = WasiState.start(cfg, store.limits)
+    return store
+
+
+def fresh_instance(wasm: bytes, export: str, budget: Optional[Budget] = None, wasi: Optional[Dict[str, Any]] = None
+                   ) -> Tuple[Any, Any, Any]:
+    """A fresh store with ``wasm`` instantiated (imports: the store's ``spectest``, and with ``wasi``
+    (:func:`new_store`) its WASI state): (store, instance, the exported function).  ``budget`` bounds
+    the start function (:class:`vm.errors.Stopped`)."""
+    store = new_store(wasi)
     store.budget = budget
     inst = instantiate(store, load_module(wasm))
     store.budget = None
     return store, inst, inst.exports[export]
 
 
-def reference_run(wasm: bytes, export: str, args: Sequence[Any], budget: Optional[Budget] = None
-                  ) -> Reference:
+def reference_run(wasm: bytes, export: str, args: Sequence[Any], budget: Optional[Budget] = None,
+                  wasi: Optional[Dict[str, Any]] = None) -> Reference:
     """The uninterrupted run, within ``budget``; :class:`vm.errors.Stopped` when a limit stopped it
-    (there is then nothing to compare restores with)."""
-    store, inst, func = fresh_instance(wasm, export, budget)
+    (there is then nothing to compare restores with).  ``wasi``: see :func:`new_store`."""
+    store, inst, func = fresh_instance(wasm, export, budget, wasi)
     run = start(store, func, list(args))
     stop = advance_within(store, run, budget)
     if stop is not None:
@@ -109,10 +127,11 @@ def reference_run(wasm: bytes, export: str, args: Sequence[Any], budget: Optiona
     return Reference(out, out["instructions"], instance_final_state(inst))
 
 
-def checkpoints_of_run(wasm: bytes, export: str, args: Sequence[Any], ks: Sequence[int]
-                       ) -> Iterator[Tuple[int, bytes, Any]]:
-    """Checkpoints of one fresh run at each k (non-decreasing): ``(k, snapshot bytes, State)``."""
-    store, _inst, func = fresh_instance(wasm, export)
+def checkpoints_of_run(wasm: bytes, export: str, args: Sequence[Any], ks: Sequence[int],
+                       wasi: Optional[Dict[str, Any]] = None) -> Iterator[Tuple[int, bytes, Any]]:
+    """Checkpoints of one fresh run at each k (non-decreasing): ``(k, snapshot bytes, State)``.
+    ``wasi``: see :func:`new_store`."""
+    store, _inst, func = fresh_instance(wasm, export, wasi=wasi)
     run = start(store, func, list(args))
     for k in ks:
         advance(store, run, k)
