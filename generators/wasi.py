@@ -44,38 +44,41 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Tuple
 
 from vm.module import Export, Global, Import, ImportDesc, Instr, MemArg
+from vm.runtime.wasi import WASI_MODULE
+from vm.runtime.wasi.constants import (
+    FDFLAG_APPEND,
+    FILESTAT_SIZE,
+    FT_REGULAR_FILE,
+    O_CREAT,
+    O_DIRECTORY,
+    O_EXCL,
+    O_TRUNC,
+    R_FD_READ,
+    R_FD_SEEK,
+    R_FD_TELL,
+    R_FD_WRITE,
+    RIGHTS,
+    RIGHTS_ALL,
+)
+from vm.runtime.wasi.preview1 import SIGNATURES
 from vm.types import I32, I64, FuncType, GlobalType
 
 from .stateops import _ints
 
 __all__ = ["IMPORTS", "SANDBOX", "SCRATCH", "WASI_CONFIG", "WASI_MODULE", "WasiOps"]
 
-WASI_MODULE = "wasi_snapshot_preview1"
 #: the guest path of the preopened in-memory directory (fd 3)
 SANDBOX = "/sandbox"
 #: how every generated WASI program is started (JSON-able: it travels in cases, logs and bug reports;
 #: :func:`runners.trial.wasi_config` turns it into a :class:`vm.runtime.wasi.WasiConfig`)
 WASI_CONFIG: Dict[str, Any] = {"args": ["case.wasm"], "dirs": [[SANDBOX, None]], "seed": 1}
 
-_A, _B = I32, I64
-#: the imported functions: name → (params, results), as in ``wasi_snapshot_preview1.witx``
-IMPORTS: Dict[str, Tuple[Tuple[str, ...], Tuple[str, ...]]] = {
-    "fd_write": ((_A, _A, _A, _A), (_A,)),
-    "fd_read": ((_A, _A, _A, _A), (_A,)),
-    "fd_pwrite": ((_A, _A, _A, _B, _A), (_A,)),
-    "fd_pread": ((_A, _A, _A, _B, _A), (_A,)),
-    "fd_seek": ((_A, _B, _A, _A), (_A,)),
-    "fd_tell": ((_A, _A), (_A,)),
-    "fd_close": ((_A,), (_A,)),
-    "fd_filestat_get": ((_A, _A), (_A,)),
-    "fd_renumber": ((_A, _A), (_A,)),
-    "path_open": ((_A, _A, _A, _A, _A, _B, _B, _A, _A), (_A,)),
-    "path_unlink_file": ((_A, _A, _A), (_A,)),
-    "path_create_directory": ((_A, _A, _A), (_A,)),
-    "clock_time_get": ((_A, _B, _A), (_A,)),
-    "random_get": ((_A, _A), (_A,)),
-    "proc_exit": ((_A,), ()),
-}
+#: the imported functions (signatures: :data:`vm.runtime.wasi.preview1.SIGNATURES`)
+IMPORTS: Tuple[str, ...] = (
+    "fd_write", "fd_read", "fd_pwrite", "fd_pread", "fd_seek", "fd_tell", "fd_close", "fd_filestat_get",
+    "fd_renumber", "path_open", "path_unlink_file", "path_create_directory", "clock_time_get", "random_get",
+    "proc_exit",
+)
 
 #: the scratch area (page 0; every generated memory has at least one page)
 SCRATCH = 0xF000
@@ -94,13 +97,8 @@ DIR_FD = 3
 #: refused by every runtime in the same way (escapes: EPERM, a file used as a directory: ENOTDIR)
 PATHS = (b"a", b"b.txt", b"d", b"d/e", b"a/x", b".", b"../a", b"/a")
 #: rights: all of preview 1's, a read-only and a write-only set
-_RIGHTS_ALL = (1 << 30) - 1
-_R_READ = (1 << 1) | (1 << 2) | (1 << 5) | (1 << 21)  # fd_read, fd_seek, fd_tell, fd_filestat_get
-_R_WRITE = (1 << 6) | (1 << 2) | (1 << 5) | (1 << 21)  # fd_write, fd_seek, fd_tell, fd_filestat_get
-_O_CREAT, _O_DIRECTORY, _O_EXCL, _O_TRUNC = 1, 2, 4, 8
-_FDFLAG_APPEND = 1
-_FT_REGULAR_FILE = 4
-_FILESTAT_SIZE = 64
+_R_READ = R_FD_READ | R_FD_SEEK | R_FD_TELL | RIGHTS["FD_FILESTAT_GET"]
+_R_WRITE = R_FD_WRITE | R_FD_SEEK | R_FD_TELL | RIGHTS["FD_FILESTAT_GET"]
 
 
 class WasiOps:
@@ -134,7 +132,8 @@ class WasiOps:
     def wasi_imports(self) -> None:
         """Import every function of :data:`IMPORTS` (function indices after the prints)."""
         self.wasi_funcs = {}
-        for name, (params, results) in IMPORTS.items():
+        for name in IMPORTS:
+            params, results = SIGNATURES[name]
             ti = self.type_index(FuncType(params, results))
             self.wasi_funcs[name] = len(self.imports)
             self.imports.append(Import(WASI_MODULE, name, ImportDesc("func", ti)))
@@ -349,18 +348,18 @@ class WasiOps:
         self._load(_STAT + 32, "i64.load")
         self.code.append(Instr("i64.const", 0))
         self._load(_STAT + 16, "i32.load8_u")
-        self.code += [Instr("i32.const", _FT_REGULAR_FILE), Instr("i32.eq"), Instr("select"), Instr("i64.xor"),
+        self.code += [Instr("i32.const", FT_REGULAR_FILE), Instr("i32.eq"), Instr("select"), Instr("i64.xor"),
                       Instr("global.set", acc)]
-        self._sink(_STAT, _FILESTAT_SIZE // 8)
+        self._sink(_STAT, FILESTAT_SIZE // 8)
 
     def _w_path_open(self) -> None:
         self.code.append(Instr("i32.const", DIR_FD) if self.choice(6) else Instr("global.get", self.wasi_fd_global))
         self.code.append(Instr("i32.const", self.choice(2)))  # lookupflags: symlink_follow or not
         self._path()
-        oflags = (_O_CREAT, _O_CREAT, 0, _O_CREAT | _O_TRUNC, _O_CREAT | _O_EXCL, _O_DIRECTORY)[self.choice(6)]
-        rights = (_RIGHTS_ALL, _RIGHTS_ALL, _R_READ, _R_WRITE)[self.choice(4)]
-        self.code += [Instr("i32.const", oflags), Instr("i64.const", rights), Instr("i64.const", _RIGHTS_ALL),
-                      Instr("i32.const", _FDFLAG_APPEND if self.choice(4) == 3 else 0), Instr("i32.const", _RES)]
+        oflags = (O_CREAT, O_CREAT, 0, O_CREAT | O_TRUNC, O_CREAT | O_EXCL, O_DIRECTORY)[self.choice(6)]
+        rights = (RIGHTS_ALL, RIGHTS_ALL, _R_READ, _R_WRITE)[self.choice(4)]
+        self.code += [Instr("i32.const", oflags), Instr("i64.const", rights), Instr("i64.const", RIGHTS_ALL),
+                      Instr("i32.const", FDFLAG_APPEND if self.choice(4) == 3 else 0), Instr("i32.const", _RES)]
         self._call("path_open")
 
     def _after_path_open(self) -> None:
