@@ -8,7 +8,7 @@ Both sides report a :class:`RunOutcome` in the canonical tagged values of :mod:`
 trap kind (wasmtime's trap codes mapped through the wasmtime adapter's own table into the one trap
 vocabulary), the ``spectest`` print log, exported globals and the first exported memory.  Module imports
 must all be ``spectest`` prints (what our generators and wasm-smith with ``--export-everything`` produce),
-or, for a program run with WASI (``wasi=``: a start configuration, :func:`runners.session.new_store`),
+or, for a program run with WASI (``wasi=``: its :class:`vm.runtime.wasi.WasiConfig`),
 ``wasi_snapshot_preview1`` functions: then wasmtime runs it with its own WASI (wasmtime-py's
 ``WasiConfig``: the args, a fresh empty host directory for each in-memory preopen, stdout/stderr to files)
 and both sides report :attr:`RunOutcome.wasi` (exit code, stdout, stderr, files digest: the shape of
@@ -29,15 +29,13 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Set, Tuple, cast
 
 from runners.native.engines import wasmtime_engine
-from vm.api import load_module
+from vm.api import Store, load_module
 from vm.errors import PROC_EXIT
 from vm.runtime.spectest import GLOBALS, MEMORIES, PRINTS, TABLES, spectest_exports
-from vm.runtime.wasi import WASI_MODULE
+from vm.runtime.wasi import WASI_MODULE, WasiConfig, WasiState
 from vm.runtime.wasi.preview1 import wasi_exports
 from vm.snapshot import advance, start
 from vm.values import Value, from_runtime
-
-from .session import new_store
 
 __all__ = ["RunOutcome", "BudgetExceeded", "run_vm", "run_wasmtime", "export_type"]
 
@@ -83,15 +81,16 @@ def _check_imports(module: Any, wasi: bool = False) -> None:
 
 # ------------------------------------------------------------------------------------------ our VM
 def run_vm(wasm: bytes, export: str, args: Sequence[Any], max_instructions: int = 2_000_000,
-           wasi: Optional[Dict[str, Any]] = None) -> RunOutcome:
+           wasi: Optional[WasiConfig] = None) -> RunOutcome:
     """Instantiate on a fresh store and call ``export`` (runtime-representation ``args``); ``wasi``: the
     WASI start configuration of a WASI program (see the module docstring)."""
     lm = load_module(wasm)
     _check_imports(lm.module, wasi is not None)
     ft = export_type(lm.module, export)
-    store = new_store(wasi)
+    store = Store()
     host = dict(spectest_exports(store))
-    if store.wasi is not None:
+    if wasi is not None:
+        store.wasi = WasiState.start(wasi, store.limits)
         host.update(wasi_exports(store))
     out = RunOutcome(None)
     inst = None
@@ -182,7 +181,7 @@ def _wasmtime_type(t: Any) -> Any:
 
 
 def run_wasmtime(wasm: bytes, export: str, args: Sequence[Any], fuel: int = 50_000_000,
-                  wasi: Optional[Dict[str, Any]] = None) -> RunOutcome:
+                  wasi: Optional[WasiConfig] = None) -> RunOutcome:
     """The same invocation on wasmtime (fresh store; ``spectest`` prints logged like ours; ``wasi``: run
     with wasmtime's WASI, see the module docstring)."""
     import wasmtime
@@ -241,7 +240,7 @@ def run_wasmtime(wasm: bytes, export: str, args: Sequence[Any], fuel: int = 50_0
 
 
 def _wasmtime_call(store: Any, module: Any, m: Any, imports: List[Any], export: str, args: Sequence[Any],
-                   out: RunOutcome, wasi: Optional[Dict[str, Any]], tmp: str) -> Any:
+                   out: RunOutcome, wasi: Optional[WasiConfig], tmp: str) -> Any:
     """Instantiate (with WASI: through a linker) and call; the instance, or None when instantiation
     trapped.  A ``proc_exit`` is the trap kind ``exit`` with the code in ``out.wasi``."""
     import wasmtime
@@ -287,27 +286,30 @@ def _wasmtime_call(store: Any, module: Any, m: Any, imports: List[Any], export: 
     return inst
 
 
-def _wasmtime_wasi_config(wasi: Dict[str, Any], tmp: str) -> Any:
-    """wasmtime-py's ``WasiConfig`` for a start configuration: each preopen a directory under ``tmp``
-    (empty for an in-memory one, a copy of a host one), stdout/stderr to files there."""
+def _wasmtime_wasi_config(wasi: WasiConfig, tmp: str) -> Any:
+    """wasmtime-py's ``WasiConfig`` for ours: each preopen a directory under ``tmp`` (empty for an
+    in-memory one, a copy of a host one), stdin/stdout/stderr files there."""
     import wasmtime
 
     cfg = wasmtime.WasiConfig()
-    cfg.argv = [str(a) for a in wasi.get("args", [])]
-    cfg.env = [[str(k), str(v)] for k, v in wasi.get("env", [])]
-    for n, (guest, host) in enumerate(wasi.get("dirs", [])):
+    cfg.argv = list(wasi.args)
+    cfg.env = [list(kv) for kv in wasi.env]
+    for n, (guest, host) in enumerate(wasi.dirs):
         d = os.path.join(tmp, f"dir{n}")
         if host is None:
             os.mkdir(d)
         else:
             shutil.copytree(host, d, symlinks=True)
         cfg.preopen_dir(d, guest)
+    with open(os.path.join(tmp, "stdin"), "wb") as f:
+        f.write(wasi.stdin)
+    cfg.stdin_file = os.path.join(tmp, "stdin")
     cfg.stdout_file = os.path.join(tmp, "stdout")
     cfg.stderr_file = os.path.join(tmp, "stderr")
     return cfg
 
 
-def _wasmtime_wasi_summary(wasi: Dict[str, Any], tmp: str, got: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+def _wasmtime_wasi_summary(wasi: WasiConfig, tmp: str, got: Optional[Dict[str, Any]]) -> Dict[str, Any]:
     """What wasmtime's WASI left, in the shape of :meth:`vm.runtime.wasi.WasiState.summary`."""
     from vm.runtime.wasi import MemFS
 
@@ -317,8 +319,8 @@ def _wasmtime_wasi_summary(wasi: Dict[str, Any], tmp: str, got: Optional[Dict[st
         return base64.b64encode(data).decode("ascii")
 
     fs = MemFS()
-    for n, (guest, _host) in enumerate(wasi.get("dirs", [])):
-        fs.load_dir(os.path.join(tmp, f"dir{n}"), str(guest))
+    for n, (guest, _host) in enumerate(wasi.dirs):
+        fs.load_dir(os.path.join(tmp, f"dir{n}"), guest)
     return {"exit_code": (got or {}).get("exit_code"), "stdout": read("stdout"), "stderr": read("stderr"),
             "files": fs.digest()}
 

@@ -85,28 +85,16 @@ class Reference:
     final_state: Any = None
 
 
-def new_store(wasi: Optional[Dict[str, Any]] = None) -> Store:
-    """A fresh store; with ``wasi`` (a JSON-able WASI start configuration: ``args``, ``env`` (pairs),
-    ``dirs`` ((guest path, host dir or None) pairs), ``seed``, e.g.
-    :data:`generators.wasi.WASI_CONFIG`) it holds a fresh WASI state started with it (virtual clock)."""
+def fresh_instance(wasm: bytes, export: str, budget: Optional[Budget] = None, wasi: Any = None
+                   ) -> Tuple[Any, Any, Any]:
+    """A fresh store with ``wasm`` instantiated (imports: the store's ``spectest``, and WASI started from
+    ``wasi``, a :class:`vm.runtime.wasi.WasiConfig`, when given): (store, instance, the exported
+    function).  ``budget`` bounds the start function (:class:`vm.errors.Stopped`)."""
     store = Store()
     if wasi is not None:
-        from vm.runtime.wasi import WasiConfig, WasiState
+        from vm.runtime.wasi import WasiState
 
-        cfg = WasiConfig(args=[str(a) for a in wasi.get("args", [])],
-                         env=[(str(k), str(v)) for k, v in wasi.get("env", [])],
-                         dirs=[(str(g), None if h is None else str(h)) for g, h in wasi.get("dirs", [])],
-                         seed=int(wasi.get("seed", 0)))
-        store.wasi = WasiState.start(cfg, store.limits)
-    return store
-
-
-def fresh_instance(wasm: bytes, export: str, budget: Optional[Budget] = None, wasi: Optional[Dict[str, Any]] = None
-                   ) -> Tuple[Any, Any, Any]:
-    """A fresh store with ``wasm`` instantiated (imports: the store's ``spectest``, and with ``wasi``
-    (:func:`new_store`) its WASI state): (store, instance, the exported function).  ``budget`` bounds
-    the start function (:class:`vm.errors.Stopped`)."""
-    store = new_store(wasi)
+        store.wasi = WasiState.start(wasi, store.limits)
     store.budget = budget
     inst = instantiate(store, load_module(wasm))
     store.budget = None
@@ -114,9 +102,9 @@ def fresh_instance(wasm: bytes, export: str, budget: Optional[Budget] = None, wa
 
 
 def reference_run(wasm: bytes, export: str, args: Sequence[Any], budget: Optional[Budget] = None,
-                  wasi: Optional[Dict[str, Any]] = None) -> Reference:
+                  wasi: Any = None) -> Reference:
     """The uninterrupted run, within ``budget``; :class:`vm.errors.Stopped` when a limit stopped it
-    (there is then nothing to compare restores with).  ``wasi``: see :func:`new_store`."""
+    (there is then nothing to compare restores with).  ``wasi``: as for :func:`fresh_instance`."""
     store, inst, func = fresh_instance(wasm, export, budget, wasi)
     run = start(store, func, list(args))
     stop = advance_within(store, run, budget)
@@ -127,10 +115,9 @@ def reference_run(wasm: bytes, export: str, args: Sequence[Any], budget: Optiona
     return Reference(out, out["instructions"], instance_final_state(inst))
 
 
-def checkpoints_of_run(wasm: bytes, export: str, args: Sequence[Any], ks: Sequence[int],
-                       wasi: Optional[Dict[str, Any]] = None) -> Iterator[Tuple[int, bytes, Any]]:
-    """Checkpoints of one fresh run at each k (non-decreasing): ``(k, snapshot bytes, State)``.
-    ``wasi``: see :func:`new_store`."""
+def checkpoints_of_run(wasm: bytes, export: str, args: Sequence[Any], ks: Sequence[int], wasi: Any = None
+                       ) -> Iterator[Tuple[int, bytes, Any]]:
+    """Checkpoints of one fresh run at each k (non-decreasing): ``(k, snapshot bytes, State)``."""
     store, _inst, func = fresh_instance(wasm, export, wasi=wasi)
     run = start(store, func, list(args))
     for k in ks:
@@ -153,18 +140,19 @@ def checkpoints_from_snapshot(snapshot: bytes, modules: Dict[str, bytes], ks: Se
 
 
 def items_for(wasm: bytes, export: str, args: Sequence[Any] = (), ks: Optional[Sequence[int]] = None,
-              label: str = "") -> List[CheckItem]:
+              label: str = "", wasi: Any = None) -> List[CheckItem]:
     """Check items of ``export(*args)`` at each k of ``ks`` (default: every instruction boundary and
-    the finished run), with the uninterrupted run as reference."""
+    the finished run), with the uninterrupted run as reference; ``wasi``: the program's
+    :class:`vm.runtime.wasi.WasiConfig` (each run starts from it afresh)."""
     import hashlib
 
-    ref = reference_run(wasm, export, args)
+    ref = reference_run(wasm, export, args, wasi=wasi)
     modules = {hashlib.sha256(wasm).hexdigest(): bytes(wasm)}
     ks = range(ref.total + 1) if ks is None else [min(k, ref.total) for k in ks]
-    store, _inst, func = fresh_instance(wasm, export)
+    store, _inst, func = fresh_instance(wasm, export, wasi=wasi)
     origin = origin_of(store, func, args, wasm)[0]  # a fresh run: the original invocation is the baseline
     return [CheckItem(data, state, modules, ref.outcome, ref.final_state, f"{label or export}@{k}", k, origin)
-            for k, data, state in checkpoints_of_run(wasm, export, args, ks)]
+            for k, data, state in checkpoints_of_run(wasm, export, args, ks, wasi)]
 
 
 # ---------------------------------------------------------------------------------------- session

@@ -18,15 +18,17 @@ from hypothesis import HealthCheck, find, given, settings
 
 from generators.modules import ALL_FEATURES, DEFAULT_FEATURES, cases
 from generators.smith import wasm_tools_exe
-from generators.wasi import IMPORTS, WASI_CONFIG
+from generators.wasi import IMPORTS
+from generators.wasi import WASI_CONFIG as WASI_DICT
 from vm.binary import decode_module, encode_module
-from vm.runtime.wasi import WASI_MODULE
+from vm.runtime.wasi import WASI_MODULE, WasiConfig
 from vm.runtime.wasi.preview1 import SIGNATURES
 from vm.snapshot.coverage import KINDS, live_kinds
 from vm.snapshot.model import DONE, RUNNING, State, ThreadState, WasiFd, WasiInode, WasiSnapshot
 from vm.types import FuncType
 from vm.valid import validate_module
 
+WASI_CONFIG = WasiConfig(["case.wasm"], [], [("/sandbox", None)], seed=1)
 FAST = settings(max_examples=40, deadline=None, derandomize=True, database=None,
                 suppress_health_check=list(HealthCheck))
 WASI = DEFAULT_FEATURES | {"wasi"}
@@ -64,7 +66,7 @@ def test_generated_wasi_modules_validate_and_import_preview1(feats):
         assert exports["memory"].kind == "memory" and exports["memory"].index == 0
         assert {"wasi_fd", "wasi_acc"} <= set(exports)
         assert not [i for i in m.imports if i.desc.kind == "memory"]  # WASI binds a memory of its own
-        assert case.wasi == WASI_CONFIG
+        assert case.wasi == WASI_DICT
 
     check()
 
@@ -213,7 +215,7 @@ def test_report_wasi_config_is_checked():
     from reports.bugreport import ReportError, wasi_of_report
 
     assert wasi_of_report(None) is None
-    assert wasi_of_report(WASI_CONFIG) == {**WASI_CONFIG, "env": []}
+    assert wasi_of_report(WASI_DICT) == {**WASI_DICT, "env": []}
     for bad in ({"dirs": [["/sandbox", "/etc"]]}, {"args": "x"}, {"seed": "1"}, {"other": 1}, [1],
                 {"env": [["A"]]}):
         with pytest.raises(ReportError):
