@@ -537,8 +537,10 @@ class _Gen(StateOps, SimdOps, GcOps, ExnOps, WasiOps):
                 self.recursion_prologue(fidx)
             elif fidx == len(self.imports):
                 self.recursion_call()
-        if "wasi" in self.f and fidx == len(self.imports):
-            self.wasi_prologue()
+        if "wasi" in self.f:
+            if fidx == len(self.imports):
+                self.wasi_prologue()
+            self.wasi_entry()
         self.block_body((), tuple(ft.results))
         if "wasi" in self.f and fidx == len(self.imports):
             self.wasi_epilogue()  # proc_exit above the results (its type leaves them alone)

@@ -24,8 +24,9 @@ The program runs with :data:`WASI_CONFIG`: one empty in-memory directory preopen
   ``fd_renumber``, ``fd_filestat_get``; ``clock_time_get`` and ``random_get``; ``proc_exit`` as a rare
   statement and sometimes at the end of ``run``;
 * the fd of the file opened last lives in the exported global ``wasi_fd`` (random code never writes it;
-  99, never open, until a ``path_open`` succeeds); ``run`` sometimes opens a file first, so later code
-  runs with a file open at a moving offset;
+  99, never open, until a ``path_open`` succeeds); ``run`` usually opens a file first (and sometimes
+  writes to it or to stdout at once), so later code runs with a file open at a moving offset; a
+  function's entry sometimes makes a call (entries repeat: calls, recursion);
 * **errno results feed back**: a call's errno (and the count, offset or fd it wrote back) is a value of
   the computation (a call is an ``i32`` expression), or rotated into the exported i64 global
   ``wasi_acc``, a local, or the print log, so a wrong errno changes results, globals or memory;
@@ -260,8 +261,11 @@ class WasiOps:
         if after is not None:
             after()
 
-    def _w_fd_write(self) -> None:
-        self._fd()
+    def _w_fd_write(self, fd: Optional[Instr] = None) -> None:
+        if fd is None:
+            self._fd()
+        else:
+            self.code.append(fd)
         n = self._iovecs(True)
         self._ptr(_IOV)
         self.code += [Instr("i32.const", n), Instr("i32.const", _RES)]
@@ -436,13 +440,33 @@ class WasiOps:
         self._call("proc_exit")
 
     def wasi_prologue(self) -> None:
-        """In ``run``: sometimes open a file first (a file fd then stays open across the run)."""
-        if self.choice(3):
-            self._w_path_open()
+        """In ``run``, usually: open (create) ``a`` or ``b.txt`` first, so a file stays open across the
+        run, and sometimes write computed bytes to it or to stdout at once (an offset past 0, output
+        before later checkpoints)."""
+        if not self.choice(4):
+            return
+        self.code += [Instr("i32.const", DIR_FD), Instr("i32.const", 0)]
+        p = PATHS[self.choice(2)]
+        self._store_const(_PATH, int.from_bytes(p.ljust(8, b"\0"), "little"), "i64.store")
+        self.code += [Instr("i32.const", _PATH), Instr("i32.const", len(p)),
+                      Instr("i32.const", O_CREAT | (O_TRUNC if self.flag() else 0)), Instr("i64.const", RIGHTS_ALL),
+                      Instr("i64.const", RIGHTS_ALL), Instr("i32.const", FDFLAG_APPEND if self.choice(4) == 3 else 0),
+                      Instr("i32.const", _RES)]
+        self._call("path_open")
+        self.code.append(Instr("local.set", self._tmp()))
+        self._after_path_open()
+        for i in range(1 + self.choice(2)):  # the file or stdout, then stdout
+            fd = Instr("i32.const", 1) if i or self.flag() else Instr("global.get", self.wasi_fd_global)
+            self._w_fd_write(fd)
             self.code.append(Instr("local.set", self._tmp()))
-            self._after_path_open()
+            self._after_fd_write()
+
+    def wasi_entry(self) -> None:
+        """At a function's entry, sometimes a call (entries run again and again: calls, recursion)."""
+        if self.choice(3) == 2:
+            self.wasi_stmt()
 
     def wasi_epilogue(self) -> None:
         """At the end of ``run``: sometimes ``proc_exit``."""
-        if self.choice(5) == 4:
+        if self.choice(3) == 2:
             self.wasi_exit()

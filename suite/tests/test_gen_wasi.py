@@ -137,15 +137,14 @@ def test_conformance_compares_output_files_and_exit_code():
     assert "wasi stdout" in (compare_conformance(ours, changed) or "")
 
 
-@pytest.mark.xfail(strict=True, reason="found by wcr fuzz --wasi: wasmtime 50 writes only the first non-empty "
-                   "iovec of an fd_write (a short write), and an fd_write of empty iovecs succeeds on an fd that "
-                   "is not writable; our WASI (vm/runtime/wasi/fdops.py) writes every iovec and returns EBADF")
 @pytest.mark.parametrize("body", [
     _iovec(0, 100, 2) + _iovec(8, 102, 2) + "(call $w (i32.const 1) (i32.const 0) (i32.const 2) (i32.const 32))",
     _OPEN.format(r=0x200026) + _iovec(0, 100, 0)
     + "(call $w (i32.load (i32.const 40)) (i32.const 0) (i32.const 1) (i32.const 32))",
 ], ids=["two-iovecs", "empty-write-read-only"])
 def test_fd_write_like_wasmtime(body):
+    """Found by the first ``wcr fuzz --wasi`` runs: wasmtime 50 writes only the first non-empty iovec of an
+    ``fd_write`` (a short write), and a write of empty iovecs succeeds on an fd that is not writable."""
     from runners.conformance import run_vm, run_wasmtime
     from runners.oracle import compare_conformance
 
