@@ -709,8 +709,7 @@ class _Gen(StateOps, SimdOps, GcOps, ExnOps, WasiOps):
         locs = [i for i, lt in enumerate(ctx.local_types) if lt == t]
         if locs:
             opts.append("local.get")
-        hidden = self.wasi_hidden_globals()
-        globs = [i for i, gt in enumerate(self.global_types()) if gt.type == t and i not in hidden]
+        globs = [i for i, gt in enumerate(self.global_types()) if gt.type == t]
         if globs:
             opts.append("global.get")
         opts += ["unop", "binop"]
