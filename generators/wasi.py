@@ -63,8 +63,6 @@ from vm.runtime.wasi.constants import (
     R_FD_TELL,
     R_FD_WRITE,
     RIGHTS,
-    RIGHTS_DIR,
-    RIGHTS_FILE,
 )
 from vm.runtime.wasi.preview1 import SIGNATURES
 from vm.types import I32, I64, FuncType, GlobalType
@@ -103,9 +101,12 @@ DIR_FD = 3
 #: names drawn for path operations, the common ones first (shrinking settles on "a"); the last few are
 #: refused by every runtime in the same way (escapes: EPERM, a file used as a directory: ENOTDIR)
 PATHS = (b"a", b"b.txt", b"d", b"d/e", b"a/x", b".", b"../a", b"/a")
-#: rights: all a preopen passes on (more is ENOTCAPABLE on node's WASI, allowed by wasmtime's: asking for
-#: them would test that difference, not C/R), a read-only and a write-only set
-_RIGHTS = RIGHTS_FILE | RIGHTS_DIR
+#: rights: those of a regular file (what every runtime's preopen passes on: more is ENOTCAPABLE on node's
+#: WASI and allowed by wasmtime's, so asking for more would test that difference, not C/R), a read-only
+#: and a write-only set
+_RIGHTS = sum(RIGHTS[n] for n in (
+    "FD_DATASYNC", "FD_READ", "FD_SEEK", "FD_FDSTAT_SET_FLAGS", "FD_SYNC", "FD_TELL", "FD_WRITE", "FD_ADVISE",
+    "FD_ALLOCATE", "FD_FILESTAT_GET", "FD_FILESTAT_SET_SIZE", "FD_FILESTAT_SET_TIMES", "POLL_FD_READWRITE"))
 _R_READ = R_FD_READ | R_FD_SEEK | R_FD_TELL | RIGHTS["FD_FILESTAT_GET"]
 _R_WRITE = R_FD_WRITE | R_FD_SEEK | R_FD_TELL | RIGHTS["FD_FILESTAT_GET"]
 
