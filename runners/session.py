@@ -28,6 +28,7 @@ from vm.snapshot import State, advance, advance_within, checkpoint, decode, enco
 from vm.snapshot.resume import instance_final_state
 from vm.values import format_value
 
+from .oracle import wasi_with_prefix
 from .restore import (
     ERROR,
     INCONCLUSIVE,
@@ -51,6 +52,16 @@ NOTED = (NONCONFORMANT, INCONCLUSIVE, ERROR)
 MAX_NOTES = 100
 
 
+def split_restore_on(spec: str) -> List[str]:
+    """The items of a ``--restore-on`` list: comma-separated, except that a ``cmd:`` item (a target
+    defined by a command line, :mod:`runners.native.cmdspec`) runs to the end, commas and all; so it
+    comes last (targets from a config file are named like built-in ones)."""
+    head, sep, tail = spec.partition("cmd:")
+    if head and not head.rstrip().endswith(","):  # "cmd:" inside another item is no cmd: item
+        head, sep, tail = spec, "", ""
+    return [x for x in head.split(",") if x.strip()] + ([sep + tail] if sep else [])
+
+
 def resolve(spec: str, host_timeout: Optional[float] = None, limits: RunLimits = NO_LIMITS) -> List[Restorer]:
     """Parse a comma-separated ``--restore-on`` list; unknown names raise ``ValueError`` naming them.
     ``limits``: the user's fuel and wall time of one restore (a native target gets the wall time only:
@@ -59,7 +70,7 @@ def resolve(spec: str, host_timeout: Optional[float] = None, limits: RunLimits =
     from .native.restorer import target_restorer
 
     out: List[Restorer] = []
-    for raw in spec.split(","):
+    for raw in split_restore_on(spec):
         name = raw.strip()
         if not name:
             continue
@@ -301,7 +312,7 @@ def restore_on(snapshot: bytes, modules: Dict[str, bytes], where: str, limits: R
                ) -> Dict[str, Any]:
     """``wcr restore``: resume ``snapshot`` on one host or target and describe it in the one outcome
     shape — ``results``, ``trap``, ``instructions``, ``host_log``, ``state_digest``, ``stopped``,
-    ``restored_on`` —
+    ``restored_on``, and ``wasi`` for a WASI program (a target's output after the snapshot's) —
     plus, everywhere but in this process, the ``verdict`` against our VM resuming the same snapshot
     here (``reference``) and the ``differences``.  A native runtime neither counts instructions nor
     sees our canonical store, so for a target ``instructions`` and ``state_digest`` are null and the
@@ -349,4 +360,8 @@ def restore_on(snapshot: bytes, modules: Dict[str, bytes], where: str, limits: R
     for key in ("trap_candidates", "inconclusive"):
         if key in got:
             out[key] = got[key]
+    if "wasi" in got or "wasi" in reference:  # a WASI program: exit code, output, files (a target's
+        # output is what it wrote after the checkpoint; the snapshot holds what came before)
+        w = got.get("wasi")
+        out["wasi"] = w if r.kind == "host" or w is None else wasi_with_prefix(state.wasi, w)
     return out

@@ -20,7 +20,9 @@ import importlib
 import os
 import pkgutil
 import sys
-from typing import List, Optional, Sequence, Tuple
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 from suite import commands
 from suite.commands import EXIT_UNSUPPORTED, EXIT_USAGE, Command, UnsupportedInput, UsageError
@@ -63,8 +65,36 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
         add(p)
         add_store_limit_flags(p)
+        p.add_argument("--config", metavar="PATH", help="config file with [targets] (command-line targets; "
+                       "default: ./wcr.ini if present)")
         p.set_defaults(_run=run)
     return parser
+
+
+@contextmanager
+def _config(args: argparse.Namespace) -> Iterator[None]:
+    """``--config PATH``: checked now (a bad file is one line, exit 2), then in effect for this command
+    and its child processes (:data:`runners.native.cmdspec.CONFIG_ENV`)."""
+    path = getattr(args, "config", None)
+    if path is None:
+        yield
+        return
+    from runners.native.cmdspec import CONFIG_ENV, load_config
+    from runners.native.registry import builtin_targets
+
+    try:
+        load_config(Path(path), [t.name for t in builtin_targets()])
+    except ValueError as e:
+        raise UsageError(f"--config: {e}") from None
+    old = os.environ.get(CONFIG_ENV)
+    os.environ[CONFIG_ENV] = os.path.abspath(path)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(CONFIG_ENV, None)
+        else:
+            os.environ[CONFIG_ENV] = old
 
 
 def printable(message: str) -> str:
@@ -99,7 +129,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        with apply_store_limits(args):
+        with apply_store_limits(args), _config(args):
             return int(args._run(args))
     except (UsageError, ResourceLimit) as e:
         _error(str(e))

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Set
 
 from vm.snapshot.resume import HOST_MODULE
+from vm.snapshot.resume.wasi_part import WASI_MODULE
 
 _BULK = {"memory.init", "data.drop", "memory.copy", "memory.fill", "table.init", "elem.drop", "table.copy"}
 _REFS = {"ref.null", "ref.func", "ref.is_null", "table.get", "table.set", "table.size", "table.grow",
@@ -132,6 +133,8 @@ def module_features(m: Any) -> Set[str]:
             out.add("exception-tags")
         if imp.module == HOST_MODULE:  # a host reference the adapter must create (heap_part.py)
             out.add("host-references")
+        if imp.module == WASI_MODULE:  # the target provides WASI preview 1 (runners/native/sandbox.py)
+            out.add("wasi")
     gtypes = m.global_types()
     for ex in m.exports:
         if ex.kind == "global" and gtypes[ex.index].mutable:

@@ -16,6 +16,7 @@ from vm.binary import decode_module
 from vm.errors import WasmError
 from vm.module import Module
 from vm.snapshot.resume import HOST_MODULE, Manifest
+from vm.snapshot.resume.wasi_part import WASI_MODULE
 from vm.valid import validate_module
 
 from .engines import wasmtime_engine
@@ -108,8 +109,14 @@ class ModuleInfo:
                 if e is None or e.kind != kind:
                     return f"no exported {kind} {n!r}"
         for imp in self.imports:
+            if imp.module == WASI_MODULE and man.wasi is not None:
+                continue  # the target provides WASI (runners/native/sandbox.py)
             if imp.module not in ("spectest", HOST_MODULE):
                 return f"imports {imp.module}.{imp.name}: only spectest imports and host references are provided"
+        if man.wasi is not None:
+            e = self.export(man.wasi.status_export)
+            if e is None or e.kind != "global":
+                return f"no exported global {man.wasi.status_export!r} (the WASI prologue's status)"
         return None
 
     def resume_results(self, man: Manifest) -> Tuple[str, ...]:

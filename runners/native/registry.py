@@ -9,21 +9,34 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
+from .cmdspec import parse_cmd, user_targets
 from .target import Target
 from .v8 import V8Target
 from .wabt import WabtTarget
+from .wamr import WamrTarget
 from .wasm2c import Wasm2cTarget
 from .wasm3 import Wasm3Target
 from .wasmtime import WasmtimeTarget
 
 
+def builtin_targets() -> List[Target]:
+    """The targets wcr ships."""
+    return [WasmtimeTarget(), V8Target(), Wasm3Target(), WabtTarget(), Wasm2cTarget(), WamrTarget()]
+
+
 def all_targets() -> List[Target]:
-    """Every native target wcr knows, available or not (ask each with :meth:`Target.available`)."""
-    return [WasmtimeTarget(), V8Target(), Wasm3Target(), WabtTarget(), Wasm2cTarget()]
+    """Every native target wcr knows, available or not (ask each with :meth:`Target.available`): the
+    built-in ones, then the user's (:mod:`.cmdspec`: ``wcr.targets`` entry points, the config file's
+    ``[targets]``).  ``ValueError`` for a bad config file or plugin."""
+    builtin = builtin_targets()
+    return builtin + user_targets([t.name for t in builtin])
 
 
 def get_target(name: str) -> Target:
-    """A fresh target object by name; ``KeyError`` naming the known ones otherwise."""
+    """A fresh target object by name, or of a ``cmd:`` spec; ``KeyError`` naming the known ones
+    otherwise, ``ValueError`` for a bad spec, config file or plugin."""
+    if name.startswith("cmd:"):
+        return parse_cmd(name, [t.name for t in builtin_targets()])
     for t in all_targets():
         if t.name == name:
             return t

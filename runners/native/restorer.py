@@ -23,13 +23,14 @@ Public API: :func:`target_restorer`, :class:`TargetRestorer`, :func:`outcome_dic
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from vm.values import format_value, parse_value
 
-from ..oracle import compare_native
+from ..oracle import compare_final_state, compare_native, compare_wasi
 from ..restore import (
     ERROR,
     INCONCLUSIVE,
@@ -145,7 +146,7 @@ class TargetRestorer(Restorer):
                     results[i] = CheckResult(self.name, ERROR, err)
                     continue
                 results[i] = self.judge(it.reference, state.host_log, out, it.final_state, rm.manifest,
-                                        "relaxed-simd" in module_features(rm.module))
+                                        "relaxed-simd" in module_features(rm.module), state.wasi)
         self._classify_with_baseline(items, results)
         return [r for r in results if r is not None]
 
@@ -201,12 +202,19 @@ class TargetRestorer(Restorer):
                                      f"differs too: {r.extra['baseline']})", r.outcome, r.extra)
 
     def judge(self, reference: Dict[str, Any], prefix_log: Any, out: NativeOutcome, final_state: Any,
-              manifest: Any, relaxed_simd: bool = False) -> CheckResult:
+              manifest: Any, relaxed_simd: bool = False, wasi_prefix: Any = None) -> CheckResult:
         """``relaxed_simd``: the resume module has relaxed SIMD instructions (a difference is then
-        inconclusive, :func:`runners.oracle.relaxed_simd_verdict`)."""
-        verdict, diffs = compare_native(reference, prefix_log, out, final_state, manifest, relaxed_simd)
-        status = _STATUS[verdict]
+        inconclusive, :func:`runners.oracle.relaxed_simd_verdict`); ``wasi_prefix``: the snapshot's WASI
+        state, whose stdout/stderr come before the target's (:func:`wasi_verdict`)."""
         extra: Dict[str, Any] = {"seconds": round(out.seconds, 4)}
+        if getattr(manifest, "wasi", None) is not None:  # memories are WASI's scratch too (wasi_memory)
+            mem = wasi_memory(final_state, manifest, out)
+            if mem:
+                extra["wasi_memory_differences"] = mem
+            manifest = dataclasses.replace(manifest, memories={})
+        verdict, diffs = compare_native(reference, prefix_log, out, final_state, manifest, relaxed_simd)
+        verdict, diffs = wasi_verdict(verdict, diffs, reference, wasi_prefix, out, manifest)
+        status = _STATUS[verdict]
         if out.trap_candidates and len(out.trap_candidates) > 1:
             extra["trap_candidates"] = sorted(out.trap_candidates)
         return CheckResult(self.name, status, "; ".join(diffs), outcome_dict(out), extra)
@@ -224,6 +232,7 @@ def outcome_dict(out: NativeOutcome, target: Optional[str] = None) -> Dict[str, 
     h.update(json.dumps({k: fmt(v) for k, v in sorted(out.globals.items())}, sort_keys=True).encode())
     h.update(json.dumps(out.tables, sort_keys=True).encode())
     d: Dict[str, Any] = {
+        **({"wasi": out.wasi} if out.wasi is not None else {}),
         "results": [fmt(v) for v in out.results],
         "trap": out.trap,
         "instructions": None,
@@ -242,6 +251,35 @@ def outcome_dict(out: NativeOutcome, target: Optional[str] = None) -> Dict[str, 
 
 _STATUS = {"match": MATCH, "mismatch": MISMATCH, "inconclusive": INCONCLUSIVE, "error": ERROR,
            "not-applicable": NOT_APPLICABLE}
+
+
+def wasi_memory(final_state: Any, manifest: Any, out: NativeOutcome) -> List[str]:
+    """Differences of the final memories of a WASI program: reported (``extra``), not judged.  WASI
+    functions write values into the program's memory that differ between correct runtimes and that the
+    program may never read (the rights of ``fd_fdstat_get``, inode and device numbers and timestamps of
+    ``fd_filestat_get``), and C code leaves them in dead stack frames; what a WASI program shows the world
+    is its results, output, exit code and files, which are judged.  Globals and tables still are."""
+    only = dataclasses.replace(manifest, globals={}, tables={})
+    return compare_final_state(final_state, only, out)
+
+
+def wasi_verdict(verdict: str, diffs: List[str], reference: Dict[str, Any], wasi_prefix: Any, out: NativeOutcome,
+                 manifest: Any) -> Tuple[str, List[str]]:
+    """A WASI program's end on the target (exit code, the snapshot's output followed by the target's,
+    files: :func:`runners.oracle.compare_wasi`) joins the verdict of a run that said something.  A
+    program that reads a clock or random source (``manifest.wasi.nondeterministic``) cannot be
+    compared with our virtual clock and seeded stream: its mismatch is inconclusive."""
+    run = getattr(manifest, "wasi", None)
+    if verdict not in ("match", "mismatch") or (run is None and "wasi" not in reference):
+        return verdict, diffs
+    more = compare_wasi(reference.get("wasi"), wasi_prefix, out.wasi)
+    if not more:
+        return verdict, diffs
+    diffs = diffs + more
+    if run is not None and run.nondeterministic:
+        return "inconclusive", [f"the program reads {', '.join(run.nondeterministic)}: the target's real clock "
+                                "and random source are not our virtual ones; differences: " + "; ".join(diffs)]
+    return "mismatch", diffs
 
 
 def cast_result(r: Optional[CheckResult]) -> CheckResult:

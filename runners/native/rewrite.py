@@ -10,7 +10,7 @@
   the element index; every table but a funcref one has one: wasmtime-py reads an ``externref`` that
   holds an internal reference as null).  A native comparison needs only null/non-null of a reference (identity is not
   observable from a host), so nothing is lost.
-* :func:`internalize_spectest`: the spectest memory/table/global imports become definitions with the
+* :func:`internalize_spectest` (:func:`internalized`: the same on the decoded module): the spectest memory/table/global imports become definitions with the
   spectest's types and values (for wasm3, which can import only functions).
 * :func:`with_entry`: the *original* module with one appended function that calls an export with
   constant arguments, exported as the entry a target runs, and every memory/global/table exported for
@@ -116,10 +116,15 @@ def with_null_probes(module: Module, man: Manifest) -> Module:
 
 
 def internalize_spectest(module: Module) -> bytes:
+    """:func:`internalized`, encoded (wasm3's loader takes bytes)."""
+    return encode_module(internalized(module))
+
+
+def internalized(module: Module) -> Module:
     """The spectest memory/table/global imports turned into definitions (declared in
     :mod:`vm.runtime.spectest`).  Index spaces are preserved: imported entries come first in each index
     space, so each one moves to the front of its definition list, in order.  The shared identity is
-    lost, which does not matter for one resume module run alone."""
+    lost, which does not matter for one resume module run alone.  Function and tag imports stay."""
     keep: List[Import] = []
     tables: List[Table] = []
     memories: List[Memory] = []
@@ -139,9 +144,9 @@ def internalize_spectest(module: Module) -> bytes:
         else:
             raise Unrunnable(f"cannot define import {imp.module}.{name} in place")
     if len(keep) == len(module.imports):
-        return encode_module(module)
-    return encode_module(replace(module, imports=keep, tables=tables + module.tables,
-                                 memories=memories + module.memories, globals=globs + module.globals))
+        return module
+    return replace(module, imports=keep, tables=tables + module.tables,
+                   memories=memories + module.memories, globals=globs + module.globals)
 
 
 #: the entry :func:`with_entry` adds, and the prefix of the read-back exports it adds

@@ -74,6 +74,9 @@ class NativeOutcome:
     nan_exact: bool = True
     seconds: float = 0.0
     details: Dict[str, Any] = field(default_factory=dict)
+    #: a WASI program's end on the target, shaped like :attr:`vm.snapshot.Outcome.wasi` (exit code, this
+    #: run's stdout/stderr in base64, the sandbox's files digest: :class:`.sandbox.Sandbox`), else None
+    wasi: Optional[Dict[str, Any]] = None
 
     @property
     def stopped(self) -> Optional[str]:
@@ -109,6 +112,7 @@ class NativeOutcome:
             "globals": {k: list(v) for k, v in self.globals.items()}, "tables": self.tables,
             "inconclusive": self.inconclusive, "unsupported": self.unsupported, "error": self.error,
             "nan_exact": self.nan_exact, "seconds": self.seconds,
+            **({"wasi": self.wasi} if self.wasi is not None else {}),
         }
 
 class Target:
@@ -117,7 +121,8 @@ class Target:
     sat-trunc, multi-value, bulk-memory, reference-types, simd, relaxed-simd, tail-call,
     extended-const, multi-memory, memory64, function-references, gc, exception-tags (tags, ``throw``),
     exceptions (``try_table``, ``throw_ref``, ``exnref``), legacy-exceptions (``try``/``catch``/
-    ``delegate``/``rethrow``), host-references (host references of a state imported from ``wcr_host``)."""
+    ``delegate``/``rethrow``), host-references (host references of a state imported from ``wcr_host``),
+    wasi (``wasi_snapshot_preview1`` imports, run in a :class:`.sandbox.Sandbox`)."""
 
     name: str = "?"
     features: FrozenSet[str] = frozenset()

@@ -5,6 +5,14 @@ dominate otherwise); it speaks the framed protocol of :mod:`runners.framing`.  I
 run: fresh instances for each module, and a run that hangs or crashes node costs only that run (the
 process is killed and restarted, see :func:`.process.ask`).  Feature flags enable the proposals that
 node 20's V8 implements in their final form (relaxed SIMD, extended constant expressions).
+
+WASI programs (feature ``wasi``, node >= 20) run under ``node:wasi`` (``version: 'preview1'``,
+``returnOnExit``) in a :class:`.sandbox.Sandbox`.  node binds WASI to an instance only through
+``start()`` (which wants a ``_start`` and no ``_initialize``) or ``initialize()`` (which refuses a
+``_start`` and would run an ``_initialize`` again): a resume module keeps the original's exports, a C
+command's ``_start`` among them, so ``v8_server.js`` hands ``start()`` a stand-in object whose ``memory`` is
+the resume module's and whose ``_start`` runs the reader (node checks only that these are a function and a
+``WebAssembly.Memory``); ``proc_exit`` then returns its code from ``start()``.
 """
 
 from __future__ import annotations
@@ -14,16 +22,17 @@ import shutil
 import subprocess
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Dict, FrozenSet, Tuple
+from typing import Any, Dict, FrozenSet, Optional, Tuple
 
-from vm.errors import UNCAUGHT_EXCEPTION
+from vm.errors import PROC_EXIT, UNCAUGHT_EXCEPTION
 from vm.snapshot.resume import Manifest
 
 from ..framing import FramedChild
 from . import adapter
 from .introspect import ModuleInfo
-from .process import ServerDied, Unrunnable, ask
+from .process import InvalidModule, ServerDied, Unrunnable, ask
 from .rewrite import rename_import_module
+from .sandbox import Sandbox, SandboxError, env_pairs, text_args, wasi_outcome
 from .target import NativeOutcome, Target, TrapTable, classify
 
 SERVER = Path(__file__).with_name("v8_server.js")
@@ -85,6 +94,10 @@ BASE_FEATURES = frozenset({
 LATER_FEATURES = (((11, 9), frozenset({"function-references", "gc"})), ((13, 7), frozenset({"exceptions"})))
 
 
+#: node's own version from which its ``node:wasi`` takes ``version: 'preview1'`` (WASI for resume modules)
+WASI_NODE = 20
+
+
 def v8_features(version: str) -> FrozenSet[str]:
     """The features of node's V8 of this version string (``"20.20.2 / V8 11.3.244.8-node.33"``)."""
     try:
@@ -92,6 +105,8 @@ def v8_features(version: str) -> FrozenSet[str]:
     except (IndexError, ValueError):
         return BASE_FEATURES
     out = set(BASE_FEATURES)
+    if version[:2].isdigit() and int(version.split(".")[0]) >= WASI_NODE:
+        out.add("wasi")
     for since, feats in LATER_FEATURES:
         if (major, minor) >= since:
             out |= feats
@@ -119,6 +134,23 @@ class V8Target(Target):
         return srv
 
     def _run(self, wasm: bytes, info: ModuleInfo, man: Manifest, out: NativeOutcome, timeout: float) -> None:
+        if man.wasi is None:
+            self._run_in(wasm, info, man, out, timeout, None)
+            return
+        try:
+            sb = Sandbox(man.wasi)
+        except SandboxError as exc:
+            raise InvalidModule(f"the snapshot's WASI files: {exc}") from exc
+        with sb:
+            try:
+                self._run_in(wasm, info, man, out, timeout, sb)
+            except SandboxError as exc:  # args/env the runtime's API cannot take
+                raise Unrunnable(str(exc)) from exc
+            if out.inconclusive is None:
+                wasi_outcome(out, man, sb, out.details.pop("exit_code", None), out.details.pop("wasi_status", 0))
+
+    def _run_in(self, wasm: bytes, info: ModuleInfo, man: Manifest, out: NativeOutcome, timeout: float,
+                sb: Optional[Sandbox]) -> None:
         exe, why = _node()
         if not exe:
             raise Unrunnable(why)
@@ -127,9 +159,13 @@ class V8Target(Target):
         def b64(data: bytes) -> str:
             return base64.b64encode(data).decode("ascii")
 
-        req = {"shim": b64(adapter.shim(info)), "resume": b64(rename_import_module(info.module, man=man)),
+        req: Dict[str, Any] = {"shim": b64(adapter.shim(info)), "resume": b64(rename_import_module(info.module, man=man)),
                "reader": b64(adapter.wat(adapter.reader_wat(info, man, dumps=False))),
                "memories": list(man.memories.values()), "tables": list(man.tables.values())}
+        if sb is not None:  # node:wasi over the sandbox (v8_server.js opens the stream files)
+            req["wasi"] = {"args": text_args(sb.run), "env": dict(env_pairs(sb.run)), "preopens": dict(sb.preopens),
+                           "stdin": sb.stdin, "stdout": sb.stdout, "stderr": sb.stderr,
+                           "status": sb.run.status_export}
         try:
             res = ask(self._server(), req, timeout)
         except ServerDied as exc:
@@ -151,4 +187,10 @@ class V8Target(Target):
         gev = [(int(w), int(v)) for w, v in res["global_events"]]
         adapter.fill_from_adapter(out, info, man, ev, gev)
         out.memories = {k: base64.b64decode(v) for k, v in res.get("memories", {}).items()}
+        wasi = res.get("wasi")
+        if wasi is not None:
+            if wasi.get("exited"):  # proc_exit: the invocation ends like a trap of kind "exit"
+                out.set_trap(PROC_EXIT, f"proc_exit({wasi['exit_code']})")
+                out.details["exit_code"] = int(wasi["exit_code"])
+            out.details["wasi_status"] = int(wasi.get("status") or 0)
         out.tables = {k: ["ref" if x else "null" for x in v] for k, v in res.get("tables", {}).items()}

@@ -2,9 +2,16 @@
 // dominate one process per run).  Protocol on stdin/stdout: wcr's one framed protocol
 // (runners/framing.py), a 4-byte big-endian length, then that many bytes of UTF-8 JSON, both ways.
 //   request:  {shim: base64 (the spectest shim, runners/native/adapter.py), resume: base64 (spectest
-//              imports renamed to wcr_spectest), reader: base64, memories: [names], tables: [names]}
+//              imports renamed to wcr_spectest), reader: base64, memories: [names], tables: [names],
+//              wasi: null | {args, env: {name: value}, preopens: {guest: host dir}, stdin, stdout, stderr
+//              (host file paths), status: export name of the WASI prologue's status}}
 //   response: {run_events, global_events, results, error: {phase, name, message} | null,
-//              memories: {name: base64}, tables: {name: [0 = null | 1]}}
+//              memories: {name: base64}, tables: {name: [0 = null | 1]},
+//              wasi (when asked): {exited, exit_code, status}}
+// A WASI program (runners/native/sandbox.py) runs under node:wasi: `resume` is not a `_start`, and the
+// original module may export one, so node is handed a stand-in instance whose `_start` calls the reader's
+// `run` and whose `memory` is the resume module's (node only binds the memory and calls `_start`);
+// returnOnExit turns proc_exit into a return with the exit code.
 // Every request gets fresh instances, so runs cannot see each other; the spectest memory, tables and
 // globals are defined by the shim (generated from vm/runtime/spectest.py), so this host provides only
 // the two integer prints.  A hang or a crash is handled by the parent (it kills and restarts this
@@ -31,7 +38,18 @@ function runJob(job) {
   };
   let resume = null;
   let reader = null;
+  let wasi = null;
+  const fds = [];
   try {
+    if (job.wasi) {
+      const { WASI } = require('node:wasi');
+      for (const [p, mode] of [[job.wasi.stdin, 'r'], [job.wasi.stdout, 'w'], [job.wasi.stderr, 'w']]) {
+        fds.push(fs.openSync(p, mode));
+      }
+      wasi = new WASI({ version: 'preview1', args: job.wasi.args, env: job.wasi.env, preopens: job.wasi.preopens,
+        stdin: fds[0], stdout: fds[1], stderr: fds[2], returnOnExit: true });
+      out.wasi = { exited: false, exit_code: null, status: 0 };
+    }
     if (!shimModules.has(job.shim)) {
       shimModules.set(job.shim, new WebAssembly.Module(Buffer.from(job.shim, 'base64')));
     }
@@ -45,7 +63,8 @@ function runJob(job) {
           hosts[imp.name] = new WebAssembly.Global({ value: 'externref', mutable: false }, { wcr_host: imp.name });
         }
       }
-      resume = new WebAssembly.Instance(mod, { wcr_spectest: shim.exports, wcr_host: hosts });
+      resume = new WebAssembly.Instance(mod, { wcr_spectest: shim.exports, wcr_host: hosts,
+        ...(wasi ? wasi.getImportObject() : {}) });
     } catch (e) {
       out.error = describe(e, 'instantiate');
     }
@@ -53,8 +72,22 @@ function runJob(job) {
       reader = new WebAssembly.Instance(new WebAssembly.Module(Buffer.from(job.reader, 'base64')),
         { spectest: host, wcr_resume: resume.exports });
       try {
-        const r = reader.exports.run();
-        out.results = (r === undefined ? [] : Array.isArray(r) ? r : [r]).map(String);
+        let r;
+        if (wasi) {
+          const start = () => {
+            try {
+              r = reader.exports.run();
+            } catch (e) {
+              if (typeof e === 'symbol') out.wasi.exited = true;  // node's proc_exit unwinding
+              throw e;
+            }
+          };
+          const code = wasi.start({ exports: { memory: resume.exports.memory, _start: start } });
+          if (out.wasi.exited) out.wasi.exit_code = code;
+        } else {
+          r = reader.exports.run();
+        }
+        if (!wasi || !out.wasi.exited) out.results = (r === undefined ? [] : Array.isArray(r) ? r : [r]).map(String);
       } catch (e) {
         out.error = describe(e, 'run');
       }
@@ -65,6 +98,7 @@ function runJob(job) {
   out.run_events = events;
   events = [];
   try {
+    if (wasi && resume) out.wasi.status = resume.exports[job.wasi.status].value;
     if (reader) {
       reader.exports.dump_globals();
       out.global_events = events;
@@ -80,6 +114,13 @@ function runJob(job) {
     }
   } catch (e) {
     if (!out.error) out.error = describe(e, 'readback');
+  }
+  for (const fd of fds) {
+    try {
+      fs.closeSync(fd);
+    } catch (e) {  // node:wasi may have closed it already (a program's fd_close of a stream)
+      if (e.code !== 'EBADF') throw e;
+    }
   }
   return out;
 }

@@ -12,14 +12,15 @@ from __future__ import annotations
 import threading
 from typing import Any, Dict, List, Optional, Tuple, cast
 
-from vm.errors import TRAP_KINDS, UNCAUGHT_EXCEPTION
+from vm.errors import PROC_EXIT, TRAP_KINDS, UNCAUGHT_EXCEPTION
 from vm.snapshot.resume import HOST_MODULE, Manifest
 
 from . import adapter
 from .engines import on_release, wasmtime_engine
 from .introspect import ModuleInfo
-from .process import Unrunnable
+from .process import InvalidModule, Unrunnable
 from .rewrite import RENAMED, null_probe, rename_import_module
+from .sandbox import Sandbox, SandboxError, env_pairs, text_args, wasi_outcome
 from .target import NativeOutcome, Target
 
 
@@ -75,7 +76,7 @@ class WasmtimeTarget(Target):
     features = frozenset({
         "mvp", "mutable-globals", "sign-ext", "sat-trunc", "multi-value", "bulk-memory", "reference-types",
         "simd", "relaxed-simd", "tail-call", "extended-const", "multi-memory", "memory64",
-        "function-references", "gc", "exception-tags", "exceptions", "host-references",
+        "function-references", "gc", "exception-tags", "exceptions", "host-references", "wasi",
     })
 
     def _available(self) -> Tuple[bool, str]:
@@ -89,10 +90,29 @@ class WasmtimeTarget(Target):
         return f"wasmtime-py {version('wasmtime')}"
 
     def _run(self, wasm: bytes, info: ModuleInfo, man: Manifest, out: NativeOutcome, timeout: float) -> None:
+        if man.wasi is None:
+            self._run_in(wasm, info, man, out, timeout, None)
+            return
+        try:
+            sb = Sandbox(man.wasi)
+        except SandboxError as exc:
+            raise InvalidModule(f"the snapshot's WASI files: {exc}") from exc
+        with sb:
+            try:
+                self._run_in(wasm, info, man, out, timeout, sb)
+            except SandboxError as exc:  # args/env the runtime's API cannot take
+                raise Unrunnable(str(exc)) from exc
+            if out.inconclusive is None:
+                wasi_outcome(out, man, sb, out.details.pop("exit_code", None), out.details.pop("wasi_status", 0))
+
+    def _run_in(self, wasm: bytes, info: ModuleInfo, man: Manifest, out: NativeOutcome, timeout: float,
+                sb: Optional[Sandbox]) -> None:
         import wasmtime as W
 
         engine = _engine()
         store = W.Store(engine)
+        if sb is not None:
+            store.set_wasi(_wasi_config(sb))
         store.set_epoch_deadline(1)
         events: List[Tuple[int, int]] = []
 
@@ -102,6 +122,8 @@ class WasmtimeTarget(Target):
             return fn
 
         linker = W.Linker(engine)
+        if sb is not None:
+            linker.define_wasi()
         i32, i64 = W.ValType.i32(), W.ValType.i64()
         linker.define(store, "spectest", "print_i32", W.Func(store, W.FuncType([i32], []), printer(32)))
         linker.define(store, "spectest", "print_i64", W.Func(store, W.FuncType([i64], []), printer(64)))
@@ -131,6 +153,9 @@ class WasmtimeTarget(Target):
                 r = cast(W.Func, rx["run"])(store)
                 ints = [] if r is None else (list(r) if isinstance(r, (list, tuple)) else [r])
                 out.results = adapter.decode_int_results(info.resume_results(man), ints)
+            except W.ExitTrap as exc:  # proc_exit: the invocation ends like a trap of kind "exit"
+                out.set_trap(PROC_EXIT, f"proc_exit({exc.code})")
+                out.details["exit_code"] = exc.code
             except W.Trap as exc:
                 _set_trap(out, exc)
                 if out.inconclusive and out.inconclusive.startswith("timeout"):
@@ -141,6 +166,8 @@ class WasmtimeTarget(Target):
             cast(W.Func, rx["dump_globals"])(store)
             adapter.fill_from_adapter(out, info, man, run_events, list(events))
             ex = inst.exports(store)
+            if man.wasi is not None:
+                out.details["wasi_status"] = cast(W.Global, ex[man.wasi.status_export]).value(store)
             for m in man.memories.values():
                 mem = cast(W.Memory, ex[m])
                 out.memories[m] = bytes(mem.read(store, 0, mem.data_len(store)))
@@ -155,6 +182,21 @@ class WasmtimeTarget(Target):
             raise Unrunnable(str(exc).splitlines()[0]) from exc
         finally:
             timer.cancel()
+
+
+def _wasi_config(sb: Sandbox) -> Any:
+    """wasmtime's WASI for the sandbox: args, env, the preopens in fd order, the standard streams."""
+    import wasmtime as W
+
+    cfg = W.WasiConfig()
+    cfg.argv = text_args(sb.run)
+    cfg.env = env_pairs(sb.run)
+    for guest, host in sb.preopens:
+        cfg.preopen_dir(host, guest)
+    cfg.stdin_file = sb.stdin
+    cfg.stdout_file = sb.stdout
+    cfg.stderr_file = sb.stderr
+    return cfg
 
 
 def _is_null(v: Any) -> bool:

@@ -15,7 +15,7 @@ import json
 import sys
 from typing import Any, Dict
 
-from suite.commands import EXIT_OK
+from suite.commands import EXIT_OK, UsageError
 from suite.commands._io import read_snapshot, write_output
 
 EXIT_NOT_CONVERTIBLE = 2
@@ -33,7 +33,18 @@ def manifest_json(man: Any) -> Dict[str, Any]:
             "memories": {str(k): v for k, v in man.memories.items()},
             "globals": {str(k): v for k, v in man.globals.items()},
             "tables": {str(k): v for k, v in man.tables.items()},
-            "imports": [list(i) for i in man.imports], "frames": man.frames, "sha256": man.sha256}
+            "imports": [list(i) for i in man.imports], "frames": man.frames, "sha256": man.sha256,
+            **({"wasi": _wasi_json(man.wasi)} if man.wasi is not None else {})}
+
+
+def _wasi_json(run: Any) -> Dict[str, Any]:
+    """What a WASI program's resume module must be run with (the files are the snapshot's)."""
+    def text(b: bytes) -> str:
+        return b.decode("utf-8", "backslashreplace")
+
+    return {"preopens": list(run.roots), "args": [text(a) for a in run.args], "env": [text(e) for e in run.env],
+            "stdin_left": len(run.stdin), "status_export": run.status_export,
+            "nondeterministic": list(run.nondeterministic)}
 
 
 def _run_convert(args: argparse.Namespace) -> int:
@@ -57,7 +68,10 @@ def _add_targets(p: argparse.ArgumentParser) -> None:
 def _run_targets(args: argparse.Namespace) -> int:
     from runners.native import describe, format_describe
 
-    rows = describe()
+    try:
+        rows = describe()
+    except ValueError as e:  # a bad config file or wcr.targets plugin
+        raise UsageError(str(e)) from None
     print(json.dumps(rows, indent=2) if args.json else format_describe(rows))
     return EXIT_OK
 
@@ -65,6 +79,7 @@ def _run_targets(args: argparse.Namespace) -> int:
 COMMANDS = [
     ("convert", "turn a snapshot into a resume module (a plain Wasm module that finishes the run)",
      _add_convert, _run_convert),
-    ("targets", "list the native targets (wasmtime, v8, wasm3, wabt, wasm2c) and whether they are available",
+    ("targets", "list the native targets (wasmtime, v8, wasm3, wabt, wasm2c, wamr, and yours: "
+                "wcr.ini [targets], wcr.targets entry points) and whether they are available",
      _add_targets, _run_targets),
 ]

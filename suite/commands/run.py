@@ -78,12 +78,12 @@ def _add_run(p: argparse.ArgumentParser) -> None:
 
 
 def _run_run(args: argparse.Namespace) -> int:
+    # with --wasi the positional arguments (and those after --) are the program's, not the export's
+    config = wasi_config(args, args.module, (list(args.args) if args.wasi else []) + list(args.program_args))
     if args.invoke is None and not args.wasi:
         raise UsageError("--invoke NAME is required (or --wasi to run a WASI command's _start)")
     name, *rest = args.invoke if args.invoke is not None else ["_start"]
-    # with --wasi the positional arguments (after --) are the program's, not the export's
     texts = rest if args.wasi else list(args.args) + rest
-    config = wasi_config(args, args.module, (list(args.args) if args.wasi else []) + list(args.program_args))
     k_at: Optional[int] = args.checkpoint_at
     if (k_at is None) != (args.snapshot is None):
         raise UsageError("--checkpoint-at and --snapshot go together")

@@ -15,7 +15,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 import wasmtime
 
 from vm.api import Store, instantiate
-from vm.runtime.wasi import MemFS, WasiConfig, WasiState
+from vm.runtime.wasi import WasiConfig, WasiState, host_digest
 from vm.runtime.wasi.preview1 import SIGNATURES
 from vm.snapshot import finish, start
 
@@ -72,13 +72,8 @@ def _escape(raw: bytes) -> str:
 
 
 def digest_of(host_dir: Optional[str], guest: str = "/sandbox") -> str:
-    """The canonical files digest of a host directory preopened as ``guest`` (:meth:`MemFS.digest`)."""
-    fs = MemFS()
-    if host_dir is None:
-        fs.mkroot(guest)
-    else:
-        fs.load_dir(host_dir, guest)
-    return fs.digest()
+    """The canonical files digest of a host directory preopened as ``guest``."""
+    return host_digest(host_dir, guest)
 
 
 def ours(wasm: bytes, args: List[str] = (), env: Sequence[Tuple[str, str]] = (), dir: Optional[str] = None,
@@ -153,6 +148,10 @@ class Prog:
         self.data.append((ptr, b))
         self.next += len(b) + 8 - len(b) % 8
         return f"(i32.const {ptr}) (i32.const {len(b)})"
+
+    def ptr(self, raw: Any) -> str:
+        """``(i32.const ptr)`` of ``raw`` placed in memory."""
+        return self.s(raw).split(") ")[0] + ")"
 
     def errno(self, call: str) -> Prog:
         self.body.append(f"(call $num {call})")

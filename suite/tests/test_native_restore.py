@@ -31,7 +31,7 @@ from runners.restore import (  # noqa: E402
 )
 from runners.session import items_for as checkpoint_items  # noqa: E402
 
-TARGETS = ["wasmtime", "v8", "wasm3", "wabt", "wasm2c"]
+TARGETS = ["wasmtime", "v8", "wasm3", "wabt", "wasm2c", "wamr"]
 
 RECURSION_IN_LOOP = """(module
  (import "spectest" "print_i32" (func $p (param i32)))

@@ -284,7 +284,7 @@ def test_shim_is_generated_from_the_spectest_declaration() -> None:
 
 def test_describe_lists_every_target() -> None:
     rows = native.describe()
-    assert [r["name"] for r in rows] == ["wasmtime", "v8", "wasm3", "wabt", "wasm2c"]
+    assert [r["name"] for r in rows] == ["wasmtime", "v8", "wasm3", "wabt", "wasm2c", "wamr"]
     for r in rows:
         assert r["available"] or r["reason"]
         assert "mvp" in r["features"]

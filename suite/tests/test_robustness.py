@@ -142,7 +142,23 @@ def _handmade() -> list:
         store = Store()
         inst = instantiate(store, wasm)
         out.append((wasm, checkpoint(store, run_to(store, inst.exports["e"], [], 4)), "e@4"))
+    out.append(_wasi_base())
     return out
+
+
+def _wasi_base() -> tuple:
+    """A WASI program stopped with a file open at an offset and output written (section 13; the WASI
+    rules 25-37 of the targeted edits apply to it)."""
+    import wasmtime
+
+    from runners.wasi_run import vm_start
+    from vm.runtime.wasi import WasiConfig
+    from vm.snapshot import advance, checkpoint
+
+    wasm = bytes(wasmtime.wat2wasm((Path(__file__).parent / "wasi" / "files.wat").read_text()))
+    store, run = vm_start(wasm, WasiConfig(args=["files.wasm"], dirs=[("/sandbox", None)]))
+    advance(store, run, 300)
+    return wasm, checkpoint(store, run), "wasi:_start@300"
 
 
 @pytest.fixture(scope="module")

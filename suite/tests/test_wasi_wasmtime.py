@@ -360,3 +360,70 @@ def test_a_pointer_outside_memory_traps_like_wasmtime(sandbox, call):
     mine, _, out = ours(wasm, dir=sandbox)
     assert out.trap == "out of bounds memory access"
     assert mine == theirs(wasm, dir=sandbox)  # code -1: a trap on both
+
+
+@pytest.mark.parametrize("rights", [0x1fffffbd, 0x2, 0x40, 0x42, 0x1, 0])
+def test_open_modes_and_rights_follow_the_request_like_wasmtime(sandbox, rights):
+    """Read-only without FD_WRITE (unless O_CREAT/O_TRUNC), write-only with FD_WRITE but not FD_READ;
+    the rights fd_fdstat_get reports; empty reads and writes on an fd that cannot."""
+    p = Prog()
+    x = p.ptr("x")
+    p.wat(f"(i32.store (i32.const 128) {x}) (i32.store (i32.const 132) (i32.const 1))"
+          "(i32.store (i32.const 136) (i32.const 600)) (i32.store (i32.const 140) (i32.const 0))")
+    for oflags in (0, O_CREAT, O_TRUNC):
+        opened(p, "a.txt", oflags, f"(i64.const {rights})").save_fd(0)
+        for iov in (128, 136):
+            p.errno(f"(call $fd_write {fd_slot(0)} (i32.const {iov}) (i32.const 1) (i32.const 200))")
+            p.errno(f"(call $fd_read {fd_slot(0)} (i32.const {iov}) (i32.const 1) (i32.const 200))")
+        p.errno(f"(call $fd_filestat_set_size {fd_slot(0)} (i64.const 1))")
+        p.errno(f"(call $fd_fdstat_get {fd_slot(0)} (i32.const 256))")
+        p.num("(i32.load (i32.const 264))").num("(i32.load (i32.const 272))")
+        p.wat(f"(drop (call $fd_close {fd_slot(0)}))")
+    p.errno("(call $fd_fdstat_get (i32.const 3) (i32.const 256))")
+    p.num("(i32.load (i32.const 264))").num("(i32.load (i32.const 272))")
+    same(p, sandbox)
+
+
+def test_one_call_moves_the_first_non_empty_buffer_like_wasmtime(sandbox):
+    p = Prog()
+    opened(p, "f", O_CREAT).save_fd(0)
+    a, b = p.ptr("ab"), p.ptr("cd")
+    p.wat(f"(i32.store (i32.const 128) (i32.const 0)) (i32.store (i32.const 132) (i32.const 0))"
+          f"(i32.store (i32.const 136) {a}) (i32.store (i32.const 140) (i32.const 2))"
+          f"(i32.store (i32.const 144) {b}) (i32.store (i32.const 148) (i32.const 2))")
+    for call in (f"$fd_write {fd_slot(0)} (i32.const 128) (i32.const 3)", "$fd_write (i32.const 1) (i32.const 128) (i32.const 3)",
+                 f"$fd_pwrite {fd_slot(0)} (i32.const 128) (i32.const 3) (i64.const 10)"):
+        p.errno(f"(call {call} (i32.const 200))").num("(i32.load (i32.const 200))")
+    p.errno(f"(call $fd_seek {fd_slot(0)} (i64.const 0) (i32.const 0) (i32.const 200))")
+    p.wat("(i32.store (i32.const 136) (i32.const 600)) (i32.store (i32.const 144) (i32.const 700))")
+    for call in (f"$fd_read {fd_slot(0)} (i32.const 128) (i32.const 3)", "$fd_read (i32.const 0) (i32.const 128) (i32.const 3)",
+                 f"$fd_pread {fd_slot(0)} (i32.const 128) (i32.const 3) (i64.const 0)"):
+        p.errno(f"(call {call} (i32.const 200))").num("(i32.load (i32.const 200))")
+    p.wat("(call $print (i32.const 600) (i32.const 2)) (call $print (i32.const 700) (i32.const 2))")
+    wasm = p.wasm()
+    mine = ours(wasm, dir=sandbox, stdin=b"xyz")[0]
+    assert mine == theirs(wasm, dir=sandbox, stdin=b"xyz")
+
+
+def test_trailing_slashes_dots_and_empty_names_like_wasmtime(sandbox):
+    p = Prog()
+    for length in (0, 7, 8, 9, 100):  # "/sandbox" is 8 bytes
+        p.errno(f"(call $fd_prestat_dir_name (i32.const 3) (i32.const 512) (i32.const {length}))")
+    p.wat("(call $print (i32.const 512) (i32.const 8))")
+    for path, oflags in ((".", O_CREAT | O_EXCL), ("sub/", O_CREAT | O_EXCL), ("a.txt/", O_CREAT), ("../x/", O_CREAT),
+                         ("nodir/x/", O_CREAT), ("/x/", O_CREAT), ("a.txt/x/", O_CREAT), ("new/", O_CREAT)):
+        opened(p, path, oflags)
+    for a, b in (("a.txt", "a.txt/"), ("sub/", "sub2/"), ("sub2", "."), (".", "x"), ("empty", "..")):
+        p.errno(f"(call $path_rename (i32.const 3) {p.s(a)} (i32.const 3) {p.s(b)})")
+    for path in (".", "sub2/", "nonexist/", "a.txt/", "../x/", "empty/"):
+        p.errno(f"(call $path_unlink_file (i32.const 3) {p.s(path)})")
+        p.errno(f"(call $path_remove_directory (i32.const 3) {p.s(path)})")
+        p.errno(f"(call $path_create_directory (i32.const 3) {p.s(path)})")
+        p.errno(f"(call $path_link (i32.const 3) (i32.const 0) {p.s(path)} (i32.const 3) {p.s('l')})")
+        p.errno(f"(call $path_link (i32.const 3) (i32.const 0) {p.s('a.txt')} (i32.const 3) {p.s(path)})")
+        p.errno(f"(call $path_symlink {p.s('a.txt')} (i32.const 3) {p.s(path)})")
+    p.errno(f"(call $path_create_directory (i32.const 3) {p.s('nd/.')})")
+    p.errno(f"(call $path_symlink {p.s('')} (i32.const 3) {p.s('emptylink')})")
+    p.errno("(call $fd_readdir (i32.const 3) (i32.const 512) (i32.const 100) (i64.const 99) (i32.const 200))")
+    p.num("(i32.load (i32.const 200))")
+    same(p, sandbox)

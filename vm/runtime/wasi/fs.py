@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ...errors import ResourceLimit
 from .constants import (
+    EBUSY,
     EEXIST,
     EFBIG,
     EILSEQ,
@@ -208,6 +209,9 @@ class MemFS:
     def _walk(self, stack: List[int], parts: List[str], budget: List[int]) -> List[int]:
         """``stack`` (sandbox root first) extended by ``parts``, every symlink followed."""
         for c in parts:
+            cur = self.inodes[stack[-1]]
+            if cur.kind != DIR:  # also before "." and "..": "file/.." is not a directory
+                raise _err(ENOTDIR)
             if c in ("", "."):
                 continue
             if c == "..":
@@ -215,9 +219,6 @@ class MemFS:
                     raise _err(EPERM)
                 stack = stack[:-1]
                 continue
-            cur = self.inodes[stack[-1]]
-            if cur.kind != DIR:
-                raise _err(ENOTDIR)
             ino = cur.entries.get(c)
             if ino is None:
                 raise _err(ENOENT)
@@ -266,6 +267,8 @@ class MemFS:
         if want_dir:
             if node.kind != DIR:
                 raise _err(ENOTDIR)
+            if loc.must_dir:
+                raise _err(EINVAL)  # "dir/" names "dir/." (wasmtime)
             if node.entries:
                 raise _err(ENOTEMPTY)
         elif node.kind == DIR:
@@ -280,7 +283,7 @@ class MemFS:
         """Move the entry ``src`` to ``dst`` (replacing a file, or an empty directory, there): the inode
         it replaced (for :meth:`drop_if_orphan`), or None."""
         if src.name in (".", "..") or dst.name in (".", ".."):
-            raise _err(EINVAL if src.name in (".", "..") else EEXIST)
+            raise _err(EBUSY)
         ino = self.inodes[src.parent].entries.get(src.name)
         if ino is None:
             raise _err(ENOENT)
@@ -363,7 +366,6 @@ class MemFS:
         with os.scandir(host) as it:
             entries = sorted(it, key=lambda e: e.name)
         for e in entries:
-            name = e.name
             if e.is_symlink():
                 target = os.readlink(e.path)
                 self._charge_load(len(target), top)
@@ -373,28 +375,37 @@ class MemFS:
                 child = self.new(DIR, ino)
                 self._load(e.path, child, top)
             elif e.is_file():
-                self._charge_load(e.stat().st_size, top)
+                with open(e.path, "rb") as f:  # never more than the limit allows, whatever its size says
+                    data = f.read(self.max_bytes - self.used + 1)
+                self._charge_load(len(data), top)
                 child = self.new(FILE, ino)
-                with open(e.path, "rb") as f:
-                    self.inodes[child].data = bytearray(f.read(self.max_bytes + 1))
+                self.inodes[child].data = bytearray(data)
             else:
-                continue
-            self.inodes[ino].entries[name] = child
-        self.recount()
-        if self.used > self.max_bytes:
-            self._charge_load(0, top)
+                continue  # a fifo, socket or device: not a file a program could have written
+            self.inodes[ino].entries[e.name] = child
 
     def _charge_load(self, n: int, top: str) -> None:
-        self._used = self.used + n
-        if self._used > self.max_bytes:
+        if self.used + n > self.max_bytes:
             raise ResourceLimit(f"--dir {top}: the directory holds more than {self.max_bytes} bytes "
                                 f"(the WASI filesystem's limit; --max-fs-bytes)")
+        self._used = self.used + n
 
     def write_back(self, guest: str, host_path: str) -> None:
         """Make the host directory ``host_path`` hold what the root ``guest`` holds (what ``wasmtime
         run`` leaves in a preopened directory): files written, directories and symlinks created, entries
         the program removed removed.  Host symlinks are replaced, never followed."""
         _mirror(self, self.roots[guest], host_path)
+
+
+def host_digest(host_path: Optional[str], guest: str, limits: Any = None) -> str:
+    """The files digest (:meth:`MemFS.digest`) of a host directory preopened as ``guest`` (None: an empty
+    one): how a sandbox another runtime ran in (wasmtime's, a target's copy) is compared with ours."""
+    fs = MemFS(limits)
+    if host_path is None:
+        fs.mkroot(guest)
+    else:
+        fs.load_dir(host_path, guest)
+    return fs.digest()
 
 
 def _mirror(fs: MemFS, ino: int, host: str) -> None:

@@ -79,20 +79,13 @@ class Guest:
             out.append((buf, length))
         return out
 
-    def gather(self, ptr: int, n: int) -> bytes:
-        """The bytes an iovec array names, concatenated (``fd_write``)."""
-        return b"".join(self.read(buf, length) for buf, length in self.iovecs(ptr, n))
-
-    def scatter(self, iovs: List[Tuple[int, int]], data: bytes) -> int:
-        """Spread ``data`` over the buffers (``fd_read``): bytes placed."""
-        done = 0
-        for buf, length in iovs:
-            if done >= len(data):
-                break
-            chunk = data[done:done + length]
-            self.write(buf, chunk)
-            done += len(chunk)
-        return done
+    def first(self, ptr: int, n: int) -> Tuple[int, int]:
+        """The first non-empty buffer of an iovec array, or (0, 0): what one read or write moves, as in
+        wasmtime (a program's libc loops for the rest)."""
+        for buf, length in self.iovecs(ptr, n):
+            if length:
+                return buf, length
+        return 0, 0
 
 
 def signed64(v: int) -> int:

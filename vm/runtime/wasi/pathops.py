@@ -17,7 +17,6 @@ from .constants import (
     ENOTDIR,
     EPERM,
     ESUCCESS,
-    FDFLAG_APPEND,
     FDFLAGS_ALL,
     LOOKUP_SYMLINK_FOLLOW,
     O_ALL,
@@ -25,9 +24,12 @@ from .constants import (
     O_DIRECTORY,
     O_EXCL,
     O_TRUNC,
+    R_FD_READ,
+    R_FD_READDIR,
     R_FD_WRITE,
+    RIGHTS_ALL,
     RIGHTS_DIR,
-    RIGHTS_FILE,
+    RIGHTS_DIR_INHERITING,
     WasiError,
 )
 from .fdops import filestat, set_times
@@ -60,40 +62,52 @@ def _locate(st: WasiState, fd: int, ptr: int, n: int, follow: bool) -> Loc:
 
 
 def path_open(st: WasiState, fd: int, dirflags: int, ptr: int, n: int, oflags: int, base: int,
-              inheriting: int, fdflags: int, fd_ptr: int) -> int:
+              inheriting: int, fdflags: int, fd_ptr: int) -> int:  # noqa: ARG001 - inheriting: see file_rights
     if oflags & ~O_ALL or fdflags & ~FDFLAGS_ALL or dirflags & ~LOOKUP_SYMLINK_FOLLOW:
         raise WasiError(EINVAL)
     if oflags & O_DIRECTORY and oflags & (O_CREAT | O_TRUNC):
         raise WasiError(EINVAL)
     g = Guest(st.memory)
     g.check(fd_ptr, 4)
-    loc = _locate(st, fd, ptr, n, bool(dirflags & LOOKUP_SYMLINK_FOLLOW))
+    exclusive = oflags & O_CREAT and oflags & O_EXCL  # never through a final symlink (POSIX O_EXCL)
+    dir_ino = _dir(st, fd)
+    path = _path(st, ptr, n)
+    if oflags & O_CREAT and path.endswith(b"/") and path.strip(b"/"):
+        st.fs.locate(dir_ino, path.rstrip(b"/"), False)  # the directories on the way fail first
+        raise WasiError(EISDIR)  # then creating "name/", whatever is there (wasmtime)
+    loc = st.fs.locate(dir_ino, path, bool(dirflags & LOOKUP_SYMLINK_FOLLOW) and not exclusive)
     ino = loc.ino
     if ino is None:
         if not oflags & O_CREAT:
             raise WasiError(ENOENT)
-        if loc.must_dir:
-            raise WasiError(EISDIR)
         ino = st.fs.create(loc, FILE_INODE)
     else:
         if oflags & O_CREAT and oflags & O_EXCL:
             raise WasiError(EEXIST)
-        ino = _existing(st, ino, loc, oflags, dirflags, base)
+        ino = _existing(st, ino, loc, oflags, base)
     node = st.fs.node(ino)
     if node.kind == DIR_INODE:
-        entry = FdEntry(DIR, ino, None, base & RIGHTS_DIR, inheriting & (RIGHTS_DIR | RIGHTS_FILE), fdflags)
+        entry = FdEntry(DIR, ino, None, RIGHTS_DIR, RIGHTS_DIR_INHERITING, fdflags)
     else:
         if oflags & O_TRUNC:
             st.fs.resize(node, 0)
             node.mtim = node.ctim = st.fs_time()
-        entry = FdEntry(FILE, ino, None, base & RIGHTS_FILE, 0, fdflags)
-        if fdflags & FDFLAG_APPEND:
-            entry.offset = 0
+        rights = file_rights(base, oflags)
+        entry = FdEntry(FILE, ino, None, rights, rights, fdflags)
     g.u32(fd_ptr, st.new_fd(entry))
     return ESUCCESS
 
 
-def _existing(st: WasiState, ino: int, loc: Loc, oflags: int, dirflags: int, base: int) -> int:
+def file_rights(requested: int, oflags: int) -> int:
+    """The rights of a file fd, as wasmtime grants them: all, but without ``FD_WRITE`` when neither the
+    request nor ``O_CREAT``/``O_TRUNC`` asks to write, and without ``FD_READ``/``FD_READDIR`` when the
+    request asks to write but not to read."""
+    write = bool(requested & R_FD_WRITE or oflags & (O_CREAT | O_TRUNC))
+    read = bool(requested & R_FD_READ or not requested & R_FD_WRITE)
+    return RIGHTS_ALL & ~(0 if write else R_FD_WRITE) & ~(0 if read else R_FD_READ | R_FD_READDIR)
+
+
+def _existing(st: WasiState, ino: int, loc: Loc, oflags: int, base: int) -> int:
     """Checks for opening an inode that exists: a symlink not followed is ``ELOOP``; a directory
     cannot be created, truncated or opened for writing (``EISDIR``); ``O_DIRECTORY`` wants one."""
     node = st.fs.node(ino)
@@ -105,12 +119,13 @@ def _existing(st: WasiState, ino: int, loc: Loc, oflags: int, dirflags: int, bas
         raise WasiError(EISDIR)
     if loc.name in (".", "..") and oflags & O_CREAT:
         raise WasiError(EISDIR)
-    del dirflags
     return ino
 
 
 def path_create_directory(st: WasiState, fd: int, ptr: int, n: int) -> int:
-    loc = _locate(st, fd, ptr, n, False)
+    path = _path(st, ptr, n)
+    # "name/" is "name" (an existing file there: EEXIST, as wasmtime)
+    loc = st.fs.locate(_dir(st, fd), path.rstrip(b"/") if path.strip(b"/") else path, False)
     if loc.ino is not None or loc.name in st.fs.node(loc.parent).entries:
         raise WasiError(EEXIST)
     st.fs.create(loc, DIR_INODE)
@@ -149,6 +164,8 @@ def path_symlink(st: WasiState, old_ptr: int, old_n: int, fd: int, new_ptr: int,
         raise WasiError(EINVAL) from None
     if text.startswith("/"):
         raise WasiError(EPERM)  # a link out of the sandbox is refused when made, as wasmtime does
+    if not text:
+        raise WasiError(ENOENT)
     if loc.must_dir:
         raise WasiError(ENOENT if loc.ino is None else EEXIST)
     st.fs.create(loc, SYMLINK, text)
@@ -168,6 +185,8 @@ def path_link(st: WasiState, old_fd: int, old_flags: int, old_ptr: int, old_n: i
         raise WasiError(EPERM)
     if dst.ino is not None or dst.name in st.fs.node(dst.parent).entries or dst.name in (".", ".."):
         raise WasiError(EEXIST)
+    if dst.must_dir:
+        raise WasiError(ENOENT)
     st.fs.link_entry(dst.parent, dst.name, ino)
     return ESUCCESS
 

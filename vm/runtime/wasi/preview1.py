@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Tuple
 
-from ...errors import ProcExit
+from ...errors import ProcExit, Unsupported
 from ...types import I32, I64, FuncType
 from . import fdops, pathops
 from .constants import (
@@ -36,7 +36,7 @@ from .constants import (
     WasiError,
 )
 from .guest import Guest
-from .state import CLOCK_TICK_NS, WasiConfig, WasiState
+from .state import CLOCK_TICK_NS, WasiState
 
 __all__ = ["SIGNATURES", "wasi_exports"]
 
@@ -144,7 +144,7 @@ def clock_time_get(st: WasiState, clock: int, precision: int, ptr: int) -> int: 
     _clock(clock)
     g = Guest(st.memory)
     g.check(ptr, 8)  # the pointer is checked before the clock advances
-    g.u64(ptr, st.now())
+    g.u64(ptr, st.now(clock == CLOCK_MONOTONIC))
     return ESUCCESS
 
 
@@ -234,8 +234,8 @@ def _host(store: Any, name: str, impl: Callable[..., Any]) -> Callable[[list], l
 
     def fn(args: list) -> list:
         st = store.wasi
-        if st is None:  # a store without WASI state (vm.api links these only with one): a fresh one
-            st = store.wasi = WasiState.start(WasiConfig(), store.limits)
+        if st is None:  # vm.api links WASI only into a store with WASI state; anything else is refused
+            raise Unsupported("wasi", f"{name} called in a store without WASI state")
         try:
             res = impl(st, *args)
         except WasiError as e:

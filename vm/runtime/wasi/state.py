@@ -22,14 +22,12 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from .constants import (
     EBADF,
     EMFILE,
-    RIGHTS_ALL,
     RIGHTS_DIR,
-    RIGHTS_FILE,
+    RIGHTS_DIR_INHERITING,
     RIGHTS_STDIN,
     RIGHTS_STDOUT,
     WasiError,
 )
-from .fs import DIR as DIR_INODE
 from .fs import MemFS
 
 WASI_MODULE = "wasi_snapshot_preview1"
@@ -98,7 +96,16 @@ class WasiState:
         self.exit_code: Optional[int] = None
         self.memory: Any = None
         self.echo: Optional[Callable[[int, bytes], None]] = None
-        self.fs.clock = self.fs_time
+
+    @property
+    def fs(self) -> MemFS:
+        return self._fs
+
+    @fs.setter
+    def fs(self, fs: MemFS) -> None:
+        """Any filesystem given to the state (a restore may build its own) stamps times by its clock."""
+        self._fs = fs
+        fs.clock = self.fs_time
 
     def bind(self, instance: Any) -> None:
         """Use the ``memory`` export of ``instance`` (the program that imports WASI).  A program without
@@ -128,14 +135,15 @@ class WasiState:
         st.fds[2] = FdEntry(STDERR, rights_base=RIGHTS_STDOUT, rights_inheriting=RIGHTS_STDOUT)
         for n, (guest, host) in enumerate(config.dirs):
             ino = st.fs.load_dir(host, guest) if host is not None else st.fs.mkroot(guest)
-            st.fds[3 + n] = FdEntry(DIR, ino, guest, RIGHTS_DIR, RIGHTS_FILE | RIGHTS_DIR)
+            st.fds[3 + n] = FdEntry(DIR, ino, guest, RIGHTS_DIR, RIGHTS_DIR_INHERITING)
         return st
 
     # -- the clock, the random stream -------------------------------------------------------------
-    def now(self) -> int:
-        """The time a program reads (virtual: advances by :data:`CLOCK_TICK_NS` per read)."""
+    def now(self, monotonic: bool = False) -> int:
+        """The time a program reads (virtual: one clock for realtime and monotonic, advancing by
+        :data:`CLOCK_TICK_NS` per read; real: the host's wall or monotonic clock)."""
         if self.real_clock:
-            return time.time_ns()
+            return time.monotonic_ns() if monotonic else time.time_ns()
         t = self.clock_ns
         self.clock_ns += CLOCK_TICK_NS
         return t
@@ -187,5 +195,5 @@ class WasiState:
                 self.fs.write_back(guest, host)
 
 
-__all__ = ["CLOCK_START_NS", "CLOCK_TICK_NS", "DIR_INODE", "FD_KINDS", "MAX_FDS", "RIGHTS_ALL", "WASI_MODULE",
-           "FdEntry", "WasiConfig", "WasiState"]
+__all__ = ["CLOCK_START_NS", "CLOCK_TICK_NS", "FD_KINDS", "MAX_FDS", "WASI_MODULE", "FdEntry", "WasiConfig",
+           "WasiState"]

@@ -50,10 +50,15 @@ to the import become references to the copy, and ``Manifest.funcs`` maps resume 
 (:func:`run_resume_on_vm` reports references in the original space).  Any other import from another
 instance is refused ("multiple instances").
 
+WASI programs (:mod:`.wasi_part`): the ``wasi_snapshot_preview1`` imports stay (the target provides
+WASI), and ``resume`` first runs a prologue that recreates the snapshot's fd table by reopening every
+open file and directory at its fd number and offset; ``Manifest.wasi`` says what the target must give the
+program (the snapshot's files, preopens, args, env, the rest of stdin).
+
 The phases, one file each: ``store_part`` (memories as data segments, globals, tables, segments, the
 prologue for imports), ``heap_part`` (GC objects, exceptions, host references), ``frames`` (the specialized per-frame functions: control rebuilt, loops split,
 branches remapped, pending calls chained), ``fold`` (functions of other instances), ``build`` (loading,
-then the phases, then exports, declarations and encoding), ``selfcheck`` (running it on our VM);
+then the phases, then exports, declarations and encoding), ``selfcheck`` (running it on our VM), ``wasi_part`` (the fd-table prologue);
 ``common`` holds what they share.
 
 What cannot be converted raises :class:`NotConvertible` with a short stable ``reason`` (callers count

@@ -19,6 +19,15 @@ from .fold import check_imports_are_host, fold_foreign_funcs
 from .frames import frame_functions, thread_instance
 from .heap_part import HeapPart
 from .store_part import StorePart, store_part
+from .wasi_part import (
+    WasiPart,
+    add_imports,
+    plan,
+    prologue_function,
+    scratch_bytes,
+    status_export,
+    status_global,
+)
 
 __all__ = ["make_resume_module"]
 
@@ -30,13 +39,26 @@ def make_resume_module(state: State, modules: Dict[str, bytes]) -> ResumeModule:
     if th is None:
         raise NotConvertible("no thread")
     m, info, ist, orig_of = _original(state, modules)
+    wasi_plan = plan(state, ist, m)
+    wasi_funcs: Dict[str, int] = {}
+    if wasi_plan is not None:  # the prologue's WASI functions imported (a renumbering, like a fold)
+        m, ist, orig_of, wasi_funcs = add_imports(m, ist, orig_of)
+        try:
+            info = validate_module(m)
+        except WasmError as e:
+            raise NotConvertible("inconsistent state", f"module with WASI imports invalid: {e}") from None
     b = Builder(state, m, info, ist, modules)
     b.heap = HeapPart(b)
+    if wasi_plan is not None:
+        b.wasi = WasiPart(wasi_plan, wasi_funcs)
     for f in m.funcs:
         for ins in f.body:
             if ins.op == "ref.func":
                 b.refs.add(ins.imm)
     sp = store_part(b)
+    if b.wasi is not None:  # the prologue's status, after the defined globals (relocated with them)
+        sp.globals.append(status_global())
+        b.wasi.status = len(m.imported("global")) + len(sp.globals) - 1
     funcs, results = frame_functions(b, sp.prologue)
     return _assemble(b, sp, funcs, results, orig_of)
 
@@ -73,6 +95,8 @@ def _assemble(b: Builder, sp: StorePart, new_funcs: List[Func], results: Tuple[V
     ``ref.func`` target, the module, its bytes and the manifest."""
     m = b.m
     order, helpers, heap_prologue = b.heap.finish()
+    if b.wasi is not None:  # the fd table is recreated first (wasi_part.py)
+        new_funcs = _with_wasi_prologue(b, new_funcs)
     if heap_prologue:  # the heap is finished before anything else of ``resume`` runs
         new_funcs = [dataclasses.replace(new_funcs[0], body=heap_prologue + list(new_funcs[0].body)),
                      *new_funcs[1:]]
@@ -80,6 +104,11 @@ def _assemble(b: Builder, sp: StorePart, new_funcs: List[Func], results: Tuple[V
                         imports=[(i.module, i.name, i.desc.kind) for i in m.imports], funcs=orig_of)
     exports = _exports(m, manifest)
     exports.append(Export(RESUME_EXPORT, "func", b.nimp_funcs + len(m.funcs)))
+    if b.wasi is not None:
+        if any(e.name == status_export(0).name for e in exports):
+            raise NotConvertible("export name taken", status_export(0).name)
+        exports.append(status_export(b.wasi.status))
+        manifest.wasi = b.wasi.plan.run
     elems = list(sp.elems)
     if b.refs:
         elems.append(Elem("declarative", RefType(False, "func"),
@@ -95,6 +124,15 @@ def _assemble(b: Builder, sp: StorePart, new_funcs: List[Func], results: Tuple[V
     data_out = encode_module(out)
     manifest.sha256 = hashlib.sha256(data_out).hexdigest()
     return ResumeModule(data_out, out, manifest)
+
+
+def _with_wasi_prologue(b: Builder, new_funcs: List[Func]) -> List[Func]:
+    """``resume`` calling the WASI prologue first; the prologue appended after the frame functions."""
+    w = b.wasi
+    idx = b.nimp_funcs + len(b.m.funcs) + len(new_funcs)
+    fn = prologue_function(w.plan, w.funcs, w.status, scratch_bytes(b.state, b.ist, w.plan), b.functype((), ()))
+    first = dataclasses.replace(new_funcs[0], body=[Instr("call", idx)] + list(new_funcs[0].body))
+    return [first, *new_funcs[1:], fn]
 
 
 def _exports(m: Module, manifest: Manifest) -> List[Export]:

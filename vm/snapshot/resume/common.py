@@ -32,6 +32,9 @@ REASONS = (
     "foreign function",         # a frame or reference to a function not in the instance
     "inconsistent state",       # the state does not fit the module (labels, heights, pcs)
     "memory shrink",            # an imported memory/table would have to be larger than the snapshot
+    "wasi unlinked file",       # an open WASI fd whose inode has no path from a preopen (wasi_part.py)
+    "wasi fd table",            # a WASI fd the target cannot have at that number (over a preopen, moved stdio)
+    "wasi memory",              # no memory exported as `memory`, or too small for the prologue's scratch
 )
 
 
@@ -60,6 +63,9 @@ class Manifest:
     #: resume-module funcidx → original funcidx, only when functions of other instances were folded
     #: in (the index space is then renumbered); empty means "the same index"
     funcs: Dict[int, int] = field(default_factory=dict)
+    #: for a program that imports WASI: what the target runs it with (:class:`.wasi_part.WasiRun`:
+    #: the snapshot's files, preopens, args, env, the rest of stdin, the prologue's status export)
+    wasi: Any = None
 
 
 class ResumeModule(NamedTuple):
@@ -100,6 +106,8 @@ class Builder:
         self.refs: set = set()
         #: the heap part (:class:`.heap_part.HeapPart`, set by ``build``: it builds on this module)
         self.heap: Any = None
+        #: the WASI part (:class:`.build._Wasi`) of a program that imports WASI, else None
+        self.wasi: Any = None
 
     # -- types -----------------------------------------------------------------------------------
     def functype(self, params: Sequence[ValType], results: Sequence[ValType]) -> int:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any, List, Optional, Tuple
 
-from ...errors import UNCAUGHT_EXCEPTION, trap_kind
+from ...errors import PROC_EXIT, UNCAUGHT_EXCEPTION, trap_kind
 from ...module import Func, Instr, MemArg
 from ...types import ArrayType, FuncType, RefType, StructType, ValType
 from .. import faults as _faults
@@ -58,6 +58,8 @@ def trap_code(b: Builder, message: str) -> List[Instr]:
     i32 = [Instr("i32.const", 0xFFFFFFFF)]  # an index/address no table or 32-bit memory can reach
     if kind == "unreachable":
         return []
+    if kind == PROC_EXIT and b.wasi is not None:  # the program had exited: it exits again, same code
+        return b.wasi.exit_code()
     if kind == "integer divide by zero":
         return [Instr("i32.const", 1), Instr("i32.const", 0), Instr("i32.div_u"), Instr("drop")]
     if kind == "integer overflow":

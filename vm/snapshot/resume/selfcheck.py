@@ -15,11 +15,14 @@ from ...api import Store
 from ...errors import Trap, WasmException
 from ...runtime.objects import ExternRef, GlobalInst, ModuleInst
 from ...runtime.spectest import spectest_exports
+from ...runtime.wasi import WASI_MODULE
+from ...runtime.wasi.preview1 import wasi_exports
 from ...valid import validate_module
 from ...values import from_runtime
 from ..model import Value
 from .common import Manifest, ResumeModule
 from .heap_part import HOST_MODULE
+from .wasi_part import fresh_wasi_state
 
 __all__ = ["ResumeOutcome", "instance_final_state", "run_resume_on_vm"]
 
@@ -35,6 +38,9 @@ class ResumeOutcome:
     memories: Dict[int, bytes] = field(default_factory=dict)
     globals: Dict[int, Value] = field(default_factory=dict)
     tables: Dict[int, List[Value]] = field(default_factory=dict)
+    #: a WASI program's end (:meth:`vm.runtime.wasi.WasiState.summary`: exit code, the output of this
+    #: run only, files digest), else None
+    wasi: Optional[Dict[str, Any]] = None
 
 
 def _tag_value(t: Any, x: Any, funcs: List[Any]) -> Value:
@@ -78,7 +84,9 @@ def run_resume_on_vm(resume: ResumeModule, imports: Any = None,
 
     ``imports``: None (only ``spectest`` imports, from :func:`vm.runtime.spectest.spectest_exports`),
     a dict ``{module: {name: extern}}``, or a callable ``store -> that dict``.  The host log holds only
-    what ``resume`` printed (the snapshot's own ``host_log`` is the part before it)."""
+    what ``resume`` printed (the snapshot's own ``host_log`` is the part before it).  A WASI program
+    (``manifest.wasi``) runs with our WASI over what a target would get
+    (:func:`.wasi_part.fresh_wasi_state`) and reports its end in ``wasi``."""
     store = Store(max_call_depth=max_call_depth)
     m = resume.module
     info = validate_module(m)
@@ -89,6 +97,9 @@ def run_resume_on_vm(resume: ResumeModule, imports: Any = None,
         provided = imports(store)
     else:
         provided = imports
+    if resume.manifest.wasi is not None and WASI_MODULE not in provided:
+        store.wasi = fresh_wasi_state(resume.manifest.wasi, store.limits)
+        provided = {**provided, WASI_MODULE: wasi_exports(store)}
     ext = []
     for imp in m.imports:
         if imp.module == HOST_MODULE and imp.module not in provided:  # host reference N: ExternRef(N)
@@ -100,7 +111,8 @@ def run_resume_on_vm(resume: ResumeModule, imports: Any = None,
         ext.append(mod[imp.name])
     out = ResumeOutcome()
     try:
-        inst = store.instantiate(m, info, ext, resume.manifest.sha256)
+        inst = store.instantiate(m, info, ext, resume.manifest.sha256,
+                                 store.wasi.bind if store.wasi is not None else None)
     except (Trap, WasmException) as e:  # the message of either is its trap kind
         out.trap = e.message
         return out
@@ -113,6 +125,8 @@ def run_resume_on_vm(resume: ResumeModule, imports: Any = None,
         out.trap = e.message
     out.host_log = [(name, [_log_value(x, inst.funcs) for x in args]) for name, args in store.host_log]
     instance_final_state(inst, out, resume.manifest)
+    if store.wasi is not None:
+        out.wasi = store.wasi.summary()
     fm = resume.manifest.funcs
     if fm:  # report function references in the original index space, like the snapshot's run
         def orig(v: Value) -> Value:
