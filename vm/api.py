@@ -20,6 +20,8 @@ from .exec.store import Store
 from .module import Module
 from .runtime import DEFAULT_LIMITS, ModuleInst, StoreLimits
 from .runtime.spectest import spectest_exports
+from .runtime.wasi import WASI_MODULE
+from .runtime.wasi.preview1 import wasi_exports
 from .valid import ModuleInfo, validate_module
 
 __all__ = ["DEFAULT_LIMITS", "LoadedModule", "StoreLimits", "Store", "instantiate", "load_module"]
@@ -62,6 +64,8 @@ def load_module(data: bytes) -> LoadedModule:
 # The spectest host module of each store, created on first use (its tables and memories are per store,
 # as in the reference interpreter, which creates them once per script).
 _SPECTEST: weakref.WeakKeyDictionary[Any, Dict[str, Any]] = weakref.WeakKeyDictionary()
+# The WASI host functions of each store (they read ``store.wasi`` at each call).
+_WASI: weakref.WeakKeyDictionary[Any, Dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
 def instantiate(store: Store, module: Union[bytes, LoadedModule], imports: Optional[Sequence[Any]] = None,
@@ -69,12 +73,15 @@ def instantiate(store: Store, module: Union[bytes, LoadedModule], imports: Optio
     """Instantiate module bytes (or a :class:`LoadedModule`) in ``store`` with ``ModuleInst.sha256``
     set (what a checkpoint needs).  ``imports`` are extern values in the order of the module's imports;
     without them each import resolves against the latest instance registered under its module name and
-    the store's ``spectest`` host module (``LinkError`` when neither has it).  ``name`` registers the
-    new instance under that name."""
+    the store's ``spectest`` host module, and ``wasi_snapshot_preview1`` imports against the store's
+    WASI state (``store.wasi``; ``LinkError`` when none of them has it).  ``name`` registers the new
+    instance under that name.  An instance that imports WASI becomes the one the WASI functions read and
+    write the memory of (:meth:`vm.runtime.wasi.WasiState.bind`), before its start function runs."""
     lm = module if isinstance(module, LoadedModule) else load_module(module)
     if imports is None:
         imports = [_resolve_import(store, imp.module, imp.name) for imp in lm.module.imports]
-    inst = store.instantiate(lm.module, lm.info, list(imports), lm.sha256)
+    wasi = store.wasi is not None and any(imp.module == WASI_MODULE for imp in lm.module.imports)
+    inst = store.instantiate(lm.module, lm.info, list(imports), lm.sha256, store.wasi.bind if wasi else None)
     if name is not None:
         inst.name = name
     return inst
@@ -90,6 +97,13 @@ def _resolve_import(store: Store, module: str, name: str) -> Any:
         src = _SPECTEST.get(store)
         if src is None:
             src = _SPECTEST[store] = spectest_exports(store)
+    if src is None and module == WASI_MODULE:
+        if store.wasi is None:
+            raise LinkError(f"unknown import {module}.{name} (a WASI program: run it with WASI, "
+                            f"e.g. `wcr run PROGRAM.wasm --wasi`)")
+        src = _WASI.get(store)
+        if src is None:
+            src = _WASI[store] = wasi_exports(store)
     if src is None or name not in src:
         raise LinkError(f"unknown import {module}.{name}")
     return src[name]

@@ -8,7 +8,7 @@ to an instruction count, compile a restored frame's function).
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 from ..module import Module
 from ..runtime.limits import StoreLimits
@@ -36,11 +36,15 @@ class Store(BaseStore):
         for f in funcs:
             self.machine.ensure_compiled(f)
 
-    def instantiate(self, module: Module, info: Any, imports: Sequence[Any], sha256: str = "") -> ModuleInst:
+    def instantiate(self, module: Module, info: Any, imports: Sequence[Any], sha256: str = "",
+                    allocated: Optional[Callable[[ModuleInst], None]] = None) -> ModuleInst:
         """Instantiate ``module`` (already validated; ``info`` is its ModuleInfo) with ``imports`` given
         as extern values in the order of ``module.imports``: allocate, run the active/declarative
-        segments, then the start function."""
+        segments, then the start function.  ``allocated`` is called with the new instance before the
+        segments run (WASI binds its memory there, so a start function can already call WASI)."""
         inst = self.allocate(module, info, imports, sha256)
+        if allocated is not None:
+            allocated(inst)
         self.initialize(inst)
         if module.start is not None:
             self.invoke(inst.funcs[module.start], [])

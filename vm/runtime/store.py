@@ -74,6 +74,9 @@ class BaseStore:
         self.host_log: List[tuple] = []
         self.instructions = 0  # retired instructions of the last invocation
         self.engine_name = engine
+        #: the WASI state of a store that runs a WASI program (:class:`vm.runtime.wasi.WasiState`), else
+        #: None; ``vm.api`` links ``wasi_snapshot_preview1`` imports only when it is set
+        self.wasi: Any = None
 
     # -- types ---------------------------------------------------------------------------------
     def canon_match(self, actual: Any, expected: Any) -> bool:

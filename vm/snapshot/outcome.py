@@ -72,7 +72,8 @@ def outcome_of(store: Store, result_types: Sequence[Any], results: Optional[Sequ
     ``result_types``; ignored when ``trap`` or ``stopped`` is set) or the trap kind, the
     retired-instruction count, and the store's host log and final-state digest as they are now
     (``digest=False``: no digest).  ``exn``: the exception object that escaped (trap ``uncaught
-    exception``); the digest walks it as a root, so its tag and payload are compared like results."""
+    exception``); the digest walks it as a root, so its tag and payload are compared like results.
+    A store with WASI state also describes its end (``wasi``: :meth:`vm.runtime.wasi.WasiState.summary`)."""
     cap = Capture(store, require_sha=False)
     tagged: List[Value] = []
     roots: Sequence[Any] = ()
@@ -83,8 +84,9 @@ def outcome_of(store: Store, result_types: Sequence[Any], results: Optional[Sequ
         roots = [exn]
     # heap references among the results are ids of this capture (results first, then the host log): equal
     # for equal runs; the objects' contents are compared through the digest, which walks the results too
+    wasi = store.wasi.summary() if store.wasi is not None else None
     return Outcome(tagged, trap, instructions, cap.host_log(), state_digest(store, roots) if digest else "",
-                   stopped)
+                   stopped, wasi)
 
 
 def finish(store: Store, run: Run, digest: bool = True, budget: Optional[Budget] = None) -> Outcome:

@@ -32,6 +32,8 @@ from ..runtime.heap import ArrayInst, ExnInst, HostRef, I31Ref, StructInst
 from ..runtime.limits import StoreLimits, current
 from ..runtime.objects import PAGE_SIZE, ExternRef, FuncInst, ModuleInst
 from ..runtime.spectest import spectest_exports
+from ..runtime.wasi import WASI_MODULE
+from ..runtime.wasi.preview1 import wasi_exports
 from ..types import RefType
 from . import faults as _faults
 from .capture import SPACE_ATTR
@@ -61,8 +63,8 @@ HostModules = Dict[str, Callable[[Any], Dict[str, Any]]]
 
 
 def default_host_modules() -> HostModules:
-    """The host modules a snapshot's host objects can come from (``spectest``)."""
-    return {"spectest": spectest_exports}
+    """The host modules a snapshot's host objects can come from (``spectest``, WASI preview 1)."""
+    return {"spectest": spectest_exports, WASI_MODULE: wasi_exports}
 
 
 def _load_modules(state: State, modules: Dict[str, bytes]) -> List[LoadedModule]:
