@@ -59,7 +59,7 @@ WORKLOADS: Dict[str, Workload] = {w.name: w for w in (
              "append-only log file in the sandbox, reopened and replayed"),
     Workload("json-tokenizer", ("json_tok.c",), ("-r", "300"), "byte-wise branching, string scanning"),
     Workload("sort", ("sort.c",), ("20000",), "merge sort (recursion, heap buffers) of a seeded array"),
-    Workload("sqlite", ("sqlite_driver.c",), (f"{GUEST_DIR}/test.db", "500"),
-             "SQLite: create, insert 500 rows in a transaction, index, aggregates, update, delete",
+    Workload("sqlite", ("sqlite_driver.c",), (f"{GUEST_DIR}/test.db", "1000"),
+             "SQLite: create, insert 1000 rows in a transaction, index, aggregates, update, delete",
              flags=SQLITE_FLAGS, sqlite=True),
 )}
