@@ -112,13 +112,16 @@ def _workload(w: Workload, args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def _line(r: Dict[str, Any]) -> str:
-    if r["status"] in ("skipped", "error", "built"):
+    if r["status"] == "skipped":
+        return f"{r['name']:<15} {r['reason']}"
+    if r["status"] in ("error", "built"):
         return f"{r['name']:<15} {r['status']}: {r.get('reason') or r.get('path')}"
     t = r["wasmtime"]
     cp = r.get("checkpoint") or {}
     cps = (f"{cp['snapshot_bytes'] / 1024:.0f} KB @k={cp['k']}, restore {cp['restore_seconds']:.3f}s"
            if "snapshot_bytes" in cp else cp.get("error", "-"))
-    verdict = r["status"] if r["status"] == "agree" else f"differ ({', '.join(r['differences'] or ['resumed'])})"
+    resumed = [f"resumed {d}" for d in cp.get("differences", ())]
+    verdict = r["status"] if r["status"] == "agree" else f"differ ({', '.join(r['differences'] + resumed)})"
     return (f"{r['name']:<15} {r['instructions']:>11,} {r['vm_seconds']:>8.2f}s  exit {t['exit_code']} "
             f"in {t['seconds'] * 1000:.1f} ms   {verdict:<10} {cps}")
 
