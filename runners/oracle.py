@@ -38,6 +38,7 @@ References cannot be identified across runtimes: a reference compares as null / 
 
 from __future__ import annotations
 
+import base64
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from vm.snapshot import faults as _faults
@@ -46,7 +47,9 @@ from vm.values import Value, format_value, is_nan, is_quiet_nan, is_ref, parse_v
 #: the fields of an outcome dict (``vm.snapshot.Outcome.to_dict``) that hosts must reproduce exactly
 #: (``stopped`` too: callers judge a stopped side first, :func:`compare_stopped`, but a bare comparison
 #: must never call a stopped run equal to a finished one)
-OUTCOME_FIELDS = ("results", "trap", "instructions", "host_log", "state_digest", "stopped")
+OUTCOME_FIELDS = ("results", "trap", "instructions", "host_log", "state_digest", "stopped", "wasi")
+#: the fields of a WASI outcome (``Outcome.wasi``, :meth:`vm.runtime.wasi.WasiState.summary`), in report order
+WASI_FIELDS = ("exit_code", "stdout", "stderr", "files")
 
 
 # --------------------------------------------------------------------------- stopped runs (any side)
@@ -88,13 +91,70 @@ def compare_outcomes(expected: Dict[str, Any], actual: Dict[str, Any]) -> List[s
         a, b = expected.get(f), actual.get(f)
         if a == b:
             continue
-        if f == "host_log" and isinstance(a, list) and isinstance(b, list):
+        if f == "wasi" and isinstance(a, dict) and isinstance(b, dict):
+            out += compare_wasi_outcomes(a, b)
+        elif f == "host_log" and isinstance(a, list) and isinstance(b, list):
             i = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
             out.append(f"host_log differs at entry {i}: expected {a[i:i + 1]}, got {b[i:i + 1]} "
                        f"(lengths {len(a)} / {len(b)})")
         else:
             out.append(f"{f}: expected {a!r}, got {b!r}")
     return out
+
+
+# ------------------------------------------------------------------------------------- WASI programs
+def compare_wasi_outcomes(expected: Dict[str, Any], actual: Dict[str, Any]) -> List[str]:
+    """Two WASI outcomes (``Outcome.wasi`` dicts: exit code, stdout/stderr base64, files digest), to the
+    bit: one line per differing field, output by its first differing byte."""
+    out = []
+    for f in WASI_FIELDS:
+        a, b = expected.get(f), actual.get(f)
+        if a == b:
+            continue
+        if f in ("stdout", "stderr") and isinstance(a, str) and isinstance(b, str):
+            out.append(first_byte_diff(f"wasi.{f}", _b64(a), _b64(b)))
+        else:
+            out.append(f"wasi.{f}: expected {a!r}, got {b!r}")
+    return out
+
+
+def first_byte_diff(what: str, expected: bytes, actual: bytes) -> str:
+    """``what`` differs at its first differing byte (or in length), with a few bytes of each side."""
+    i = next((i for i, (x, y) in enumerate(zip(expected, actual)) if x != y), min(len(expected), len(actual)))
+    return (f"{what} differs at byte {i}: expected {expected[i:i + 16]!r}, got {actual[i:i + 16]!r} "
+            f"(lengths {len(expected)} / {len(actual)})")
+
+
+def compare_wasi(reference: Optional[Dict[str, Any]], prefix: Any, got: Optional[Dict[str, Any]]) -> List[str]:
+    """A WASI program resumed on a native target: ``reference`` is the uninterrupted run's
+    ``Outcome.wasi``; ``prefix`` the snapshot's WASI state (``State.wasi``: its ``stdout``/``stderr``
+    bytes are what the program wrote before the checkpoint; None: nothing); ``got`` the target's own
+    ``{"exit_code", "stdout", "stderr" (base64, only what it wrote after the restore), "files"}``.
+    Equal when the exit codes agree, stdout/stderr equal the prefix followed by the target's output,
+    and the files digests agree (one line per difference; empty: equal).  A target that reports no
+    WASI outcome for a WASI reference is a difference, not a pass."""
+    if reference is None:
+        return [] if got is None else ["wasi: the reference is not a WASI program, the target reports WASI state"]
+    if got is None:
+        return ["wasi: the target reports no WASI outcome (exit code, output, files)"]
+    return compare_wasi_outcomes(reference, wasi_with_prefix(prefix, got))
+
+
+def wasi_with_prefix(prefix: Any, got: Dict[str, Any]) -> Dict[str, Any]:
+    """A target's WASI outcome as the whole program's: ``prefix`` (``State.wasi`` of the snapshot it
+    resumed, or None) supplies what was written to stdout/stderr before the checkpoint."""
+    full = dict(got)
+    for f in ("stdout", "stderr"):
+        before = bytes(getattr(prefix, f, b"") or b"") if prefix is not None else b""
+        full[f] = base64.b64encode(before + _b64(str(got.get(f) or ""))).decode("ascii")
+    return full
+
+
+def _b64(text: str) -> bytes:
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError):
+        return text.encode("utf-8", "backslashreplace")
 
 
 # ------------------------------------------------------------------------ targets: the native rules

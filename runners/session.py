@@ -28,6 +28,7 @@ from vm.snapshot import State, advance, advance_within, checkpoint, decode, enco
 from vm.snapshot.resume import instance_final_state
 from vm.values import format_value
 
+from .oracle import wasi_with_prefix
 from .restore import (
     ERROR,
     INCONCLUSIVE,
@@ -294,7 +295,7 @@ def restore_on(snapshot: bytes, modules: Dict[str, bytes], where: str, limits: R
                ) -> Dict[str, Any]:
     """``wcr restore``: resume ``snapshot`` on one host or target and describe it in the one outcome
     shape — ``results``, ``trap``, ``instructions``, ``host_log``, ``state_digest``, ``stopped``,
-    ``restored_on`` —
+    ``restored_on``, and ``wasi`` for a WASI program (a target's output after the snapshot's) —
     plus, everywhere but in this process, the ``verdict`` against our VM resuming the same snapshot
     here (``reference``) and the ``differences``.  A native runtime neither counts instructions nor
     sees our canonical store, so for a target ``instructions`` and ``state_digest`` are null and the
@@ -342,4 +343,8 @@ def restore_on(snapshot: bytes, modules: Dict[str, bytes], where: str, limits: R
     for key in ("trap_candidates", "inconclusive"):
         if key in got:
             out[key] = got[key]
+    if "wasi" in got or "wasi" in reference:  # a WASI program: exit code, output, files (a target's
+        # output is what it wrote after the checkpoint; the snapshot holds what came before)
+        w = got.get("wasi")
+        out["wasi"] = w if r.kind == "host" or w is None else wasi_with_prefix(state.wasi, w)
     return out

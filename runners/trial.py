@@ -241,6 +241,9 @@ def oracle_probe(ref: Dict[str, Any]) -> List[str]:
         "state_digest": dict(ref, state_digest="sha256:" + ("0" if str(ref.get("state_digest", "")).endswith("1")
                                                            else "1") * 64),
     }
+    if isinstance(ref.get("wasi"), dict):  # a WASI program: its exit code, output and files are compared too
+        w = ref["wasi"]
+        probes["wasi"] = dict(ref, wasi=dict(w, exit_code=1 if w.get("exit_code") is None else None))
     return [f for f, changed in probes.items() if not compare_outcomes(ref, changed)]
 
 

@@ -48,6 +48,7 @@ from .model import (
 from .names import function_names
 from .pcs import byte_pc, caught_at, labels_at, stack_types
 from .run import Run
+from .wasi_state import capture_wasi
 
 __all__ = ["Capture", "capture_store", "checkpoint"]
 
@@ -227,6 +228,9 @@ class Capture:
                       list(self.instances), tables, mems, globs, self.host_log())
         state.segments = segments
         state.heap = self.heap_objects()
+        ws = getattr(s, "wasi", None)
+        if ws is not None:
+            state.wasi = capture_wasi(ws, lambda m: self.addr["memory"].get(id(m)))
         return state
 
     def segments(self) -> List[Tuple[int, int, List[Value]]]:

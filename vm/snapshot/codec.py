@@ -32,6 +32,7 @@ from .model import (
     ThreadState,
     Value,
 )
+from .wasi_codec import decode_wasi, encode_wasi
 
 MAGIC = b"WCRSNAP\x00"
 #: version 2 (issue 12): heap and segments sections, GC/exception value tags, caught exceptions per frame;
@@ -58,6 +59,7 @@ SEC_HOSTLOG = 9
 SEC_THREAD = 10
 SEC_HEAP = 11  # GC and exception objects (present when there are any)
 SEC_SEGMENTS = 12  # items of element segments that hold heap objects (present when there are any)
+SEC_WASI = 13  # the WASI state (present when the store runs a WASI program; vm/snapshot/wasi_codec.py)
 SEC_NAMES = 0x80
 REQUIRED = (SEC_META, SEC_MODULES, SEC_ADDRS, SEC_HOSTS, SEC_INSTANCES, SEC_TABLES, SEC_MEMORIES,
             SEC_GLOBALS, SEC_HOSTLOG)
@@ -280,7 +282,7 @@ def encode_store_sections(state: State, out: _W, digest_only: bool = False) -> N
 
 def _encode_heap(state: State, out: _W) -> None:
     """Sections 11 and 12, each only when it has entries (so a state without heap objects encodes as
-    before)."""
+    before), and 13 when the state has WASI state."""
     if state.heap:
         w = _W()
         w.u(len(state.heap))
@@ -307,6 +309,10 @@ def _encode_heap(state: State, out: _W) -> None:
             w.u(i)
             w.values(items)
         _section(out, SEC_SEGMENTS, w)
+    if state.wasi is not None:
+        w = _W()
+        encode_wasi(state.wasi, w)
+        _section(out, SEC_WASI, w)
 
 
 def _encode_thread(ts: ThreadState) -> _W:
@@ -580,7 +586,7 @@ def _decode_body(body: bytes, limits: StoreLimits, version: int = VERSION) -> St
             raise r.fail(f"duplicate section {sid}")
         if order and sid < 0x80 and order[-1] < 0x80 and sid < order[-1]:
             raise r.fail(f"section {sid} out of order")
-        if sid < 0x80 and sid not in REQUIRED and sid not in (SEC_THREAD, SEC_HEAP, SEC_SEGMENTS):
+        if sid < 0x80 and sid not in REQUIRED and sid not in (SEC_THREAD, SEC_HEAP, SEC_SEGMENTS, SEC_WASI):
             raise r.fail(f"unknown required section {sid} (written by a newer wcr?)")
         order.append(sid)
         sections[sid] = _R(body, f"section {sid}", start, start + size)
@@ -713,6 +719,9 @@ def _decode_body(body: bytes, limits: StoreLimits, version: int = VERSION) -> St
     state = State(config, modules, counts, hosts, instances, tables, mems, globs, log, thread, names)
     state.heap = _decode_heap(sections.get(SEC_HEAP), counts, limits)
     state.segments = _decode_segments(sections.get(SEC_SEGMENTS), len(instances))
+    ws = sections.get(SEC_WASI)
+    if ws is not None:
+        state.wasi = decode_wasi(ws, limits)
     if len(tables) != counts["table"] or len(mems) != counts["memory"] or len(globs) != counts["global"]:
         raise SnapshotError("corrupt snapshot: tables/memories/globals disagree with the address counts")
     return state

@@ -47,6 +47,7 @@ from .model import (
     Value,
 )
 from .valuecheck import HeapKeys, check_heap, check_segments, check_value
+from .wasi_check import check_wasi
 
 _EXN = RefType(False, "exn")
 
@@ -61,8 +62,8 @@ _TAIL_OPS = ("return_call", "return_call_indirect", "return_call_ref")
 
 
 def check_state(state: State, loaded: Sequence[LoadedModule], host_modules: HostFactories) -> HeapKeys:
-    """Every rule that needs only the state, the modules and the host declarations (rules 1–9 and
-    18–22 of docs/snapshot-format.md, "Consistency rules").  Returns the heap objects' canonical types
+    """Every rule that needs only the state, the modules and the host declarations (rules 1–9,
+    18–22 and the WASI rules 25–37 of docs/snapshot-format.md, "Consistency rules").  Returns the heap objects' canonical types
     (for restore's checks of the frames' values)."""
     for fld, kind, n in (("tables", "table", len(state.tables)), ("globals", "global", len(state.globals))):
         if n != state.counts.get(kind):
@@ -81,6 +82,7 @@ def check_state(state: State, loaded: Sequence[LoadedModule], host_modules: Host
         _table(a, tt, canon, state.tables[a], env)
     check_segments(state, [lm.module for lm in env.loaded], env.canons, env.func_keys, env.heap)
     _host_log(state, env.heap)
+    check_wasi(state)
     return env.heap
 
 

@@ -6,7 +6,9 @@ Two digests live here, and they are deliberately *not* the same code:
   the uninterrupted run and of every restored run in our VM (``Outcome.state_digest``).  It walks the
   live store objects itself — instances in creation order, each instance's index spaces in index order,
   every memory's bytes, table's elements, global's value, the dropped flags, the host log, and the GC and
-  exception objects reachable from them (and from an outcome's results) — with its own small encoding.  It imports nothing from the checkpoint path (``capture``, ``restore``, ``codec``):
+  exception objects reachable from them (and from an outcome's results), and the WASI state of a store
+  that runs a WASI program (fd table, files by the canonical ``MemFS.digest``, output, clock, random
+  stream, exit code) — with its own small encoding.  It imports nothing from the checkpoint path (``capture``, ``restore``, ``codec``):
   if it went through the capture code a checkpoint uses, a capture bug (a page treated as empty, a
   global not saved) would change the reference digest and the restored one alike and hide itself
   (ARCHITECTURE.md, "Comparison rules"; issue 9).  ``suite/tests/test_oracle_independence.py`` plants
@@ -52,7 +54,7 @@ _TAG = {"i32": 1, "i64": 2, "f32": 3, "f64": 4, "v128": 5, "ref.null": 6, "ref.f
 _HEAP_KIND = {StructInst: 1, ArrayInst: 2, ExnInst: 3}
 #: section markers, so that two different shapes can never encode to the same stream
 _SEC_INSTANCE, _SEC_TABLE, _SEC_MEMORY, _SEC_GLOBAL, _SEC_LOG, _SEC_END = b"I", b"T", b"M", b"G", b"L", b"E"
-_SEC_ROOTS, _SEC_HEAP = b"R", b"H"
+_SEC_ROOTS, _SEC_HEAP, _SEC_WASI = b"R", b"H", b"W"
 #: id(canonical type key) -> (key, sha256 of its repr): a key is module-independent, its repr is stable
 _TYPE_HASH: Dict[int, Any] = {}
 _FLUSH = 1 << 16
@@ -241,6 +243,34 @@ class _Walk:
             self.maybe_flush()
         self.u(len(self.heap))
 
+    def wasi(self, ws: Any) -> None:
+        """The WASI state of the store (``store.wasi``), read from the live object: args, env, the fd
+        table, the files by the canonical ``MemFS.digest`` (by path: not inode numbers or times), the
+        output and input so far, clock, random stream, exit code and the bound memory's address."""
+        self.buf += _SEC_WASI
+        for vec in (ws.args, ws.env):
+            self.u(len(vec))
+            for b in vec:
+                self.u(len(b))
+                self.buf += b
+        self.u(len(ws.fds))
+        for n in sorted(ws.fds):
+            e = ws.fds[n]
+            self.u(n)
+            self.text(e.kind)
+            for x in (e.ino, e.rights_base, e.rights_inheriting, e.flags, e.offset):
+                self.u(x)
+            self.text("" if e.preopen is None else "/" + e.preopen)  # "" and None stay distinct
+        self.text(ws.fs.digest())
+        for out in (ws.stdout, ws.stderr, ws.stdin):
+            self.u(len(out))
+            self.raw(bytes(out))
+        for x in (ws.clock_ns, int(bool(ws.real_clock)), ws.seed, ws.random_counter,
+                  -1 if ws.exit_code is None else ws.exit_code):
+            self.u(x)
+        mem = -1 if ws.memory is None else self.addr["memory"].get(id(ws.memory), -2)
+        self.u(mem)
+
     def hexdigest(self) -> str:
         self.buf += _SEC_END
         self.flush()
@@ -269,6 +299,9 @@ def state_digest(store: Store, roots: Sequence[Any] = ()) -> str:
     w.host_log(store.host_log)
     w.roots(roots)
     w.heap_objects()
+    ws = getattr(store, "wasi", None)
+    if ws is not None:  # a store without WASI state digests as before
+        w.wasi(ws)
     return w.hexdigest()
 
 

@@ -53,6 +53,7 @@ from .model import (
 from .pcs import caught_at, false_if_end, labels_at, pc_index, stack_types
 from .run import Run
 from .valuecheck import HeapKeys, check_value
+from .wasi_state import bind_memory, fs_bytes, restore_wasi
 
 __all__ = ["check_limits", "default_host_modules", "restore"]
 
@@ -124,6 +125,9 @@ def check_limits(state: State, limits: StoreLimits) -> None:
     if fields > limits.max_heap_fields:
         raise SnapshotError(f"heap: the snapshot's objects hold {fields} fields, more than this restorer's "
                             f"limit of {limits.max_heap_fields} (--max-heap-fields)")
+    if state.wasi is not None and fs_bytes(state.wasi) > limits.max_fs_bytes:
+        raise SnapshotError(f"wasi.inodes: the snapshot's files hold {fs_bytes(state.wasi)} bytes, more than "
+                            f"this restorer's limit of {limits.max_fs_bytes} (--max-fs-bytes)")
     th = state.thread
     if th is not None and len(th.frames) > limits.max_call_depth:
         raise SnapshotError(f"thread.frames: {len(th.frames)} frames, more than this restorer's call "
@@ -135,12 +139,16 @@ def _restore(state: State, loaded: List[LoadedModule], host_modules: HostModules
     if store is None:
         store = Store(limits=limits)
     addrs = _Addresses(state.counts)
+    if state.wasi is not None:  # before the host objects: the WASI factory binds to store.wasi
+        store.wasi = restore_wasi(state.wasi, limits)
     _host_objects(state, store, host_modules, addrs)
     insts = [_instance(state, store, loaded, n, ist, addrs) for n, ist in enumerate(state.instances)]
     addrs.check_complete()
     conv = _Converter(addrs.objs["func"], _heap(state, store, insts, addrs), keys)
     _fill_heap(state, conv)
     _contents(state, store, addrs, conv)
+    if state.wasi is not None:
+        bind_memory(store.wasi, state.wasi, addrs.objs["memory"])
     for k, (n, i, items) in enumerate(state.segments):
         insts[n].elems[i] = [conv.value(insts[n].module.elems[i].type, v, insts[n].canon, f"segments[{k}].items[{j}]")
                              for j, v in enumerate(items)]

@@ -14,6 +14,7 @@ from typing import Callable, Dict, List, Optional
 from vm.snapshot.model import DONE, NUM_BITS, RUNNING, TRAPPED, State, Value
 
 from .edits import Edit, Layout, frames_with, other_num, same_type
+from .wasi_targeted import WASI_TARGETED
 
 __all__ = ["TARGETED"]
 
@@ -354,5 +355,5 @@ TARGETED: Dict[str, Edit] = {
     "heap-id-range": _heap_id_range,
     "caught-missing": _caught_missing,
 }
-
-
+#: the WASI rules 25-37 (section 13), in their own file
+TARGETED.update(WASI_TARGETED)
