@@ -69,12 +69,16 @@ def _selected(args: argparse.Namespace) -> List[Workload]:
         raise UsageError(f"--cr {args.cr}: expected a number of checkpoints >= 0")
     if args.cr:
         try:
-            for r in resolve(args.restore_on):
-                ok, why = r.available()
-                if not ok:
-                    raise UsageError(f"--restore-on {r.name}: not available here: {why}")
+            restorers = resolve(args.restore_on)
         except ValueError as e:
             raise UsageError(f"--restore-on {args.restore_on}: {e}") from None
+        for r in restorers:
+            ok, why = r.available()
+            close = getattr(r, "close", None)
+            if close is not None:
+                close()
+            if not ok:
+                raise UsageError(f"--restore-on {r.name}: not available here: {why}")
     return [WORKLOADS[n] for n in (args.names or list(WORKLOADS))]
 
 

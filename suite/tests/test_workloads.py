@@ -107,6 +107,16 @@ def test_cli_refuses_an_unknown_workload(capsys: pytest.CaptureFixture) -> None:
     assert code == 2 and "unknown workload 'doom' (known: nbody," in err
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--cr", "1", "--restore-on", "nowhere"], "--restore-on nowhere: unknown"),
+    (["--cr", "-1"], "--cr -1: expected a number of checkpoints >= 0"),
+])
+def test_cli_refuses_bad_cr_options_before_building(capsys: pytest.CaptureFixture, monkeypatch, argv, message) -> None:
+    monkeypatch.setenv(cbuild.COMPILER_ENV, "/nonexistent/zig")  # never reached
+    code, _, err = wcr(capsys, "workloads", "sort", *argv)
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
 # ------------------------------------------------------------------------------ the SQLite download
 def _tarball(members: Dict[str, bytes], links: Optional[Dict[str, str]] = None) -> bytes:
     buf = io.BytesIO()
@@ -176,9 +186,11 @@ def test_cli_skips_sqlite_without_network(capsys: pytest.CaptureFixture, tmp_pat
 # ------------------------------------------------------------------------ one real C workload (zig)
 def test_a_real_c_workload_builds_and_agrees(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
     pytest.importorskip("ziglang", reason="ziglang not installed (the py311 tox env and `tox -e workloads` have it)")
-    code, out, err = wcr(capsys, "workloads", "json-tokenizer", "--json", str(tmp_path / "w.json"))
+    code, out, err = wcr(capsys, "workloads", "json-tokenizer", "--cr", "1", "--seed", "2", "--restore-on", "inproc",
+                         "--json", str(tmp_path / "w.json"))
     row = json.loads((tmp_path / "w.json").read_text())["workloads"][0]
     assert code == 0, (out, err)
     assert row["status"] == "agree" and row["ours"]["stdout"] == row["wasmtime"]["stdout"]
     assert row["ours"]["stdout"].startswith("{       1500\n") and row["ours"]["exit_status"] == 0
     assert row["checkpoint"]["differences"] == [] and row["checkpoint"]["snapshot_bytes"] > 0
+    assert [(c["on"], c["differences"]) for c in row["cr"]] == [("inproc", [])]
