@@ -199,7 +199,8 @@ def _line(r: Dict[str, Any]) -> Tuple[str, List[str]]:
 
 def _run(args: argparse.Namespace) -> int:
     selected = _selected(args)
-    print(HEADER, flush=True)
+    if not args.build_only:
+        print(HEADER, flush=True)
     rows = []
     t0 = time.perf_counter()
     for w in selected:
