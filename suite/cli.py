@@ -20,7 +20,7 @@ import importlib
 import os
 import pkgutil
 import sys
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 from suite import commands
 from suite.commands import EXIT_UNSUPPORTED, EXIT_USAGE, Command, UnsupportedInput, UsageError
@@ -77,9 +77,24 @@ def _error(message: str) -> None:
     print(f"wcr: {printable(message)}", file=sys.stderr)
 
 
+def _split_program_args(argv: Sequence[str]) -> Tuple[List[str], Optional[List[str]]]:
+    """``wcr … -- ARGS``: (wcr's own arguments, the program's arguments after the first ``--`` or None).
+    Why here: argparse cannot give a command both its positionals and everything after ``--``."""
+    argv = list(argv)
+    if "--" not in argv:
+        return argv, None
+    i = argv.index("--")
+    return argv[:i], argv[i + 1:]
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    own, program_args = _split_program_args(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(own)
+    if program_args is not None:
+        if not getattr(args, "takes_program_args", False):
+            parser.error("arguments after -- are a WASI program's (e.g. wcr run PROGRAM.wasm --wasi -- ARGS)")
+        args.program_args = program_args
     if getattr(args, "_run", None) is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE

@@ -14,6 +14,11 @@ instruction count and digest.
 ``--fuel N`` / ``--timeout S`` bound the run (:mod:`vm.exec.budget`; instantiation's start function
 included): a run they stop prints the outcome as it stands with ``"stopped": "fuel exhausted"`` or
 ``"timeout"``, one line on stderr naming the limit, and exits with :data:`EXIT_STOPPED`.
+
+``--wasi`` runs a WASI command the way ``wasmtime run`` does (:mod:`suite.commands._wasi`: its flags,
+exit statuses and the write-back of ``--dir`` directories): ``_start`` unless ``--invoke`` names another
+export, the arguments after ``--`` are the program's, its output is streamed to ours and its exit
+status is ours; ``--json`` prints the outcome instead (with ``"wasi"``: exit code, output, files digest).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from suite.commands import EXIT_OK, EXIT_STOPPED, UnsupportedInput, UsageError
 from suite.commands._io import read_input, write_output
 from suite.commands._limits import add_limit_flags, limits_of
+from suite.commands._wasi import add_wasi_flags, wasi_config, wasi_exit, wasi_state
 from vm.api import Store, instantiate
 from vm.errors import (
     TIMEOUT,
@@ -57,9 +63,10 @@ from vm.values import NUM_BITS, Value, ValueTextError, parse_value, to_runtime
 
 def _add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("module", metavar="MODULE.wasm")
-    p.add_argument("--invoke", required=True, nargs="+", metavar=("NAME", "TYPE:VALUE"),
+    p.add_argument("--invoke", nargs="+", metavar=("NAME", "TYPE:VALUE"),
                    help="exported function to call, then its arguments, e.g. i32:7 i64:-3 "
-                        "f32:0x7fc00000 f64:1.5 externref:3 funcref:null")
+                        "f32:0x7fc00000 f64:1.5 externref:3 funcref:null (required without --wasi; with "
+                        "--wasi: default _start)")
     p.add_argument("args", nargs="*", metavar="TYPE:VALUE", help=argparse.SUPPRESS)
     p.add_argument("--checkpoint-at", type=int, metavar="K",
                    help="stop before retired instruction K (0 = before the first; K = the total gives a "
@@ -67,11 +74,16 @@ def _add_run(p: argparse.ArgumentParser) -> None:
                         "then finish the run")
     p.add_argument("--snapshot", metavar="OUT.snap", help="where --checkpoint-at writes the snapshot")
     add_limit_flags(p, "run")
+    add_wasi_flags(p)
 
 
 def _run_run(args: argparse.Namespace) -> int:
-    name, *rest = args.invoke
-    texts = list(args.args) + rest
+    if args.invoke is None and not args.wasi:
+        raise UsageError("--invoke NAME is required (or --wasi to run a WASI command's _start)")
+    name, *rest = args.invoke if args.invoke is not None else ["_start"]
+    # with --wasi the positional arguments (after --) are the program's, not the export's
+    texts = rest if args.wasi else list(args.args) + rest
+    config = wasi_config(args, args.module, (list(args.args) if args.wasi else []) + list(args.program_args))
     k_at: Optional[int] = args.checkpoint_at
     if (k_at is None) != (args.snapshot is None):
         raise UsageError("--checkpoint-at and --snapshot go together")
@@ -82,16 +94,21 @@ def _run_run(args: argparse.Namespace) -> int:
     values = [parse_arg(t) for t in texts]
     store = Store()
     store.budget = budget = limits.start()  # one clock for the start function and the invocation
+    if args.wasi:
+        store.wasi = wasi_state(config, store.limits, stream=not args.json)
     try:
         inst = instantiate(store, data)
     except Stopped as e:  # the start function ran out of fuel or time
-        out = Outcome([], None, e.instructions, capture_store(store).host_log, state_digest(store), e.kind).to_dict()
-        return print_outcome(out, limits.seconds)
+        out = Outcome([], None, e.instructions, capture_store(store).host_log, state_digest(store), e.kind,
+                      _wasi_summary(store)).to_dict()
+        return _end(args, store, out, limits.seconds)
     except (Trap, WasmException) as e:  # the start function or a segment trapped (or threw): nothing to invoke
         if k_at is not None:
             raise UsageError(f"{args.module}: instantiation trapped ({e.message}): nothing to checkpoint") from None
         out = Outcome([], e.message, int(store.instructions or 0), capture_store(store).host_log,
-                      state_digest(store)).to_dict()
+                      state_digest(store), None, _wasi_summary(store)).to_dict()
+        if args.wasi and not args.json:
+            return wasi_exit(store.wasi, out, limits.seconds)
         print(json.dumps(out))
         return EXIT_OK
     except MalformedModule as e:
@@ -99,7 +116,8 @@ def _run_run(args: argparse.Namespace) -> int:
     except InvalidModule as e:
         raise UsageError(f"{args.module}: invalid module: {e}") from None
     except LinkError as e:
-        raise UsageError(f"{args.module}: link error: {e} (only the spectest host module is available)") from None
+        hint = "" if "--wasi" in str(e) else " (the host modules are spectest and, with --wasi, WASI preview 1)"
+        raise UsageError(f"{args.module}: link error: {e}{hint}") from None
     except Unsupported as e:
         raise UnsupportedInput(f"{args.module}: {e}") from None
     func = exported_function(inst, name, args.module)
@@ -108,7 +126,20 @@ def _run_run(args: argparse.Namespace) -> int:
         out = invoke(store, func, call_args, k_at, args.snapshot, budget)
     except Unsupported as e:  # an instruction or value the engine or the snapshot cannot handle
         raise UnsupportedInput(f"{args.module}: {e}") from None
-    return print_outcome(out, limits.seconds)
+    return _end(args, store, out, limits.seconds)
+
+
+def _wasi_summary(store: Store) -> Optional[Dict[str, Any]]:
+    return store.wasi.summary() if store.wasi is not None else None
+
+
+def _end(args: argparse.Namespace, store: Store, out: Dict[str, Any], seconds: Optional[float]) -> int:
+    """Print the outcome (a WASI run without --json: its output was streamed; end with its status)."""
+    if args.wasi and not args.json:
+        return wasi_exit(store.wasi, out, seconds)
+    if store.wasi is not None:
+        store.wasi.write_back()
+    return print_outcome(out, seconds)
 
 
 def print_outcome(out: Dict[str, Any], seconds: Optional[float]) -> int:

@@ -147,9 +147,12 @@ class MemFS:
         return ino
 
     def nlink(self, ino: int) -> int:
-        """How many directory entries name ``ino`` (at least 1 for a directory: its own)."""
-        n = sum(1 for d in self.inodes.values() if d.kind == DIR for x in d.entries.values() if x == ino)
-        return max(n, 1) if self.inodes[ino].kind == DIR else n
+        """How many directory entries name ``ino``; a directory has 2 + its subdirectories, as on Unix
+        (its entry, its ``.``, each child's ``..``)."""
+        node = self.inodes[ino]
+        if node.kind == DIR:
+            return 2 + sum(1 for x in node.entries.values() if self.inodes[x].kind == DIR)
+        return sum(1 for d in self.inodes.values() if d.kind == DIR for x in d.entries.values() if x == ino)
 
     def drop_if_orphan(self, ino: int, in_use: Any = ()) -> None:
         """Forget ``ino`` (and uncharge its bytes) once no entry names it and no fd (``in_use``) holds it."""
@@ -165,14 +168,16 @@ class MemFS:
     def locate(self, dir_ino: int, path: bytes, follow: bool) -> Loc:
         """Resolve ``path`` relative to the directory ``dir_ino``, the sandbox root (see the module
         docstring): every component but the last is followed; the last only when ``follow`` (or the
-        path ends with ``/``)."""
-        text = _decode(path)
+        path ends with ``/``), and then the :class:`Loc` is where the symlink leads (a dangling one:
+        the entry it names, which ``O_CREAT`` creates, as wasmtime does)."""
+        return self._locate([dir_ino], _decode(path), follow, [MAX_SYMLINKS])
+
+    def _locate(self, stack: List[int], text: str, follow: bool, budget: List[int]) -> Loc:
         if text.startswith("/"):
             raise _err(EPERM)
         must_dir = text.endswith("/")
         parts = text.rstrip("/").split("/")
-        budget = [MAX_SYMLINKS]
-        stack = self._walk([dir_ino], parts[:-1], budget)
+        stack = self._walk(stack, parts[:-1], budget)
         name = parts[-1]
         if self.inodes[stack[-1]].kind != DIR:
             raise _err(ENOTDIR)
@@ -181,7 +186,14 @@ class MemFS:
             return Loc(stack[-1], name, stack[-1], must_dir)
         ino = self.inodes[stack[-1]].entries.get(name)
         if ino is not None and (follow or must_dir) and self.inodes[ino].kind == SYMLINK:
-            ino = self._follow(stack, self.inodes[ino].target, budget)[-1]
+            target = self.inodes[ino].target
+            budget[0] -= 1
+            if budget[0] < 0:
+                raise _err(ELOOP)
+            if not target:
+                raise _err(ENOENT)
+            loc = self._locate(stack, target + ("/" if must_dir else ""), True, budget)
+            return loc
         if must_dir and ino is not None and self.inodes[ino].kind != DIR:
             raise _err(ENOTDIR)
         return Loc(stack[-1], name, ino, must_dir)

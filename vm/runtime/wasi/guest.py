@@ -29,6 +29,11 @@ class Guest:
             raise _oob()
         self.mem = mem
 
+    def check(self, ptr: int, n: int) -> None:
+        """Trap unless ``[ptr, ptr + n)`` lies in memory (checked before a call changes any state, so a
+        bad result pointer leaves nothing half done)."""
+        self._check(ptr, n)
+
     def _check(self, ptr: int, n: int) -> Any:
         data = self.mem.data
         if ptr + n > len(data):

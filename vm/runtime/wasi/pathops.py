@@ -66,7 +66,7 @@ def path_open(st: WasiState, fd: int, dirflags: int, ptr: int, n: int, oflags: i
     if oflags & O_DIRECTORY and oflags & (O_CREAT | O_TRUNC):
         raise WasiError(EINVAL)
     g = Guest(st.memory)
-    g.u32(fd_ptr, 0)
+    g.check(fd_ptr, 4)
     loc = _locate(st, fd, ptr, n, bool(dirflags & LOOKUP_SYMLINK_FOLLOW))
     ino = loc.ino
     if ino is None:
@@ -157,7 +157,9 @@ def path_symlink(st: WasiState, old_ptr: int, old_n: int, fd: int, new_ptr: int,
 
 def path_link(st: WasiState, old_fd: int, old_flags: int, old_ptr: int, old_n: int, new_fd: int,
               new_ptr: int, new_n: int) -> int:
-    src = _locate(st, old_fd, old_ptr, old_n, bool(old_flags & LOOKUP_SYMLINK_FOLLOW))
+    if old_flags & LOOKUP_SYMLINK_FOLLOW:
+        raise WasiError(EINVAL)  # wasmtime links the entry itself only
+    src = _locate(st, old_fd, old_ptr, old_n, False)
     dst = _locate(st, new_fd, new_ptr, new_n, False)
     ino = src.ino if src.ino is not None else st.fs.node(src.parent).entries.get(src.name)
     if ino is None:

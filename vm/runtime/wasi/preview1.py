@@ -3,7 +3,8 @@ host-module factory, plus the functions that touch no file (args, environ, clock
 polling, sockets).  The fd functions live in :mod:`.fdops`, the path functions in :mod:`.pathops`.
 
 Every function of preview 1 exists with its exact signature, so any WASI program links (wasi-libc
-imports many it rarely calls); ``proc_raise`` and the ``sock_*`` functions return ``ENOSYS``.  A host
+imports many it rarely calls); ``proc_raise`` returns ``ENOTSUP`` and the ``sock_*`` functions
+``ENOTSOCK``/``EBADF``, as in wasmtime.  A host
 function reads the state through ``store.wasi`` at each call (a restore replaces it), returns its errno
 (an implementation raises :class:`~.constants.WasiError`), and traps like wasmtime on a pointer outside
 memory (:mod:`.guest`).  Invalid enum values and flag bits return ``EINVAL`` (wasmtime traps instead).
@@ -21,8 +22,10 @@ from .constants import (
     CLOCK_PROCESS_CPUTIME_ID,
     CLOCK_REALTIME,
     CLOCK_THREAD_CPUTIME_ID,
+    EBADF,
     EINVAL,
-    ENOSYS,
+    ENOTSOCK,
+    ENOTSUP,
     ESUCCESS,
     EVENT_SIZE,
     EVENTTYPE_CLOCK,
@@ -121,28 +124,33 @@ def environ_sizes_get(st: WasiState, count_ptr: int, size_ptr: int) -> int:
 
 
 # -- clocks, random ---------------------------------------------------------------------------------
-_CLOCKS = (CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID)
+_CLOCKS = (CLOCK_REALTIME, CLOCK_MONOTONIC)
+#: the CPU-time clocks: wasmtime has none (``EBADF``)
+_CPU_CLOCKS = (CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID)
+
+
+def _clock(clock: int) -> None:
+    if clock not in _CLOCKS:
+        raise WasiError(EBADF if clock in _CPU_CLOCKS else EINVAL)
 
 
 def clock_res_get(st: WasiState, clock: int, ptr: int) -> int:
-    if clock not in _CLOCKS:
-        raise WasiError(EINVAL)
+    _clock(clock)
     Guest(st.memory).u64(ptr, 1 if st.real_clock else CLOCK_TICK_NS)
     return ESUCCESS
 
 
 def clock_time_get(st: WasiState, clock: int, precision: int, ptr: int) -> int:  # noqa: ARG001 - witx
-    if clock not in _CLOCKS:
-        raise WasiError(EINVAL)
+    _clock(clock)
     g = Guest(st.memory)
-    g.u64(ptr, 0)  # the pointer is checked before the clock advances
+    g.check(ptr, 8)  # the pointer is checked before the clock advances
     g.u64(ptr, st.now())
     return ESUCCESS
 
 
 def random_get(st: WasiState, buf: int, n: int) -> int:
     g = Guest(st.memory)
-    g.read(buf, n)  # checked before the stream advances
+    g.check(buf, n)  # before the stream advances
     g.write(buf, st.random_bytes(n))
     return ESUCCESS
 
@@ -154,7 +162,7 @@ def proc_exit(st: WasiState, code: int) -> None:
 
 
 def proc_raise(st: WasiState, sig: int) -> int:  # noqa: ARG001 - witx
-    return ENOSYS
+    return ENOTSUP  # as wasmtime
 
 
 def sched_yield(st: WasiState) -> int:  # noqa: ARG001 - witx
@@ -168,7 +176,7 @@ def poll_oneoff(st: WasiState, in_ptr: int, out_ptr: int, n: int, nevents_ptr: i
         raise WasiError(EINVAL)
     g = Guest(st.memory)
     raw = g.read(in_ptr, n * SUBSCRIPTION_SIZE)
-    g.read(out_ptr, n * EVENT_SIZE)
+    g.check(out_ptr, n * EVENT_SIZE)
     events = []
     wait = None
     for i in range(n):
@@ -206,8 +214,10 @@ def poll_oneoff(st: WasiState, in_ptr: int, out_ptr: int, n: int, nevents_ptr: i
     return ESUCCESS
 
 
-def _enosys(st: WasiState, *args: int) -> int:  # noqa: ARG001 - any signature
-    return ENOSYS
+def _sock(st: WasiState, fd: int, *args: int) -> int:  # noqa: ARG001 - every sock_* signature
+    """No sockets (a program gets none): ``ENOTSOCK`` for an open fd, ``EBADF`` otherwise (as wasmtime)."""
+    st.fd(fd)
+    return ENOTSOCK
 
 
 _IMPLS: Dict[str, Callable[..., Any]] = {
@@ -239,6 +249,6 @@ def wasi_exports(store: Any) -> Dict[str, Any]:
     """The host-module factory: every preview-1 function bound to ``store.wasi``."""
     out: Dict[str, Any] = {}
     for name, (params, results) in SIGNATURES.items():
-        impl = _IMPLS.get(name, _enosys)
+        impl = _IMPLS.get(name, _sock)
         out[name] = store.host_func(name, FuncType(params, results), _host(store, name, impl))
     return out

@@ -19,7 +19,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from .constants import EBADF, EMFILE, RIGHTS_ALL, RIGHTS_DIR, RIGHTS_FILE, RIGHTS_STDIO, WasiError
+from .constants import (
+    EBADF,
+    EMFILE,
+    RIGHTS_ALL,
+    RIGHTS_DIR,
+    RIGHTS_FILE,
+    RIGHTS_STDIN,
+    RIGHTS_STDOUT,
+    WasiError,
+)
 from .fs import DIR as DIR_INODE
 from .fs import MemFS
 
@@ -114,9 +123,9 @@ class WasiState:
         st.stdin = bytes(config.stdin)
         st.real_clock = config.real_clock
         st.seed = config.seed
-        st.fds[0] = FdEntry(STDIN, rights_base=RIGHTS_STDIO)
-        st.fds[1] = FdEntry(STDOUT, rights_base=RIGHTS_STDIO)
-        st.fds[2] = FdEntry(STDERR, rights_base=RIGHTS_STDIO)
+        st.fds[0] = FdEntry(STDIN, rights_base=RIGHTS_STDIN, rights_inheriting=RIGHTS_STDIN)
+        st.fds[1] = FdEntry(STDOUT, rights_base=RIGHTS_STDOUT, rights_inheriting=RIGHTS_STDOUT)
+        st.fds[2] = FdEntry(STDERR, rights_base=RIGHTS_STDOUT, rights_inheriting=RIGHTS_STDOUT)
         for n, (guest, host) in enumerate(config.dirs):
             ino = st.fs.load_dir(host, guest) if host is not None else st.fs.mkroot(guest)
             st.fds[3 + n] = FdEntry(DIR, ino, guest, RIGHTS_DIR, RIGHTS_FILE | RIGHTS_DIR)
