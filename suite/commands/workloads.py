@@ -102,14 +102,17 @@ def _midrun(wasm: bytes, config: WasiConfig, ref: Dict[str, Any]) -> Dict[str, A
     blob = encode(state)
     t1 = time.perf_counter()
     pages = sum(m.pages for m in state.mems)
+    raw = len(encode(state, compress=False))  # the same sections without zlib (other C/R systems' unit)
     try:
         store2, run2 = restore(decode(blob), {hashlib.sha256(wasm).hexdigest(): wasm})
     except SnapshotError as e:
-        return {"k": k, "snapshot_bytes": len(blob), "memory_pages": pages, "differences": [f"restore: {e}"]}
+        return {"k": k, "snapshot_bytes": len(blob), "uncompressed_bytes": raw, "memory_pages": pages,
+                "differences": [f"restore: {e}"]}
     t2 = time.perf_counter()
     assert run2 is not None  # a checkpoint of a running invocation has a thread
     got = finish(store2, run2).to_dict()
-    return {"k": k, "snapshot_bytes": len(blob), "memory_pages": pages, "checkpoint_seconds": round(t1 - t0, 4),
+    return {"k": k, "snapshot_bytes": len(blob), "uncompressed_bytes": raw, "memory_pages": pages,
+            "checkpoint_seconds": round(t1 - t0, 4),
             "restore_seconds": round(t2 - t1, 4), "resumed_seconds": round(time.perf_counter() - t2, 3),
             "differences": migrate_compare(f"resumed at {k}", ref, got)}
 
