@@ -105,7 +105,7 @@ def test_a_frame_stack_deeper_than_the_restorers_call_depth_is_refused() -> None
 def test_decompression_stops_at_the_readers_bound() -> None:
     """A zlib bomb (100 MiB of zeros in ~100 KB) is refused once the body exceeds what a state within
     the reader's limits can need, not after inflating all of it."""
-    lim = StoreLimits(max_memory_pages=1, max_table_elements=1, max_heap_fields=1)
+    lim = StoreLimits(max_memory_pages=1, max_table_elements=1, max_heap_fields=1, max_fs_bytes=1)
     assert lim.snapshot_body_bound() < 100 << 20
     bomb = codec.pack(bytes(100 << 20))
     assert len(bomb) < 200_000
