@@ -48,7 +48,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ...module import Export, Func, Global, Import, ImportDesc, Instr, MemArg, Module
 from ...runtime.wasi import WASI_MODULE
-from ...runtime.wasi.constants import O_DIRECTORY, RIGHTS, WHENCE_SET
+from ...runtime.wasi.constants import O_DIRECTORY, RIGHTS, RIGHTS_ALL, WHENCE_SET
 from ...types import FuncType, GlobalType, SubType
 from ..model import InstanceState, State, WasiSnapshot
 from .common import NotConvertible, end
@@ -154,8 +154,13 @@ def plan(state: State, ist: InstanceState, m: Module) -> Optional[WasiPlan]:
             raise NotConvertible("wasi fd table", f"fd {n} ({f.kind}) is at the number of a preopen")
         ri, path = _path(f.ino, parents, root_of)
         is_dir = f.kind == "dir"
-        reopen.append(Reopen(n, FIRST_PREOPEN + ri, path, is_dir, f.rights_base & ~DIR_WRITE_RIGHTS if is_dir
-                             else f.rights_base, f.rights_inheriting, f.flags, 0 if is_dir else f.offset))
+        # a directory asks for every right its root passes on (but write access): its rights are what
+        # *our* WASI granted, which follows wasmtime's set; node's uvwasi wants more of a directory (e.g.
+        # path_filestat_set_size for an O_TRUNC open under it), so the snapshot's set would refuse later opens
+        base = RIGHTS_ALL & ~DIR_WRITE_RIGHTS if is_dir else f.rights_base
+        inheriting = RIGHTS_ALL if is_dir else f.rights_inheriting
+        reopen.append(Reopen(n, FIRST_PREOPEN + ri, path, is_dir, base, inheriting, f.flags,
+                             0 if is_dir else f.offset))
     top = max([r.fd for r in reopen], default=0)
     close = [n for n in range(0, max(top, FIRST_PREOPEN + nroots)) if n not in fds]
     stdin_f = fds.get(0)
