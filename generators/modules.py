@@ -91,6 +91,7 @@ from .exn import ExnOps
 from .gc import GC_REC_SIZES, GC_TYPES, NODE, GcOps
 from .simd import V128_EDGES, V128_LOADS, V128_STORES, SimdOps
 from .stateops import BOOSTS, StateOps, _ints, _Label
+from .wasi import WASI_CONFIG, WasiOps
 
 __all__ = [
     "ALL_FEATURES", "DEFAULT_FEATURES", "GeneratedCase", "Size", "modules", "cases", "args_for", "value_of",
@@ -116,10 +117,11 @@ ALL_FEATURES: FrozenSet[str] = frozenset({
     "simd",         # v128 values and SIMD instructions (generators.simd); off by default: a switch
     "gc",           # structs, arrays, i31 and casts (generators.gc); off by default: a switch
     "exceptions",   # tags, throw, try_table, throw_ref, exnref (generators.exn); off by default: a switch
+    "wasi",         # imports wasi_snapshot_preview1: files, stdout, errnos (generators.wasi); off by default
 })
-#: the default set: everything but the switches ``simd``, ``gc`` and ``exceptions`` (which a campaign turns
-#: on with ``wcr fuzz --simd`` / ``--gc`` / ``--exceptions``)
-DEFAULT_FEATURES: FrozenSet[str] = ALL_FEATURES - {"simd", "gc", "exceptions"}
+#: the default set: everything but the switches ``simd``, ``gc``, ``exceptions`` and ``wasi`` (which a campaign
+#: turns on with ``wcr fuzz --simd`` / ``--gc`` / ``--exceptions`` / ``--wasi``)
+DEFAULT_FEATURES: FrozenSet[str] = ALL_FEATURES - {"simd", "gc", "exceptions", "wasi"}
 
 FUEL_GLOBAL = 0
 CANON_NAN = {F32: 0x7FC00000, F64: 0x7FF8000000000000}
@@ -216,6 +218,8 @@ _WEIGHTS: Dict[str, int] = {
     "table_write": 3, "segment": 2, "mem2": 3, "br_table_loop": 2, "if_skip": 2,
     # GC and exceptions (generators.gc, generators.exn): "gc" is a value and a statement
     "gc": 6, "try": 3, "exn": 4,
+    # WASI calls (generators.wasi): a value (the errno) and a statement
+    "wasi": 10,
 }
 # the one-argument prints of the spectest declaration, by argument type
 _PRINTS = tuple((params[0], name) for name, params in PRINTS.items() if len(params) == 1)
@@ -268,6 +272,8 @@ class GeneratedCase:
     bits_export: Optional[str] = "run_bits"
     deterministic: bool = True  # all float bits observable by the host are deterministic
     features: FrozenSet[str] = field(default_factory=frozenset)
+    #: how the program is started when it imports WASI (:data:`generators.wasi.WASI_CONFIG`), else None
+    wasi: Optional[Dict[str, Any]] = None
 
     @property
     def bits_args(self) -> List[Any]:
@@ -308,7 +314,7 @@ class _FuncCtx:
         return self.scratch[t]
 
 
-class _Gen(StateOps, SimdOps, GcOps, ExnOps):
+class _Gen(StateOps, SimdOps, GcOps, ExnOps, WasiOps):
     """One module's generation state; ``draw`` is the Hypothesis draw function of the composite.
     ``boost``: coverage kinds to make likelier (:data:`generators.stateops.BOOSTS`)."""
 
@@ -409,6 +415,8 @@ class _Gen(StateOps, SimdOps, GcOps, ExnOps):
                     self.print_funcs[t] = len(self.imports)
                     self.imports.append(Import("spectest", name, ImportDesc("func", ti)))
                     self.func_types.append(ti)
+        if "wasi" in f:
+            self.wasi_imports()
         nimp = len(self.imports)
         nfuncs = self.draw(_ints(1, self.size.max_funcs))
         self._nuser = nfuncs
@@ -440,9 +448,10 @@ class _Gen(StateOps, SimdOps, GcOps, ExnOps):
             self.gc_globals(self.gbase)
         if "exceptions" in f:
             self.exn_globals(self.gbase)
+        wasi_exports = self.wasi_globals() if "wasi" in f else []
         mems: List[Memory] = []
         datas: List[Data] = []
-        if "memory" in f:
+        if "memory" in f or "wasi" in f:
             self.build_memories(mems, datas)
         tables: List[Table] = []
         elems: List[Elem] = []
@@ -463,6 +472,8 @@ class _Gen(StateOps, SimdOps, GcOps, ExnOps):
         exports += [Export(f"g{i}", "global", self.gbase + i) for i in exported[1:]]
         if self.has_mem:
             exports.append(Export("mem", "memory", 0))
+        if "wasi" in f:  # WASI binds the export named "memory"
+            exports += [Export("memory", "memory", 0)] + wasi_exports
         if tables:
             exports.append(Export("tab", "table", self.main_table))
         return Module(
@@ -526,7 +537,13 @@ class _Gen(StateOps, SimdOps, GcOps, ExnOps):
                 self.recursion_prologue(fidx)
             elif fidx == len(self.imports):
                 self.recursion_call()
+        if "wasi" in self.f:
+            if fidx == len(self.imports):
+                self.wasi_prologue()
+            self.wasi_entry()
         self.block_body((), tuple(ft.results))
+        if "wasi" in self.f and fidx == len(self.imports):
+            self.wasi_epilogue()  # proc_exit above the results (its type leaves them alone)
         self.code.append(Instr("end"))
         self.funcs_done.append(fidx)
         ctx = self.ctx
@@ -722,6 +739,8 @@ class _Gen(StateOps, SimdOps, GcOps, ExnOps):
             opts.append("gc")
         if "exceptions" in self.f and self.can_block():
             opts.append("try")
+        if "wasi" in self.f and t == I32 and self.can_block():
+            opts.append("wasi")
         if "traps" in self.f:
             opts.append("unreachable")
         o = self.pick_w(opts)
@@ -880,6 +899,9 @@ class _Gen(StateOps, SimdOps, GcOps, ExnOps):
     def v_try(self, t, locs, globs) -> None:
         self.try_table((t,))
 
+    def v_wasi(self, t, locs, globs) -> None:
+        self.wasi_value()
+
     def v_unreachable(self, t, locs, globs) -> None:
         self.emit("unreachable")
 
@@ -890,7 +912,8 @@ class _Gen(StateOps, SimdOps, GcOps, ExnOps):
         writable = [i for i in range(len(ctx.local_types)) if i not in ctx.reserved]
         if writable:
             opts.append("local.set")
-        mglobs = [i for i, gt in enumerate(self.global_types()) if gt.mutable and i != FUEL_GLOBAL + self.gbase]
+        kept = (FUEL_GLOBAL + self.gbase,) + self.wasi_reserved_globals()
+        mglobs = [i for i, gt in enumerate(self.global_types()) if gt.mutable and i not in kept]
         if mglobs:
             opts.append("global.set")
         if self.has_mem:
@@ -923,11 +946,13 @@ class _Gen(StateOps, SimdOps, GcOps, ExnOps):
             opts.append("gc")
         if "exceptions" in self.f:
             opts.append("exn")
+        if "wasi" in self.f and self.can_block():
+            opts.append("wasi")
         o = self.pick_w(opts)
         if o in ("table_write", "segment", "mem2", "br_table_loop", "if_skip"):
             getattr(self, "s_" + o)()
             return
-        if o in ("gc", "exn"):
+        if o in ("gc", "exn", "wasi"):
             getattr(self, o + "_stmt")()
             return
         if o == "drop":
@@ -1076,6 +1101,7 @@ def _cases(draw, feats: FrozenSet[str], size: Size, boost: FrozenSet[str] = froz
         functype=ft,
         deterministic="canon_nans" in feats,
         features=feats,
+        wasi=dict(WASI_CONFIG) if "wasi" in feats else None,
     )
 
 

@@ -153,7 +153,7 @@ class StateOps:
     def build_memories(self, mems: List[Memory], datas: List[Data]) -> None:
         """Memory 0 (defined, or ``spectest.memory``), maybe a second one, active and passive data."""
         self.has_mem = True
-        if "host" in self.f and self.knob("import_memory"):
+        if "host" in self.f and "wasi" not in self.f and self.knob("import_memory"):
             lo, hi = MEMORIES["memory"]
             self.other_imports.append(Import("spectest", "memory", ImportDesc("memory", MemType(Limits(lo, hi)))))
             self.mem_pages = lo

@@ -178,6 +178,7 @@ def build_report(case: Any, schedule: Any, div: Any, found: Optional[Dict[str, A
             "instructions": count_instructions(m),
             "functions": len(m.funcs),
             "deterministic": bool(case.deterministic),
+            **({"wasi": case.wasi} if case.wasi is not None else {}),
             "wat": wat_of(case.wasm),
             "wasm_b64": base64.b64encode(case.wasm).decode("ascii"),
         },
@@ -290,7 +291,37 @@ def case_of(rep: Dict[str, Any]):
         raise ReportError(f"the report's module does not load: {e}") from None
     seed = rep["module"].get("smith_seed_b64")
     return Case(wasm, str(inv["export"]), args, str(rep["module"].get("generator", "own")), diff_export, diff_args,
-                bool(rep["module"].get("deterministic", True)), base64.b64decode(seed) if seed else None)
+                bool(rep["module"].get("deterministic", True)), base64.b64decode(seed) if seed else None,
+                wasi_of_report(rep["module"].get("wasi")))
+
+
+def wasi_of_report(w: Any) -> Optional[Dict[str, Any]]:
+    """A report's WASI start configuration (``module.wasi``), checked: a report is a file from a stranger,
+    so only string args/env and *in-memory* preopens are accepted (a host directory named in a report
+    would be read into the run)."""
+    if w is None:
+        return None
+
+    def strs(x: Any, what: str) -> List[Any]:
+        if not isinstance(x, list):
+            raise ReportError(f"module.wasi.{what} must be a list")
+        return x
+
+    if not isinstance(w, dict) or set(w) - {"args", "env", "dirs", "seed"}:
+        raise ReportError("module.wasi must be a mapping of args, env, dirs, seed")
+    args = strs(w.get("args", []), "args")
+    env = strs(w.get("env", []), "env")
+    dirs = strs(w.get("dirs", []), "dirs")
+    if not all(isinstance(a, str) for a in args):
+        raise ReportError("module.wasi.args must be strings")
+    if not all(isinstance(e, list) and len(e) == 2 and all(isinstance(x, str) for x in e) for e in env):
+        raise ReportError("module.wasi.env must be [name, value] string pairs")
+    if not all(isinstance(d, list) and len(d) == 2 and isinstance(d[0], str) and d[1] is None for d in dirs):
+        raise ReportError("module.wasi.dirs must be [guest path, null] pairs (in-memory directories only)")
+    seed = w.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ReportError("module.wasi.seed must be an integer")
+    return {"args": args, "env": env, "dirs": dirs, "seed": seed}
 
 
 def replay(rep: Dict[str, Any], hosts: Optional[Dict[str, Any]] = None,

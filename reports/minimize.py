@@ -101,7 +101,7 @@ def shrink_module(case: Any, sched: Any, sig: Tuple[str, str], timeout: float = 
     ft = export_type(case.wasm, case.export)
     spec = {"kind": sig[0], "where": sig[1], "export": case.export, "args": format_args(ft.params, case.args),
             "schedule": sched.to_dict() if sched is not None else None, "generator": case.generator,
-            "deterministic": case.deterministic}
+            "deterministic": case.deterministic, "wasi": case.wasi}
     with tempfile.TemporaryDirectory(prefix="wcr-shrink-") as d:
         spec_path = os.path.join(d, "spec.json")
         with open(spec_path, "w") as f:
@@ -141,7 +141,7 @@ def _predicate(spec_path: str, wasm_path: str) -> int:
         args = parse_args(ft.params, spec["args"])
     except (ReportError, WasmError, Exception):  # noqa: BLE001 - export gone or retyped: not interesting
         return 1
-    case = Case(wasm, spec["export"], args, spec["generator"], "", None, spec["deterministic"])
+    case = Case(wasm, spec["export"], args, spec["generator"], "", None, spec["deterministic"], wasi=spec.get("wasi"))
     sig = (spec["kind"], spec["where"])
     sched = Schedule.from_dict(spec["schedule"]) if spec.get("schedule") else None
     from reports.bugreport import _make_restorers

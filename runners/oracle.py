@@ -410,4 +410,21 @@ def compare_conformance(vm: Any, wt: Any, deterministic: bool = True) -> Optiona
             return f"memory size: vm {len(vm.memory)} / wasmtime {len(wt.memory)}"
         i = next(i for i in range(len(vm.memory)) if vm.memory[i] != wt.memory[i])
         return f"memory byte {i:#x}: vm {vm.memory[i]:#x} / wasmtime {wt.memory[i]:#x}"
+    return _wasi_conformance(getattr(vm, "wasi", None), getattr(wt, "wasi", None))
+
+
+def _wasi_conformance(vm: Optional[Dict[str, Any]], wt: Optional[Dict[str, Any]]) -> Optional[str]:
+    """A WASI program's end on both sides (exit code, stdout, stderr, files digest): the first
+    difference, or None."""
+    if vm is None and wt is None:
+        return None
+    vm, wt = vm or {}, wt or {}
+    for key in ("exit_code", "stdout", "stderr", "files"):
+        if vm.get(key) != wt.get(key):
+            a, b = vm.get(key), wt.get(key)
+            if key in ("stdout", "stderr"):
+                import base64
+
+                a, b = (base64.b64decode(x or "")[:120] for x in (a, b))
+            return f"wasi {key}: vm {a!r} / wasmtime {b!r}"
     return None

@@ -42,6 +42,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from vm.errors import FUEL_EXHAUSTED, TIMEOUT, Stopped, stop_message, trap_kind
 from vm.exec.budget import Budget, RunLimits
+from vm.runtime.wasi import WasiConfig
 from vm.snapshot import decode
 from vm.snapshot.coverage import live_kinds
 from vm.snapshot.schedule import Schedule
@@ -95,6 +96,10 @@ class Case:
     diff_args: Optional[List[Any]] = None
     deterministic: bool = True
     seed: Optional[bytes] = None  # smith seed
+    #: a WASI program's start configuration, JSON-able (``args``, ``env`` pairs, ``dirs`` (guest path,
+    #: host directory or None) pairs, ``seed``; our generator's: ``generators.wasi.WASI_CONFIG``): every
+    #: fresh run of the case starts a WASI state from it (:func:`wasi_config`)
+    wasi: Optional[Dict[str, Any]] = None
 
     @property
     def sha256(self) -> str:
@@ -104,6 +109,16 @@ class Case:
 
     def key(self) -> Tuple[Any, ...]:
         return (self.wasm, self.export, tuple(self.args))
+
+
+def wasi_config(wasi: Optional[Dict[str, Any]]) -> Optional[WasiConfig]:
+    """A case's WASI start configuration as a :class:`vm.runtime.wasi.WasiConfig` (virtual clock)."""
+    if wasi is None:
+        return None
+    return WasiConfig(args=[str(a) for a in wasi.get("args", [])],
+                      env=[(str(k), str(v)) for k, v in wasi.get("env", [])],
+                      dirs=[(str(g), None if h is None else str(h)) for g, h in wasi.get("dirs", [])],
+                      seed=int(wasi.get("seed", 0)))
 
 
 @dataclass
@@ -168,10 +183,10 @@ def differential(case: Case, fuel: Optional[int] = None) -> Tuple[Optional[Diver
     args = case.diff_args if case.diff_args is not None else case.args
     fuel = MAX_INSTRUCTIONS if fuel is None else fuel
     try:
-        vm = run_vm(case.wasm, export, args, max_instructions=fuel)
+        vm = run_vm(case.wasm, export, args, max_instructions=fuel, wasi=wasi_config(case.wasi))
     except BudgetExceeded:
         return None, f"our VM: {stop_message(FUEL_EXHAUSTED, fuel)}"
-    wt = run_wasmtime(case.wasm, export, args)
+    wt = run_wasmtime(case.wasm, export, args, wasi=wasi_config(case.wasi))
     # resource limits differ between engines: says nothing about conformance
     if wt.inconclusive:
         return None, wt.inconclusive
@@ -184,7 +199,8 @@ def differential(case: Case, fuel: Optional[int] = None) -> Tuple[Optional[Diver
         return None, relaxed_simd_verdict("mismatch", [d], True)[1][0]
 
     def shown(o: Any) -> Dict[str, Any]:
-        return {"results": None if o.results is None else [format_value(v) for v in o.results], "trap": o.trap}
+        return {"results": None if o.results is None else [format_value(v) for v in o.results], "trap": o.trap,
+                **({"wasi": o.wasi} if o.wasi is not None else {})}
 
     return Divergence("conformance", "wasmtime", d, expected=shown(vm), actual=shown(wt)), ""
 
@@ -200,13 +216,13 @@ def _has_relaxed_simd(wasm: bytes) -> bool:
 def reference(case: Case, budget: Optional[Budget] = None) -> Tuple[Dict[str, Any], Any]:
     """The uninterrupted run: its outcome dict and the final state of the instance (for targets).
     :class:`vm.errors.Stopped` when ``budget`` (default: :data:`MAX_INSTRUCTIONS` of fuel) stopped it."""
-    ref = reference_run(case.wasm, case.export, case.args, budget or DEFAULT_LIMITS.start())
+    ref = reference_run(case.wasm, case.export, case.args, budget or DEFAULT_LIMITS.start(), wasi_config(case.wasi))
     return ref.outcome, ref.final_state
 
 
 def snapshots_at(case: Case, ks: Sequence[int]) -> List[Tuple[int, bytes, Any]]:
     """Checkpoints of one run at each k (increasing): ``(k, bytes, State)``."""
-    return list(checkpoints_of_run(case.wasm, case.export, case.args, ks))
+    return list(checkpoints_of_run(case.wasm, case.export, case.args, ks, wasi_config(case.wasi)))
 
 
 def _host_finish(host: Any, snap: bytes, modules: Dict[str, bytes], ref: Dict[str, Any], k: int,
@@ -257,7 +273,7 @@ def _target_item(snap: bytes, state: Any, modules: Dict[str, bytes], ref: Dict[s
 def _origin(case: Case) -> Optional[Origin]:
     """The blame baseline of a trial: its invocation on a fresh instance, which a target can re-run
     from scratch with nothing of ours converted (None when it cannot, e.g. a start function printed)."""
-    store, _inst, func = fresh_instance(case.wasm, case.export)
+    store, _inst, func = fresh_instance(case.wasm, case.export, wasi=wasi_config(case.wasi))
     return origin_of(store, func, case.args, case.wasm)[0]
 
 
@@ -328,7 +344,8 @@ def run_trial(case: Case, schedule_fn: Any, hosts: Dict[str, Any], targets: Dict
     if sched.shape != "chain":  # single, multi, exhaustive: every checkpoint everywhere
         snaps = snapshots_at(case, sched.ks)
         res.checkpoints += len(snaps)
-        res.coverage += [(k, live_kinds(s, modules), tuple(h for h in sched.hosts if h in hosts)) for k, _, s in snaps]
+        res.coverage += [(k, live_kinds(s, modules, ref), tuple(h for h in sched.hosts if h in hosts))
+                         for k, _, s in snaps]
         for k, snap, _st in snaps:
             if _out_of_time(budget, res, k):
                 break
@@ -358,7 +375,7 @@ def run_trial(case: Case, schedule_fn: Any, hosts: Dict[str, Any], targets: Dict
             else:
                 _host_finish(host, snap, modules, ref, k, res, budget)
                 to_targets = [(k, snap, decode(snap))]
-                res.coverage.append((k, live_kinds(to_targets[0][2], modules), (host.name,)))
+                res.coverage.append((k, live_kinds(to_targets[0][2], modules, ref), (host.name,)))
     origin = _origin(case) if sched.targets and to_targets else None
     for name in sched.targets:
         if name not in targets or (only is not None and only != ("cr-target", name)):

@@ -40,6 +40,9 @@ def _add_fuzz(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exceptions", action="store_true",
                    help="tags, throw, try_table, throw_ref and exnref in both generators "
                         "(smith: --exceptions-enabled true)")
+    p.add_argument("--wasi", action="store_true",
+                   help="WASI programs from our generator: fd_write of computed bytes to stdout/stderr and to "
+                        "files in an in-memory /sandbox, reads, seeks, errnos fed back (smith makes none)")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), metavar="N",
                    help="worker processes with disjoint seeds (default: min(2, CPUs))")
     p.add_argument("--shard", default="0/1", metavar="I/N", help="this campaign's share of the seed space")
@@ -140,7 +143,7 @@ def _run_fuzz(args: argparse.Namespace) -> int:
         cfg = Config(budget=budget, seed=args.seed, hosts=hosts, targets=targets, generator=args.generator,
                      workers=args.workers, shard=shard, dir=str(d), reports=args.reports or "",
                      shrink_seconds=args.shrink_seconds, chunks=args.chunks or 0, fuel=limits.fuel,
-                     simd=args.simd, gc=args.gc, exceptions=args.exceptions)
+                     simd=args.simd, gc=args.gc, exceptions=args.exceptions, wasi=args.wasi)
         if args.timeout is not None:  # else the campaign's default (TRIAL_TIMEOUT); 0 = no limit
             cfg.timeout = limits.seconds
     limit = " and ".join(x for x in (f"{cfg.budget:g} s" if cfg.budget != float("inf") else "",

@@ -131,7 +131,8 @@ class Worker:
 
         feats = DEFAULT_FEATURES | set(self.cfg.features())
         c = data.draw(cases(feats, size=Size(max_funcs=self.cfg.max_funcs), boost=self.steer.boost))
-        return Case(c.wasm, c.export, list(c.args), "own", "run_bits", list(c.bits_args), c.deterministic)
+        return Case(c.wasm, c.export, list(c.args), "own", "run_bits", list(c.bits_args), c.deterministic,
+                    wasi=c.wasi)
 
     def draw_schedule(self, data: Any, total: int) -> Schedule:
         from hypothesis import strategies as st
@@ -434,6 +435,7 @@ def run_campaign(cfg: Config, progress: bool = False, out=sys.stderr) -> Dict[st
     s["simd"] = cfg.simd  # the generators made v128 values (coverage kind value.v128 counts them live)
     s["gc"] = cfg.gc  # ... heap objects (kinds heap.*)
     s["exceptions"] = cfg.exceptions  # ... exceptions (kinds heap.exn, ctl.handler)
+    s["wasi"] = cfg.wasi  # ... WASI programs (kinds wasi.*)
     if s["trials"] <= before:  # (fewer: a re-run of a cut chunk broke down)
         raise NothingRan(nothing_ran_reason(d, s["seconds"], cfg.budget))
     out.write(format_coverage(s["coverage"]) + "\n")

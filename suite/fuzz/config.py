@@ -48,10 +48,12 @@ class Config:
     simd: bool = False  # v128 values and SIMD instructions in both generators (``wcr fuzz --simd``)
     gc: bool = False  # structs, arrays, i31 and casts in both generators (``wcr fuzz --gc``)
     exceptions: bool = False  # tags, throw, try_table, exnref in both generators (``wcr fuzz --exceptions``)
+    wasi: bool = False  # WASI programs (files, stdout, errnos) from our generator (``wcr fuzz --wasi``)
 
     def features(self) -> Tuple[str, ...]:
         """The switches this campaign turned on (names of :data:`generators.modules.ALL_FEATURES`)."""
-        return tuple(n for n, on in (("simd", self.simd), ("gc", self.gc), ("exceptions", self.exceptions)) if on)
+        return tuple(n for n, on in (("simd", self.simd), ("gc", self.gc), ("exceptions", self.exceptions),
+                                     ("wasi", self.wasi)) if on)
 
     @property
     def reports_dir(self) -> Path:

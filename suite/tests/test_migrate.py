@@ -121,3 +121,16 @@ def test_not_a_wasi_command_is_exit_2(capsys: Any, tmp_path: Path) -> None:
     assert code == 2 and "no _start" in err
     code, _, err = _migrate(capsys, str(tmp_path / "missing.wasm"), "--at", "0", "--to", "inproc")
     assert code == 2 and "no such file" in err
+
+
+def test_migrate_to_a_native_target(capsys: Any, prog: Path, sandbox: Path) -> None:
+    """Continued on wasmtime (the resume module under wasmtime's WASI, the fd table recreated in a copy
+    of the sandbox): the program's output, exit status and files agree with the uninterrupted runs."""
+    from runners.session import resolve
+
+    ok, why = resolve("wasmtime")[0].available()
+    if not ok:
+        pytest.skip(f"wasmtime target: {why}")
+    code, out, err = _migrate(capsys, str(prog), "--at", "250", "--to", "wasmtime", "--dir", f"{sandbox}::/sandbox")
+    assert code == 0, err
+    assert out.startswith("hello\n") and out.endswith("INPUT\n") and "verdict: all agree" in err

@@ -18,7 +18,6 @@ import pytest
 
 wasmtime = pytest.importorskip("wasmtime")
 # checkpoints of WASI programs carry State.wasi once helper snap's capture/restore is merged (issue 13)
-pytest.importorskip("vm.snapshot.wasi_state", reason="WASI state in snapshots (vm/snapshot/wasi_state.py) not merged")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
@@ -30,18 +29,27 @@ from runners.oracle import compare_wasi  # noqa: E402
 from runners.restore import INCONCLUSIVE, MATCH, MISMATCH, NOT_APPLICABLE, NOT_CONVERTIBLE, CheckItem  # noqa: E402
 from runners.session import Session, items_for, reference_run  # noqa: E402
 from vm.runtime.wasi import WasiConfig  # noqa: E402
-from vm.runtime.wasi.constants import RIGHTS, RIGHTS_DIR  # noqa: E402
+from vm.runtime.wasi.constants import RIGHTS  # noqa: E402
 from vm.snapshot.model import WasiInode, WasiSnapshot  # noqa: E402
 from vm.snapshot.resume import make_resume_module, run_resume_on_vm  # noqa: E402
 from vm.snapshot.resume.wasi_part import DIR_WRITE_RIGHTS, WasiRun, describe_status, fresh_wasi_state  # noqa: E402
 
-#: the rights of a regular file (what every runtime's preopen passes on), named like generators/wasi.py
-RIGHTS_FILE = sum(RIGHTS[n] for n in (
-    "FD_DATASYNC", "FD_READ", "FD_SEEK", "FD_FDSTAT_SET_FLAGS", "FD_SYNC", "FD_TELL", "FD_WRITE", "FD_ADVISE",
-    "FD_ALLOCATE", "FD_FILESTAT_GET", "FD_FILESTAT_SET_SIZE", "FD_FILESTAT_SET_TIMES", "POLL_FD_READWRITE"))
-#: the rights asked for a directory: wasmtime's set plus PATH_FILESTAT_SET_SIZE, which O_TRUNC through it
-#: needs on runtimes that enforce preview 1's rights (node, WAMR; wasmtime and our VM do not)
-DIR_ASKED = RIGHTS_DIR | RIGHTS["PATH_FILESTAT_SET_SIZE"]
+#: the rights the programs ask for a file: what a regular file can have (node's uvwasi refuses a request
+#: beyond what the directory passes on, so the programs do not ask for everything)
+RIGHTS_FILE = 0
+for _r in ("FD_DATASYNC", "FD_READ", "FD_SEEK", "FD_FDSTAT_SET_FLAGS", "FD_SYNC", "FD_TELL", "FD_WRITE",
+           "FD_ADVISE", "FD_ALLOCATE", "FD_FILESTAT_GET", "FD_FILESTAT_SET_SIZE", "FD_FILESTAT_SET_TIMES",
+           "POLL_FD_READWRITE"):
+    RIGHTS_FILE |= RIGHTS[_r]
+#: and a directory (wasmtime grants more, node's uvwasi no more than this)
+RIGHTS_DIR = 0
+for _r in ("FD_DATASYNC", "FD_FDSTAT_SET_FLAGS", "FD_SYNC", "PATH_CREATE_DIRECTORY", "PATH_CREATE_FILE",
+           "PATH_LINK_SOURCE", "PATH_LINK_TARGET", "PATH_OPEN", "FD_READDIR", "PATH_READLINK",
+           "PATH_RENAME_SOURCE", "PATH_RENAME_TARGET", "PATH_FILESTAT_GET", "PATH_FILESTAT_SET_SIZE",
+           "PATH_FILESTAT_SET_TIMES", "FD_FILESTAT_GET", "FD_FILESTAT_SET_TIMES", "PATH_SYMLINK",
+           "PATH_REMOVE_DIRECTORY", "PATH_UNLINK_FILE"):
+    RIGHTS_DIR |= RIGHTS[_r]
+
 IMPORTS = """
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
@@ -62,7 +70,7 @@ HELPERS = f"""
   (func $open (param $dir i32) (param $p i32) (param $n i32) (param $o i32) (result i32)
     (drop (call $path_open (local.get $dir) (i32.const 0) (local.get $p) (local.get $n) (local.get $o)
             (if (result i64) (i32.and (local.get $o) (i32.const 2))
-              (then (i64.const {DIR_ASKED & ~DIR_WRITE_RIGHTS})) (else (i64.const {RIGHTS_FILE})))
+              (then (i64.const {RIGHTS_DIR & ~DIR_WRITE_RIGHTS})) (else (i64.const {RIGHTS_FILE})))
             (i64.const {RIGHTS_FILE | RIGHTS_DIR}) (i32.const 0) (i32.const 0)))
     (i32.load (i32.const 0)))
   ;; read(fd, n) into 200 and print what came

@@ -20,13 +20,15 @@ The names (:data:`STATE_KINDS`, :data:`CONTROL_SHAPES`) are the keys of the camp
 
 from __future__ import annotations
 
+import base64
 import bisect
 from collections import OrderedDict
 from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Set, Tuple
 
 from ..runtime.objects import PAGE_SIZE
 from ..runtime.spectest import GLOBALS, MEMORIES, TABLES
-from .model import DONE, TRAPPED, FrameState, InstanceState, State
+from ..runtime.wasi.state import CLOCK_START_NS
+from .model import DONE, TRAPPED, FrameState, InstanceState, State, WasiSnapshot
 
 __all__ = ["CONTROL_SHAPES", "DEEP_FRAMES", "KINDS", "STATE_KINDS", "live_kinds"]
 
@@ -61,6 +63,15 @@ STATE_KINDS: Dict[str, str] = {
     "heap.shared": "a heap object is referenced from two or more places (identity must survive restore)",
     "heap.cycle": "heap objects reference each other in a cycle",
     "host.log": "the spectest print log is not empty",
+    "wasi.fd_file_open": "a WASI program holds a file open (an fd of kind file)",
+    "wasi.offset_nonzero": "an open file's offset is past 0",
+    "wasi.stdout_partial": "stdout was written before the checkpoint and the run writes more after it "
+                           "(without the uninterrupted run to ask: the run is not over yet)",
+    "wasi.files_changed": "the WASI filesystem holds entries besides its preopened directories "
+                          "(the campaign's sandbox starts empty)",
+    "wasi.exited": "the program ended with proc_exit (an exit code is state)",
+    "wasi.clock_read": "the virtual clock has advanced (a clock was read)",
+    "wasi.random_used": "the seeded random stream has been drawn from",
 }
 #: control shapes: name → where the checkpoint sits
 CONTROL_SHAPES: Dict[str, str] = {
@@ -242,11 +253,16 @@ def _static(sha: str, modules: Mapping[str, Any]) -> Optional[_Static]:
     return s
 
 
-def live_kinds(state: State, modules: Mapping[str, Any]) -> FrozenSet[str]:
+def live_kinds(state: State, modules: Mapping[str, Any], reference: Optional[Mapping[str, Any]] = None
+               ) -> FrozenSet[str]:
     """The names of :data:`KINDS` live in ``state``.  ``modules``: sha256 → module bytes (or a
     :class:`vm.api.LoadedModule`) for the modules the state names; instances of other modules are
-    skipped (their facts are unknown, so nothing is claimed about them)."""
+    skipped (their facts are unknown, so nothing is claimed about them).  ``reference``: the
+    uninterrupted run's outcome dict, when known (``wasi.stdout_partial`` then asks it whether more
+    output follows)."""
     out: Set[str] = set()
+    if state.wasi is not None:
+        _wasi_kinds(state, state.wasi, reference, out)
     host_addrs = {(h.kind, h.addr) for h in state.hosts}
     func_of: Dict[int, Tuple[_Static, int, InstanceState]] = {}
     for inst in state.instances:
@@ -328,6 +344,29 @@ def _store_kinds(state: State, inst: InstanceState, s: _Static, host_addrs: Set[
             out.add("table.imported" if i < nimp_t or ("table", addr) in host_addrs else "table.written")
             if i > 0:
                 out.add("table.multi")
+
+
+def _wasi_kinds(state: State, w: WasiSnapshot, reference: Optional[Mapping[str, Any]], out: Set[str]) -> None:
+    """``wasi.*``: open files and their offsets, output before and after the checkpoint, changed files,
+    an exit, the clock and the random stream."""
+    files = [fd for fd in w.fds if fd.kind == "file"]
+    if files:
+        out.add("wasi.fd_file_open")
+    if any(fd.offset > 0 for fd in files):
+        out.add("wasi.offset_nonzero")
+    over = state.thread is None or state.thread.status in (DONE, TRAPPED)
+    if w.stdout and not over:
+        final = ((reference or {}).get("wasi") or {}).get("stdout")
+        if final is None or len(base64.b64decode(final)) > len(w.stdout):
+            out.add("wasi.stdout_partial")
+    if len(w.inodes) > len(w.roots):
+        out.add("wasi.files_changed")
+    if w.exit_code is not None:
+        out.add("wasi.exited")
+    if not w.real_clock and w.clock_ns > CLOCK_START_NS:
+        out.add("wasi.clock_read")
+    if w.random_counter:
+        out.add("wasi.random_used")
 
 
 #: label kinds (:class:`vm.snapshot.model.Label`) that put a frame inside exception handling

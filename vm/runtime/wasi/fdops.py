@@ -159,7 +159,10 @@ def fd_pwrite(st: WasiState, fd: int, iovs: int, n: int, offset: int, nwritten_p
     if length:
         if offset < 0:
             raise WasiError(EINVAL)
-        st.fs.write(_node(st, e), offset, g.read(buf, length))
+        node = _node(st, e)
+        if e.flags & FDFLAG_APPEND:  # Linux pwrite(2) of an O_APPEND file appends (wasmtime passes that on)
+            offset = len(node.data)
+        st.fs.write(node, offset, g.read(buf, length))
     g.u32(nwritten_ptr, length)
     return ESUCCESS
 

@@ -11,8 +11,7 @@ target preopens them as fds 3, 4, …), the args and env, and what is left of st
   relative to the preopen of its root (the path is computed from the inode graph: parents up to the
   root), with no create/truncate flags, the snapshot's fdflags and its rights masked by the
   directory's inheriting rights (``fd_fdstat_get``: what wasi-libc does too, so a target whose preopens
-  grant fewer rights still opens the file; a directory with :data:`DIR_REOPEN_RIGHTS` instead of the
-  snapshot's, i.e. without :data:`DIR_WRITE_RIGHTS`).  So
+  grant fewer rights still opens the file; a directory also without :data:`DIR_WRITE_RIGHTS`).  So
   the rights ``fd_fdstat_get`` reports after a restore are the target's, not necessarily the snapshot's;
 * runtimes hand out the lowest free fd (wasmtime and node do; measured): an open that comes back
   *below* the wanted number is a filler and stays open until the end; one that comes back *above* it
@@ -63,13 +62,6 @@ FIRST_PREOPEN = 3
 #: uvwasi opens a directory requested with any of them for writing, which fails with EISDIR, so a
 #: directory is reopened without them (they mean nothing for a directory; only ``fd_fdstat_get`` shows it)
 DIR_WRITE_RIGHTS = RIGHTS["FD_DATASYNC"] | RIGHTS["FD_WRITE"] | RIGHTS["FD_ALLOCATE"] | RIGHTS["FD_FILESTAT_SET_SIZE"]
-#: the rights a directory fd is reopened with (masked by what its preopen passes on): our VM reports
-#: wasmtime's fixed set for a directory whatever the program asked for, so the snapshot does not say
-#: what a runtime that enforces preview 1's rights (WAMR) granted; e.g. ``O_TRUNC`` through the
-#: directory needs ``PATH_FILESTAT_SET_SIZE``, which wasmtime's set lacks (measured: a restored directory
-#: fd with the snapshot's rights made WAMR refuse an open the uninterrupted run did).  Everything but
-#: :data:`DIR_WRITE_RIGHTS` (node) is what the program could have had
-DIR_REOPEN_RIGHTS = RIGHTS_ALL & ~DIR_WRITE_RIGHTS
 #: imports whose results a native target takes from its real clock / random source
 NONDETERMINISTIC = ("clock_time_get", "clock_res_get", "poll_oneoff", "random_get")
 
@@ -162,7 +154,11 @@ def plan(state: State, ist: InstanceState, m: Module) -> Optional[WasiPlan]:
             raise NotConvertible("wasi fd table", f"fd {n} ({f.kind}) is at the number of a preopen")
         ri, path = _path(f.ino, parents, root_of)
         is_dir = f.kind == "dir"
-        base, inheriting = (DIR_REOPEN_RIGHTS, RIGHTS_ALL) if is_dir else (f.rights_base, f.rights_inheriting)
+        # a directory asks for every right its root passes on (but write access): its rights are what
+        # *our* WASI granted, which follows wasmtime's set; node's uvwasi wants more of a directory (e.g.
+        # path_filestat_set_size for an O_TRUNC open under it), so the snapshot's set would refuse later opens
+        base = RIGHTS_ALL & ~DIR_WRITE_RIGHTS if is_dir else f.rights_base
+        inheriting = RIGHTS_ALL if is_dir else f.rights_inheriting
         reopen.append(Reopen(n, FIRST_PREOPEN + ri, path, is_dir, base, inheriting, f.flags,
                              0 if is_dir else f.offset))
     top = max([r.fd for r in reopen], default=0)
