@@ -16,7 +16,8 @@ stdout, stderr and the files digest must be equal (``wcr migrate``'s comparison)
   ``v8``, ...) exactly as ``wcr migrate --at K --to PLACE`` does (its checkpoint and comparison, through
   :func:`runners.session.restore_on`).
 
-Statuses: ``agree``, ``differ`` (exit 1), ``skipped`` (SQLite when the tarball cannot be downloaded:
+Statuses: ``agree``, ``partial`` (no difference, but some ``--cr`` restores could not be judged: inconclusive,
+target-nonconformant, not applicable or not convertible, each listed with its reason), ``differ`` (exit 1), ``skipped`` (SQLite when the tarball cannot be downloaded:
 the reason starts with ``skipped: cannot download``), ``built`` (``--build-only``).  No ziglang, or a
 downloaded tarball that is not the pinned one, is bad input (one line, exit 2).
 """
@@ -32,9 +33,11 @@ import random
 import sys
 import tempfile
 import time
+from collections import Counter
 from typing import Any, Dict, List, Tuple
 
 from generators.workloads import GUEST_DIR, WORKLOADS, Workload
+from runners.restore import INCONCLUSIVE, NONCONFORMANT, NOT_APPLICABLE, NOT_CONVERTIBLE
 from runners.session import resolve, restore_on
 from runners.wasi_run import program_status, vm_start, wasmtime_run
 from spec_tests.cbuild import BuildFailed, BuildUnavailable, build_workload
@@ -117,6 +120,10 @@ def _midrun(wasm: bytes, config: WasiConfig, ref: Dict[str, Any]) -> Dict[str, A
             "differences": migrate_compare(f"resumed at {k}", ref, got)}
 
 
+#: session verdicts that are neither agreement nor a C/R divergence: counted and shown apart
+UNJUDGED = (INCONCLUSIVE, NONCONFORMANT, NOT_APPLICABLE, NOT_CONVERTIBLE)
+
+
 def _cr(wasm: bytes, config: WasiConfig, ref: Dict[str, Any], args: argparse.Namespace) -> List[Dict[str, Any]]:
     """``--cr N``: what ``wcr migrate --at K --to PLACE`` does, for N seeded K and every place."""
     rng = random.Random(args.seed)
@@ -127,14 +134,22 @@ def _cr(wasm: bytes, config: WasiConfig, ref: Dict[str, Any], args: argparse.Nam
         snap = migrate_checkpoint(wasm, config, k, "inproc")
         for where in [w.strip() for w in args.restore_on.split(",") if w.strip()]:
             t0 = time.perf_counter()
+            verdict = "match"
             try:
                 got = restore_on(snap, modules, where)
-                diffs = migrate_compare(f"k={k} on {where}", ref, got)
-                diffs += [f"k={k} on {where}: {d}" for d in got.get("differences") or []]
+                verdict = got.get("verdict", "match")
+                if verdict in UNJUDGED:  # the session could not judge (e.g. the runtime's own bug): said, not a pass
+                    diffs = []
+                else:
+                    diffs = migrate_compare(f"k={k} on {where}", ref, got)
+                    diffs += [f"k={k} on {where}: {d}" for d in got.get("differences") or []]
             except (SnapshotError, ValueError) as e:
                 diffs = [f"k={k} on {where}: {e}"]
-            out.append({"k": k, "on": where, "snapshot_bytes": len(snap), "differences": diffs,
-                        "seconds": round(time.perf_counter() - t0, 2)})
+            entry = {"k": k, "on": where, "snapshot_bytes": len(snap), "differences": diffs,
+                     "seconds": round(time.perf_counter() - t0, 2)}
+            if verdict in UNJUDGED:
+                entry.update(verdict=verdict, note="; ".join(got.get("differences") or [])[:500])
+            out.append(entry)
     return out
 
 
@@ -157,7 +172,8 @@ def _run_one(w: Workload, wasm: bytes, args: argparse.Namespace) -> Dict[str, An
             row["cr"] = _cr(wasm, config, ref, args)
     bad = (row["differences"] or (row.get("checkpoint") or {}).get("differences")
            or any(c["differences"] for c in row.get("cr", ())))
-    row["status"] = "differ" if bad else "agree"
+    unjudged = any(c.get("verdict") in UNJUDGED for c in row.get("cr", ()))
+    row["status"] = "differ" if bad else ("partial" if unjudged else "agree")
     return row
 
 
@@ -193,8 +209,16 @@ def _line(r: Dict[str, Any]) -> Tuple[str, List[str]]:
     cps = (f"{cp['snapshot_bytes'] / 1024:,.0f} KB @{cp['k']:,}, restore {cp['restore_seconds']:.3f} s"
            if "restore_seconds" in cp else ("failed" if cp else "-"))
     crs = r.get("cr") or []
-    crtext = f"{sum(not c['differences'] for c in crs)}/{len(crs)} agree" if crs else "-"
-    diffs = list(r["differences"]) + list(cp.get("differences", ())) + [d for c in crs for d in c["differences"]]
+    crtext = "-"
+    if crs:
+        agree = sum(not c["differences"] and "verdict" not in c for c in crs)
+        others = Counter(c["verdict"] for c in crs if "verdict" in c)
+        crtext = ", ".join([f"{agree}/{len(crs)} agree"] + [f"{n} {v}" for v, n in sorted(others.items())])
+        diffs_un = [f"k={c['k']} on {c['on']}: {c['verdict']}: {c['note']}" for c in crs if "verdict" in c]
+    else:
+        diffs_un = []
+    diffs = (list(r["differences"]) + list(cp.get("differences", ())) + [d for c in crs for d in c["differences"]]
+             + diffs_un)
     return (f"{r['name']:<15} {r['instructions']:>12,} {r['vm_seconds']:>7.2f}  "
             f"{'exit ' + str(t['exit_status']) + ' ' + format(t['seconds'] * 1000, '.0f') + ' ms':<16} "
             f"{r['status']:<8} {cps:<36} {crtext}"), diffs
