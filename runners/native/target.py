@@ -192,7 +192,7 @@ class Target:
         the :class:`vm.runtime.wasi.WasiConfig` of a WASI program (:attr:`runners.restore.Origin.wasi`):
         a target with ``wasi_baseline`` then runs it under its own WASI in a fresh sandbox made from that
         config (:func:`vm.snapshot.resume.wasi_part.fresh_run`) and fills ``.wasi``; any other target,
-        or a WASI module without a config, gives no baseline."""
+        or a WASI module without a config, gives an ``unsupported`` outcome saying why (no baseline)."""
         if not self.baseline:
             return [None] * len(jobs)
         from .rewrite import with_entry
@@ -204,8 +204,12 @@ class Target:
                 info = ModuleInfo.from_wasm(bytes(wasm))
                 assert info.module is not None
                 data, man = with_entry(info.module, export, args)
+            except Unrunnable:  # an argument or an export we cannot express: no baseline
+                continue
+            try:
                 man = self._wasi_manifest(man, info.module, rest[0] if rest else None)
-            except Unrunnable:  # an argument, an export or a WASI start we cannot express: no baseline
+            except Unrunnable as exc:  # no baseline, and the report says why
+                out[i] = NativeOutcome(self.name, nan_exact=self.nan_exact, unsupported=str(exc))
                 continue
             bad = check_module(data)
             if bad is not None:  # the wrapper is ours: an invalid one is our error, not the target's
@@ -225,8 +229,11 @@ class Target:
 
         if not uses_wasi(module):
             return man
-        if config is None or not self.wasi_baseline or "wasi" not in self.features:
-            raise Unrunnable("no WASI start for the baseline")
+        if config is None:
+            raise Unrunnable("a WASI program without its start configuration has no from-scratch run")
+        if not self.wasi_baseline or "wasi" not in self.features:
+            raise Unrunnable(f"{self.name} cannot run a WASI program's original module from the start "
+                             "(only resume modules)")
         try:
             run = fresh_run(config, module)
         except Exception as exc:  # noqa: BLE001 - e.g. a host directory that cannot be read: no baseline

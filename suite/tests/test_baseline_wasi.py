@@ -66,7 +66,17 @@ def test_wasmtime_baseline_agrees_with_our_vm() -> None:
 def test_wasi_module_without_config_has_no_baseline() -> None:
     item = items_for(wasm_of(ALL_RIGHTS), "main", ks=[0], wasi=config())[0]
     o = item.origin
-    assert get_target("wasmtime").run_original_many([(o.wasm, o.export, o.args)]) == [None]
+    out, = get_target("wasmtime").run_original_many([(o.wasm, o.export, o.args)])
+    assert out is not None and "start configuration" in (out.unsupported or "")
+
+
+def test_targets_without_a_wasi_baseline_say_why() -> None:
+    """A target that cannot run the original WASI module (wasm3: no WASI) gives no baseline, with the
+    reason: a mismatch there stays a C/R mismatch."""
+    item = items_for(wasm_of(ALL_RIGHTS), "main", ks=[0], wasi=config())[0]
+    o = item.origin
+    out, = get_target("wasm3").run_original_many([(o.wasm, o.export, o.args, o.wasi)])
+    assert out is not None and "cannot run a WASI program's original module" in (out.unsupported or "")
 
 
 def test_altered_prefix_stays_a_mismatch_with_a_baseline() -> None:
