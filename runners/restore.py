@@ -51,15 +51,21 @@ class Origin:
     export: str
     args: List[Value]
     log_start: int = 0
+    #: a WASI program's :class:`vm.runtime.wasi.WasiConfig`: the target runs it under its own WASI in a
+    #: fresh sandbox made from it (:func:`vm.snapshot.resume.wasi_part.fresh_run`); None: not WASI
+    wasi: Any = None
 
 
-def origin_of(store: Any, func: Any, args: Sequence[Any], wasm: Optional[bytes]) -> Tuple[Optional[Origin], str]:
+def origin_of(store: Any, func: Any, args: Sequence[Any], wasm: Optional[bytes], wasi: Any = None
+              ) -> Tuple[Optional[Origin], str]:
     """``(Origin, "")`` when ``func(*args)`` (runtime values), about to run in ``store``, can be re-run
     from scratch by a target as the blame baseline, else ``(None, why not)``.  The test: ``func`` is an
     export of an instance that imports only ``spectest``, the arguments are constants, and the
     instance's state (memories, tables, globals, dropped flags — imported spectest objects included) has
     the same live-walk digest (:func:`vm.snapshot.digest.instance_digest`) as a fresh instantiation of
-    ``wasm`` whose instantiation printed nothing.  Per instance, not per store: a spec script's store
+    ``wasm`` whose instantiation printed nothing.  A WASI program (``wasi``: the
+    :class:`vm.runtime.wasi.WasiConfig` it was started with, ``store.wasi`` still as started) may import
+    ``wasi_snapshot_preview1`` too; its Origin carries the config.  Per instance, not per store: a spec script's store
     holds every module instantiated so far, and those the invocation cannot reach do not matter."""
     from vm.api import Store, instantiate, load_module
     from vm.snapshot.digest import instance_digest
@@ -71,7 +77,8 @@ def origin_of(store: Any, func: Any, args: Sequence[Any], wasm: Optional[bytes])
     export = next((n for n, x in inst.exports.items() if x is func), None)
     if export is None:
         return None, "the invoked function is not exported"
-    if any(imp.module != "spectest" for imp in inst.module.imports):
+    allowed = ("spectest", "wasi_snapshot_preview1") if wasi is not None else ("spectest",)
+    if any(imp.module not in allowed for imp in inst.module.imports):
         return None, "the instance imports from other modules"
     try:
         tagged = [from_runtime(t, x) for t, x in zip(func.type.params, args)]
@@ -81,6 +88,10 @@ def origin_of(store: Any, func: Any, args: Sequence[Any], wasm: Optional[bytes])
         return None, "an argument has no constant (a host reference)"
     try:
         fresh = Store()
+        if wasi is not None:
+            from vm.runtime.wasi import WasiState
+
+            fresh.wasi = WasiState.start(wasi, fresh.limits)
         fresh_inst = instantiate(fresh, load_module(wasm))
     except Exception as exc:  # noqa: BLE001 - no fresh instance, no baseline
         return None, f"fresh instantiation failed: {exc}"
@@ -88,7 +99,17 @@ def origin_of(store: Any, func: Any, args: Sequence[Any], wasm: Optional[bytes])
         return None, "instantiation prints"
     if instance_digest(fresh_inst) != instance_digest(inst):
         return None, "the instance's state before the invocation differs from a fresh instantiation"
-    return Origin(bytes(wasm), export, tagged, len(store.host_log)), ""
+    if wasi is not None and _wasi_view(store.wasi) != _wasi_view(fresh.wasi):
+        return None, "the WASI state before the invocation differs from a fresh start"
+    return Origin(bytes(wasm), export, tagged, len(store.host_log), wasi), ""
+
+
+def _wasi_view(ws: Any) -> Any:
+    """What a from-scratch WASI run must start from: output so far, fd table, files (None: no WASI)."""
+    if ws is None:
+        return None
+    return (bytes(ws.stdout), bytes(ws.stderr), sorted((n, repr(e)) for n, e in ws.fds.items()), ws.fs.digest(),
+            ws.exit_code)
 
 
 @dataclass

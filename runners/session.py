@@ -161,7 +161,7 @@ def items_for(wasm: bytes, export: str, args: Sequence[Any] = (), ks: Optional[S
     modules = {hashlib.sha256(wasm).hexdigest(): bytes(wasm)}
     ks = range(ref.total + 1) if ks is None else [min(k, ref.total) for k in ks]
     store, _inst, func = fresh_instance(wasm, export, wasi=wasi)
-    origin = origin_of(store, func, args, wasm)[0]  # a fresh run: the original invocation is the baseline
+    origin = origin_of(store, func, args, wasm, wasi)[0]  # a fresh run: the original invocation is the baseline
     return [CheckItem(data, state, modules, ref.outcome, ref.final_state, f"{label or export}@{k}", k, origin)
             for k, data, state in checkpoints_of_run(wasm, export, args, ks, wasi)]
 

@@ -273,8 +273,9 @@ def _target_item(snap: bytes, state: Any, modules: Dict[str, bytes], ref: Dict[s
 def _origin(case: Case) -> Optional[Origin]:
     """The blame baseline of a trial: its invocation on a fresh instance, which a target can re-run
     from scratch with nothing of ours converted (None when it cannot, e.g. a start function printed)."""
-    store, _inst, func = fresh_instance(case.wasm, case.export, wasi=wasi_config(case.wasi))
-    return origin_of(store, func, case.args, case.wasm)[0]
+    config = wasi_config(case.wasi)
+    store, _inst, func = fresh_instance(case.wasm, case.export, wasi=config)
+    return origin_of(store, func, case.args, case.wasm, config)[0]
 
 
 def judge_target_results(pending: Sequence[PendingTarget], results: Sequence[Any], res_by_item: Sequence[TrialResult]

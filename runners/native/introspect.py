@@ -113,7 +113,7 @@ class ModuleInfo:
                 continue  # the target provides WASI (runners/native/sandbox.py)
             if imp.module not in ("spectest", HOST_MODULE):
                 return f"imports {imp.module}.{imp.name}: only spectest imports and host references are provided"
-        if man.wasi is not None:
+        if man.wasi is not None and man.wasi.status_export:  # empty: no prologue (a baseline run)
             e = self.export(man.wasi.status_export)
             if e is None or e.kind != "global":
                 return f"no exported global {man.wasi.status_export!r} (the WASI prologue's status)"

@@ -163,16 +163,16 @@ class TargetRestorer(Restorer):
         redo = [i for i in redo if items[i].origin is not None]
         if not redo:
             return
-        keys: Dict[Tuple[str, str, str], int] = {}
-        jobs: List[Tuple[bytes, str, Sequence[Any]]] = []
+        keys: Dict[Tuple[str, str, str, str], int] = {}
+        jobs: List[Tuple[bytes, str, Sequence[Any], Any]] = []
         of_item: Dict[int, int] = {}
         for i in redo:
             o = items[i].origin
             assert o is not None
-            key = (hashlib.sha256(o.wasm).hexdigest(), o.export, repr(o.args))
+            key = (hashlib.sha256(o.wasm).hexdigest(), o.export, repr(o.args), repr(o.wasi))
             if key not in keys:
                 keys[key] = len(jobs)
-                jobs.append((o.wasm, o.export, o.args))
+                jobs.append((o.wasm, o.export, o.args, o.wasi))
             of_item[i] = keys[key]
         kw = {} if self.timeout is None else {"timeout": self.timeout}
         try:
@@ -291,9 +291,15 @@ def baseline_verdict(reference: Dict[str, Any], log_start: int, out: NativeOutco
                      final_state: Any) -> Tuple[str, List[str]]:
     """A from-scratch run of the original invocation against the uninterrupted run of our VM: the
     native rules, with the reference's prints before the invocation as the prefix and the final state
-    read back through the manifest the baseline wrapper made (``out.details["manifest"]``)."""
+    read back through the manifest the baseline wrapper made (``out.details["manifest"]``).  A WASI
+    program's end (exit code, output, files) is compared too, with nothing before it (the run started
+    from scratch), its memories reported but not judged, as for a resumed run (:func:`wasi_verdict`)."""
     prefix = [(n, [parse_value(x) for x in args]) for n, args in reference.get("host_log", [])[:log_start]]
-    verdict, diffs = compare_native(reference, prefix, out, final_state, out.details.get("manifest"))
+    manifest: Any = out.details.get("manifest")
+    if getattr(manifest, "wasi", None) is not None:
+        manifest = dataclasses.replace(manifest, memories={})
+    verdict, diffs = compare_native(reference, prefix, out, final_state, manifest)
+    verdict, diffs = wasi_verdict(verdict, diffs, reference, None, out, manifest)
     return _STATUS[verdict], diffs
 
 

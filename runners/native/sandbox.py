@@ -156,7 +156,7 @@ def wasi_outcome(out: Any, man: Any, sb: Sandbox, exit_code: Optional[int], stat
     from vm.runtime.wasi.constants import ENOENT
     from vm.snapshot.resume.wasi_part import describe_status
 
-    problem = describe_status(status)
+    problem = describe_status(status) if man.wasi.status_export else None  # no prologue: a baseline run
     if problem is not None and out.error is None and out.unsupported is None:
         if (status & 0xFF) == ENOENT and (status >> 24) & 0x7F == 2:
             out.error = f"wcr's sandbox lacks a file the snapshot has open: {problem}"

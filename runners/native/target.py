@@ -14,6 +14,7 @@ it is null).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple
@@ -130,6 +131,9 @@ class Target:
     nan_exact: bool = True
     #: False when the target cannot run an original module from the start (:meth:`run_original`)
     baseline: bool = True
+    #: True when the target runs a WASI program's original module from the start under its own WASI
+    #: (a :class:`.sandbox.Sandbox` from a manifest whose ``wasi`` has no prologue status export)
+    wasi_baseline: bool = False
 
     def available(self) -> Tuple[bool, str]:
         """(usable, reason): reason says what is missing (and how to install it) when not usable."""
@@ -178,25 +182,34 @@ class Target:
         outs = self.run_original_many([(wasm, export, args)], timeout)
         return outs[0]
 
-    def run_original_many(self, jobs: Sequence[Tuple[bytes, str, Sequence[Value]]],
+    def run_original_many(self, jobs: Sequence[Tuple[Any, ...]],
                           timeout: float = DEFAULT_TIMEOUT) -> List[Optional[NativeOutcome]]:
         """:meth:`run_original` for a batch.  The default runs, through :meth:`run_many` (so a target's
         batching applies), the original module plus an appended zero-parameter export that calls
         ``export`` with ``args`` as constants and exports of its memories/globals/tables for reading
         back (:func:`.rewrite.with_entry`): the original code and initial state are the runtime's own
-        to run.  Targets that cannot run it set ``baseline = False``."""
+        to run.  Targets that cannot run it set ``baseline = False``.  A job may carry a fourth element,
+        the :class:`vm.runtime.wasi.WasiConfig` of a WASI program (:attr:`runners.restore.Origin.wasi`):
+        a target with ``wasi_baseline`` then runs it under its own WASI in a fresh sandbox made from that
+        config (:func:`vm.snapshot.resume.wasi_part.fresh_run`) and fills ``.wasi``; any other target,
+        or a WASI module without a config, gives an ``unsupported`` outcome saying why (no baseline)."""
         if not self.baseline:
             return [None] * len(jobs)
         from .rewrite import with_entry
 
         out: List[Optional[NativeOutcome]] = [None] * len(jobs)
         runs: List[Tuple[int, bytes, Manifest]] = []
-        for i, (wasm, export, args) in enumerate(jobs):
+        for i, (wasm, export, args, *rest) in enumerate(jobs):
             try:
                 info = ModuleInfo.from_wasm(bytes(wasm))
                 assert info.module is not None
                 data, man = with_entry(info.module, export, args)
             except Unrunnable:  # an argument or an export we cannot express: no baseline
+                continue
+            try:
+                man = self._wasi_manifest(man, info.module, rest[0] if rest else None)
+            except Unrunnable as exc:  # no baseline, and the report says why
+                out[i] = NativeOutcome(self.name, nan_exact=self.nan_exact, unsupported=str(exc))
                 continue
             bad = check_module(data)
             if bad is not None:  # the wrapper is ours: an invalid one is our error, not the target's
@@ -209,6 +222,23 @@ class Target:
                 o.details["manifest"] = m
                 out[i] = o
         return out
+
+    def _wasi_manifest(self, man: Manifest, module: Any, config: Any) -> Manifest:
+        """The baseline manifest of a WASI program: ``wasi`` set to the fresh start of ``config``."""
+        from vm.snapshot.resume.wasi_part import fresh_run, uses_wasi
+
+        if not uses_wasi(module):
+            return man
+        if config is None:
+            raise Unrunnable("a WASI program without its start configuration has no from-scratch run")
+        if not self.wasi_baseline or "wasi" not in self.features:
+            raise Unrunnable(f"{self.name} cannot run a WASI program's original module from the start "
+                             "(only resume modules)")
+        try:
+            run = fresh_run(config, module)
+        except Exception as exc:  # noqa: BLE001 - e.g. a host directory that cannot be read: no baseline
+            raise Unrunnable(f"the WASI start: {type(exc).__name__}: {exc}") from exc
+        return dataclasses.replace(man, wasi=run)
 
     def _run(self, wasm: bytes, info: ModuleInfo, man: Manifest, out: NativeOutcome, timeout: float) -> None:
         raise NotImplementedError

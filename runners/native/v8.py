@@ -115,6 +115,7 @@ def v8_features(version: str) -> FrozenSet[str]:
 
 class V8Target(Target):
     name = "v8"
+    wasi_baseline = True
 
     @property
     def features(self) -> FrozenSet[str]:  # type: ignore[override]  # depends on the machine's node

@@ -4,7 +4,7 @@
 //   request:  {shim: base64 (the spectest shim, runners/native/adapter.py), resume: base64 (spectest
 //              imports renamed to wcr_spectest), reader: base64, memories: [names], tables: [names],
 //              wasi: null | {args, env: {name: value}, preopens: {guest: host dir}, stdin, stdout, stderr
-//              (host file paths), status: export name of the WASI prologue's status}}
+//              (host file paths), status: export name of the WASI prologue's status, empty: none}}
 //   response: {run_events, global_events, results, error: {phase, name, message} | null,
 //              memories: {name: base64}, tables: {name: [0 = null | 1]},
 //              wasi (when asked): {exited, exit_code, status}}
@@ -98,7 +98,7 @@ function runJob(job) {
   out.run_events = events;
   events = [];
   try {
-    if (wasi && resume) out.wasi.status = resume.exports[job.wasi.status].value;
+    if (wasi && resume && job.wasi.status) out.wasi.status = resume.exports[job.wasi.status].value;
     if (reader) {
       reader.exports.dump_globals();
       out.global_events = events;

@@ -78,6 +78,7 @@ class WasmtimeTarget(Target):
         "simd", "relaxed-simd", "tail-call", "extended-const", "multi-memory", "memory64",
         "function-references", "gc", "exception-tags", "exceptions", "host-references", "wasi",
     })
+    wasi_baseline = True
 
     def _available(self) -> Tuple[bool, str]:
         import wasmtime  # noqa: F401
@@ -166,7 +167,7 @@ class WasmtimeTarget(Target):
             cast(W.Func, rx["dump_globals"])(store)
             adapter.fill_from_adapter(out, info, man, run_events, list(events))
             ex = inst.exports(store)
-            if man.wasi is not None:
+            if man.wasi is not None and man.wasi.status_export:
                 out.details["wasi_status"] = cast(W.Global, ex[man.wasi.status_export]).value(store)
             for m in man.memories.values():
                 mem = cast(W.Memory, ex[m])

@@ -99,7 +99,8 @@ class Reopen:
 class WasiRun:
     """What a target needs to run the resume module of a WASI program (``Manifest.wasi``): the
     snapshot's WASI state (the sandbox is materialized from its files), the preopens in fd order, args,
-    env, the unread rest of stdin, the export of the prologue's status, and the imports that read a
+    env, the unread rest of stdin, the export of the prologue's status (empty: no prologue, the
+    original module run from the start, :func:`fresh_run`), and the imports that read a
     clock or random source (:data:`NONDETERMINISTIC`)."""
 
     snapshot: WasiSnapshot
@@ -120,6 +121,22 @@ class WasiPlan:
     close: List[int]
     memidx: int
     scratch: int
+
+
+def fresh_run(config: Any, m: Module, limits: Any = None) -> WasiRun:
+    """The :class:`WasiRun` of a program *started* from ``config`` (a :class:`vm.runtime.wasi.WasiConfig`),
+    for the blame baseline of a native target (the original module run from the start, no prologue:
+    ``status_export`` is empty): the sandbox holds the config's directories as a fresh start loads them
+    (host directories copied, in-memory ones empty), preopened in the config's order (fds 3, 4, …, as
+    the program sees them on our VM)."""
+    from ...runtime.wasi import WasiState
+    from ..wasi_state import capture_wasi
+
+    snap = capture_wasi(WasiState.start(config, limits), lambda _mem: None)
+    order = {g: i for i, (g, _h) in enumerate(config.dirs)}
+    snap = dataclasses.replace(snap, roots=sorted(snap.roots, key=lambda r: order.get(r[0], len(order))))
+    nondet = sorted({imp.name for imp in m.imports if imp.module == WASI_MODULE and imp.name in NONDETERMINISTIC})
+    return WasiRun(snap, [g for g, _ in snap.roots], list(snap.args), list(snap.env), bytes(snap.stdin), "", nondet)
 
 
 def uses_wasi(m: Module) -> bool:
