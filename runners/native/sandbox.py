@@ -19,10 +19,12 @@ import base64
 import os
 import shutil
 import tempfile
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from vm.snapshot.model import WasiInode
 from vm.snapshot.resume.wasi_part import WasiRun
+
+from .process import InvalidModule, Unrunnable
 
 __all__ = ["Sandbox", "SandboxError", "text_args", "env_pairs"]
 
@@ -164,3 +166,24 @@ def wasi_outcome(out: Any, man: Any, sb: Sandbox, exit_code: Optional[int], stat
             out.unsupported = f"{out.target}'s WASI refused to recreate the fd table: {problem}"
         return
     out.wasi = sb.outcome(exit_code)
+
+
+def run_sandboxed(man: Any, out: Any, run_in: Callable[[Optional[Sandbox]], None]) -> None:
+    """How an in-process target (wasmtime, V8) runs a resume or baseline module: ``run_in(None)`` for a
+    program without WASI; for a WASI program ``run_in(sandbox)`` in a fresh copy of the snapshot's files,
+    then ``out.wasi`` from what it left (:func:`wasi_outcome`).  Files we cannot lay out are our invalid
+    input; args/env the runtime's API cannot take make the run impossible there, not wrong."""
+    if man.wasi is None:
+        run_in(None)
+        return
+    try:
+        sb = Sandbox(man.wasi)
+    except SandboxError as exc:
+        raise InvalidModule(f"the snapshot's WASI files: {exc}") from exc
+    with sb:
+        try:
+            run_in(sb)
+        except SandboxError as exc:  # args/env the runtime's API cannot take
+            raise Unrunnable(str(exc)) from exc
+        if out.inconclusive is None:
+            wasi_outcome(out, man, sb, out.details.pop("exit_code", None), out.details.pop("wasi_status", 0))

@@ -30,9 +30,9 @@ from vm.snapshot.resume import Manifest
 from ..framing import FramedChild
 from . import adapter
 from .introspect import ModuleInfo
-from .process import InvalidModule, ServerDied, Unrunnable, ask
+from .process import ServerDied, Unrunnable, ask
 from .rewrite import rename_import_module
-from .sandbox import Sandbox, SandboxError, env_pairs, text_args, wasi_outcome
+from .sandbox import Sandbox, env_pairs, run_sandboxed, text_args
 from .target import NativeOutcome, Target, TrapTable, classify
 
 SERVER = Path(__file__).with_name("v8_server.js")
@@ -135,20 +135,7 @@ class V8Target(Target):
         return srv
 
     def _run(self, wasm: bytes, info: ModuleInfo, man: Manifest, out: NativeOutcome, timeout: float) -> None:
-        if man.wasi is None:
-            self._run_in(wasm, info, man, out, timeout, None)
-            return
-        try:
-            sb = Sandbox(man.wasi)
-        except SandboxError as exc:
-            raise InvalidModule(f"the snapshot's WASI files: {exc}") from exc
-        with sb:
-            try:
-                self._run_in(wasm, info, man, out, timeout, sb)
-            except SandboxError as exc:  # args/env the runtime's API cannot take
-                raise Unrunnable(str(exc)) from exc
-            if out.inconclusive is None:
-                wasi_outcome(out, man, sb, out.details.pop("exit_code", None), out.details.pop("wasi_status", 0))
+        run_sandboxed(man, out, lambda sb: self._run_in(wasm, info, man, out, timeout, sb))
 
     def _run_in(self, wasm: bytes, info: ModuleInfo, man: Manifest, out: NativeOutcome, timeout: float,
                 sb: Optional[Sandbox]) -> None:

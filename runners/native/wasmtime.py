@@ -18,9 +18,9 @@ from vm.snapshot.resume import HOST_MODULE, Manifest
 from . import adapter
 from .engines import on_release, wasmtime_engine
 from .introspect import ModuleInfo
-from .process import InvalidModule, Unrunnable
+from .process import Unrunnable
 from .rewrite import RENAMED, null_probe, rename_import_module
-from .sandbox import Sandbox, SandboxError, env_pairs, text_args, wasi_outcome
+from .sandbox import Sandbox, env_pairs, run_sandboxed, text_args
 from .target import NativeOutcome, Target
 
 
@@ -91,20 +91,7 @@ class WasmtimeTarget(Target):
         return f"wasmtime-py {version('wasmtime')}"
 
     def _run(self, wasm: bytes, info: ModuleInfo, man: Manifest, out: NativeOutcome, timeout: float) -> None:
-        if man.wasi is None:
-            self._run_in(wasm, info, man, out, timeout, None)
-            return
-        try:
-            sb = Sandbox(man.wasi)
-        except SandboxError as exc:
-            raise InvalidModule(f"the snapshot's WASI files: {exc}") from exc
-        with sb:
-            try:
-                self._run_in(wasm, info, man, out, timeout, sb)
-            except SandboxError as exc:  # args/env the runtime's API cannot take
-                raise Unrunnable(str(exc)) from exc
-            if out.inconclusive is None:
-                wasi_outcome(out, man, sb, out.details.pop("exit_code", None), out.details.pop("wasi_status", 0))
+        run_sandboxed(man, out, lambda sb: self._run_in(wasm, info, man, out, timeout, sb))
 
     def _run_in(self, wasm: bytes, info: ModuleInfo, man: Manifest, out: NativeOutcome, timeout: float,
                 sb: Optional[Sandbox]) -> None:
