@@ -16,7 +16,7 @@ from typing import List
 import pytest
 
 wasmtime = pytest.importorskip("wasmtime")
-from hypothesis import given, settings  # noqa: E402
+from hypothesis import assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from runners.native import NativeOutcome, get_target  # noqa: E402
@@ -57,13 +57,17 @@ tricky = st.one_of(st.binary(max_size=40), st.sampled_from([
 def test_program_stdout_is_everything_outside_the_records(chunks: List[bytes], prints: List[int]) -> None:
     """Whatever the program writes (prefixes of the nonce, a record framed with another nonce) is its
     stdout, byte for byte; the wrapper's records between its writes are all found."""
-    assert all(NONCE not in c for c in chunks)
     out = b""
+    records = 2
     for i, c in enumerate(chunks):
         out += c
         if i < len(prints):
             out += _record("P", bytes([1]) + struct.pack("<I", prints[i]))
+            records += 1
     out += _record("R", struct.pack("<I", 7)) + _record("E", struct.pack("<I", 0))
+    # the program never writes the nonce itself (it is random per module; here fixed): pieces that only
+    # together spell it, e.g. NONCE[:15] then NONCE[15:], are excluded as such (found by CI's Hypothesis run)
+    assume(out.count(NONCE) == records)
     p = parse(out, LAYOUT)
     assert p.stdout == b"".join(chunks)
     assert p.host_log == [("print_i32", (("i32", v),)) for v in prints[:len(chunks)]]
