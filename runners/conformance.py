@@ -231,7 +231,7 @@ def run_wasmtime(wasm: bytes, export: str, args: Sequence[Any], fuel: int = 50_0
         if inst is not None:
             _wasmtime_final(store, inst, m, host_globals, out)
         if wasi is not None:
-            out.wasi = _wasmtime_wasi_summary(wasi, tmp, out.wasi)
+            out.wasi = wasmtime_wasi_summary(wasi, tmp, out.wasi)
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -253,7 +253,7 @@ def _wasmtime_call(store: Any, module: Any, m: Any, imports: List[Any], export: 
         if wasi is not None:
             linker = wasmtime.Linker(_engine())
             linker.define_wasi()
-            store.set_wasi(_wasmtime_wasi_config(wasi, tmp))
+            store.set_wasi(wasmtime_wasi_config(wasi, tmp))
             for imp, ext in zip([i for i in m.imports if i.module != WASI_MODULE], imports):
                 linker.define(store, imp.module, imp.name, ext)
             inst = linker.instantiate(store, module)
@@ -286,8 +286,8 @@ def _wasmtime_call(store: Any, module: Any, m: Any, imports: List[Any], export: 
     return inst
 
 
-def _wasmtime_wasi_config(wasi: WasiConfig, tmp: str) -> Any:
-    """wasmtime-py's ``WasiConfig`` for ours: each preopen a directory under ``tmp`` (empty for an
+def wasmtime_wasi_config(wasi: WasiConfig, tmp: str) -> Any:
+    """The one translation of our :class:`WasiConfig` into wasmtime-py's (also ``runners.wasi_run``): each preopen a directory under ``tmp`` (empty for an
     in-memory one, a copy of a host one), stdin/stdout/stderr files there."""
     import wasmtime
 
@@ -309,8 +309,11 @@ def _wasmtime_wasi_config(wasi: WasiConfig, tmp: str) -> Any:
     return cfg
 
 
-def _wasmtime_wasi_summary(wasi: WasiConfig, tmp: str, got: Optional[Dict[str, Any]]) -> Dict[str, Any]:
-    """What wasmtime's WASI left, in the shape of :meth:`vm.runtime.wasi.WasiState.summary`."""
+def wasmtime_wasi_summary(wasi: WasiConfig, tmp: str, got: Optional[Dict[str, Any]], limits: Any = None
+                          ) -> Dict[str, Any]:
+    """What wasmtime's WASI left under ``tmp`` (:func:`wasmtime_wasi_config`), in the shape of
+    :meth:`vm.runtime.wasi.WasiState.summary`; ``limits`` bound the files read back (default: the process's)."""
+    from vm.runtime.limits import current
     from vm.runtime.wasi import MemFS
 
     def read(name: str) -> str:
@@ -318,7 +321,7 @@ def _wasmtime_wasi_summary(wasi: WasiConfig, tmp: str, got: Optional[Dict[str, A
         data = open(path, "rb").read() if os.path.exists(path) else b""
         return base64.b64encode(data).decode("ascii")
 
-    fs = MemFS()
+    fs = MemFS(limits if limits is not None else current())
     for n, (guest, _host) in enumerate(wasi.dirs):
         fs.load_dir(os.path.join(tmp, f"dir{n}"), guest)
     return {"exit_code": (got or {}).get("exit_code"), "stdout": read("stdout"), "stderr": read("stderr"),

@@ -19,9 +19,6 @@ without ``proc_exit``, on both sides.
 
 from __future__ import annotations
 
-import base64
-import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple, Union
@@ -30,7 +27,7 @@ from vm.api import Store, instantiate, load_module
 from vm.errors import PROC_EXIT
 from vm.runtime import FuncInst
 from vm.runtime.limits import StoreLimits, current
-from vm.runtime.wasi import MemFS, WasiConfig, WasiState
+from vm.runtime.wasi import WasiConfig, WasiState
 from vm.snapshot import finish, start
 
 __all__ = ["WasiRun", "program_status", "vm_run", "vm_start", "wasmtime_run"]
@@ -81,27 +78,11 @@ def wasmtime_run(wasm: bytes, config: WasiConfig, limits: Optional[StoreLimits] 
     fresh copy of its host directory, or an empty one), then digest the copies' files."""
     import wasmtime
 
+    from runners.conformance import wasmtime_wasi_config, wasmtime_wasi_summary
     from runners.native.engines import wasmtime_engine
 
     with tempfile.TemporaryDirectory(prefix="wcr-wasi-") as tmp:
-        cfg = wasmtime.WasiConfig()
-        cfg.argv = list(config.args)
-        cfg.env = [list(kv) for kv in config.env]
-        copies = []
-        for n, (guest, host) in enumerate(config.dirs):
-            copy = os.path.join(tmp, f"dir{n}")
-            if host is None:
-                os.mkdir(copy)
-            else:
-                shutil.copytree(host, copy, symlinks=True)
-            cfg.preopen_dir(copy, guest)
-            copies.append((guest, copy))
-        paths = {name: os.path.join(tmp, name) for name in ("stdin", "stdout", "stderr")}
-        with open(paths["stdin"], "wb") as f:
-            f.write(config.stdin)
-        cfg.stdin_file = paths["stdin"]
-        cfg.stdout_file = paths["stdout"]
-        cfg.stderr_file = paths["stderr"]
+        cfg = wasmtime_wasi_config(config, tmp)
         engine = wasmtime_engine()
         store = wasmtime.Store(engine)
         store.set_wasi(cfg)
@@ -118,14 +99,5 @@ def wasmtime_run(wasm: bytes, config: WasiConfig, limits: Optional[StoreLimits] 
             exit_code, trap = e.code, PROC_EXIT
         except (wasmtime.Trap, wasmtime.WasmtimeError) as e:  # a trap, or a module wasmtime refuses
             trap, message = "trap", (str(e).splitlines() or ["trap"])[0]
-        fs = MemFS(limits if limits is not None else current())
-        for guest, copy in copies:
-            fs.load_dir(copy, guest)
-        wasi = {"exit_code": exit_code, "stdout": _b64file(paths["stdout"]), "stderr": _b64file(paths["stderr"]),
-                "files": fs.digest()}
+        wasi = wasmtime_wasi_summary(config, tmp, {"exit_code": exit_code}, limits)
     return WasiRun({"trap": trap, "wasi": wasi}, message)
-
-
-def _b64file(path: str) -> str:
-    with open(path, "rb") as f:
-        return base64.b64encode(f.read()).decode("ascii")
