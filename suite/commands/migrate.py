@@ -101,7 +101,7 @@ def _check_places(args: argparse.Namespace) -> None:
         raise UsageError(f"--to {args.to}: not available here: {why}")
 
 
-def _checkpoint(wasm: bytes, config: Any, k: int, src: str) -> bytes:
+def checkpoint_program(wasm: bytes, config: Any, k: int, src: str) -> bytes:
     """The snapshot at k, the run from 0 to k done on ``src``."""
     from runners.hosts import get_host
     from runners.wasi_run import vm_start
@@ -118,7 +118,7 @@ def _checkpoint(wasm: bytes, config: Any, k: int, src: str) -> bytes:
         host.close()
 
 
-def _compare(name: str, ref: Dict[str, Any], got: Dict[str, Any]) -> List[str]:
+def compare_program(name: str, ref: Dict[str, Any], got: Dict[str, Any]) -> List[str]:
     """``got`` against our uninterrupted run: exit status, then output and files (the oracle's lines)."""
     from runners.oracle import compare_wasi_outcomes
     from runners.wasi_run import program_status
@@ -145,7 +145,7 @@ def _run_migrate(args: argparse.Namespace) -> int:
     total = int(ref["instructions"])
     k = _at(args.at, total, args.seed)
     try:
-        snap = _checkpoint(wasm, config, k, args.src)
+        snap = checkpoint_program(wasm, config, k, args.src)
         got = restore_on(snap, {hashlib.sha256(wasm).hexdigest(): wasm}, args.to)
     except (SnapshotError, HostError, ValueError) as e:
         print(f"wcr: migrate: {e}", file=sys.stderr)
@@ -182,12 +182,12 @@ def _verdict(args: argparse.Namespace, ref: Dict[str, Any], got: Dict[str, Any],
     verdict = got.get("verdict")
     compared = verdict in (None, "match", "mismatch")  # inproc has no verdict of its own
     if compared:
-        diffs = _compare(f"migrated ({args.src} -> {args.to})", ref, got)
+        diffs = compare_program(f"migrated ({args.src} -> {args.to})", ref, got)
         diffs += [f"migrated ({args.to}): {d}" for d in got.get("differences") or []]
     else:  # not-convertible, not-applicable, inconclusive, error: the target did not run it to compare
         diffs = [f"migrated ({args.to}): {verdict}: " + ("; ".join(got.get("differences") or []) or "no detail")]
     if wt is not None:
-        diffs += _compare("wasmtime", ref, wt)
+        diffs += compare_program("wasmtime", ref, wt)
     wasi = got.get("wasi")
     return {"program": args.program, "from": args.src, "to": args.to,
             "exit_status": program_status(got) if wasi is not None else None,

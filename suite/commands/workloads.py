@@ -44,8 +44,8 @@ from spec_tests.cbuild import BuildFailed, BuildUnavailable, build_workload
 from spec_tests.sqlite_src import SourceInvalid, SourceUnavailable
 from suite.commands import EXIT_FAIL, EXIT_OK, UsageError
 from suite.commands._io import write_output
-from suite.commands.migrate import _checkpoint as migrate_checkpoint
-from suite.commands.migrate import _compare as migrate_compare
+from suite.commands.migrate import checkpoint_program as migrate_checkpoint
+from suite.commands.migrate import compare_program as migrate_compare
 from vm.runtime.wasi import WasiConfig
 from vm.snapshot import SnapshotError, advance, checkpoint, decode, encode, finish, restore
 
