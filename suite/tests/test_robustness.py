@@ -15,6 +15,7 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Dict
@@ -156,7 +157,10 @@ def _wasi_base() -> tuple:
     from vm.snapshot import advance, checkpoint
 
     wasm = bytes(wasmtime.wat2wasm((Path(__file__).parent / "wasi" / "files.wat").read_text()))
-    store, run = vm_start(wasm, WasiConfig(args=["files.wasm"], dirs=[("/sandbox", None)]))
+    with tempfile.TemporaryDirectory() as d:  # a subdirectory, so the directory rules (33) have one to break
+        Path(d, "sub").mkdir()
+        Path(d, "sub", "a.txt").write_bytes(b"a\n")
+        store, run = vm_start(wasm, WasiConfig(args=["files.wasm"], dirs=[("/sandbox", d)]))
     advance(store, run, 300)
     return wasm, checkpoint(store, run), "wasi:_start@300"
 
