@@ -31,7 +31,7 @@ from vm.snapshot.model import WasiSnapshot  # noqa: E402
 from vm.snapshot.resume import Manifest, make_resume_module  # noqa: E402
 from vm.snapshot.resume.wasi_part import WasiRun  # noqa: E402
 
-from .test_resume_wasi import ECHO, GAP, PROGRAM, config, spread, wasm_of  # noqa: E402
+from .test_resume_wasi import ECHO, GAP, PROGRAM, config, planted_missing_file, spread, wasm_of  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -90,16 +90,7 @@ def test_failed_prologue_on_wamr_says_which_fd_and_errno() -> None:
     """The prologue's status reaches us through the wrapper's S record even though the runtime only
     reports a trap: a sandbox that lacks the open file (planted) is wcr's error with fd and errno."""
     r = wamr()
-    wasm = wasm_of(PROGRAM)
-    total = reference_run(wasm, "main", [], wasi=config()).total
-    it = items_for(wasm, "main", ks=[total // 2], wasi=config())[0]
-    rm = make_resume_module(it.state, it.modules)
-    ws = rm.manifest.wasi.snapshot
-    root = next(n for n in ws.inodes if n.ino == ws.roots[0][1])
-    emptied = [dataclasses.replace(n, entries=[e for e in n.entries if e[0] != "log.txt"]) if n is root else n
-               for n in ws.inodes]
-    man = dataclasses.replace(rm.manifest, wasi=dataclasses.replace(
-        rm.manifest.wasi, snapshot=dataclasses.replace(ws, inodes=emptied)))
+    rm, man = planted_missing_file()
     out = r.target.run(rm.bytes, man)
     assert out.error is not None and "path_open for fd 4 returned errno 44" in out.error, out
     assert out.trap is None and out.inconclusive is None

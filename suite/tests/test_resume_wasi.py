@@ -355,9 +355,9 @@ def test_sandbox_refuses_names_that_leave_it(name: str) -> None:
         Sandbox(run)
 
 
-def test_a_failed_prologue_says_which_fd_and_errno() -> None:
-    """A sandbox that lacks a file the snapshot has open (a wcr bug, planted here) is our error, with
-    the fd and errno the prologue reported through its status export, never a trap or a mismatch."""
+def planted_missing_file() -> tuple:
+    """The resume module of PROGRAM at half its run, and a manifest whose sandbox lacks the open
+    ``log.txt`` (a wcr bug, planted): what a failed prologue looks like on any target."""
     wasm = wasm_of(PROGRAM)
     total = reference_run(wasm, "main", [], wasi=config()).total
     it = items_for(wasm, "main", ks=[total // 2], wasi=config())[0]
@@ -368,6 +368,13 @@ def test_a_failed_prologue_says_which_fd_and_errno() -> None:
                for n in ws.inodes]
     man = dataclasses.replace(rm.manifest, wasi=dataclasses.replace(
         rm.manifest.wasi, snapshot=dataclasses.replace(ws, inodes=emptied)))
+    return rm, man
+
+
+def test_a_failed_prologue_says_which_fd_and_errno() -> None:
+    """A sandbox that lacks a file the snapshot has open (a wcr bug, planted here) is our error, with
+    the fd and errno the prologue reported through its status export, never a trap or a mismatch."""
+    rm, man = planted_missing_file()
     for r in targets():
         out = r.target.run(rm.bytes, man)
         assert out.error is not None and "path_open for fd 4 returned errno 44" in out.error, (r.name, out)
